@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "chroot_runner",
+      "sources": ["native/addon.c", "native/errors.c", "native/syscalls.c", "native/spawn.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],
+      "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "chroot-runner-init",
+      "type": "executable",
+      "sources": ["native/init.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-Os"],
+      "ldflags": ["-static"],
+      "defines": ["_GNU_SOURCE"]
+    }
+  ]
+}

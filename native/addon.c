@@ -1,0 +1,9 @@
+/* The addon's entry point: every source file registers its own functions. */
+#include "errors.h"
+
+static napi_value init(napi_env env, napi_value exports) {
+  if (!register_syscalls(env, exports) || !register_spawn(env, exports)) return NULL;
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

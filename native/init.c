@@ -1,0 +1,2 @@
+/* The action's init. */
+int main(void) { return 0; }

@@ -1,0 +1,118 @@
+// The execution engine's contract: what an action is, how it is isolated, what comes back.
+// The runner layer (src/runner) depends on this file only through src/sandbox/index.ts.
+import type { DirectoryHandle } from '../syscalls/index.js';
+
+/** How an action is isolated.
+ * - namespaces: new mount, PID, IPC and UTS namespaces; special filesystems mounted inside;
+ *   pivot_root into the input root; nothing to unmount afterwards.
+ * - shared: the runner mounts the special filesystems into the input root in its own mount
+ *   namespace (mountat), chroots, and unmounts them by handle afterwards.
+ * - none: a plain chroot with nothing mounted, as bb_runner does.
+ * - rootless: like namespaces, inside a new user namespace, for an unprivileged runner. */
+export type IsolationMode = 'namespaces' | 'shared' | 'none' | 'rootless';
+
+export const isolationModes: readonly IsolationMode[] = [
+  'namespaces',
+  'shared',
+  'none',
+  'rootless',
+];
+
+/** Which special filesystems are provided inside the input root, and their options. */
+export interface SpecialFilesystems {
+  /** Mount a procfs at /proc. */
+  readonly proc: boolean;
+  /** Extra procfs options passed to fsconfig, e.g. { subset: 'pid', hidepid: 'invisible' }. */
+  readonly procOptions: Readonly<Record<string, string>>;
+  /** Mount a read-only sysfs at /sys. */
+  readonly sys: boolean;
+  /** Build /dev: a tmpfs with the host's null, zero, full, random, urandom and tty bound in,
+   * the fd/stdin/stdout/stderr/ptmx links, a devpts at /dev/pts and a tmpfs at /dev/shm. */
+  readonly dev: boolean;
+  /** Bind the request's temporary directory at /tmp when there is one. */
+  readonly tmp: boolean;
+  /** Create a missing mountpoint directory (mkdirat) instead of failing. */
+  readonly createMountpoints: boolean;
+}
+
+export interface IsolationSettings {
+  readonly mode: IsolationMode;
+  readonly filesystems: SpecialFilesystems;
+  /** Capability names (without CAP_) kept in the bounding set; all others are dropped. */
+  readonly keepCapabilities: readonly string[];
+  /** A new network namespace with only loopback up (namespaces and rootless modes). */
+  readonly network: boolean;
+}
+
+export interface Credentials {
+  readonly uid: number;
+  readonly gid: number;
+  readonly additionalGroups: readonly number[];
+}
+
+export interface ActionSpec {
+  /** Handle on the build directory; every path below is resolved beneath it. */
+  readonly buildDirectory: DirectoryHandle;
+  /** The input root, relative to the build directory. */
+  readonly inputRoot: string;
+  /** argv; argv[0] is looked up in the environment's PATH inside the input root when it has
+   * no slash. */
+  readonly arguments: readonly string[];
+  /** The complete environment; nothing is inherited from the runner. */
+  readonly environment: Readonly<Record<string, string>>;
+  /** Relative to the input root. */
+  readonly workingDirectory: string;
+  /** Relative to the build directory; created with O_CREAT|O_EXCL, opened for append. */
+  readonly stdoutPath: string;
+  readonly stderrPath: string;
+  /** Relative to the build directory; bound at /tmp inside when set and filesystems.tmp. */
+  readonly temporaryDirectory?: string;
+  /** Credentials to run the action as; the runner's own when absent. */
+  readonly credentials?: Credentials;
+  readonly isolation: IsolationSettings;
+  /** Aborting kills the whole action tree; run() then rejects with an AbortError. */
+  readonly signal?: AbortSignal;
+}
+
+/** Buildbarn's POSIXResourceUsage, in plain numbers. */
+export interface ResourceUsage {
+  readonly userTimeNanoseconds: bigint;
+  readonly systemTimeNanoseconds: bigint;
+  readonly maximumResidentSetSizeBytes: number;
+  readonly pageReclaims: number;
+  readonly pageFaults: number;
+  readonly swaps: number;
+  readonly blockInputOperations: number;
+  readonly blockOutputOperations: number;
+  readonly messagesSent: number;
+  readonly messagesReceived: number;
+  readonly signalsReceived: number;
+  readonly voluntaryContextSwitches: number;
+  readonly involuntaryContextSwitches: number;
+}
+
+export interface ActionResult {
+  /** 0..255 when the action exited; null when a signal killed it. */
+  readonly exitCode: number | null;
+  /** The signal's name without SIG ("KILL", "SEGV") when a signal killed it, else null. */
+  readonly terminationSignal: string | null;
+  readonly resourceUsage: ResourceUsage;
+  /** Milliseconds spent setting up, running and tearing down, for metrics and logs. */
+  readonly timings: { readonly setup: number; readonly run: number; readonly teardown: number };
+}
+
+/** Why an action could not be run. The runner maps `kind` to a gRPC status code:
+ * invalidArgument → INVALID_ARGUMENT, internal → INTERNAL. */
+export type ActionErrorKind = 'invalidArgument' | 'internal';
+
+export class ActionError extends Error {
+  override readonly name = 'ActionError';
+  constructor(
+    readonly kind: ActionErrorKind,
+    message: string,
+    /** The underlying system error, when there is one (code, errno, syscall, path). */
+    override readonly cause?: NodeJS.ErrnoException,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,55 @@
+// Proves that a test left nothing behind: no mount beneath its directories, no extra fd, no
+// extra child process.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcessState {
+  readonly fds: number;
+  readonly children: readonly number[];
+}
+
+/** Mount points from /proc/self/mountinfo (octal escapes decoded). */
+export function mountPoints(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) =>
+      (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, octal: string) =>
+        String.fromCharCode(Number.parseInt(octal, 8)),
+      ),
+    );
+}
+
+/** Mount points at or beneath a directory. */
+export function mountsBeneath(directory: string): string[] {
+  const prefix = directory.endsWith('/') ? directory : `${directory}/`;
+  return mountPoints().filter((point) => point === directory || point.startsWith(prefix));
+}
+
+export function childProcesses(): number[] {
+  const children: number[] = [];
+  for (const task of readdirSync('/proc/self/task')) {
+    const text = readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
+    if (text !== '') children.push(...text.split(' ').map(Number));
+  }
+  return children.sort((a, b) => a - b);
+}
+
+export function processState(): ProcessState {
+  return { fds: readdirSync('/proc/self/fd').length, children: childProcesses() };
+}
+
+/** Asserts that nothing is mounted beneath the directories and that fds and children are as
+ * they were in `before`. */
+export function assertNothingLeft(before: ProcessState, directories: readonly string[]): void {
+  for (const directory of directories) {
+    assert.deepEqual(mountsBeneath(directory), [], `mounts left beneath ${directory}`);
+  }
+  const after = processState();
+  assert.deepEqual(after.children, before.children, 'child processes left behind');
+  assert.equal(after.fds, before.fds, 'file descriptors left open');
+}
+
+/** The skip reason for tests that need root, or false when running as root. */
+export const needsRoot: string | false =
+  process.getuid?.() === 0 ? false : 'needs root: mounts and namespaces are real here';
