@@ -10,8 +10,16 @@
       "target_name": "chroot-runner-init",
       "type": "executable",
       "sources": ["native/init.c"],
-      "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-Os"],
-      "ldflags": ["-static"],
+      "cflags": [
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-std=gnu11",
+        "-Os",
+        "-ffreestanding",
+        "-fno-stack-protector"
+      ],
+      "ldflags": ["-static", "-nostdlib", "-Wl,-e,init_entry"],
       "defines": ["_GNU_SOURCE"]
     }
   ]

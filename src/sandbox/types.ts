@@ -67,6 +67,9 @@ export interface ActionSpec {
   readonly stderrPath: string;
   /** Relative to the build directory; bound at /tmp inside when set and filesystems.tmp. */
   readonly temporaryDirectory?: string;
+  /** Give the action the runner's own stdin, stdout and stderr instead of /dev/null and the
+   * two log files (stdoutPath and stderrPath are then ignored): the CLI's run command. */
+  readonly inheritStdio?: boolean;
   /** Credentials to run the action as; the runner's own when absent. */
   readonly credentials?: Credentials;
   readonly isolation: IsolationSettings;

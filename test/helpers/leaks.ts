@@ -8,9 +8,9 @@ export interface ProcessState {
   readonly children: readonly number[];
 }
 
-/** Mount points from /proc/self/mountinfo (octal escapes decoded). */
-export function mountPoints(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
+/** Mount points from /proc/<pid>/mountinfo (octal escapes decoded). */
+export function mountPoints(pid: number | 'self' = 'self'): string[] {
+  return readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
     .split('\n')
     .filter((line) => line !== '')
     .map((line) =>
@@ -20,10 +20,10 @@ export function mountPoints(): string[] {
     );
 }
 
-/** Mount points at or beneath a directory. */
-export function mountsBeneath(directory: string): string[] {
+/** Mount points at or beneath a directory, in this process's mount namespace or pid's. */
+export function mountsBeneath(directory: string, pid: number | 'self' = 'self'): string[] {
   const prefix = directory.endsWith('/') ? directory : `${directory}/`;
-  return mountPoints().filter((point) => point === directory || point.startsWith(prefix));
+  return mountPoints(pid).filter((point) => point === directory || point.startsWith(prefix));
 }
 
 export function childProcesses(): number[] {

@@ -1,0 +1,288 @@
+// What one run of the benchmark found: the results object written as latest.json, the ratios
+// and targets of issue 7, and the Markdown tables written as latest.md.
+import type { Level } from './load.js';
+import type { EngineTimings, MountScalingResult } from './worker.js';
+
+export interface Contender {
+  readonly name: string;
+  /** What one action is, and what launches it. */
+  readonly description: string;
+  /** Whose resident set `peakRssBytes` is. */
+  readonly rssOf: string;
+  readonly levels?: Level[];
+  /** Sums of the engine's own timings, per concurrency. */
+  readonly engineTimings?: EngineTimings[];
+  readonly warnings?: string[];
+  /** Why it was not measured (a missing part of the project, a failure). */
+  readonly skipped?: string;
+}
+
+export interface HeapScalingRow {
+  readonly heapMegabytes: number;
+  readonly medianMs: Record<string, number | string>;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly description: string;
+  readonly comparison: '<=' | '>=';
+  readonly threshold: number;
+  readonly value: number | null;
+  /** null when a figure it needs was not measured. */
+  readonly pass: boolean | null;
+}
+
+export interface Results {
+  readonly date: string;
+  readonly machine: {
+    readonly kernel: string;
+    readonly cpu: string;
+    readonly cores: number;
+    readonly memoryBytes: number;
+    readonly node: string;
+  };
+  readonly settings: {
+    readonly actions: number;
+    readonly warmup: number;
+    readonly buildDirectoryParent: string | null;
+    readonly [name: string]: unknown;
+  };
+  readonly contenders: Contender[];
+  readonly mountScaling: MountScalingResult | { skipped: string };
+  readonly heapScaling: HeapScalingRow[] | { skipped: string };
+  readonly ratios: Record<string, number | null>;
+  readonly targets: Target[];
+}
+
+function level(contenders: Contender[], name: string, concurrency: number): Level | undefined {
+  return contenders
+    .find((contender) => contender.name === name)
+    ?.levels?.find((entry) => entry.concurrency === concurrency);
+}
+
+function ratio(numerator: number | undefined, denominator: number | undefined): number | null {
+  return numerator === undefined || denominator === undefined ? null : numerator / denominator;
+}
+
+function heapMedian(rows: Results['heapScaling'], megabytes: number): number | undefined {
+  if (!Array.isArray(rows)) return undefined;
+  const value = rows.find((row) => row.heapMegabytes === megabytes)?.medianMs['engine namespaces'];
+  return typeof value === 'number' ? value : undefined;
+}
+
+/** The ratios of issue 7, from the serve `namespaces` contender (the production path). */
+export function ratios(
+  contenders: Contender[],
+  heapScaling: Results['heapScaling'],
+): Results['ratios'] {
+  const serve = (concurrency: number) => level(contenders, 'serve namespaces', concurrency);
+  return {
+    serveOverFloor: ratio(serve(1)?.medianMs, level(contenders, 'floor', 1)?.medianMs),
+    bwrapOverServe: ratio(level(contenders, 'bwrap', 1)?.medianMs, serve(1)?.medianMs),
+    throughputServeOverNodeSpawn: ratio(
+      serve(12)?.throughput,
+      level(contenders, 'node-spawn', 12)?.throughput,
+    ),
+    throughput64Over12: ratio(serve(64)?.throughput, serve(12)?.throughput),
+    heapScaling: ratio(heapMedian(heapScaling, 500), heapMedian(heapScaling, 50)),
+    servePeakRssMegabytesAt64: ratio(serve(64)?.peakRssBytes ?? undefined, 1024 * 1024),
+  };
+}
+
+function target(
+  name: string,
+  description: string,
+  value: number | null,
+  comparison: Target['comparison'],
+  threshold: number,
+): Target {
+  const pass =
+    value === null ? null : comparison === '<=' ? value <= threshold : value >= threshold;
+  return { name, description, comparison, threshold, value, pass };
+}
+
+export function targets(ratios: Results['ratios']): Target[] {
+  const value = (name: string) => ratios[name] ?? null;
+  const heap = value('heapScaling');
+  return [
+    target(
+      'serveOverFloor',
+      'serve (namespaces) median latency at concurrency 1 over the floor’s',
+      value('serveOverFloor'),
+      '<=',
+      1.5,
+    ),
+    target(
+      'bwrapOverServe',
+      'bwrap median latency at concurrency 1 over serve (namespaces)’s',
+      value('bwrapOverServe'),
+      '>=',
+      3,
+    ),
+    target(
+      'throughputServeOverNodeSpawn',
+      'serve (namespaces) throughput at concurrency 12 over node-spawn’s',
+      value('throughputServeOverNodeSpawn'),
+      '>=',
+      1,
+    ),
+    target(
+      'throughput64Over12',
+      'serve (namespaces) throughput at concurrency 64 over that at 12',
+      value('throughput64Over12'),
+      '>=',
+      0.9,
+    ),
+    target(
+      'heapScaling',
+      'how far engine (namespaces) median latency with 500 MB of live objects is from that with 50 MB, as a fraction of it',
+      heap === null ? null : Math.abs(1 - heap),
+      '<=',
+      0.1,
+    ),
+    target(
+      'servePeakRssMegabytesAt64',
+      'serve’s peak RSS at concurrency 64, in MB',
+      value('servePeakRssMegabytesAt64'),
+      '<=',
+      150,
+    ),
+  ];
+}
+
+const fixed = (value: number, digits = 2) => value.toFixed(digits);
+const megabytes = (bytes: number | null) => (bytes === null ? '–' : fixed(bytes / 2 ** 20, 1));
+const cell = (value: number | string) =>
+  typeof value === 'number' ? fixed(value) : `– (${value})`;
+
+function table(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
+}
+
+export function markdown(results: Results): string {
+  const { machine } = results;
+  const { settings } = results;
+  const buildDirectory =
+    settings.buildDirectoryParent === null
+      ? 'a tmpfs'
+      : `a directory in ${settings.buildDirectoryParent}`;
+  const sections: string[] = [
+    `Measured ${results.date} on ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}; ${settings.actions} actions per contender and concurrency, after ${settings.warmup} unmeasured; the build directory on ${buildDirectory}.`,
+  ];
+
+  const rows: string[][] = [];
+  for (const contender of results.contenders) {
+    if (contender.levels === undefined) {
+      rows.push([contender.name, '–', '–', '–', '–', '–', `skipped: ${contender.skipped ?? ''}`]);
+      continue;
+    }
+    for (const entry of contender.levels) {
+      rows.push([
+        contender.name,
+        String(entry.concurrency),
+        fixed(entry.medianMs),
+        fixed(entry.p99Ms),
+        fixed(entry.throughput, 0),
+        entry.runnerCpuMs === null ? '–' : fixed(entry.runnerCpuMs),
+        megabytes(entry.peakRssBytes),
+      ]);
+    }
+  }
+  sections.push(
+    table(
+      [
+        'contender',
+        'concurrency',
+        'median ms',
+        'p99 ms',
+        'actions/s',
+        'runner CPU ms/action',
+        'peak RSS MB',
+      ],
+      rows,
+    ),
+  );
+  const warnings = results.contenders.flatMap((contender) =>
+    (contender.warnings ?? []).map((warning) => `- ${contender.name}: ${warning}`),
+  );
+  if (warnings.length > 0) sections.push(`Warnings:\n\n${warnings.join('\n')}`);
+
+  sections.push(
+    table(
+      ['contender', 'one action is', 'peak RSS is that of'],
+      results.contenders.map((contender) => [
+        contender.name,
+        contender.description,
+        contender.rssOf,
+      ]),
+    ),
+  );
+
+  sections.push(
+    table(
+      ['target', 'value', 'wanted', 'result'],
+      results.targets.map((entry) => [
+        `${entry.name}: ${entry.description}`,
+        entry.value === null ? '–' : fixed(entry.value),
+        `${entry.comparison} ${entry.threshold}`,
+        entry.pass === null ? 'not measured' : entry.pass ? 'pass' : '**FAIL**',
+      ]),
+    ),
+  );
+
+  const timings = results.contenders.filter((contender) => contender.engineTimings !== undefined);
+  if (timings.length > 0) {
+    sections.push(
+      'Where the engine’s time goes (its own setup/run/teardown split, mean ms per action):',
+      table(
+        ['contender', 'concurrency', 'setup', 'run', 'teardown'],
+        timings.flatMap((contender) =>
+          (contender.engineTimings ?? []).map((entry) => [
+            contender.name,
+            String(entry.concurrency),
+            fixed(entry.setupMs / entry.actions),
+            fixed(entry.runMs / entry.actions),
+            fixed(entry.teardownMs / entry.actions),
+          ]),
+        ),
+      ),
+    );
+  }
+
+  if ('rows' in results.mountScaling && results.mountScaling.rows.length > 0) {
+    const names = Object.keys(results.mountScaling.rows[0]?.medianMs ?? {});
+    sections.push(
+      'Median latency (ms, concurrency 1) by number of unrelated mounts in the runner’s mount namespace:',
+      table(
+        ['mounts', ...names],
+        results.mountScaling.rows.map((row) => [
+          String(row.mounts),
+          ...names.map((name) => cell(row.medianMs[name] ?? '')),
+        ]),
+      ),
+    );
+  } else if ('skipped' in results.mountScaling) {
+    sections.push(`Mount scaling: skipped (${results.mountScaling.skipped}).`);
+  }
+
+  if (Array.isArray(results.heapScaling) && results.heapScaling.length > 0) {
+    const names = Object.keys(results.heapScaling[0]?.medianMs ?? {});
+    sections.push(
+      'Median latency (ms, concurrency 1) by live objects held in the runner’s heap:',
+      table(
+        ['live objects', ...names],
+        results.heapScaling.map((row) => [
+          `${row.heapMegabytes} MB`,
+          ...names.map((name) => cell(row.medianMs[name] ?? '')),
+        ]),
+      ),
+    );
+  } else if ('skipped' in results.heapScaling) {
+    sections.push(`Heap scaling: skipped (${results.heapScaling.skipped}).`);
+  }
+  return `${sections.join('\n\n')}\n`;
+}

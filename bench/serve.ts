@@ -1,0 +1,138 @@
+// The serve contender: `chroot-runner serve` as its own process, driven over its unix socket
+// by a @grpc/grpc-js client, as bb_worker drives bb_runner.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { create } from '@bufbuild/protobuf';
+import { type Client, credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import {
+  CheckReadinessRequestSchema,
+  grpcServiceDefinition,
+  Runner,
+  RunRequestSchema,
+} from '../src/proto/index.js';
+import type { IsolationMode } from '../src/sandbox/types.js';
+import { inputRootOf } from './engine.js';
+import type { Action } from './load.js';
+
+/** The package's command, resolved from dist/bench/. */
+const command = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
+const serveModule = fileURLToPath(new URL('../src/cli/serve.js', import.meta.url));
+
+/** Why serve cannot be measured yet, or null when it can. */
+export function serveMissing(): string | null {
+  return existsSync(serveModule) ? null : 'src/cli/serve.ts does not exist yet';
+}
+
+type Callback = (error: Error | null, response?: { exitCode: bigint }) => void;
+interface RunnerStub extends Client {
+  run(request: unknown, callback: Callback): void;
+  checkReadiness(request: unknown, callback: (error: Error | null) => void): void;
+}
+
+export interface RunningServe {
+  readonly pid: number;
+  /** Runs the input root's `true` over gRPC; stdout and stderr files go to `logs`. */
+  action(logs: string): Action;
+  stop(): Promise<void>;
+}
+
+/** Starts `serve` on a build directory holding the input roots (inputRootOf), with a
+ * bb_runner-style configuration written in `workDirectory`, and waits until CheckReadiness
+ * answers. `nodeArguments` go to the server's node (e.g. --cpu-prof). */
+export async function startServe(
+  workDirectory: string,
+  buildDirectory: string,
+  isolation: IsolationMode,
+  nodeArguments: readonly string[],
+): Promise<RunningServe> {
+  const socket = join(workDirectory, `serve-${isolation}.sock`);
+  const configuration = join(workDirectory, `serve-${isolation}.json`);
+  writeFileSync(
+    configuration,
+    JSON.stringify({
+      buildDirectoryPath: buildDirectory,
+      grpcServers: [{ listenPaths: [socket], authenticationPolicy: { allow: {} } }],
+      chrootIntoInputRoot: true,
+    }),
+  );
+  // Its log (a JSON line per action) goes to a file, as in production.
+  const logPath = join(workDirectory, `serve-${isolation}.log`);
+  const log = openSync(logPath, 'w');
+  const server = spawn(
+    process.execPath,
+    [...nodeArguments, command, 'serve', '--config', configuration, '--isolation', isolation],
+    { stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  const exited = new Promise<never>((_, reject) =>
+    server.once('exit', (code, signal) => {
+      const tail = readFileSync(logPath, 'utf8').slice(-4000);
+      reject(new Error(`serve exited (${code ?? signal}) before it was ready:\n${tail}`));
+    }),
+  );
+  exited.catch(() => {});
+
+  const RunnerClient = makeGenericClientConstructor(grpcServiceDefinition(Runner), 'Runner');
+  const client = new RunnerClient(
+    `unix://${socket}`,
+    credentials.createInsecure(),
+  ) as unknown as RunnerStub;
+  try {
+    await Promise.race([exited, ready(client)]);
+  } catch (error) {
+    client.close();
+    await stopProcess(server);
+    throw error;
+  }
+
+  return {
+    pid: server.pid as number,
+    action(logs) {
+      mkdirSync(join(buildDirectory, logs), { recursive: true });
+      return (index, loop) =>
+        new Promise<void>((resolve, reject) => {
+          const request = create(RunRequestSchema, {
+            arguments: ['/bin/true'],
+            environmentVariables: { PATH: '/bin' },
+            workingDirectory: '',
+            stdoutPath: `${logs}/${index}.stdout`,
+            stderrPath: `${logs}/${index}.stderr`,
+            inputRootDirectory: inputRootOf(loop),
+          });
+          client.run(request, (error, response) => {
+            if (error !== null) reject(error);
+            else if (response?.exitCode !== 0n)
+              reject(new Error(`true exited with ${response?.exitCode}`));
+            else resolve();
+          });
+        });
+    },
+    async stop() {
+      client.close();
+      await stopProcess(server);
+    },
+  };
+}
+
+/** Waits (at most 30 s) for the socket to accept a connection, then for CheckReadiness. */
+async function ready(client: RunnerStub): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    client.waitForReady(Date.now() + 30_000, (error) => (error ? reject(error) : resolve())),
+  );
+  await new Promise<void>((resolve, reject) =>
+    client.checkReadiness(create(CheckReadinessRequestSchema, {}), (error) =>
+      error ? reject(error) : resolve(),
+    ),
+  );
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exit = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exit;
+  clearTimeout(timer);
+}

@@ -1,0 +1,289 @@
+// One measurement in its own Node process, so that each runner's peak RSS and heap are its
+// own: `node dist/bench/worker.js '<job as JSON>'` prints its result as JSON on stdout.
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { IsolationMode } from '../src/sandbox/types.js';
+import { openDirectory } from '../src/syscalls/index.js';
+import { mountsBeneath } from '../test/helpers/leaks.js';
+import { inputRootOf, loadEngine, trueAction } from './engine.js';
+import { makeMounts, runFloor } from './floor.js';
+import {
+  type Action,
+  closedLoop,
+  cpuTime,
+  median,
+  peakRss,
+  resetPeakRss,
+  type Sample,
+} from './load.js';
+import { startServe } from './serve.js';
+
+export interface LoadJob {
+  readonly actions: number;
+  /** Unmeasured actions run first at each concurrency. */
+  readonly warmup: number;
+  readonly concurrencies: readonly number[];
+}
+
+export type Job =
+  | (LoadJob & { kind: 'node-spawn'; root: string; ballastMegabytes: number })
+  | (LoadJob & {
+      kind: 'engine';
+      buildDirectory: string;
+      isolation: IsolationMode;
+      ballastMegabytes: number;
+    })
+  | (LoadJob & {
+      kind: 'serve';
+      workDirectory: string;
+      buildDirectory: string;
+      isolation: IsolationMode;
+      /** Options for the server's node, e.g. --cpu-prof. */
+      serverNodeArguments: string[];
+    })
+  | {
+      kind: 'mounts';
+      floor: string;
+      buildDirectory: string;
+      scratch: string;
+      mountCounts: readonly number[];
+      /** Measured actions per point and round. */
+      actions: number;
+      warmup: number;
+      rounds: number;
+    };
+
+/** The engine's own split of its actions' time at one concurrency, summed over `actions`. */
+export interface EngineTimings {
+  readonly concurrency: number;
+  readonly actions: number;
+  readonly setupMs: number;
+  readonly runMs: number;
+  readonly teardownMs: number;
+}
+
+export interface LoadResult {
+  readonly samples: Sample[];
+  readonly engineTimings?: EngineTimings[];
+  /** Something wrong seen during the run (e.g. mounts left behind). */
+  readonly warnings?: string[];
+}
+
+/** One action's median latency at concurrency 1 per contender, by number of extra mounts. */
+export interface MountScalingResult {
+  readonly rows: { mounts: number; medianMs: Record<string, number | string> }[];
+}
+
+/** Live objects held for the whole run, so that the heap (and what a fork copies) is large. */
+const ballast: object[] = [];
+
+function holdLiveObjects(megabytes: number): void {
+  const target = process.memoryUsage().heapUsed + megabytes * 1024 * 1024;
+  while (process.memoryUsage().heapUsed < target) {
+    for (let i = 0; i < 10_000; i++) {
+      ballast.push({ index: i, label: `object ${i}`, values: [i, i + 1, i + 2, i + 3] });
+    }
+  }
+}
+
+type Phase = 'warmup' | 'measure';
+
+/** Runs each concurrency in turn: warm-up, reset of the peak RSS, measured actions. `action`
+ * makes the actions of one phase at one concurrency; `runnerPid` is the process whose peak
+ * RSS and CPU time are the runner's. */
+async function measure(
+  job: LoadJob,
+  action: (phase: Phase, concurrency: number) => { run: Action; done(): void },
+  runnerPid: number | 'self',
+): Promise<Sample[]> {
+  const results: Sample[] = [];
+  for (const concurrency of job.concurrencies) {
+    const warm = action('warmup', concurrency);
+    await closedLoop(job.warmup, concurrency, warm.run);
+    warm.done();
+    const measured = action('measure', concurrency);
+    resetPeakRss(runnerPid);
+    const cpuBefore = cpuTime(runnerPid);
+    const { latenciesMs, wallSeconds } = await closedLoop(job.actions, concurrency, measured.run);
+    const cpuMs = cpuTime(runnerPid) - cpuBefore;
+    results.push({
+      concurrency,
+      latenciesMs,
+      wallSeconds,
+      peakRssBytes: peakRss(runnerPid),
+      cpuMs,
+    });
+    measured.done();
+  }
+  return results;
+}
+
+function nodeSpawnAction(root: string): Action {
+  const executable = join(root, 'bin/true');
+  return async () => {
+    const child = spawn(executable, [], { stdio: 'ignore', env: { PATH: '/bin' } });
+    const [code] = await once(child, 'exit');
+    if (code !== 0) throw new Error(`${executable} exited with ${code}`);
+  };
+}
+
+async function measureEngine(job: Extract<Job, { kind: 'engine' }>): Promise<LoadResult> {
+  const engine = await loadEngine();
+  if (typeof engine === 'string') throw new Error(engine);
+  using buildDirectory = openDirectory(job.buildDirectory);
+  const engineTimings: EngineTimings[] = [];
+  let round = 0;
+  const samples = await measure(
+    job,
+    (phase, concurrency) => {
+      const logs = `logs/engine-${job.isolation}-${round++}`;
+      const sums = { concurrency, actions: 0, setupMs: 0, runMs: 0, teardownMs: 0 };
+      const run = trueAction(
+        engine,
+        buildDirectory,
+        job.buildDirectory,
+        logs,
+        job.isolation,
+        (timings) => {
+          sums.actions++;
+          sums.setupMs += timings.setup;
+          sums.runMs += timings.run;
+          sums.teardownMs += timings.teardown;
+        },
+      );
+      return {
+        run,
+        done() {
+          rmSync(join(job.buildDirectory, logs), { recursive: true, force: true });
+          if (phase === 'measure') engineTimings.push(sums);
+        },
+      };
+    },
+    'self',
+  );
+  return { samples, engineTimings };
+}
+
+async function measureServe(job: Extract<Job, { kind: 'serve' }>): Promise<LoadResult> {
+  const server = await startServe(
+    job.workDirectory,
+    job.buildDirectory,
+    job.isolation,
+    job.serverNodeArguments,
+  );
+  try {
+    let round = 0;
+    const samples = await measure(
+      job,
+      () => {
+        const logs = `logs/serve-${job.isolation}-${round++}`;
+        return {
+          run: server.action(logs),
+          done: () => rmSync(join(job.buildDirectory, logs), { recursive: true, force: true }),
+        };
+      },
+      server.pid,
+    );
+    return { samples };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Runs in a mount namespace of its own (runWorker's): the extra mounts are made there, are
+ * unmounted after each point, and would vanish with the namespace anyway. The counts are
+ * measured in `rounds` interleaved rounds, so that a slow spell of a shared machine does not
+ * land on one count only; each figure is the median of its rounds' medians. */
+async function measureMountScaling(
+  job: Extract<Job, { kind: 'mounts' }>,
+): Promise<MountScalingResult> {
+  const engine = await loadEngine();
+  const root = join(job.buildDirectory, inputRootOf(0));
+  const logs = join(job.buildDirectory, 'logs');
+  const samples = new Map<number, Map<string, number[]>>(
+    job.mountCounts.map((mounts) => [mounts, new Map()]),
+  );
+  const record = (mounts: number, name: string, medianMs: number) => {
+    const byName = samples.get(mounts) as Map<string, number[]>;
+    byName.set(name, [...(byName.get(name) ?? []), medianMs]);
+  };
+  using buildDirectory = openDirectory(job.buildDirectory);
+  for (let round = 0; round < job.rounds; round++) {
+    for (const mounts of job.mountCounts) {
+      await makeMounts(job.floor, job.scratch, mounts);
+      try {
+        await runFloor(job.floor, root, logs, job.warmup, 1);
+        const floor = await runFloor(job.floor, root, logs, job.actions, 1);
+        record(mounts, 'floor', median(floor.latenciesMs));
+        if (typeof engine === 'string') continue;
+        for (const isolation of ['namespaces', 'shared'] as const) {
+          const directory = `logs/mounts-${round}-${mounts}-${isolation}`;
+          const run = trueAction(
+            engine,
+            buildDirectory,
+            job.buildDirectory,
+            directory,
+            isolation,
+            () => {},
+          );
+          await closedLoop(job.warmup, 1, (index, loop) => run(job.actions + index, loop));
+          const { latenciesMs } = await closedLoop(job.actions, 1, run);
+          record(mounts, `engine ${isolation}`, median(latenciesMs));
+          rmSync(join(job.buildDirectory, directory), { recursive: true, force: true });
+        }
+      } finally {
+        await promisify(execFile)('umount', ['--lazy', job.scratch]);
+      }
+    }
+  }
+  const names = ['floor', 'engine namespaces', 'engine shared'];
+  return {
+    rows: job.mountCounts.map((mounts) => ({
+      mounts,
+      medianMs: Object.fromEntries(
+        names.map((name) => {
+          const medians = samples.get(mounts)?.get(name);
+          return [name, medians === undefined ? String(engine) : median(medians)];
+        }),
+      ),
+    })),
+  };
+}
+
+/** Adds a warning when the runner left mounts beneath the build directory. The parent runs
+ * this process in a mount namespace of its own, so that they vanish with it. */
+function withLeftMounts(buildDirectory: string, result: LoadResult): LoadResult {
+  const left = mountsBeneath(buildDirectory);
+  if (left.length === 0) return result;
+  const warning = `${left.length} mounts left beneath the build directory after the run, e.g. ${left[0]}`;
+  return { ...result, warnings: [...(result.warnings ?? []), warning] };
+}
+
+async function main(job: Job): Promise<LoadResult | MountScalingResult> {
+  switch (job.kind) {
+    case 'node-spawn': {
+      holdLiveObjects(job.ballastMegabytes);
+      const action = nodeSpawnAction(job.root);
+      return { samples: await measure(job, () => ({ run: action, done() {} }), 'self') };
+    }
+    case 'engine':
+      holdLiveObjects(job.ballastMegabytes);
+      return withLeftMounts(job.buildDirectory, await measureEngine(job));
+    case 'serve':
+      return withLeftMounts(job.buildDirectory, await measureServe(job));
+    case 'mounts':
+      return measureMountScaling(job);
+  }
+}
+
+try {
+  const result = await main(JSON.parse(process.argv[2] as string) as Job);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} catch (error) {
+  // One readable reason for the report; the parent shows it instead of a stack.
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,388 @@
+// The special filesystems of an action — /proc, /sys, /dev and /tmp — described once and
+// provided in two ways: as steps of the child's plan inside the action's own mount namespace
+// (namespaces mode), or with mountat in the runner's namespace (shared mode).
+import { type Mount, mountat, unmountat } from '../mounts/index.js';
+import {
+  constants,
+  type DirectoryHandle,
+  type Fd,
+  fstat,
+  isSystemError,
+  openat2,
+  type SystemError,
+  symlinkat,
+} from '../syscalls/index.js';
+import type { HostResources } from './host.js';
+import {
+  beneathNoSymlinks,
+  type PlanBuilder,
+  runnerStep,
+  type Slot,
+  type StepInfo,
+} from './plan.js';
+import { ActionError, type SpecialFilesystems } from './types.js';
+
+/** Directories of a fresh procfs that are bound read-only over themselves (as container
+ * runtimes do): writing kernel settings or triggering sysrq is never an action's business.
+ * Absent ones (e.g. with subset=pid) are skipped. */
+const procReadOnly: readonly string[] = ['sys', 'sysrq-trigger', 'irq', 'bus'];
+
+/** The symlinks of /dev. */
+const devLinks: readonly (readonly [name: string, target: string])[] = [
+  ['fd', '/proc/self/fd'],
+  ['stdin', '/proc/self/fd/0'],
+  ['stdout', '/proc/self/fd/1'],
+  ['stderr', '/proc/self/fd/2'],
+  ['ptmx', 'pts/ptmx'],
+];
+
+const devTmpfsOptions = { mode: '0755' } as const;
+const devptsOptions = { newinstance: true, ptmxmode: '0666', mode: '0620' } as const;
+const shmOptions = { mode: '1777' } as const;
+
+const nosuid = constants.MOUNT_ATTR_NOSUID;
+const nodev = constants.MOUNT_ATTR_NODEV;
+const noexec = constants.MOUNT_ATTR_NOEXEC;
+const readonly = constants.MOUNT_ATTR_RDONLY;
+const directory = constants.O_PATH | constants.O_DIRECTORY;
+
+/** A setup step that failed, in either mode: what was being done, and the system error. */
+export class SetupError extends Error {
+  constructor(
+    readonly step: StepInfo,
+    override readonly cause: SystemError,
+  ) {
+    super(`Failed to ${step.description}: ${cause.message}`);
+  }
+}
+
+function mountpoint(path: string): StepInfo {
+  return { description: `open the mountpoint ${path} in the input root`, subject: 'inputRoot' };
+}
+
+// ---- namespaces mode: steps of the child's plan ----
+
+/** Clones of host mounts, made before unshare(CLONE_NEWNS): an fd opened by the runner
+ * refers to the runner's namespace, where open_tree(OPEN_TREE_CLONE) still works; the
+ * detached clones can then be attached in the new namespace. */
+export interface HostClones {
+  readonly deviceNodes: readonly (readonly [name: string, clone: Slot])[];
+  readonly temporaryDirectory: Slot | undefined;
+}
+
+export function planHostClones(
+  plan: PlanBuilder,
+  host: HostResources,
+  temporaryDirectory: Fd | undefined,
+  filesystems: SpecialFilesystems,
+): HostClones {
+  const deviceNodes: [string, Slot][] = [];
+  if (filesystems.dev) {
+    for (const [name, node] of host.deviceNodes) {
+      const info = runnerStep(`clone the host's /dev/${name}`);
+      deviceNodes.push([
+        name,
+        plan.openTree(info, plan.inherit(node.fd), '', constants.OPEN_TREE_CLONE),
+      ]);
+    }
+  }
+  let temporary: Slot | undefined;
+  if (filesystems.tmp && temporaryDirectory !== undefined) {
+    const info = runnerStep('clone the temporary directory');
+    temporary = plan.openTree(
+      info,
+      plan.inherit(temporaryDirectory.fd),
+      '',
+      constants.OPEN_TREE_CLONE,
+    );
+  }
+  return { deviceNodes, temporaryDirectory: temporary };
+}
+
+function planMountpoint(
+  plan: PlanBuilder,
+  base: Slot,
+  name: string,
+  path: string,
+  filesystems: SpecialFilesystems,
+): Slot {
+  return plan.open(mountpoint(path), base, name, {
+    flags: directory,
+    resolve: beneathNoSymlinks,
+    mkdir: filesystems.createMountpoints,
+  });
+}
+
+/** Mounts the special filesystems beneath `root`, a mount of the new namespace. */
+export function planSpecialFilesystems(
+  plan: PlanBuilder,
+  root: Slot,
+  clones: HostClones,
+  filesystems: SpecialFilesystems,
+): void {
+  if (filesystems.proc) {
+    const target = planMountpoint(plan, root, 'proc', '/proc', filesystems);
+    const info = runnerStep('mount proc at /proc');
+    const proc = plan.newFilesystem(info, 'proc', filesystems.procOptions, nosuid | nodev | noexec);
+    plan.moveMount(info, proc, target);
+    for (const name of procReadOnly) {
+      const readOnly = runnerStep(`bind /proc/${name} read-only`);
+      const clone = plan.openTree(readOnly, proc, name, constants.OPEN_TREE_CLONE, true);
+      plan.mountSetattr(readOnly, clone, readonly | nosuid | nodev | noexec);
+      const over = plan.open(readOnly, proc, name, {
+        flags: constants.O_PATH,
+        resolve: beneathNoSymlinks,
+        optional: true,
+      });
+      plan.moveMount(readOnly, clone, over);
+    }
+  }
+  if (filesystems.sys) {
+    const target = planMountpoint(plan, root, 'sys', '/sys', filesystems);
+    const info = runnerStep('mount sysfs at /sys');
+    const sys = plan.newFilesystem(info, 'sysfs', {}, readonly | nosuid | nodev | noexec);
+    plan.moveMount(info, sys, target);
+  }
+  if (filesystems.dev) {
+    const target = planMountpoint(plan, root, 'dev', '/dev', filesystems);
+    const info = runnerStep('mount a tmpfs at /dev');
+    const dev = plan.newFilesystem(info, 'tmpfs', devTmpfsOptions, nosuid | noexec);
+    plan.moveMount(info, dev, target);
+    for (const [name, clone] of clones.deviceNodes) {
+      const bind = runnerStep(`bind the host's /dev/${name}`);
+      plan.createFile(bind, dev, name, 0o666);
+      const over = plan.open(bind, dev, name, {
+        flags: constants.O_PATH,
+        resolve: beneathNoSymlinks,
+      });
+      plan.moveMount(bind, clone, over);
+    }
+    for (const [name, link] of devLinks) {
+      plan.symlinkat(runnerStep(`create /dev/${name}`), link, dev, name);
+    }
+    const pts = runnerStep('mount devpts at /dev/pts');
+    plan.mkdirat(pts, dev, 'pts', 0o755);
+    const ptsTarget = plan.open(pts, dev, 'pts', { flags: directory, resolve: beneathNoSymlinks });
+    plan.moveMount(
+      pts,
+      plan.newFilesystem(pts, 'devpts', devptsOptions, nosuid | noexec),
+      ptsTarget,
+    );
+    const shm = runnerStep('mount a tmpfs at /dev/shm');
+    plan.mkdirat(shm, dev, 'shm', 0o1777);
+    const shmTarget = plan.open(shm, dev, 'shm', { flags: directory, resolve: beneathNoSymlinks });
+    plan.moveMount(shm, plan.newFilesystem(shm, 'tmpfs', shmOptions, nosuid | nodev), shmTarget);
+  }
+  if (clones.temporaryDirectory !== undefined) {
+    const target = planMountpoint(plan, root, 'tmp', '/tmp', filesystems);
+    const info = runnerStep('bind the temporary directory at /tmp');
+    plan.mountSetattr(info, clones.temporaryDirectory, nosuid | nodev);
+    plan.moveMount(info, clones.temporaryDirectory, target);
+  }
+}
+
+// ---- shared mode: mountat in the runner's namespace ----
+
+/** Input roots that hold shared-mode mounts now, by device and inode: two actions mounting
+ * on the same directories would stack their mounts, and detaching one would take the other's
+ * along. Buildbarn gives every action its own input root; this catches the rest. */
+const inputRootsInUse = new Set<string>();
+
+/** Mounts made for one action in shared mode, removed by handle in reverse order. */
+export class SharedMounts {
+  readonly #mounts: Mount[] = [];
+  #claimed: string | undefined;
+
+  /** Reserves the input root for this action until unmountAll(). */
+  claim(root: DirectoryHandle, path: string): void {
+    const { devMajor, devMinor, ino } = fstat(root);
+    const key = `${devMajor}:${devMinor}:${ino}`;
+    if (inputRootsInUse.has(key)) {
+      throw new ActionError(
+        'invalidArgument',
+        `Input root directory "${path}" is in use by another action, which has mounted into it`,
+      );
+    }
+    inputRootsInUse.add(key);
+    this.#claimed = key;
+  }
+
+  add(mount: Mount): Mount {
+    this.#mounts.push(mount);
+    return mount;
+  }
+
+  /** Unmounts everything (innermost first); the first failure is thrown after all were
+   * tried, so that one stuck mount does not leave the others behind. */
+  unmountAll(): void {
+    let failure: unknown;
+    for (let mount = this.#mounts.pop(); mount !== undefined; mount = this.#mounts.pop()) {
+      try {
+        unmountat(mount);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (this.#claimed !== undefined) inputRootsInUse.delete(this.#claimed);
+    this.#claimed = undefined;
+    if (failure !== undefined) throw failure;
+  }
+}
+
+/** Runs one shared-mode operation; a system error becomes a SetupError naming the step. */
+function step<T>(info: StepInfo, operation: () => T): T {
+  try {
+    return operation();
+  } catch (error) {
+    if (isSystemError(error)) throw new SetupError(info, error);
+    throw error;
+  }
+}
+
+function mountpointError(error: unknown): boolean {
+  return (
+    isSystemError(error) && ['ELOOP', 'ENOENT', 'ENOTDIR', 'EXDEV', 'EISDIR'].includes(error.code)
+  );
+}
+
+/** mountat on a mountpoint of the input root: errors that concern the mountpoint are the
+ * input root's, others the runner's. */
+function mountInRoot(
+  mounts: SharedMounts,
+  root: DirectoryHandle,
+  name: string,
+  spec: Parameters<typeof mountat>[2],
+  filesystems: SpecialFilesystems,
+  description: string,
+): Mount {
+  try {
+    return mounts.add(
+      mountat(root, name, spec, { createMountpoint: filesystems.createMountpoints }),
+    );
+  } catch (error) {
+    if (!isSystemError(error)) throw error;
+    const info = mountpointError(error) ? mountpoint(`/${name}`) : runnerStep(description);
+    throw new SetupError(info, error);
+  }
+}
+
+export function mountSpecialFilesystems(
+  mounts: SharedMounts,
+  root: DirectoryHandle,
+  host: HostResources,
+  temporaryDirectory: DirectoryHandle | undefined,
+  filesystems: SpecialFilesystems,
+): void {
+  if (filesystems.proc) {
+    const proc = mountInRoot(
+      mounts,
+      root,
+      'proc',
+      {
+        fstype: 'proc',
+        options: { ...filesystems.procOptions },
+        attributes: { nosuid: true, nodev: true, noexec: true },
+      },
+      filesystems,
+      'mount proc at /proc',
+    );
+    for (const name of procReadOnly) {
+      const info = runnerStep(`bind /proc/${name} read-only`);
+      let source: Fd;
+      try {
+        source = openat2(proc, name, { flags: constants.O_PATH, resolve: beneathNoSymlinks });
+      } catch (error) {
+        if (isSystemError(error, 'ENOENT')) continue;
+        throw isSystemError(error) ? new SetupError(info, error) : error;
+      }
+      try {
+        step(info, () =>
+          mounts.add(
+            mountat(proc, name, {
+              bind: source,
+              attributes: { readonly: true, nosuid: true, nodev: true, noexec: true },
+            }),
+          ),
+        );
+      } finally {
+        source.close();
+      }
+    }
+  }
+  if (filesystems.sys) {
+    mountInRoot(
+      mounts,
+      root,
+      'sys',
+      { fstype: 'sysfs', attributes: { readonly: true, nosuid: true, nodev: true, noexec: true } },
+      filesystems,
+      'mount sysfs at /sys',
+    );
+  }
+  if (filesystems.dev) {
+    const dev = mountInRoot(
+      mounts,
+      root,
+      'dev',
+      {
+        fstype: 'tmpfs',
+        options: { ...devTmpfsOptions },
+        attributes: { nosuid: true, noexec: true },
+      },
+      filesystems,
+      'mount a tmpfs at /dev',
+    );
+    for (const [name, node] of host.deviceNodes) {
+      step(runnerStep(`bind the host's /dev/${name}`), () =>
+        mounts.add(mountat(dev, name, { bind: node }, { createMountpoint: true })),
+      );
+    }
+    for (const [name, link] of devLinks) {
+      step(runnerStep(`create /dev/${name}`), () => symlinkat(link, dev, name));
+    }
+    step(runnerStep('mount devpts at /dev/pts'), () =>
+      mounts.add(
+        mountat(
+          dev,
+          'pts',
+          {
+            fstype: 'devpts',
+            options: { ...devptsOptions },
+            attributes: { nosuid: true, noexec: true },
+          },
+          { createMountpoint: true },
+        ),
+      ),
+    );
+    step(runnerStep('mount a tmpfs at /dev/shm'), () =>
+      mounts.add(
+        mountat(
+          dev,
+          'shm',
+          {
+            fstype: 'tmpfs',
+            options: { ...shmOptions },
+            attributes: { nosuid: true, nodev: true },
+          },
+          { createMountpoint: true },
+        ),
+      ),
+    );
+  }
+  if (filesystems.tmp && temporaryDirectory !== undefined) {
+    mountInRoot(
+      mounts,
+      root,
+      'tmp',
+      { bind: temporaryDirectory, attributes: { nosuid: true, nodev: true } },
+      filesystems,
+      'bind the temporary directory at /tmp',
+    );
+  }
+}
+
+/** Whether a mount at `relativePath` beneath a build directory is one that shared mode makes
+ * in an input root: /proc and what is bound in it, /sys, /dev and what is in it, /tmp. */
+export function isSpecialMountpoint(relativePath: string): boolean {
+  return /(^|\/)(proc|sys|dev|tmp)(\/[^/]+)?$/.test(relativePath);
+}

@@ -1,0 +1,236 @@
+// The execution engine: runs one action chrooted into its input root, isolated as its
+// settings say, and reports how it ended. See types.ts for the contract.
+import { realpathSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { listMounts, openMount, unmountat } from '../mounts/index.js';
+import { type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
+import {
+  isStepError,
+  type ProcessExit,
+  pidfdSendSignal,
+  type SpawnedProcess,
+  spawn,
+  watchExit,
+} from '../syscalls/process.js';
+import {
+  isSpecialMountpoint,
+  mountSpecialFilesystems,
+  SetupError,
+  SharedMounts,
+} from './filesystems.js';
+import { hostResources } from './host.js';
+import { outcome } from './outcome.js';
+import { type PlanBuilder, runnerStep } from './plan.js';
+import {
+  createLogFile,
+  findExecutable,
+  openInputRoot,
+  openTemporaryDirectory,
+  workingDirectoryPath,
+} from './request.js';
+import { buildPlan, type RequestFiles } from './setup.js';
+import { ActionError, type ActionResult, type ActionSpec } from './types.js';
+
+export { defaultCapabilities } from './capabilities.js';
+export { defaultFilesystems, defaultIsolation } from './defaults.js';
+export * from './types.js';
+
+/** Opens what every action needs from the host (device nodes, /dev/null, the init), once.
+ * runAction does it on first use; call it earlier to keep that cost off the first action
+ * (and to take the long-lived fds out of a before/after fd count). */
+export function prepareSandbox(): void {
+  hostResources();
+}
+
+/** Errors of the input root's layout that are the request's fault. */
+const inputRootErrors = new Set([
+  'ELOOP',
+  'ENOENT',
+  'ENOTDIR',
+  'EXDEV',
+  'EISDIR',
+  'EROFS',
+  'EACCES',
+]);
+
+function setupFailure(error: SetupError): ActionError {
+  const { subject } = error.step;
+  const request =
+    subject === 'workingDirectory' ||
+    (subject === 'inputRoot' && inputRootErrors.has(error.cause.code));
+  return new ActionError(request ? 'invalidArgument' : 'internal', error.message, error.cause);
+}
+
+function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  (error as NodeJS.ErrnoException).code = 'ABORT_ERR';
+  return error;
+}
+
+function openRequestFiles(spec: ActionSpec, opened: Fd[]): RequestFiles {
+  const keep = <T extends Fd>(fd: T): T => {
+    opened.push(fd);
+    return fd;
+  };
+  const { buildDirectory, isolation } = spec;
+  const inputRoot = keep(openInputRoot(buildDirectory, spec.inputRoot));
+  const stdout =
+    spec.inheritStdio === true
+      ? undefined
+      : keep(createLogFile(buildDirectory, 'stdout path', spec.stdoutPath));
+  const stderr =
+    spec.inheritStdio === true
+      ? undefined
+      : keep(createLogFile(buildDirectory, 'stderr path', spec.stderrPath));
+  const wantsTemporary =
+    spec.temporaryDirectory !== undefined &&
+    spec.temporaryDirectory !== '' &&
+    isolation.mode !== 'none' &&
+    isolation.filesystems.tmp;
+  const temporaryDirectory = wantsTemporary
+    ? keep(openTemporaryDirectory(buildDirectory, spec.temporaryDirectory ?? ''))
+    : undefined;
+  return { inputRoot, stdout, stderr, temporaryDirectory };
+}
+
+function checkArguments(argv: readonly string[]): void {
+  if (argv.length === 0) {
+    throw new ActionError('invalidArgument', 'Insufficient number of command arguments');
+  }
+  if (argv.some((argument) => argument.includes('\0'))) {
+    throw new ActionError('invalidArgument', 'Command arguments must not contain NUL bytes');
+  }
+}
+
+async function launch(plan: PlanBuilder): Promise<SpawnedProcess> {
+  try {
+    return await spawn(plan.build());
+  } catch (error) {
+    if (!isStepError(error)) throw error;
+    const step = plan.step(error.step) ?? runnerStep('set up the action');
+    throw setupFailure(new SetupError(step, error));
+  }
+}
+
+/** Waits for the init to exit; an abort kills the tree first. */
+async function waitForExit(
+  spec: ActionSpec,
+  spawned: SpawnedProcess,
+): Promise<{ exit: ProcessExit; aborted: boolean }> {
+  const { signal } = spec;
+  let aborted = false;
+  const kill = (): void => {
+    aborted = true;
+    // PID 1 dying kills its namespace; a subreaper init kills its tree on SIGTERM.
+    const { SIGKILL, SIGTERM } = osConstants.signals;
+    pidfdSendSignal(spawned.pidfd, spec.isolation.mode === 'namespaces' ? SIGKILL : SIGTERM);
+  };
+  if (signal?.aborted === true) kill();
+  else signal?.addEventListener('abort', kill, { once: true });
+  try {
+    return { exit: await watchExit(spawned.pidfd, spawned.pid, spawned.statusPipe), aborted };
+  } finally {
+    signal?.removeEventListener('abort', kill);
+  }
+}
+
+/** Runs one action; see ActionSpec. Rejects with ActionError when it could not be run, with
+ * an AbortError when spec.signal aborted it. */
+export async function runAction(spec: ActionSpec): Promise<ActionResult> {
+  const started = performance.now();
+  const { isolation, signal } = spec;
+  if (isolation.mode === 'rootless') {
+    throw new ActionError('internal', 'Isolation mode "rootless" is not supported yet');
+  }
+  checkArguments(spec.arguments);
+  if (signal?.aborted === true) throw abortError(signal);
+  const host = hostResources();
+  const opened: Fd[] = [];
+  const mounts = new SharedMounts();
+  let spawned: SpawnedProcess | undefined;
+  let ran: { exit: ProcessExit; aborted: boolean };
+  let unmountFailure: unknown;
+  let program = '';
+  let launched = started;
+  let exited = started;
+  try {
+    const files = openRequestFiles(spec, opened);
+    const workingDirectory = workingDirectoryPath(spec.workingDirectory);
+    program = findExecutable(
+      files.inputRoot,
+      spec.arguments[0] ?? '',
+      spec.environment.PATH,
+      workingDirectory,
+    );
+    if (isolation.mode === 'shared') {
+      mounts.claim(files.inputRoot, spec.inputRoot);
+      try {
+        mountSpecialFilesystems(
+          mounts,
+          files.inputRoot,
+          host,
+          files.temporaryDirectory,
+          isolation.filesystems,
+        );
+      } catch (error) {
+        throw error instanceof SetupError ? setupFailure(error) : error;
+      }
+    }
+    spawned = await launch(buildPlan(spec, host, files, program, workingDirectory));
+    launched = performance.now();
+    // The action holds its own copies now.
+    for (const fd of opened.splice(0)) fd.close();
+    ran = await waitForExit(spec, spawned);
+    exited = performance.now();
+  } finally {
+    for (const fd of opened) fd.close();
+    spawned?.pidfd.close();
+    spawned?.statusPipe?.close();
+    try {
+      mounts.unmountAll();
+    } catch (error) {
+      // Reported below, unless something else is being thrown already.
+      unmountFailure = error;
+    }
+  }
+  if (unmountFailure !== undefined) {
+    const cause = isSystemError(unmountFailure) ? unmountFailure : undefined;
+    throw new ActionError('internal', `Failed to unmount: ${String(unmountFailure)}`, cause);
+  }
+  if (ran.aborted && signal !== undefined) throw abortError(signal);
+  return {
+    ...outcome(ran.exit, program),
+    timings: {
+      setup: launched - started,
+      run: exited - launched,
+      teardown: performance.now() - exited,
+    },
+  };
+}
+
+/** Detaches the mounts that shared mode makes in input roots (/proc, /sys, /dev, /tmp and
+ * what is in them) left beneath the build directory by a runner that was killed; never the
+ * build directory's own mount, nor any other mount. Call it at start-up, before any action
+ * runs. Returns the mountpoints it detached. */
+export function sweepStaleMounts(buildDirectoryPath: string): string[] {
+  // mountinfo shows canonical paths.
+  const canonical = realpathSync.native(buildDirectoryPath);
+  if (canonical === '/') throw new Error('refusing to sweep mounts beneath /');
+  const prefix = `${canonical}/`;
+  const directory = openDirectory(canonical);
+  try {
+    const swept: string[] = [];
+    // Outermost first: detaching one takes what is mounted beneath it along.
+    for (const mount of listMounts(canonical)) {
+      const relative = mount.mountPoint.slice(prefix.length);
+      if (!mount.mountPoint.startsWith(prefix) || !isSpecialMountpoint(relative)) continue;
+      if (swept.some((done) => relative.startsWith(`${done}/`))) continue;
+      unmountat(openMount(directory, relative));
+      swept.push(relative);
+    }
+    return swept;
+  } finally {
+    directory.close();
+  }
+}

@@ -1,0 +1,117 @@
+// How an action ended, from what its init wrote to the status pipe before exiting.
+import { constants as osConstants } from 'node:os';
+import { systemError } from '../syscalls/index.js';
+import type { ProcessExit } from '../syscalls/process.js';
+import { ActionError, type ActionResult } from './types.js';
+
+/** Record kinds of native/init.c, each followed by one value. */
+const Record = { execFailed: 1, exited: 2, signaled: 3, initFailed: 4, cancelled: 5 } as const;
+
+/** The init's getrusage(RUSAGE_CHILDREN) fields: record kind 16 + index. */
+const usageFields = [
+  'utimeSeconds',
+  'utimeMicroseconds',
+  'stimeSeconds',
+  'stimeMicroseconds',
+  'maxrss',
+  'minflt',
+  'majflt',
+  'nswap',
+  'inblock',
+  'oublock',
+  'msgsnd',
+  'msgrcv',
+  'nsignals',
+  'nvcsw',
+  'nivcsw',
+] as const;
+const firstUsageRecord = 16;
+
+const signalNames = new Map<number, string>(
+  Object.entries(osConstants.signals).map(([name, number]) => [number, name.replace(/^SIG/, '')]),
+);
+
+/** An action that could not be started: bb_runner's INVALID_ARGUMENT for what the request
+ * got wrong (ENOENT, EACCES, ENOEXEC, EISDIR), INTERNAL for the rest. */
+const startErrors = new Set(['ENOENT', 'EACCES', 'ENOEXEC', 'EISDIR', 'ENOTDIR', 'ELOOP', 'EPERM']);
+
+/** errno names by number: libuv's getSystemErrorName does not know every one (ENOEXEC). */
+const errnoNames = new Map<number, keyof typeof osConstants.errno>(
+  Object.entries(osConstants.errno).map(([name, number]) => [
+    number,
+    name as keyof typeof osConstants.errno,
+  ]),
+);
+
+function startFailure(errno: number, program: string): ActionError {
+  const code = errnoNames.get(errno) ?? 'EIO';
+  const detail = code === 'ENOEXEC' ? 'exec format error' : undefined;
+  const cause = systemError(code, 'execve', program, detail);
+  return new ActionError(
+    startErrors.has(code) ? 'invalidArgument' : 'internal',
+    `Failed to start process: ${cause.message}`,
+    cause,
+  );
+}
+
+function nanoseconds(seconds: number, microseconds: number): bigint {
+  return BigInt(seconds) * 1_000_000_000n + BigInt(microseconds) * 1000n;
+}
+
+/** How the action ended, from the init's records. */
+export function outcome(exit: ProcessExit, program: string): Omit<ActionResult, 'timings'> {
+  let ended: Pick<ActionResult, 'exitCode' | 'terminationSignal'> | undefined;
+  const usage = new Map<string, number>();
+  for (let i = 0; i + 1 < exit.records.length; i += 2) {
+    const kind = exit.records[i] ?? 0;
+    const value = exit.records[i + 1] ?? 0;
+    if (kind === Record.execFailed) throw startFailure(value, program);
+    if (kind === Record.initFailed) {
+      throw new ActionError(
+        'internal',
+        `The action's init failed: ${errnoNames.get(value) ?? value}`,
+      );
+    }
+    if (kind === Record.cancelled) {
+      throw new ActionError(
+        'internal',
+        `The action's init was stopped by signal ${signalNames.get(value) ?? value}`,
+      );
+    }
+    if (kind === Record.exited) ended = { exitCode: value, terminationSignal: null };
+    if (kind === Record.signaled) {
+      ended = { exitCode: null, terminationSignal: signalNames.get(value) ?? String(value) };
+    }
+    const field = usageFields[kind - firstUsageRecord];
+    if (field !== undefined) usage.set(field, value);
+  }
+  if (ended === undefined) {
+    const how =
+      exit.signal !== null
+        ? `was killed by signal ${signalNames.get(exit.signal)}`
+        : `exited with ${exit.exitCode}`;
+    throw new ActionError(
+      'internal',
+      `The action's init ${how} without reporting the action's status`,
+    );
+  }
+  const field = (name: (typeof usageFields)[number]): number => usage.get(name) ?? 0;
+  return {
+    ...ended,
+    resourceUsage: {
+      userTimeNanoseconds: nanoseconds(field('utimeSeconds'), field('utimeMicroseconds')),
+      systemTimeNanoseconds: nanoseconds(field('stimeSeconds'), field('stimeMicroseconds')),
+      maximumResidentSetSizeBytes: field('maxrss') * 1024,
+      pageReclaims: field('minflt'),
+      pageFaults: field('majflt'),
+      swaps: field('nswap'),
+      blockInputOperations: field('inblock'),
+      blockOutputOperations: field('oublock'),
+      messagesSent: field('msgsnd'),
+      messagesReceived: field('msgrcv'),
+      signalsReceived: field('nsignals'),
+      voluntaryContextSwitches: field('nvcsw'),
+      involuntaryContextSwitches: field('nivcsw'),
+    },
+  };
+}

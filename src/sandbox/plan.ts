@@ -1,0 +1,266 @@
+// The setup program that the child of a spawn runs between clone and exec (native/spawn.c
+// interprets it). Policy lives here: which steps, in which order, on which fds. Each step
+// carries a description so that a failure in the child reads as what was being done.
+import { constants } from '../syscalls/index.js';
+import type { SpawnPlan } from '../syscalls/process.js';
+
+/** Operation numbers; native/spawn.c's enum op has the same. */
+const Op = {
+  open: 1,
+  openTree: 2,
+  moveMount: 3,
+  fsopen: 4,
+  fsconfig: 5,
+  fsmount: 6,
+  mountSetattr: 7,
+  mkdirat: 8,
+  createFile: 9,
+  symlinkat: 10,
+  fchdir: 11,
+  unshare: 12,
+  makeRootPrivate: 13,
+  pivotRoot: 14,
+  chroot: 15,
+  chdir: 16,
+  dup2: 17,
+  setCredentials: 18,
+  dropBoundingCaps: 19,
+  noNewPrivs: 20,
+  pdeathsig: 21,
+  loopbackUp: 22,
+  cloexecFrom: 23,
+  exec: 24,
+} as const;
+
+const optionMkdir = 1;
+const optionOptional = 2;
+
+/** An index into the plan's fd table. `cwd` stands for AT_FDCWD where a base is expected. */
+export type Slot = number & { readonly __slot: unique symbol };
+export const cwd = -1 as Slot;
+
+/** What a step is about, for classifying its failure: the input root's layout (a bad
+ * mountpoint, a missing working directory) is the request's fault; the rest is ours. */
+export type StepSubject = 'inputRoot' | 'workingDirectory' | 'runner';
+
+export interface StepInfo {
+  readonly description: string;
+  readonly subject: StepSubject;
+}
+
+/** A step whose failure is the runner's, not the request's. */
+export function runnerStep(description: string): StepInfo {
+  return { description, subject: 'runner' };
+}
+
+export class PlanBuilder {
+  readonly #steps: number[] = [];
+  readonly #strings: string[] = [];
+  readonly #slots: number[] = [];
+  readonly #info: StepInfo[] = [];
+  #groups: number[] = [];
+  #argv: string[] = [];
+  #envp: string[] = [];
+  #statusSlot = -1;
+  cloneFlags = 0;
+
+  /** A slot holding an fd of the runner (inherited by the child's copy of the fd table). */
+  inherit(fd: number): Slot {
+    this.#slots.push(fd);
+    return (this.#slots.length - 1) as Slot;
+  }
+
+  /** The slot that receives the write end of the status pipe. */
+  statusPipe(): Slot {
+    this.#statusSlot = this.#newSlot();
+    return this.#statusSlot as Slot;
+  }
+
+  /** Information about step `index`, for errors. */
+  step(index: number): StepInfo | undefined {
+    return this.#info[index];
+  }
+
+  build(): SpawnPlan {
+    const strings = [...this.#strings, ...this.#argv, ...this.#envp];
+    if (strings.some((value) => value.includes('\0'))) {
+      throw new TypeError('strings of a spawn plan must not contain NUL bytes');
+    }
+    return {
+      steps: Int32Array.from(this.#steps),
+      strings: strings.length === 0 ? Buffer.alloc(0) : Buffer.from(`${strings.join('\0')}\0`),
+      slots: Int32Array.from(this.#slots),
+      argvStart: this.#strings.length,
+      argvCount: this.#argv.length,
+      envpStart: this.#strings.length + this.#argv.length,
+      envpCount: this.#envp.length,
+      groups: Int32Array.from(this.#groups),
+      cloneFlags: this.cloneFlags,
+      statusSlot: this.#statusSlot,
+    };
+  }
+
+  #newSlot(): Slot {
+    return this.inherit(-1);
+  }
+
+  #string(value: string | undefined): number {
+    if (value === undefined) return -1;
+    this.#strings.push(value);
+    return this.#strings.length - 1;
+  }
+
+  #add(info: StepInfo, op: number, args: readonly number[], first?: string, second?: string): void {
+    const [a = 0, b = 0, c = 0, d = 0, e = 0] = args;
+    this.#steps.push(op, a, b, c, d, e, this.#string(first), this.#string(second));
+    this.#info.push(info);
+  }
+
+  /** openat2 beneath `base`; `mkdir` creates a missing last component (a single name),
+   * `optional` leaves the slot empty on ENOENT (steps on an empty slot do nothing). */
+  open(
+    info: StepInfo,
+    base: Slot,
+    path: string,
+    how: { flags: number; resolve: number; mkdir?: boolean; optional?: boolean },
+  ): Slot {
+    const slot = this.#newSlot();
+    const options =
+      (how.mkdir === true ? optionMkdir : 0) | (how.optional === true ? optionOptional : 0);
+    this.#add(info, Op.open, [slot, base, how.flags, how.resolve, options], path);
+    return slot;
+  }
+
+  openTree(info: StepInfo, base: Slot, path: string, flags: number, optional = false): Slot {
+    const slot = this.#newSlot();
+    const emptyPath = path === '' ? constants.AT_EMPTY_PATH : 0;
+    this.#add(
+      info,
+      Op.openTree,
+      [slot, base, flags | emptyPath, 0, optional ? optionOptional : 0],
+      path,
+    );
+    return slot;
+  }
+
+  /** Attaches the detached mount in `source` onto the node in `target` (cwd: the cwd). */
+  moveMount(info: StepInfo, source: Slot, target: Slot): void {
+    this.#add(info, Op.moveMount, [source, target]);
+  }
+
+  /** fsopen + fsconfig + create + fsmount: a detached mount of a new filesystem. */
+  newFilesystem(
+    info: StepInfo,
+    fstype: string,
+    options: Readonly<Record<string, string | true>>,
+    attributes: number,
+  ): Slot {
+    const fs = this.#newSlot();
+    this.#add(info, Op.fsopen, [fs], fstype);
+    for (const [key, value] of Object.entries(options)) {
+      if (value === true) this.#add(info, Op.fsconfig, [fs, constants.FSCONFIG_SET_FLAG], key);
+      else this.#add(info, Op.fsconfig, [fs, constants.FSCONFIG_SET_STRING], key, value);
+    }
+    this.#add(info, Op.fsconfig, [fs, constants.FSCONFIG_CMD_CREATE]);
+    const mount = this.#newSlot();
+    this.#add(info, Op.fsmount, [mount, fs, attributes]);
+    return mount;
+  }
+
+  mountSetattr(info: StepInfo, slot: Slot, attrSet: number, flags = 0): void {
+    this.#add(info, Op.mountSetattr, [slot, attrSet, 0, 0, flags]);
+  }
+
+  mkdirat(info: StepInfo, base: Slot, name: string, mode: number): void {
+    this.#add(info, Op.mkdirat, [base, mode], name);
+  }
+
+  createFile(info: StepInfo, base: Slot, name: string, mode: number): void {
+    this.#add(info, Op.createFile, [base, mode], name);
+  }
+
+  symlinkat(info: StepInfo, target: string, base: Slot, name: string): void {
+    this.#add(info, Op.symlinkat, [base], target, name);
+  }
+
+  fchdir(info: StepInfo, slot: Slot): void {
+    this.#add(info, Op.fchdir, [slot]);
+  }
+
+  unshare(info: StepInfo, flags: number): void {
+    this.#add(info, Op.unshare, [flags]);
+  }
+
+  /** mount(NULL, "/", NULL, MS_REC|propagation, NULL). */
+  makeRootPrivate(info: StepInfo, propagation: number): void {
+    this.#add(info, Op.makeRootPrivate, [propagation]);
+  }
+
+  /** fchdir(root); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/"). */
+  pivotRoot(info: StepInfo, root: Slot): void {
+    this.#add(info, Op.pivotRoot, [root]);
+  }
+
+  /** fchdir(root); chroot("."). */
+  chroot(info: StepInfo, root: Slot): void {
+    this.#add(info, Op.chroot, [root]);
+  }
+
+  chdir(info: StepInfo, base: Slot, path: string, resolve: number): void {
+    this.#add(info, Op.chdir, [base, resolve], path);
+  }
+
+  /** dup2 without CLOEXEC onto a fixed fd number. */
+  dup2(info: StepInfo, source: Slot, target: number): void {
+    this.#add(info, Op.dup2, [source, target]);
+  }
+
+  setCredentials(
+    info: StepInfo,
+    uid: number,
+    gid: number,
+    additionalGroups: readonly number[],
+  ): void {
+    this.#groups = [...additionalGroups];
+    this.#add(info, Op.setCredentials, [uid, gid]);
+  }
+
+  /** Drops every capability from the bounding set except those in `keep` (numbers). */
+  dropBoundingCapabilities(info: StepInfo, keep: readonly number[]): void {
+    let low = 0;
+    let high = 0;
+    for (const capability of keep) {
+      if (capability < 32) low |= 1 << capability;
+      else high |= 1 << (capability - 32);
+    }
+    this.#add(info, Op.dropBoundingCaps, [low, high]);
+  }
+
+  noNewPrivileges(info: StepInfo): void {
+    this.#add(info, Op.noNewPrivs, []);
+  }
+
+  parentDeathSignal(info: StepInfo, signal: number): void {
+    this.#add(info, Op.pdeathsig, [signal]);
+  }
+
+  loopbackUp(info: StepInfo): void {
+    this.#add(info, Op.loopbackUp, []);
+  }
+
+  /** Marks every fd from `first` up close-on-exec. */
+  cloexecFrom(info: StepInfo, first: number): void {
+    this.#add(info, Op.cloexecFrom, [first]);
+  }
+
+  /** execveat(executable, "", argv, envp, AT_EMPTY_PATH): the last step. */
+  exec(info: StepInfo, executable: Slot, argv: readonly string[], envp: readonly string[]): void {
+    this.#argv = [...argv];
+    this.#envp = [...envp];
+    this.#add(info, Op.exec, [executable]);
+  }
+}
+
+/** Flags for opening mountpoints inside an untrusted tree. */
+export const beneathNoSymlinks =
+  constants.RESOLVE_BENEATH | constants.RESOLVE_NO_SYMLINKS | constants.RESOLVE_NO_MAGICLINKS;

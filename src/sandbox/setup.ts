@@ -1,0 +1,137 @@
+// The child's setup program for one action: isolation, working directory, stdio,
+// privileges, and the exec of the init (native/init.c), in the order the kernel needs.
+import { constants as osConstants } from 'node:os';
+import { constants, type DirectoryHandle, type Fd } from '../syscalls/index.js';
+import { capabilitiesByName } from './capabilities.js';
+import { planHostClones, planSpecialFilesystems } from './filesystems.js';
+import type { HostResources } from './host.js';
+import { cwd, PlanBuilder, runnerStep, type Slot } from './plan.js';
+import { ActionError, type ActionSpec } from './types.js';
+
+const CLONE_NEWNS = 0x00020000;
+const CLONE_NEWUTS = 0x04000000;
+const CLONE_NEWIPC = 0x08000000;
+const CLONE_NEWPID = 0x20000000;
+const CLONE_NEWNET = 0x40000000;
+
+/** File descriptors of the init: the status pipe, and in subreaper mode its children list. */
+const statusFd = 3;
+const childrenFd = 4;
+
+/** Everything an action holds open while it is being set up. */
+export interface RequestFiles {
+  readonly inputRoot: DirectoryHandle;
+  readonly stdout: Fd | undefined;
+  readonly stderr: Fd | undefined;
+  readonly temporaryDirectory: DirectoryHandle | undefined;
+}
+
+/** The environment as execve takes it; names with '=' and NUL bytes anywhere cannot be
+ * passed on faithfully, so they are refused rather than mangled. */
+function environmentStrings(environment: Readonly<Record<string, string>>): string[] {
+  return Object.entries(environment).map(([name, value]) => {
+    if (name === '' || name.includes('=') || name.includes('\0') || value.includes('\0')) {
+      throw new ActionError(
+        'invalidArgument',
+        `Invalid environment variable name or value: "${name}"`,
+      );
+    }
+    return `${name}=${value}`;
+  });
+}
+
+/** The child's setup: isolation, working directory, stdio, privileges, exec of the init. */
+export function buildPlan(
+  spec: ActionSpec,
+  host: HostResources,
+  files: RequestFiles,
+  program: string,
+  workingDirectory: string,
+): PlanBuilder {
+  const { isolation } = spec;
+  const namespaces = isolation.mode === 'namespaces';
+  const plan = new PlanBuilder();
+  const inputRoot = plan.inherit(files.inputRoot.fd);
+  let root: Slot;
+  let children: Slot | undefined;
+  if (namespaces) {
+    plan.cloneFlags =
+      CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (isolation.network ? CLONE_NEWNET : 0);
+    if (isolation.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
+    const clones = planHostClones(plan, host, files.temporaryDirectory, isolation.filesystems);
+    plan.fchdir(runnerStep('enter the input root'), inputRoot);
+    plan.unshare(runnerStep('create a mount namespace'), CLONE_NEWNS);
+    // Before anything is mounted, or mounts (and the detach of the old root) would
+    // propagate to the host wherever / is shared.
+    plan.makeRootPrivate(runnerStep('make the mount tree a slave of the host'), constants.MS_SLAVE);
+    // pivot_root needs a mount point: bind the input root (now the cwd) onto itself. The
+    // clone's fd names the new root from here on.
+    const bind = runnerStep('bind the input root onto itself');
+    root = plan.openTree(bind, cwd, '.', constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE);
+    plan.moveMount(bind, root, cwd);
+    planSpecialFilesystems(plan, root, clones, isolation.filesystems);
+    plan.pivotRoot(runnerStep('pivot into the input root'), root);
+  } else {
+    // Without a PID namespace the init finds the processes it must kill through its
+    // children list, which it cannot open after the chroot.
+    children = plan.open(
+      runnerStep("open the init's children list"),
+      cwd,
+      '/proc/thread-self/children',
+      {
+        flags: constants.O_RDONLY,
+        resolve: 0,
+      },
+    );
+    plan.chroot(runnerStep('chroot into the input root'), inputRoot);
+    root = inputRoot;
+  }
+  plan.chdir(
+    {
+      description: `enter the working directory "${spec.workingDirectory}"`,
+      subject: 'workingDirectory',
+    },
+    root,
+    workingDirectory,
+    constants.RESOLVE_IN_ROOT | constants.RESOLVE_NO_MAGICLINKS,
+  );
+  const stdio = runnerStep('set up stdin, stdout and stderr');
+  if (spec.inheritStdio === true) {
+    for (const fd of [0, 1, 2]) plan.dup2(stdio, plan.inherit(fd), fd);
+  } else {
+    plan.dup2(stdio, plan.inherit(host.devNull.fd), 0);
+    plan.dup2(stdio, plan.inherit(files.stdout?.fd ?? -1), 1);
+    plan.dup2(stdio, plan.inherit(files.stderr?.fd ?? -1), 2);
+  }
+  plan.dup2(stdio, plan.statusPipe(), statusFd);
+  if (children !== undefined) plan.dup2(stdio, children, childrenFd);
+  plan.cloexecFrom(stdio, children !== undefined ? childrenFd + 1 : childrenFd);
+  // Bounding set first: dropping it needs CAP_SETPCAP, which a non-root uid loses.
+  plan.dropBoundingCapabilities(
+    runnerStep('drop capabilities from the bounding set'),
+    capabilitiesByName(isolation.keepCapabilities),
+  );
+  const { credentials } = spec;
+  if (credentials !== undefined) {
+    plan.setCredentials(
+      runnerStep(`switch to uid ${credentials.uid}, gid ${credentials.gid}`),
+      credentials.uid,
+      credentials.gid,
+      credentials.additionalGroups,
+    );
+  }
+  plan.noNewPrivileges(runnerStep('set no_new_privs'));
+  // After the credential change, which clears it. PID 1 dying takes the namespace with it;
+  // a subreaper init kills its tree on SIGTERM.
+  plan.parentDeathSignal(
+    runnerStep('set the parent death signal'),
+    namespaces ? osConstants.signals.SIGKILL : osConstants.signals.SIGTERM,
+  );
+  plan.exec(
+    runnerStep('execute the init'),
+    plan.inherit(host.init.fd),
+    ['chroot-runner-init', namespaces ? 'pid1' : 'subreaper', program, ...spec.arguments],
+    environmentStrings(spec.environment),
+  );
+  return plan;
+}

@@ -1,0 +1,315 @@
+// bb_runner's ApplicationConfiguration (JSON or Jsonnet, camelCase keys), plus the
+// `chrootRunner` section of our own. docs/configuration.md documents every key.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
+import {
+  type Credentials,
+  type IsolationMode,
+  type IsolationSettings,
+  isolationModes,
+} from '../sandbox/types.js';
+import {
+  absolutePath,
+  anyObject,
+  array,
+  boolean,
+  ConfigurationError,
+  duration,
+  integer,
+  object,
+  oneOf,
+  oneOfKeys,
+  optional,
+  record,
+  string,
+} from './schema.js';
+
+export { ConfigurationError } from './schema.js';
+
+export interface GrpcServerConfiguration {
+  /** Unix socket paths. */
+  readonly listenPaths: readonly string[];
+  /** TCP addresses in Go's form (":8991", "127.0.0.1:8991", "[::1]:8991"). */
+  readonly listenAddresses: readonly string[];
+  /** `undefined` allows every request; a string denies every request with that message. */
+  readonly denyMessage: string | undefined;
+  /** A grpc.health.v1 service name reported as serving, besides "". */
+  readonly healthCheckService: string;
+  readonly maximumReceivedMessageSizeBytes: number | undefined;
+}
+
+export interface DiagnosticsHttpServerConfiguration {
+  readonly listenAddresses: readonly string[];
+  readonly enablePrometheus: boolean;
+}
+
+export interface ApplicationConfiguration {
+  readonly buildDirectoryPath: string;
+  readonly grpcServers: readonly GrpcServerConfiguration[];
+  readonly cleanTemporaryDirectories: readonly string[];
+  readonly setTmpdirEnvironmentVariable: boolean;
+  readonly cleanProcessTable: boolean;
+  readonly readinessCheckingPathnames: readonly string[];
+  readonly runCommandsAs: Credentials | undefined;
+  readonly symlinkTemporaryDirectories: readonly string[];
+  readonly runCommandCleaner: readonly string[];
+  readonly diagnosticsHttpServer: DiagnosticsHttpServerConfiguration | undefined;
+  /** Files the JSON log is written to besides stderr (global.logPaths). */
+  readonly logPaths: readonly string[];
+  readonly umask: number | undefined;
+  /** Keys accepted for compatibility that have no effect here, for a start-up warning. */
+  readonly ignoredKeys: readonly string[];
+  readonly isolation: IsolationSettings;
+  /** How long running actions may take to finish after SIGTERM before they are killed. */
+  readonly shutdownGracePeriodMs: number;
+}
+
+const notSupported = (what: string) => `chroot-runner does not implement ${what}`;
+
+const authenticationPolicy = oneOfKeys({ allow: anyObject, deny: string });
+
+const grpcServer = object(
+  {
+    listenAddresses: optional(array(string), []),
+    listenPaths: optional(array(string), []),
+    authenticationPolicy: optional(authenticationPolicy),
+    healthCheckService: optional(string, ''),
+    maximumReceivedMessageSizeBytes: optional(integer(1, 2 ** 31 - 1)),
+    stopGracefully: optional(boolean, true),
+  },
+  {
+    tls: notSupported('TLS: listen on a unix socket shared with bb_worker instead'),
+    alts: notSupported('ALTS'),
+    keepaliveEnforcementPolicy: notSupported('keepalive enforcement policies'),
+    keepaliveParameters: notSupported('keepalive parameters'),
+    initialWindowSizeBytes: notSupported('window size tuning'),
+    initialConnWindowSizeBytes: notSupported('window size tuning'),
+    tracing: notSupported('tracing'),
+    relays: notSupported('relays'),
+  },
+);
+
+const httpServer = object(
+  {
+    listenAddresses: array(string),
+    authenticationPolicy: optional(authenticationPolicy),
+  },
+  { tls: notSupported('TLS on the diagnostics server') },
+);
+
+const diagnosticsHttpServer = object({
+  httpServers: optional(array(httpServer), []),
+  // bb-storage's older single-address form.
+  listenAddress: optional(string),
+  enablePrometheus: optional(boolean, false),
+  enablePprof: optional(boolean, false),
+  enableActiveSpans: optional(boolean, false),
+});
+
+const global = object(
+  {
+    diagnosticsHttpServer: optional(diagnosticsHttpServer),
+    logPaths: optional(array(string), []),
+    setUmask: optional(object({ umask: integer(0, 0o777) })),
+    tracing: optional(anyObject),
+    mutexProfileFraction: optional(integer(0, 2 ** 31 - 1)),
+    prometheusPushgateway: optional(anyObject),
+    grpcForwardAndReuseMetadata: optional(array(string)),
+    grpcKubernetesResolvers: optional(anyObject),
+  },
+  { setResourceLimits: notSupported('resource limits: set them on the runner process') },
+);
+
+const filesystems = object({
+  proc: optional(boolean, true),
+  procOptions: optional(record(string), {}),
+  sys: optional(boolean, true),
+  dev: optional(boolean, true),
+  tmp: optional(boolean, true),
+  createMountpoints: optional(boolean, true),
+});
+
+const chrootRunner = object({
+  isolation: optional(oneOf(isolationModes), 'namespaces'),
+  filesystems: optional(filesystems, filesystems({}, 'chrootRunner.filesystems')),
+  keepCapabilities: optional(array(oneOf(Object.keys(capabilityNumbers))), [
+    ...defaultCapabilities,
+  ]),
+  network: optional(boolean, false),
+  shutdownGracePeriod: optional(duration, 30_000),
+});
+
+const applicationConfiguration = object(
+  {
+    buildDirectoryPath: absolutePath,
+    grpcServers: array(grpcServer),
+    cleanTemporaryDirectories: optional(array(absolutePath), []),
+    global: optional(global, global({}, 'global')),
+    setTmpdirEnvironmentVariable: optional(boolean, false),
+    chrootIntoInputRoot: optional(boolean, false),
+    cleanProcessTable: optional(boolean, false),
+    readinessCheckingPathnames: optional(array(string), []),
+    runCommandsAs: optional(
+      object({
+        userId: integer(0, 2 ** 32 - 2),
+        groupId: integer(0, 2 ** 32 - 2),
+        additionalGroupIds: optional(array(integer(0, 2 ** 32 - 2)), []),
+      }),
+    ),
+    symlinkTemporaryDirectories: optional(array(absolutePath), []),
+    runCommandCleaner: optional(array(string), []),
+    appleXcodeDeveloperDirectories: optional(record(string), {}),
+    chrootRunner: optional(chrootRunner, chrootRunner({}, 'chrootRunner')),
+  },
+  {
+    temporaryDirectoryInstaller:
+      'the action’s temporary directory is mounted at /tmp inside the input root instead (chrootRunner.filesystems.tmp)',
+    temporaryDirectories: 'renamed cleanTemporaryDirectories in bb_runner',
+  },
+);
+
+/** Validates a parsed JSON document; `isolation` (from --isolation) overrides the file. */
+export function parseConfiguration(
+  document: unknown,
+  overrides: { isolation?: IsolationMode } = {},
+): ApplicationConfiguration {
+  const parsed = applicationConfiguration(document, '');
+  if (!parsed.chrootIntoInputRoot) {
+    throw new ConfigurationError(
+      'chrootIntoInputRoot: must be true: chroot-runner always runs actions chrooted into their ' +
+        'input root (bb_runner without it runs actions on the runner’s own file system, which ' +
+        'chroot-runner does not do)',
+    );
+  }
+  if (Object.keys(parsed.appleXcodeDeveloperDirectories).length > 0) {
+    throw new ConfigurationError('appleXcodeDeveloperDirectories: not supported: macOS only');
+  }
+  parsed.grpcServers.forEach((server, index) => {
+    if (server.listenPaths.length + server.listenAddresses.length === 0) {
+      throw new ConfigurationError(
+        `grpcServers[${index}]: expected at least one of listenPaths, listenAddresses`,
+      );
+    }
+  });
+  if (parsed.grpcServers.length === 0) {
+    throw new ConfigurationError('grpcServers: expected at least one server');
+  }
+  const global = parsed.global;
+  const diagnostics = global.diagnosticsHttpServer;
+  const ignoredKeys = (
+    [
+      'tracing',
+      'mutexProfileFraction',
+      'prometheusPushgateway',
+      'grpcForwardAndReuseMetadata',
+      'grpcKubernetesResolvers',
+    ] as const
+  )
+    .filter((key) => global[key] !== undefined)
+    .map((key) => `global.${key}`);
+  if (diagnostics?.enablePprof) ignoredKeys.push('global.diagnosticsHttpServer.enablePprof');
+  if (diagnostics?.enableActiveSpans) {
+    ignoredKeys.push('global.diagnosticsHttpServer.enableActiveSpans');
+  }
+  const runner = parsed.chrootRunner;
+  return {
+    buildDirectoryPath: parsed.buildDirectoryPath,
+    grpcServers: parsed.grpcServers.map((server) => ({
+      listenPaths: server.listenPaths.map((path) => resolve(path)),
+      listenAddresses: server.listenAddresses,
+      denyMessage: server.authenticationPolicy?.deny,
+      healthCheckService: server.healthCheckService,
+      maximumReceivedMessageSizeBytes: server.maximumReceivedMessageSizeBytes,
+    })),
+    cleanTemporaryDirectories: parsed.cleanTemporaryDirectories,
+    setTmpdirEnvironmentVariable: parsed.setTmpdirEnvironmentVariable,
+    cleanProcessTable: parsed.cleanProcessTable,
+    readinessCheckingPathnames: parsed.readinessCheckingPathnames,
+    runCommandsAs: parsed.runCommandsAs && {
+      uid: parsed.runCommandsAs.userId,
+      gid: parsed.runCommandsAs.groupId,
+      additionalGroups: parsed.runCommandsAs.additionalGroupIds,
+    },
+    symlinkTemporaryDirectories: parsed.symlinkTemporaryDirectories,
+    runCommandCleaner: parsed.runCommandCleaner,
+    diagnosticsHttpServer: diagnostics && {
+      listenAddresses: [
+        ...(diagnostics.listenAddress === undefined ? [] : [diagnostics.listenAddress]),
+        ...diagnostics.httpServers.flatMap((server) => server.listenAddresses),
+      ],
+      enablePrometheus: diagnostics.enablePrometheus,
+    },
+    logPaths: global.logPaths,
+    umask: global.setUmask?.umask,
+    ignoredKeys,
+    isolation: {
+      mode: overrides.isolation ?? runner.isolation,
+      filesystems: runner.filesystems,
+      keepCapabilities: runner.keepCapabilities,
+      network: runner.network,
+    },
+    shutdownGracePeriodMs: runner.shutdownGracePeriod,
+  };
+}
+
+/** Reads a .json file, or evaluates a .jsonnet file with the `jsonnet` binary, passing the
+ * environment as external variables as Buildbarn's programs do. */
+export function readConfigurationDocument(file: string): unknown {
+  let text: string;
+  if (file.endsWith('.jsonnet') || file.endsWith('.libsonnet')) {
+    const extVars = Object.keys(process.env)
+      .filter((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      .flatMap((name) => ['--ext-str', name]);
+    try {
+      text = execFileSync('jsonnet', [...extVars, file], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (error) {
+      const failure = error as NodeJS.ErrnoException & { stderr?: string };
+      if (failure.code === 'ENOENT') {
+        throw new ConfigurationError(
+          `${file}: cannot evaluate Jsonnet: no \`jsonnet\` evaluator on PATH ` +
+            '(Debian: apt-get install jsonnet), or give the configuration as .json',
+        );
+      }
+      throw new ConfigurationError(`${file}: ${failure.stderr?.trim() || failure.message}`);
+    }
+  } else {
+    text = readFileSync(file, 'utf8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ConfigurationError(`${file}: ${(error as Error).message}`);
+  }
+}
+
+export function loadConfiguration(
+  file: string,
+  overrides: { isolation?: IsolationMode } = {},
+): ApplicationConfiguration {
+  const document = readConfigurationDocument(file);
+  try {
+    return parseConfiguration(document, overrides);
+  } catch (error) {
+    if (error instanceof ConfigurationError) {
+      throw new ConfigurationError(`${file}: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** The configuration used when `serve` is given none: everything under `directory`. */
+export function defaultConfigurationDocument(directory: string): Record<string, unknown> {
+  return {
+    buildDirectoryPath: resolve(directory, 'build'),
+    grpcServers: [
+      { listenPaths: [resolve(directory, 'runner')], authenticationPolicy: { allow: {} } },
+    ],
+    chrootIntoInputRoot: true,
+    setTmpdirEnvironmentVariable: true,
+  };
+}

@@ -1,0 +1,190 @@
+// Starts the runner: build directory handle, stale mount sweep, the composed runner, its gRPC
+// servers and the diagnostics HTTP server; and stops it gracefully.
+
+import { once } from 'node:events';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
+import { RunnerError } from '../runner/runner.js';
+import { prepareSandbox, sweepStaleMounts } from '../sandbox/index.js';
+import { openDirectory } from '../syscalls/index.js';
+import { composeRunner } from './compose.js';
+import type { ApplicationConfiguration } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { RunnerMetrics } from './metrics.js';
+import {
+  healthServiceImplementation,
+  RunnerServiceState,
+  runnerServiceImplementation,
+} from './service.js';
+
+export interface RunningServer {
+  /** gRPC addresses listened on, as clients write them (unix:///path, host:port). */
+  readonly grpcAddresses: readonly string[];
+  /** Diagnostics HTTP addresses (host:port). */
+  readonly diagnosticsAddresses: readonly string[];
+  readonly logger: Logger;
+  /** Stops accepting Runs, waits up to the grace period for running actions, aborts the rest,
+   * and closes everything. */
+  shutdown(gracePeriodMs?: number): Promise<void>;
+}
+
+/** Go's listen address forms (":8991", "host:8991", "[::1]:8991") as host and port. */
+export function parseListenAddress(address: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]*)\]|([^:]*)):(\d+)$/.exec(address);
+  if (match === null) throw new Error(`invalid listen address ${JSON.stringify(address)}`);
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port: Number(match[3]) };
+}
+
+function grpcTarget({ host, port }: { host: string; port: number }): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** A socket left by a previous runner would make bind fail; anything else is not ours. */
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+function bind(server: Server, target: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(target, ServerCredentials.createInsecure(), (error, port) =>
+      error ? reject(error) : resolve(port),
+    ),
+  );
+}
+
+export interface StartOptions {
+  /** pino level of the log ('info' logs every action; the demo uses 'warn'). */
+  readonly logLevel?: string;
+}
+
+export async function startServer(
+  configuration: ApplicationConfiguration,
+  options: StartOptions = {},
+): Promise<RunningServer> {
+  const logger = createLogger(configuration.logPaths, options.logLevel);
+  if (configuration.umask !== undefined) process.umask(configuration.umask);
+  for (const key of configuration.ignoredKeys) {
+    logger.warn({ key }, 'configuration key accepted for compatibility and ignored');
+  }
+  if (configuration.isolation.mode === 'shared') {
+    const swept = sweepStaleMounts(configuration.buildDirectoryPath);
+    if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
+  }
+  prepareSandbox();
+  const buildDirectory = openDirectory(configuration.buildDirectoryPath);
+  const closers: (() => Promise<void> | void)[] = [() => buildDirectory.close()];
+  const grpcServers: Server[] = [];
+  try {
+    const runner = await composeRunner(configuration, buildDirectory);
+    const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
+      ? new RunnerMetrics(configuration.buildDirectoryPath)
+      : undefined;
+    const state = new RunnerServiceState(runner, logger, metrics, configuration.isolation.mode);
+
+    const grpcAddresses: string[] = [];
+    for (const serverConfiguration of configuration.grpcServers) {
+      const options: Record<string, number> = {};
+      if (serverConfiguration.maximumReceivedMessageSizeBytes !== undefined) {
+        options['grpc.max_receive_message_length'] =
+          serverConfiguration.maximumReceivedMessageSizeBytes;
+      }
+      const server = new Server(options);
+      grpcServers.push(server);
+      server.addService(
+        grpcServiceDefinition(RunnerService),
+        runnerServiceImplementation(state, serverConfiguration.denyMessage),
+      );
+      server.addService(
+        grpcServiceDefinition(Health),
+        healthServiceImplementation(state, new Set(['', serverConfiguration.healthCheckService])),
+      );
+      for (const path of serverConfiguration.listenPaths) {
+        removeStaleSocket(path);
+        await bind(server, `unix://${path}`);
+        grpcAddresses.push(`unix://${path}`);
+        closers.push(() => removeStaleSocket(path));
+      }
+      for (const address of serverConfiguration.listenAddresses) {
+        const listen = parseListenAddress(address);
+        const port = await bind(server, grpcTarget(listen));
+        grpcAddresses.push(grpcTarget({ ...listen, port }));
+      }
+    }
+
+    const httpServers: HttpServer[] = [];
+    const diagnosticsAddresses: string[] = [];
+    for (const address of configuration.diagnosticsHttpServer?.listenAddresses ?? []) {
+      const httpServer = createServer((request, response) => {
+        if (metrics !== undefined && request.url === '/metrics') {
+          metrics.registry.metrics().then(
+            (text) =>
+              response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+            (error: Error) => response.writeHead(500).end(error.message),
+          );
+          return;
+        }
+        if (request.url === '/-/healthy' || request.url === '/-/ready') {
+          response.writeHead(state.serving ? 200 : 503).end();
+          return;
+        }
+        response.writeHead(404).end();
+      });
+      httpServers.push(httpServer);
+      const listen = parseListenAddress(address);
+      httpServer.listen(listen.port, listen.host);
+      await once(httpServer, 'listening');
+      const bound = httpServer.address();
+      const port = typeof bound === 'object' && bound !== null ? bound.port : listen.port;
+      diagnosticsAddresses.push(grpcTarget({ ...listen, port }));
+    }
+
+    logger.info(
+      {
+        buildDirectoryPath: configuration.buildDirectoryPath,
+        grpcAddresses,
+        diagnosticsAddresses,
+        isolation: configuration.isolation.mode,
+      },
+      'serving',
+    );
+
+    let stopping: Promise<void> | undefined;
+    const shutdown = (gracePeriodMs = configuration.shutdownGracePeriodMs): Promise<void> => {
+      stopping ??= (async () => {
+        state.stopServing();
+        logger.info({ inFlight: state.inFlight, gracePeriodMs }, 'shutting down');
+        const drained = Promise.all(
+          grpcServers.map(
+            (server) => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+          ),
+        );
+        const timer = setTimeout(
+          () => state.abortAll(new RunnerError(status.UNAVAILABLE, 'Runner is shutting down')),
+          gracePeriodMs,
+        );
+        await drained;
+        clearTimeout(timer);
+        await Promise.all(
+          httpServers.map((server) => {
+            server.closeAllConnections();
+            return new Promise((resolve) => server.close(resolve));
+          }),
+        );
+        for (const close of closers.reverse()) await close();
+        logger.info('stopped');
+      })();
+      return stopping;
+    };
+    return { grpcAddresses, diagnosticsAddresses, logger, shutdown };
+  } catch (error) {
+    for (const server of grpcServers) server.forceShutdown();
+    for (const close of closers.reverse()) await close();
+    throw error;
+  }
+}

@@ -1,0 +1,244 @@
+// The gRPC face of a Runner: buildbarn.runner.Runner and grpc.health.v1.Health on
+// @grpc/grpc-js, with cancellation, metrics and one log line per action.
+import { create } from '@bufbuild/protobuf';
+import { anyUnpack, EmptySchema } from '@bufbuild/protobuf/wkt';
+import {
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  Metadata,
+  type ServerErrorResponse,
+  status,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import {
+  type CheckReadinessRequest,
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+  HealthCheckResponse_ServingStatus,
+  HealthCheckResponseSchema,
+  POSIXResourceUsageSchema,
+  type RunRequest,
+  type RunResponse,
+} from '../proto/index.js';
+import { actionResults } from '../runner/local.js';
+import { type Runner, RunnerError } from '../runner/runner.js';
+import type { IsolationMode } from '../sandbox/types.js';
+import type { Logger } from './log.js';
+import type { ActionOutcome, RunnerMetrics } from './metrics.js';
+
+/** State shared by every gRPC server of one runner: in-flight actions and health. */
+export class RunnerServiceState {
+  readonly #inFlight = new Set<AbortController>();
+  #nextActionId = 1;
+  #serving = true;
+  readonly #healthWatchers = new Set<() => void>();
+
+  constructor(
+    readonly runner: Runner,
+    readonly logger: Logger,
+    readonly metrics: RunnerMetrics | undefined,
+    readonly isolation: IsolationMode,
+  ) {}
+
+  get serving(): boolean {
+    return this.#serving;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  nextActionId(): number {
+    return this.#nextActionId++;
+  }
+
+  track(controller: AbortController): () => void {
+    this.#inFlight.add(controller);
+    return () => this.#inFlight.delete(controller);
+  }
+
+  /** Refuses new Runs and reports NOT_SERVING from now on. */
+  stopServing(): void {
+    this.#serving = false;
+    for (const notify of this.#healthWatchers) notify();
+  }
+
+  /** Aborts every running action with `reason`. */
+  abortAll(reason: RunnerError): void {
+    for (const controller of this.#inFlight) controller.abort(reason);
+  }
+
+  watchHealth(notify: () => void): () => void {
+    this.#healthWatchers.add(notify);
+    return () => this.#healthWatchers.delete(notify);
+  }
+}
+
+/** Milliseconds rounded to microseconds, for the log. */
+function milliseconds(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+function serviceError(error: unknown): ServerErrorResponse {
+  if (error instanceof RunnerError) {
+    return Object.assign(new Error(error.message), { code: error.code, details: error.message });
+  }
+  const message = `Internal error: ${(error as Error).message}`;
+  return Object.assign(new Error(message), { code: status.INTERNAL, details: message });
+}
+
+function outcome(response: RunResponse): ActionOutcome {
+  if (response.exitCode === 0n) return 'succeeded';
+  return response.exitCode === -1n ? 'signalled' : 'failed';
+}
+
+function terminationSignal(response: RunResponse): string {
+  const [usage] = response.resourceUsage;
+  return (usage && anyUnpack(usage, POSIXResourceUsageSchema)?.terminationSignal) ?? '';
+}
+
+/** A denied policy (authenticationPolicy.deny) answers every call with its message. */
+function denied(message: string): ServerErrorResponse {
+  return Object.assign(new Error(message), {
+    code: status.UNAUTHENTICATED,
+    details: message,
+    metadata: new Metadata(),
+  });
+}
+
+export function runnerServiceImplementation(
+  state: RunnerServiceState,
+  denyMessage: string | undefined,
+): UntypedServiceImplementation {
+  const run: handleUnaryCall<RunRequest, RunResponse> = (call, callback) => {
+    if (denyMessage !== undefined) {
+      callback(denied(denyMessage));
+      return;
+    }
+    if (!state.serving) {
+      state.metrics?.rpcFailed('Run', status[status.UNAVAILABLE]);
+      callback(serviceError(new RunnerError(status.UNAVAILABLE, 'Runner is shutting down')));
+      return;
+    }
+    const request = call.request;
+    const id = state.nextActionId();
+    const controller = new AbortController();
+    const untrack = state.track(controller);
+    // The client went away or its deadline passed: kill the action.
+    call.on('cancelled', () =>
+      controller.abort(new RunnerError(status.CANCELLED, 'Run was cancelled by the client')),
+    );
+    const started = performance.now();
+    state.metrics?.actionStarted();
+    const fields = {
+      id,
+      inputRoot: request.inputRootDirectory,
+      argv0: request.arguments[0] ?? '',
+      isolation: state.isolation,
+    };
+    state.runner.run(request, controller.signal).then(
+      (response) => {
+        untrack();
+        // Answer first: metrics and the log line are not on bb_worker's path.
+        callback(null, response);
+        const result = actionResults.get(response);
+        state.metrics?.actionFinished(outcome(response), result);
+        state.logger.info(
+          {
+            ...fields,
+            exitCode: Number(response.exitCode),
+            signal: terminationSignal(response) || null,
+            durationsMs: result && {
+              setup: milliseconds(result.timings.setup),
+              run: milliseconds(result.timings.run),
+              teardown: milliseconds(result.timings.teardown),
+            },
+            rpcMs: milliseconds(performance.now() - started),
+          },
+          'action finished',
+        );
+      },
+      (error: unknown) => {
+        untrack();
+        const failure = serviceError(error);
+        callback(failure);
+        const code = status[failure.code ?? status.UNKNOWN] ?? 'UNKNOWN';
+        state.metrics?.actionFinished('error', undefined);
+        state.metrics?.rpcFailed('Run', code);
+        state.logger.info(
+          {
+            ...fields,
+            code,
+            error: failure.message,
+            rpcMs: milliseconds(performance.now() - started),
+          },
+          'action not run',
+        );
+      },
+    );
+  };
+
+  const checkReadiness: handleUnaryCall<CheckReadinessRequest, unknown> = (call, callback) => {
+    if (denyMessage !== undefined) {
+      callback(denied(denyMessage));
+      return;
+    }
+    state.runner.checkReadiness(call.request).then(
+      () => callback(null, create(EmptySchema)),
+      (error: unknown) => {
+        const failure = serviceError(error);
+        state.metrics?.rpcFailed(
+          'CheckReadiness',
+          status[failure.code ?? status.UNKNOWN] ?? 'UNKNOWN',
+        );
+        callback(failure);
+      },
+    );
+  };
+
+  return { run, checkReadiness };
+}
+
+export function healthServiceImplementation(
+  state: RunnerServiceState,
+  serviceNames: ReadonlySet<string>,
+): UntypedServiceImplementation {
+  const statusOf = (request: HealthCheckRequest): HealthCheckResponse_ServingStatus => {
+    if (!serviceNames.has(request.service))
+      return HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN;
+    return state.serving
+      ? HealthCheckResponse_ServingStatus.SERVING
+      : HealthCheckResponse_ServingStatus.NOT_SERVING;
+  };
+  const response = (servingStatus: HealthCheckResponse_ServingStatus): HealthCheckResponse =>
+    create(HealthCheckResponseSchema, { status: servingStatus });
+
+  const check: handleUnaryCall<HealthCheckRequest, HealthCheckResponse> = (call, callback) => {
+    const servingStatus = statusOf(call.request);
+    if (servingStatus === HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN) {
+      callback(
+        Object.assign(new Error('unknown service'), {
+          code: status.NOT_FOUND,
+          details: 'unknown service',
+        }),
+      );
+      return;
+    }
+    callback(null, response(servingStatus));
+  };
+
+  const watch: handleServerStreamingCall<HealthCheckRequest, HealthCheckResponse> = (call) => {
+    call.write(response(statusOf(call.request)));
+    const unwatch = state.watchHealth(() => {
+      call.write(response(statusOf(call.request)));
+      call.end();
+    });
+    call.on('cancelled', unwatch);
+    if (!state.serving) {
+      unwatch();
+      call.end();
+    }
+  };
+
+  return { check, watch };
+}

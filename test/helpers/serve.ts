@@ -1,0 +1,84 @@
+// `chroot-runner serve` in its own process, as bb_worker's runner: its JSON log lines are
+// collected so that tests can wait for events (serving, an action's end) instead of sleeping.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { type ProcessState, processState } from './leaks.js';
+
+/** bin/chroot-runner.js of this checkout. */
+export const binary = new URL('../../../bin/chroot-runner.js', import.meta.url).pathname;
+
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+export class ServeProcess {
+  readonly logs: LogLine[] = [];
+  readonly #waiters = new Set<{
+    match: (line: LogLine) => boolean;
+    resolve: (line: LogLine) => void;
+  }>();
+  readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
+  /** stderr lines that are not JSON (e.g. a configuration error). */
+  stderrText = '';
+
+  private constructor(readonly child: ChildProcess) {
+    this.exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
+    lines.on('line', (text) => {
+      let line: LogLine;
+      try {
+        line = JSON.parse(text);
+      } catch {
+        this.stderrText += `${text}\n`;
+        return;
+      }
+      this.logs.push(line);
+      for (const waiter of this.#waiters) {
+        if (waiter.match(line)) {
+          this.#waiters.delete(waiter);
+          waiter.resolve(line);
+        }
+      }
+    });
+  }
+
+  /** Starts `serve` with `args` and resolves once it logs that it is serving. `command` is the
+   * chroot-runner executable (default: this checkout's, run by this node). */
+  static async start(
+    args: readonly string[],
+    command: readonly string[] = [process.execPath, binary],
+  ): Promise<ServeProcess> {
+    const [program = process.execPath, ...prefix] = command;
+    const child = spawn(program, [...prefix, 'serve', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const serve = new ServeProcess(child);
+    const serving = serve.waitForLog((line) => line.msg === 'serving');
+    const failed = serve.exited.then(([code]) => {
+      throw new Error(`serve exited with ${code} before serving: ${serve.stderrText}`);
+    });
+    await Promise.race([serving, failed]);
+    return serve;
+  }
+
+  /** The first log line, past or future, that matches. */
+  waitForLog(match: (line: LogLine) => boolean): Promise<LogLine> {
+    const seen = this.logs.find(match);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve) => this.#waiters.add({ match, resolve }));
+  }
+
+  /** Sends `signal` unless it has exited already, and resolves with how it exited. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<[number | null, NodeJS.Signals | null]> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** grpc-js closes a closed channel's socket asynchronously, after the server has gone: let the
+ * event loop turn (I/O included) until the fd count is back, at most 1000 turns; the caller's
+ * assertNothingLeft then fails if it is not. */
+export async function clientSocketsClosed(before: ProcessState): Promise<void> {
+  for (let turn = 0; turn < 1000 && processState().fds > before.fds; turn++) {
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
