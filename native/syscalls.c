@@ -162,8 +162,9 @@ static napi_value js_move_mount(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* open_tree(dirFd, path, flags) → fd */
-static napi_value js_open_tree(napi_env env, napi_callback_info info) {
+/* The shape of open_tree and fspick: (dirFd, path, flags) → fd, with CLOEXEC added. */
+static napi_value path_flags_to_fd(napi_env env, napi_callback_info info, long number,
+                                   uint32_t cloexec, const char *name) {
   napi_value args[3];
   int32_t dir_fd;
   uint32_t flags;
@@ -171,25 +172,20 @@ static napi_value js_open_tree(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 3, args) || !get_int32(env, args[0], &dir_fd) ||
       !get_uint32(env, args[2], &flags) || !get_string(env, args[1], &path))
     return NULL;
-  long fd = syscall(SYS_open_tree, dir_fd, path, flags | OPEN_TREE_CLOEXEC);
-  napi_value result = fd_or_throw(env, fd, "open_tree", path);
+  long fd = syscall(number, dir_fd, path, flags | cloexec);
+  napi_value result = fd_or_throw(env, fd, name, path);
   free(path);
   return result;
 }
 
+/* open_tree(dirFd, path, flags) → fd */
+static napi_value js_open_tree(napi_env env, napi_callback_info info) {
+  return path_flags_to_fd(env, info, SYS_open_tree, OPEN_TREE_CLOEXEC, "open_tree");
+}
+
 /* fspick(dirFd, path, flags) → a filesystem context for reconfiguring a mounted superblock */
 static napi_value js_fspick(napi_env env, napi_callback_info info) {
-  napi_value args[3];
-  int32_t dir_fd;
-  uint32_t flags;
-  char *path;
-  if (!get_args(env, info, 3, args) || !get_int32(env, args[0], &dir_fd) ||
-      !get_uint32(env, args[2], &flags) || !get_string(env, args[1], &path))
-    return NULL;
-  long fd = syscall(SYS_fspick, dir_fd, path, flags | FSPICK_CLOEXEC);
-  napi_value result = fd_or_throw(env, fd, "fspick", path);
-  free(path);
-  return result;
+  return path_flags_to_fd(env, info, SYS_fspick, FSPICK_CLOEXEC, "fspick");
 }
 
 /* mount_setattr(dirFd, path, flags, attrSet, attrClear, propagation, userNamespaceFd) */
