@@ -16,10 +16,11 @@ const colours: Record<string, string> = {
   'engine shared': '#9ecae1',
   'serve namespaces': '#2ca02c',
   'serve shared': '#98df8a',
+  'serve namespaces (grpc-js client)': '#17becf',
 };
 const colourOf = (name: string) => colours[name] ?? '#ff7f0e';
 
-const width = 1100;
+const width = 1200;
 const height = 480;
 const panel = { top: 60, bottom: 70, left: 70, width: 360, gap: 90 };
 const legendLeft = panel.left + 2 * panel.width + panel.gap + 30;

@@ -38,6 +38,8 @@ const settings = {
   rounds: count('BENCH_ROUNDS', 3),
   /** Unmeasured actions before each measurement. */
   warmup: count('BENCH_WARMUP', 50),
+  /** Unmeasured actions each Node runner's process runs once, before any measurement. */
+  processWarmup: count('BENCH_PROCESS_WARMUP', 2000),
   /** Measured actions per point of the mount and heap scaling parts, over all rounds. */
   scalingActions: count('BENCH_SCALING_ACTIONS', 600),
   /** Interleaved rounds of the scaling parts: each point is the median of its rounds'. */
@@ -275,7 +277,7 @@ async function measureAll(
   const root = join(buildDirectory, inputRootOf(0));
   const floor = join(work, 'floor');
   await compileFloor(floor);
-  const { warmup, concurrencies } = settings;
+  const { warmup, processWarmup, concurrencies } = settings;
   const logs = join(buildDirectory, 'logs');
   mkdirSync(logs);
   const floorRounds = (direct: boolean) => async (actions: number) => {
@@ -345,6 +347,7 @@ async function measureAll(
           ballastMegabytes: 0,
           actions,
           warmup,
+          processWarmup,
           concurrencies,
         }),
     },
@@ -364,15 +367,22 @@ async function measureAll(
             ballastMegabytes: 0,
             actions,
             warmup,
+            processWarmup,
             concurrencies,
           }),
       }),
     ),
-    ...(['namespaces', 'shared'] as const).map(
-      (isolation): Measurement => ({
+    ...(
+      [
+        ['serve namespaces', 'namespaces', 'http2'],
+        ['serve shared', 'shared', 'http2'],
+        ['serve namespaces (grpc-js client)', 'namespaces', 'grpc-js'],
+      ] as const
+    ).map(
+      ([name, isolation, client]): Measurement => ({
         contender: {
-          name: `serve ${isolation}`,
-          description: `\`chroot-runner serve --isolation ${isolation}\` as its own process; Run over its unix socket from a @grpc/grpc-js client in another process, N calls in flight`,
+          name,
+          description: `\`chroot-runner serve --isolation ${isolation}\` as its own process; Run over its unix socket from ${client === 'http2' ? 'a minimal gRPC client on node:http2 (bench/http2-client.ts, standing in for bb_worker’s Go client)' : 'a @grpc/grpc-js client'} in another process, N calls in flight`,
           rssOf: 'the serve process (VmHWM)',
         },
         missing: serveAbsent,
@@ -383,8 +393,10 @@ async function measureAll(
             buildDirectory,
             isolation,
             serverNodeArguments,
+            client,
             actions,
             warmup,
+            processWarmup,
             concurrencies,
           }),
       }),
@@ -456,6 +468,8 @@ async function measureHeapScaling(
   const load = {
     actions: Math.ceil(settings.scalingActions / settings.scalingRounds),
     warmup: settings.warmup,
+    // At concurrency 1 a long warm-up would take minutes; the two heaps' points get the same.
+    processWarmup: settings.warmup,
     concurrencies: [1],
   };
   const jobs = (ballastMegabytes: number): [string, Job][] => [

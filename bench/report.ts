@@ -44,6 +44,7 @@ export interface Results {
   readonly settings: {
     readonly actions: number;
     readonly warmup: number;
+    readonly processWarmup: number;
     readonly buildDirectoryParent: string | null;
     readonly [name: string]: unknown;
   };
@@ -171,7 +172,7 @@ export function markdown(results: Results): string {
       ? 'a tmpfs'
       : `a directory in ${settings.buildDirectoryParent}`;
   const sections: string[] = [
-    `Measured ${results.date} on ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}; ${settings.actions} actions per contender and concurrency, after ${settings.warmup} unmeasured; the build directory on ${buildDirectory}.`,
+    `Measured ${results.date} on ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}; ${settings.actions} actions per contender and concurrency, after ${settings.warmup} unmeasured (and ${settings.processWarmup} once per Node runner process, before its first level); the build directory on ${buildDirectory}.`,
   ];
 
   const rows: string[][] = [];

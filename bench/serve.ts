@@ -4,16 +4,19 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type Client, credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import {
   CheckReadinessRequestSchema,
   grpcServiceDefinition,
   Runner,
+  type RunRequest,
   RunRequestSchema,
+  RunResponseSchema,
 } from '../src/proto/index.js';
 import type { IsolationMode } from '../src/sandbox/types.js';
 import { inputRootOf } from './engine.js';
+import { Http2GrpcClient } from './http2-client.js';
 import type { Action } from './load.js';
 
 /** The package's command, resolved from dist/bench/. */
@@ -31,6 +34,10 @@ interface RunnerStub extends Client {
   checkReadiness(request: unknown, callback: (error: Error | null) => void): void;
 }
 
+/** The gRPC client that runs the actions: the minimal one of bench/http2-client.ts, or
+ * @grpc/grpc-js's. */
+export type ServeClient = 'http2' | 'grpc-js';
+
 export interface RunningServe {
   readonly pid: number;
   /** Runs the input root's `true` over gRPC; stdout and stderr files go to `logs`. */
@@ -46,6 +53,7 @@ export async function startServe(
   buildDirectory: string,
   isolation: IsolationMode,
   nodeArguments: readonly string[],
+  clientKind: ServeClient,
 ): Promise<RunningServe> {
   const socket = join(workDirectory, `serve-${isolation}.sock`);
   const configuration = join(workDirectory, `serve-${isolation}.json`);
@@ -75,10 +83,10 @@ export async function startServe(
   exited.catch(() => {});
 
   const RunnerClient = makeGenericClientConstructor(grpcServiceDefinition(Runner), 'Runner');
-  const client = new RunnerClient(
-    `unix://${socket}`,
-    credentials.createInsecure(),
-  ) as unknown as RunnerStub;
+  // One channel for the whole run; channelz (on by default) would keep per-call statistics.
+  const client = new RunnerClient(`unix://${socket}`, credentials.createInsecure(), {
+    'grpc.enable_channelz': 0,
+  }) as unknown as RunnerStub;
   try {
     await Promise.race([exited, ready(client)]);
   } catch (error) {
@@ -87,29 +95,37 @@ export async function startServe(
     throw error;
   }
 
+  const http2Client = clientKind === 'http2' ? new Http2GrpcClient(socket) : undefined;
+  const run = (request: RunRequest): Promise<{ exitCode: bigint }> =>
+    http2Client === undefined
+      ? new Promise((resolve, reject) =>
+          client.run(request, (error, response) =>
+            error === null && response !== undefined ? resolve(response) : reject(error),
+          ),
+        )
+      : http2Client
+          .unary('/buildbarn.runner.Runner/Run', toBinary(RunRequestSchema, request))
+          .then((bytes) => fromBinary(RunResponseSchema, bytes));
   return {
     pid: server.pid as number,
     action(logs) {
       mkdirSync(join(buildDirectory, logs), { recursive: true });
-      return (index, loop) =>
-        new Promise<void>((resolve, reject) => {
-          const request = create(RunRequestSchema, {
+      return async (index, loop) => {
+        const response = await run(
+          create(RunRequestSchema, {
             arguments: ['/bin/true'],
             environmentVariables: { PATH: '/bin' },
             workingDirectory: '',
             stdoutPath: `${logs}/${index}.stdout`,
             stderrPath: `${logs}/${index}.stderr`,
             inputRootDirectory: inputRootOf(loop),
-          });
-          client.run(request, (error, response) => {
-            if (error !== null) reject(error);
-            else if (response?.exitCode !== 0n)
-              reject(new Error(`true exited with ${response?.exitCode}`));
-            else resolve();
-          });
-        });
+          }),
+        );
+        if (response.exitCode !== 0n) throw new Error(`true exited with ${response.exitCode}`);
+      };
     },
     async stop() {
+      http2Client?.close();
       client.close();
       await stopProcess(server);
     },

@@ -19,12 +19,16 @@ import {
   resetPeakRss,
   type Sample,
 } from './load.js';
-import { startServe } from './serve.js';
+import { type ServeClient, startServe } from './serve.js';
 
 export interface LoadJob {
   readonly actions: number;
   /** Unmeasured actions run first at each concurrency. */
   readonly warmup: number;
+  /** Unmeasured actions the process runs once before anything is measured, at its highest
+   * concurrency: a runner is a long-running process, and V8 optimises the code of each action's
+   * path only after thousands of calls. */
+  readonly processWarmup: number;
   readonly concurrencies: readonly number[];
 }
 
@@ -43,6 +47,7 @@ export type Job =
       isolation: IsolationMode;
       /** Options for the server's node, e.g. --cpu-prof. */
       serverNodeArguments: string[];
+      client: ServeClient;
     })
   | {
       kind: 'mounts';
@@ -100,6 +105,10 @@ async function measure(
   runnerPid: number | 'self',
 ): Promise<Sample[]> {
   const results: Sample[] = [];
+  const highest = Math.max(...job.concurrencies);
+  const first = action('warmup', highest);
+  await closedLoop(job.processWarmup, highest, first.run);
+  first.done();
   for (const concurrency of job.concurrencies) {
     const warm = action('warmup', concurrency);
     await closedLoop(job.warmup, concurrency, warm.run);
@@ -173,6 +182,7 @@ async function measureServe(job: Extract<Job, { kind: 'serve' }>): Promise<LoadR
     job.buildDirectory,
     job.isolation,
     job.serverNodeArguments,
+    job.client,
   );
   try {
     let round = 0;

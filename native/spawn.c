@@ -23,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,7 +56,9 @@ enum op {
   OP_LOOPBACK_UP,
   OP_CLOEXEC_FROM,      /* first fd */
   OP_EXEC,              /* executable slot; plan.argv, plan.envp */
-  OP_LAST = OP_EXEC,
+  OP_WRITE_FILE,        /* base; path, content */
+  OP_SAME_INODE,        /* slot, slot */
+  OP_LAST = OP_SAME_INODE,
 };
 
 enum { STEP_WIDTH = 8 };
@@ -72,14 +75,15 @@ enum syscall_id {
   SYS_ID_FSCONFIG, SYS_ID_FSMOUNT, SYS_ID_MOUNT_SETATTR, SYS_ID_OPENAT, SYS_ID_SYMLINKAT,
   SYS_ID_FCHDIR, SYS_ID_UNSHARE, SYS_ID_MOUNT, SYS_ID_PIVOT_ROOT, SYS_ID_UMOUNT2, SYS_ID_CHDIR,
   SYS_ID_CHROOT, SYS_ID_DUP2, SYS_ID_FCNTL, SYS_ID_SETGROUPS, SYS_ID_SETRESGID, SYS_ID_SETRESUID,
-  SYS_ID_PRCTL, SYS_ID_SOCKET, SYS_ID_IOCTL, SYS_ID_CLOSE_RANGE, SYS_ID_EXECVEAT, SYS_ID_BADSLOT,
+  SYS_ID_PRCTL, SYS_ID_SOCKET, SYS_ID_IOCTL, SYS_ID_CLOSE_RANGE, SYS_ID_EXECVEAT, SYS_ID_WRITE,
+  SYS_ID_FSTAT, SYS_ID_BADSLOT,
 };
 
 static const char *const syscall_names[] = {
   "openat2", "mkdirat", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
   "mount_setattr", "openat", "symlinkat", "fchdir", "unshare", "mount", "pivot_root", "umount2",
   "chdir", "chroot", "dup2", "fcntl", "setgroups", "setresgid", "setresuid", "prctl", "socket",
-  "ioctl", "close_range", "execveat", "slot",
+  "ioctl", "close_range", "execveat", "write", "fstat", "slot",
 };
 
 enum { CHILD_STACK_SIZE = 64 * 1024 };
@@ -181,6 +185,21 @@ static int loopback_up(int *syscall_id) {
   syscall(SYS_close, sock);
   errno = saved;
   return result;
+}
+
+/* Writes `content` to an existing file in one write(2), as /proc's id maps require. */
+static int write_file(int base, const char *path, const char *content, int *syscall_id) {
+  *syscall_id = SYS_ID_OPENAT;
+  int fd = (int)syscall(SYS_openat, base, path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  *syscall_id = SYS_ID_WRITE;
+  size_t length = strlen(content);
+  long written = syscall(SYS_write, fd, content, length);
+  int saved = written < 0 ? errno : EIO;
+  syscall(SYS_close, fd);
+  if (written >= 0 && (size_t)written == length) return 0;
+  errno = saved;
+  return -1;
 }
 
 /* Runs one step; returns -1 with errno set and *syscall_id naming the failed call. */
@@ -342,6 +361,18 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
       syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(uint64_t));
       *syscall_id = SYS_ID_EXECVEAT;
       return (int)syscall(SYS_execveat, slot_fd(ctx, a), "", ctx->argv, ctx->envp, AT_EMPTY_PATH);
+    }
+    case OP_WRITE_FILE:
+      return write_file(slot_fd(ctx, a), s0, s1, syscall_id);
+    case OP_SAME_INODE: {
+      /* The same directory reached two ways: a file the runner opened, and a path resolved
+       * in the action's mount namespace. */
+      struct stat first, second;
+      *syscall_id = SYS_ID_FSTAT;
+      if (fstat(slot_fd(ctx, a), &first) < 0 || fstat(slot_fd(ctx, b), &second) < 0) return -1;
+      if (first.st_dev == second.st_dev && first.st_ino == second.st_ino) return 0;
+      errno = EXDEV;
+      return -1;
     }
   }
   *syscall_id = SYS_ID_BADSLOT;

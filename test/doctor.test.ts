@@ -25,18 +25,9 @@ import {
   type ModeSupport,
 } from '../src/sandbox/features.js';
 import { assertNothingLeft, mountPoints, needsRoot, processState } from './helpers/leaks.js';
+import { unprivileged } from './helpers/unprivileged.js';
 
 const cli = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
-
-/** uid and gid 65534 with no capabilities at all, as Buildbarn's example deployments run. */
-const unprivileged = [
-  'setpriv',
-  '--reuid=65534',
-  '--regid=65534',
-  '--clear-groups',
-  '--inh-caps=-all',
-  '--bounding-set=-all',
-];
 
 interface Report {
   readonly status: number | null;
@@ -157,20 +148,20 @@ describe('feature detection', () => {
       const modes = isolationModeSupport(features);
       assert.deepEqual(
         modes.filter((mode) => mode.available).map((mode) => mode.mode),
-        ['namespaces', 'shared', 'none'],
+        ['namespaces', 'shared', 'none', 'rootless'],
       );
     },
   );
 });
 
 describe('chroot-runner doctor', () => {
-  leakFree('as root: namespaces, shared and none work; exit 0', () => {
+  leakFree('as root: every mode works; exit 0', () => {
     const result = spawnSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8' });
     assert.equal(result.status, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /^ {2}namespaces {2}available$/m);
     assert.match(result.stdout, /^ {2}shared {6}available$/m);
     assert.match(result.stdout, /^ {2}none {8}available$/m);
-    assert.match(result.stdout, /^ {2}rootless {4}unavailable: .+\. Fix: .+$/m);
+    assert.match(result.stdout, /^ {2}rootless {4}available$/m);
   });
 
   leakFree('with a build directory that does not exist: no mode works; exit 1', () => {
@@ -183,10 +174,10 @@ describe('chroot-runner doctor', () => {
   });
 
   leakFree(
-    'as uid 65534 without capabilities: namespaces needs root or CAP_SYS_ADMIN; exit 1',
+    'as uid 65534 without capabilities: namespaces needs root or CAP_SYS_ADMIN, rootless works',
     () => {
-      const report = doctor(unprivileged);
-      assert.equal(report.status, 1);
+      const report = doctor(unprivileged, ['--probe']);
+      assert.equal(report.status, 0);
       assert.equal(
         report.checks.capabilities?.detail,
         'uid 65534; effective: none; bounding set: none',
@@ -197,12 +188,10 @@ describe('chroot-runner doctor', () => {
       assert.match(namespaces?.fix ?? '', /CAP_SYS_ADMIN/);
       assert.equal(shared?.available, false);
       assert.match(none?.reason ?? '', /root or CAP_SYS_CHROOT/);
-      // This host lets unprivileged users create user namespaces (../shared/FACTS.md); the
-      // engine does not implement rootless yet, and doctor must say so rather than offer it.
+      // This host lets unprivileged users create user namespaces (../shared/FACTS.md): a
+      // probe action runs in rootless mode.
       assert.notEqual(hostMaxUserNamespaces(), '0');
-      assert.equal(rootless?.supported, true, rootless?.reason);
-      assert.equal(rootless?.available, false);
-      assert.match(rootless?.reason ?? '', /not yet implemented/);
+      assert.equal(rootless?.available, true, rootless?.reason);
       assert.equal(report.checks.namespaces?.status, 'unavailable');
       assert.equal(report.checks.userNamespaces?.status, 'ok');
       assert.equal(report.checks.procInUserNamespace?.status, 'ok');

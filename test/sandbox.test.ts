@@ -469,10 +469,6 @@ describe('runAction refuses requests', () => {
       }
     });
   }
-
-  leakFree('rootless mode is not supported yet', async () => {
-    await rejectsWith(run('rootless', ['true']), 'internal', /not supported yet/);
-  });
 });
 
 describe('sweepStaleMounts', () => {

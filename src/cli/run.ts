@@ -1,7 +1,7 @@
 // `chroot-runner run`: runs one action with stdio passed through and exits with its status.
 //
-//   chroot-runner run --input-root DIR [--isolation namespaces|shared|none] [--workdir PATH]
-//                     [--env K=V]... [--tmp DIR] -- ARGV...
+//   chroot-runner run --input-root DIR [--isolation namespaces|shared|none|rootless]
+//                     [--workdir PATH] [--env K=V]... [--tmp DIR] -- ARGV...
 //
 // Exit status: the action's exit code; 128+N when signal N killed it. When the action could
 // not be run, as env(1) does: 127 when the program cannot be found, 126 when it cannot be
@@ -26,7 +26,7 @@ const exitRunnerFailure = 125;
 
 interface RunOptions {
   readonly inputRoot: string;
-  readonly isolation: Exclude<IsolationMode, 'rootless'>;
+  readonly isolation: IsolationMode;
   readonly workdir: string;
   readonly env: readonly string[];
   readonly tmp?: string;
@@ -110,7 +110,7 @@ export function addRunCommand(program: Command): void {
       .requiredOption('--input-root <dir>', 'the input root: becomes / of the action')
       .addOption(
         new Option('--isolation <mode>', 'how the action is isolated')
-          .choices(['namespaces', 'shared', 'none'])
+          .choices(['namespaces', 'shared', 'none', 'rootless'])
           .default('namespaces'),
       )
       .option('--workdir <path>', 'working directory, relative to the input root', '')

@@ -689,14 +689,11 @@ export async function detectFeatures(options: { buildDirectory?: string } = {}):
   return { kernel, privileges, canMountHere: mountApi.canMountHere, checks };
 }
 
-/** Modes the engine implements today; rootless is planned (issue 8). */
-export const implementedIsolationModes: readonly IsolationMode[] = ['namespaces', 'shared', 'none'];
-
 export interface ModeSupport {
   readonly mode: IsolationMode;
   /** The kernel, runtime and privileges allow it. */
   readonly supported: boolean;
-  /** Supported here and implemented by this version. */
+  /** Supported here, and not refuted by a probe action (doctor --probe). */
   readonly available: boolean;
   /** Why not, one line (empty when available). */
   readonly reason: string;
@@ -726,25 +723,10 @@ function needCapability(privileges: ProcessPrivileges, name: string, why: string
   };
 }
 
-function support(
-  mode: IsolationMode,
-  requirements: readonly Requirement[],
-  notImplemented?: Requirement,
-): ModeSupport {
+function support(mode: IsolationMode, requirements: readonly Requirement[]): ModeSupport {
   const missing = requirements.find((requirement) => !requirement.met);
-  const implemented = implementedIsolationModes.includes(mode);
   if (missing !== undefined) {
     return { mode, supported: false, available: false, reason: missing.reason, fix: missing.fix };
-  }
-  if (!implemented) {
-    return {
-      mode,
-      supported: true,
-      available: false,
-      reason:
-        notImplemented?.reason ?? 'supported by this kernel, not yet implemented by this version',
-      fix: notImplemented?.fix ?? 'use another mode until it is implemented',
-    };
   }
   return { mode, supported: true, available: true, reason: '', fix: '' };
 }
@@ -788,22 +770,15 @@ export function isolationModeSupport(features: Features): ModeSupport[] {
       setpcap,
     ]),
     support('none', [needCapability(privileges, 'SYS_CHROOT', 'to chroot'), ...launcher, setpcap]),
-    support(
-      'rootless',
-      [
-        needCheck(checks.userNamespaceSysctls),
-        needCheck(checks.apparmorUserNamespaces),
-        needCheck(checks.userNamespaces),
-        needCheck(checks.procVisible),
-        needCheck(checks.procInUserNamespace),
-        ...mounting,
-        ...launcher,
-      ],
-      {
-        met: false,
-        reason: 'supported by this kernel, not yet implemented by this version',
-        fix: 'use namespaces mode (root or CAP_SYS_ADMIN) until rootless is implemented',
-      },
-    ),
+    // No capability of the runner's: the action's user namespace grants what setup needs.
+    support('rootless', [
+      needCheck(checks.userNamespaceSysctls),
+      needCheck(checks.apparmorUserNamespaces),
+      needCheck(checks.userNamespaces),
+      needCheck(checks.procVisible),
+      needCheck(checks.procInUserNamespace),
+      ...mounting,
+      ...launcher,
+    ]),
   ];
 }

@@ -15,6 +15,7 @@ import {
 import type { HostResources } from './host.js';
 import {
   beneathNoSymlinks,
+  cwd,
   type PlanBuilder,
   runnerStep,
   type Slot,
@@ -60,6 +61,13 @@ function mountpoint(path: string): StepInfo {
   return { description: `open the mountpoint ${path} in the input root`, subject: 'inputRoot' };
 }
 
+/** A step attaching a mount at or beneath a mountpoint of the input root: if the input root
+ * changes under it (the mountpoint directory is replaced meanwhile, which unlinks it), the
+ * failure (ENOENT) is the input root's. */
+function onMountpoint(info: StepInfo): StepInfo {
+  return { ...info, subject: 'inputRoot' };
+}
+
 // ---- namespaces mode: steps of the child's plan ----
 
 /** Clones of host mounts, made before unshare(CLONE_NEWNS): an fd opened by the runner
@@ -68,6 +76,8 @@ function mountpoint(path: string): StepInfo {
 export interface HostClones {
   readonly deviceNodes: readonly (readonly [name: string, clone: Slot])[];
   readonly temporaryDirectory: Slot | undefined;
+  /** A read-only clone of the host's /sys, attached instead of a fresh sysfs. */
+  readonly sys?: Slot;
 }
 
 export function planHostClones(
@@ -99,6 +109,54 @@ export function planHostClones(
   return { deviceNodes, temporaryDirectory: temporary };
 }
 
+/** The temporary directory as the runner opened it, and its path in the runner's mount
+ * namespace. */
+export interface TemporaryDirectoryLocation {
+  readonly fd: Fd;
+  readonly path: string;
+}
+
+/** Clones of host mounts for rootless mode, made after unshare(CLONE_NEWNS) inside the new
+ * user namespace: cloning needs CAP_SYS_ADMIN over the owner of the mounts' namespace, and
+ * an fd opened before unshare names a mount of the old namespace, which cannot be cloned
+ * from the new one. So they are reached by path from the root (translated into the new
+ * namespace by unshare). Without a network namespace of its own (`bindSys`), /sys is a
+ * read-only recursive bind of the host's: the kernel refuses a fresh sysfs then, and the
+ * submounts of /sys are locked to it. The temporary directory, found by its path, must be
+ * the directory the runner opened. */
+export function planUserNamespaceClones(
+  plan: PlanBuilder,
+  host: HostResources,
+  temporaryDirectory: TemporaryDirectoryLocation | undefined,
+  filesystems: SpecialFilesystems,
+  bindSys: boolean,
+): HostClones {
+  const deviceNodes: [string, Slot][] = [];
+  if (filesystems.dev) {
+    for (const name of host.deviceNodes.keys()) {
+      const info = runnerStep(`clone the host's /dev/${name}`);
+      deviceNodes.push([name, plan.openTree(info, cwd, `/dev/${name}`, constants.OPEN_TREE_CLONE)]);
+    }
+  }
+  let sys: Slot | undefined;
+  if (filesystems.sys && bindSys) {
+    const info = runnerStep("clone the host's /sys");
+    sys = plan.openTree(info, cwd, '/sys', constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE);
+    plan.mountSetattr(info, sys, readonly | nosuid | nodev | noexec, constants.AT_RECURSIVE);
+  }
+  let temporary: Slot | undefined;
+  if (filesystems.tmp && temporaryDirectory !== undefined) {
+    const info = runnerStep(`clone the temporary directory ${temporaryDirectory.path}`);
+    const found = plan.open(info, cwd, temporaryDirectory.path, {
+      flags: directory,
+      resolve: constants.RESOLVE_NO_SYMLINKS | constants.RESOLVE_NO_MAGICLINKS,
+    });
+    plan.sameInode(info, found, plan.inherit(temporaryDirectory.fd.fd));
+    temporary = plan.openTree(info, found, '', constants.OPEN_TREE_CLONE);
+  }
+  return { deviceNodes, temporaryDirectory: temporary, ...(sys === undefined ? {} : { sys }) };
+}
+
 function planMountpoint(
   plan: PlanBuilder,
   base: Slot,
@@ -124,7 +182,7 @@ export function planSpecialFilesystems(
     const target = planMountpoint(plan, root, 'proc', '/proc', filesystems);
     const info = runnerStep('mount proc at /proc');
     const proc = plan.newFilesystem(info, 'proc', filesystems.procOptions, nosuid | nodev | noexec);
-    plan.moveMount(info, proc, target);
+    plan.moveMount(onMountpoint(info), proc, target);
     for (const name of procReadOnly) {
       const readOnly = runnerStep(`bind /proc/${name} read-only`);
       const clone = plan.openTree(readOnly, proc, name, constants.OPEN_TREE_CLONE, true);
@@ -134,20 +192,24 @@ export function planSpecialFilesystems(
         resolve: beneathNoSymlinks,
         optional: true,
       });
-      plan.moveMount(readOnly, clone, over);
+      plan.moveMount(onMountpoint(readOnly), clone, over);
     }
   }
   if (filesystems.sys) {
     const target = planMountpoint(plan, root, 'sys', '/sys', filesystems);
-    const info = runnerStep('mount sysfs at /sys');
-    const sys = plan.newFilesystem(info, 'sysfs', {}, readonly | nosuid | nodev | noexec);
-    plan.moveMount(info, sys, target);
+    if (clones.sys !== undefined) {
+      plan.moveMount(onMountpoint(runnerStep("bind the host's /sys at /sys")), clones.sys, target);
+    } else {
+      const info = runnerStep('mount sysfs at /sys');
+      const sys = plan.newFilesystem(info, 'sysfs', {}, readonly | nosuid | nodev | noexec);
+      plan.moveMount(onMountpoint(info), sys, target);
+    }
   }
   if (filesystems.dev) {
     const target = planMountpoint(plan, root, 'dev', '/dev', filesystems);
     const info = runnerStep('mount a tmpfs at /dev');
     const dev = plan.newFilesystem(info, 'tmpfs', devTmpfsOptions, nosuid | noexec);
-    plan.moveMount(info, dev, target);
+    plan.moveMount(onMountpoint(info), dev, target);
     for (const [name, clone] of clones.deviceNodes) {
       const bind = runnerStep(`bind the host's /dev/${name}`);
       plan.createFile(bind, dev, name, 0o666);
@@ -155,7 +217,7 @@ export function planSpecialFilesystems(
         flags: constants.O_PATH,
         resolve: beneathNoSymlinks,
       });
-      plan.moveMount(bind, clone, over);
+      plan.moveMount(onMountpoint(bind), clone, over);
     }
     for (const [name, link] of devLinks) {
       plan.symlinkat(runnerStep(`create /dev/${name}`), link, dev, name);
@@ -164,20 +226,24 @@ export function planSpecialFilesystems(
     plan.mkdirat(pts, dev, 'pts', 0o755);
     const ptsTarget = plan.open(pts, dev, 'pts', { flags: directory, resolve: beneathNoSymlinks });
     plan.moveMount(
-      pts,
+      onMountpoint(pts),
       plan.newFilesystem(pts, 'devpts', devptsOptions, nosuid | noexec),
       ptsTarget,
     );
     const shm = runnerStep('mount a tmpfs at /dev/shm');
     plan.mkdirat(shm, dev, 'shm', 0o1777);
     const shmTarget = plan.open(shm, dev, 'shm', { flags: directory, resolve: beneathNoSymlinks });
-    plan.moveMount(shm, plan.newFilesystem(shm, 'tmpfs', shmOptions, nosuid | nodev), shmTarget);
+    plan.moveMount(
+      onMountpoint(shm),
+      plan.newFilesystem(shm, 'tmpfs', shmOptions, nosuid | nodev),
+      shmTarget,
+    );
   }
   if (clones.temporaryDirectory !== undefined) {
     const target = planMountpoint(plan, root, 'tmp', '/tmp', filesystems);
     const info = runnerStep('bind the temporary directory at /tmp');
     plan.mountSetattr(info, clones.temporaryDirectory, nosuid | nodev);
-    plan.moveMount(info, clones.temporaryDirectory, target);
+    plan.moveMount(onMountpoint(info), clones.temporaryDirectory, target);
   }
 }
 

@@ -28,7 +28,7 @@ import {
   openTemporaryDirectory,
   workingDirectoryPath,
 } from './request.js';
-import { buildPlan, type RequestFiles } from './setup.js';
+import { buildPlan, hasPidNamespace, type RequestFiles } from './setup.js';
 import { ActionError, type ActionResult, type ActionSpec } from './types.js';
 
 export { defaultCapabilities } from './capabilities.js';
@@ -51,13 +51,23 @@ const inputRootErrors = new Set([
   'EISDIR',
   'EROFS',
   'EACCES',
+  'ENAMETOOLONG',
 ]);
 
 function setupFailure(error: SetupError): ActionError {
+  // execve refused the request's argv and environment together: too large for the kernel.
+  if (error.cause.code === 'E2BIG') {
+    return new ActionError(
+      'invalidArgument',
+      `Failed to start process: the arguments and environment are too large: ${error.cause.message}`,
+      error.cause,
+    );
+  }
   const { subject } = error.step;
+  // Only errors of the tree's layout are the request's: EMFILE, ENOMEM and the like are ours.
   const request =
-    subject === 'workingDirectory' ||
-    (subject === 'inputRoot' && inputRootErrors.has(error.cause.code));
+    (subject === 'workingDirectory' || subject === 'inputRoot') &&
+    inputRootErrors.has(error.cause.code);
   return new ActionError(request ? 'invalidArgument' : 'internal', error.message, error.cause);
 }
 
@@ -103,6 +113,17 @@ function checkArguments(argv: readonly string[]): void {
   }
 }
 
+/** Where the action is only chrooted (shared, none), CAP_SYS_CHROOT would let it chroot into
+ * a subdirectory and walk ".." from its cwd, now outside its root, up to the host's root:
+ * it is never kept there. Pivoted modes detach the old root, so ".." finds nothing. */
+function withoutChroot(spec: ActionSpec): ActionSpec {
+  if (hasPidNamespace(spec.isolation.mode)) return spec;
+  const keepCapabilities = spec.isolation.keepCapabilities.filter(
+    (name) => name.toUpperCase().replace(/^CAP_/, '') !== 'SYS_CHROOT',
+  );
+  return { ...spec, isolation: { ...spec.isolation, keepCapabilities } };
+}
+
 async function launch(plan: PlanBuilder): Promise<SpawnedProcess> {
   try {
     return await spawn(plan.build());
@@ -124,7 +145,7 @@ async function waitForExit(
     aborted = true;
     // PID 1 dying kills its namespace; a subreaper init kills its tree on SIGTERM.
     const { SIGKILL, SIGTERM } = osConstants.signals;
-    pidfdSendSignal(spawned.pidfd, spec.isolation.mode === 'namespaces' ? SIGKILL : SIGTERM);
+    pidfdSendSignal(spawned.pidfd, hasPidNamespace(spec.isolation.mode) ? SIGKILL : SIGTERM);
   };
   if (signal?.aborted === true) kill();
   else signal?.addEventListener('abort', kill, { once: true });
@@ -140,9 +161,6 @@ async function waitForExit(
 export async function runAction(spec: ActionSpec): Promise<ActionResult> {
   const started = performance.now();
   const { isolation, signal } = spec;
-  if (isolation.mode === 'rootless') {
-    throw new ActionError('internal', 'Isolation mode "rootless" is not supported yet');
-  }
   checkArguments(spec.arguments);
   if (signal?.aborted === true) throw abortError(signal);
   const host = hostResources();
@@ -177,7 +195,7 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
         throw error instanceof SetupError ? setupFailure(error) : error;
       }
     }
-    spawned = await launch(buildPlan(spec, host, files, program, workingDirectory));
+    spawned = await launch(buildPlan(withoutChroot(spec), host, files, program, workingDirectory));
     launched = performance.now();
     // The action holds its own copies now.
     for (const fd of opened.splice(0)) fd.close();

@@ -33,7 +33,16 @@ const signalNames = new Map<number, string>(
 
 /** An action that could not be started: bb_runner's INVALID_ARGUMENT for what the request
  * got wrong (ENOENT, EACCES, ENOEXEC, EISDIR), INTERNAL for the rest. */
-const startErrors = new Set(['ENOENT', 'EACCES', 'ENOEXEC', 'EISDIR', 'ENOTDIR', 'ELOOP', 'EPERM']);
+const startErrors = new Set([
+  'ENOENT',
+  'EACCES',
+  'ENOEXEC',
+  'EISDIR',
+  'ENOTDIR',
+  'ELOOP',
+  'EPERM',
+  'ENAMETOOLONG',
+]);
 
 /** errno names by number: libuv's getSystemErrorName does not know every one (ENOEXEC). */
 const errnoNames = new Map<number, keyof typeof osConstants.errno>(

@@ -30,6 +30,8 @@ const Op = {
   loopbackUp: 22,
   cloexecFrom: 23,
   exec: 24,
+  writeFile: 25,
+  sameInode: 26,
 } as const;
 
 const optionMkdir = 1;
@@ -246,6 +248,16 @@ export class PlanBuilder {
 
   loopbackUp(info: StepInfo): void {
     this.#add(info, Op.loopbackUp, []);
+  }
+
+  /** Writes `content` to the existing file `path` beneath `base` in one write. */
+  writeFile(info: StepInfo, base: Slot, path: string, content: string): void {
+    this.#add(info, Op.writeFile, [base], path, content);
+  }
+
+  /** Fails with EXDEV unless both slots name the same inode (st_dev and st_ino). */
+  sameInode(info: StepInfo, first: Slot, second: Slot): void {
+    this.#add(info, Op.sameInode, [first, second]);
   }
 
   /** Marks every fd from `first` up close-on-exec. */

@@ -25,12 +25,14 @@ const requestErrors = new Set([
   'ENAMETOOLONG',
 ]);
 
+/** bb_runner's wording where there is one, followed by what the kernel said (errno, syscall
+ * and path), so that an operator sees which call refused what. */
 function reason(error: SystemError): string {
   switch (error.code) {
     case 'EXDEV':
-      return outsideBuildDirectory;
+      return `${outsideBuildDirectory} (${error.message})`;
     case 'ELOOP':
-      return 'Path contains a symbolic link';
+      return `Path contains a symbolic link (${error.message})`;
     default:
       return error.message;
   }
@@ -42,6 +44,13 @@ const outsideBuildDirectory = 'Path resolves to a location outside the build dir
  * bb_runner does, whether or not its first components exist); openat2 with RESOLVE_BENEATH
  * still guards the rest. */
 function checkBeneath(field: string, path: string): void {
+  // The kernel would see the path cut at the NUL: refuse it rather than open something else.
+  if (path.includes('\0')) {
+    throw new ActionError(
+      'invalidArgument',
+      `Failed to open ${field} ${JSON.stringify(path)}: Path must not contain NUL bytes`,
+    );
+  }
   const normalized = posix.normalize(path === '' ? '.' : path);
   if (posix.isAbsolute(normalized) || normalized === '..' || normalized.startsWith('../')) {
     throw new ActionError(

@@ -1,18 +1,30 @@
 // The child's setup program for one action: isolation, working directory, stdio,
 // privileges, and the exec of the init (native/init.c), in the order the kernel needs.
+import { readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { constants, type DirectoryHandle, type Fd } from '../syscalls/index.js';
 import { capabilitiesByName } from './capabilities.js';
-import { planHostClones, planSpecialFilesystems } from './filesystems.js';
+import {
+  planHostClones,
+  planSpecialFilesystems,
+  planUserNamespaceClones,
+  type TemporaryDirectoryLocation,
+} from './filesystems.js';
 import type { HostResources } from './host.js';
 import { cwd, PlanBuilder, runnerStep, type Slot } from './plan.js';
-import { ActionError, type ActionSpec } from './types.js';
+import {
+  ActionError,
+  type ActionSpec,
+  type IsolationMode,
+  type UserNamespaceIds,
+} from './types.js';
 
 const CLONE_NEWNS = 0x00020000;
 const CLONE_NEWUTS = 0x04000000;
 const CLONE_NEWIPC = 0x08000000;
 const CLONE_NEWPID = 0x20000000;
 const CLONE_NEWNET = 0x40000000;
+const CLONE_NEWUSER = 0x10000000;
 
 /** File descriptors of the init: the status pipe, and in subreaper mode its children list. */
 const statusFd = 3;
@@ -40,6 +52,63 @@ function environmentStrings(environment: Readonly<Record<string, string>>): stri
   });
 }
 
+/** Whether the init runs as PID 1 of the action's own PID namespace (rather than as a
+ * subreaper in the runner's). */
+export function hasPidNamespace(mode: IsolationMode): boolean {
+  return mode === 'namespaces' || mode === 'rootless';
+}
+
+function runnerIds(): UserNamespaceIds {
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+/** The ids the action gets in rootless mode: the runner's own, mapped as configured. The
+ * request's credentials can only be those (setgroups is denied, other ids are unmapped). */
+function userNamespaceIds(spec: ActionSpec): UserNamespaceIds {
+  const inside = spec.isolation.userNamespace ?? runnerIds();
+  const { credentials } = spec;
+  if (
+    credentials !== undefined &&
+    (credentials.uid !== inside.uid ||
+      credentials.gid !== inside.gid ||
+      credentials.additionalGroups.length > 0)
+  ) {
+    throw new ActionError(
+      'internal',
+      `In rootless mode actions run as uid ${inside.uid}, gid ${inside.gid} (the runner's ids ` +
+        'as mapped in their user namespace), without additional groups: cannot switch to ' +
+        `uid ${credentials.uid}, gid ${credentials.gid}`,
+    );
+  }
+  return inside;
+}
+
+/** Maps the runner's uid and gid (the only ids an unprivileged process may map, one line
+ * each) in the child's new user namespace; setgroups must be denied before gid_map. */
+function planIdMaps(plan: PlanBuilder, inside: UserNamespaceIds): void {
+  const info = runnerStep(`map the runner's ids to uid ${inside.uid}, gid ${inside.gid}`);
+  const outside = runnerIds();
+  plan.writeFile(info, cwd, '/proc/self/setgroups', 'deny');
+  plan.writeFile(info, cwd, '/proc/self/gid_map', `${inside.gid} ${outside.gid} 1\n`);
+  plan.writeFile(info, cwd, '/proc/self/uid_map', `${inside.uid} ${outside.uid} 1\n`);
+}
+
+/** Where the runner sees the temporary directory it opened: the child reaches it by this
+ * path in its new mount namespace, and checks that it is the same directory. */
+function temporaryDirectoryLocation(
+  temporaryDirectory: DirectoryHandle | undefined,
+): TemporaryDirectoryLocation | undefined {
+  if (temporaryDirectory === undefined) return undefined;
+  const path = readlinkSync(`/proc/self/fd/${temporaryDirectory.fd}`);
+  if (!path.startsWith('/')) {
+    throw new ActionError(
+      'internal',
+      `The temporary directory is not reachable from the runner's root (${path})`,
+    );
+  }
+  return { fd: temporaryDirectory, path };
+}
+
 /** The child's setup: isolation, working directory, stdio, privileges, exec of the init. */
 export function buildPlan(
   spec: ActionSpec,
@@ -49,21 +118,41 @@ export function buildPlan(
   workingDirectory: string,
 ): PlanBuilder {
   const { isolation } = spec;
-  const namespaces = isolation.mode === 'namespaces';
+  const namespaces = hasPidNamespace(isolation.mode);
+  const rootless = isolation.mode === 'rootless';
+  const userIds = rootless ? userNamespaceIds(spec) : undefined;
   const plan = new PlanBuilder();
   const inputRoot = plan.inherit(files.inputRoot.fd);
   let root: Slot;
   let children: Slot | undefined;
   if (namespaces) {
+    // With CLONE_NEWUSER the other namespaces are owned by the new user namespace, where the
+    // child holds every capability.
     plan.cloneFlags =
-      CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (isolation.network ? CLONE_NEWNET : 0);
+      CLONE_NEWPID |
+      CLONE_NEWIPC |
+      CLONE_NEWUTS |
+      (isolation.network ? CLONE_NEWNET : 0) |
+      (rootless ? CLONE_NEWUSER : 0);
+    if (userIds !== undefined) planIdMaps(plan, userIds);
     if (isolation.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
-    const clones = planHostClones(plan, host, files.temporaryDirectory, isolation.filesystems);
+    const hostClones = rootless
+      ? undefined
+      : planHostClones(plan, host, files.temporaryDirectory, isolation.filesystems);
     plan.fchdir(runnerStep('enter the input root'), inputRoot);
     plan.unshare(runnerStep('create a mount namespace'), CLONE_NEWNS);
     // Before anything is mounted, or mounts (and the detach of the old root) would
     // propagate to the host wherever / is shared.
     plan.makeRootPrivate(runnerStep('make the mount tree a slave of the host'), constants.MS_SLAVE);
+    const clones =
+      hostClones ??
+      planUserNamespaceClones(
+        plan,
+        host,
+        temporaryDirectoryLocation(files.temporaryDirectory),
+        isolation.filesystems,
+        !isolation.network,
+      );
     // pivot_root needs a mount point: bind the input root (now the cwd) onto itself. The
     // clone's fd names the new root from here on.
     const bind = runnerStep('bind the input root onto itself');
@@ -112,7 +201,8 @@ export function buildPlan(
     capabilitiesByName(isolation.keepCapabilities),
   );
   const { credentials } = spec;
-  if (credentials !== undefined) {
+  // In rootless mode the id maps set the credentials.
+  if (credentials !== undefined && !rootless) {
     plan.setCredentials(
       runnerStep(`switch to uid ${credentials.uid}, gid ${credentials.gid}`),
       credentials.uid,

@@ -42,6 +42,15 @@ export interface IsolationSettings {
   readonly keepCapabilities: readonly string[];
   /** A new network namespace with only loopback up (namespaces and rootless modes). */
   readonly network: boolean;
+  /** Rootless mode: the ids the runner's own uid and gid have inside the action's user
+   * namespace (e.g. 0 for tools that insist on being root); the same ids when absent. An
+   * unprivileged runner can map only its own ids, so these are the action's credentials. */
+  readonly userNamespace?: UserNamespaceIds;
+}
+
+export interface UserNamespaceIds {
+  readonly uid: number;
+  readonly gid: number;
 }
 
 export interface Credentials {

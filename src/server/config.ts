@@ -138,6 +138,9 @@ const chrootRunner = object({
     ...defaultCapabilities,
   ]),
   network: optional(boolean, false),
+  userNamespace: optional(
+    object({ userId: integer(0, 2 ** 32 - 2), groupId: integer(0, 2 ** 32 - 2) }),
+  ),
   shutdownGracePeriod: optional(duration, 30_000),
 });
 
@@ -214,6 +217,13 @@ export function parseConfiguration(
     ignoredKeys.push('global.diagnosticsHttpServer.enableActiveSpans');
   }
   const runner = parsed.chrootRunner;
+  const mode = overrides.isolation ?? runner.isolation;
+  if (mode === 'rootless' && parsed.runCommandsAs !== undefined) {
+    throw new ConfigurationError(
+      'runCommandsAs: not supported in rootless mode: actions run as the runner’s ids as ' +
+        'mapped in their user namespace (chrootRunner.userNamespace)',
+    );
+  }
   return {
     buildDirectoryPath: parsed.buildDirectoryPath,
     grpcServers: parsed.grpcServers.map((server) => ({
@@ -245,10 +255,15 @@ export function parseConfiguration(
     umask: global.setUmask?.umask,
     ignoredKeys,
     isolation: {
-      mode: overrides.isolation ?? runner.isolation,
+      mode,
       filesystems: runner.filesystems,
       keepCapabilities: runner.keepCapabilities,
       network: runner.network,
+      ...(runner.userNamespace === undefined
+        ? {}
+        : {
+            userNamespace: { uid: runner.userNamespace.userId, gid: runner.userNamespace.groupId },
+          }),
     },
     shutdownGracePeriodMs: runner.shutdownGracePeriod,
   };

@@ -11,29 +11,39 @@ const durationBuckets = [
 
 export type ActionOutcome = 'succeeded' | 'failed' | 'signalled' | 'error';
 
+const outcomes: readonly ActionOutcome[] = ['succeeded', 'failed', 'signalled', 'error'];
+const phases = ['setup', 'run', 'teardown'] as const;
+
 export class RunnerMetrics {
   readonly registry = new Registry();
-  readonly #actions: Counter<'outcome'>;
-  readonly #phases: Histogram<'phase'>;
+  /** Bound once: labelling a metric on each action hashes its labels every time. */
+  readonly #actions: Record<ActionOutcome, Counter.Internal>;
+  readonly #phases: Record<(typeof phases)[number], Histogram.Internal<'phase'>>;
   readonly #rpcErrors: Counter<'method' | 'code'>;
   readonly #inFlight: Gauge;
 
   constructor(buildDirectoryPath: string) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.#actions = new Counter({
+    const actions = new Counter({
       name: 'chroot_runner_actions_total',
       help: 'Actions run, by outcome: succeeded (exit 0), failed (other exit codes), signalled, error (not run or not finished)',
       labelNames: ['outcome'],
       registers,
     });
-    this.#phases = new Histogram({
+    this.#actions = Object.fromEntries(
+      outcomes.map((outcome) => [outcome, actions.labels({ outcome })]),
+    ) as Record<ActionOutcome, Counter.Internal>;
+    const durations = new Histogram({
       name: 'chroot_runner_action_duration_seconds',
       help: 'Time spent per action in each phase: setup, run, teardown',
       labelNames: ['phase'],
       buckets: durationBuckets,
       registers,
     });
+    this.#phases = Object.fromEntries(
+      phases.map((phase) => [phase, durations.labels({ phase })]),
+    ) as Record<(typeof phases)[number], Histogram.Internal<'phase'>>;
     this.#rpcErrors = new Counter({
       name: 'chroot_runner_rpc_errors_total',
       help: 'Runner RPCs that ended with an error, by method and gRPC status code',
@@ -64,11 +74,9 @@ export class RunnerMetrics {
 
   actionFinished(outcome: ActionOutcome, result: ActionResult | undefined): void {
     this.#inFlight.dec();
-    this.#actions.inc({ outcome });
+    this.#actions[outcome].inc();
     if (result === undefined) return;
-    for (const phase of ['setup', 'run', 'teardown'] as const) {
-      this.#phases.observe({ phase }, result.timings[phase] / 1000);
-    }
+    for (const phase of phases) this.#phases[phase].observe(result.timings[phase] / 1000);
   }
 
   rpcFailed(method: string, code: string): void {

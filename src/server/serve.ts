@@ -89,7 +89,9 @@ export async function startServer(
 
     const grpcAddresses: string[] = [];
     for (const serverConfiguration of configuration.grpcServers) {
-      const options: Record<string, number> = {};
+      // Channelz (on by default in grpc-js) keeps statistics of every call for an admin
+      // service the runner does not offer.
+      const options: Record<string, number> = { 'grpc.enable_channelz': 0 };
       if (serverConfiguration.maximumReceivedMessageSizeBytes !== undefined) {
         options['grpc.max_receive_message_length'] =
           serverConfiguration.maximumReceivedMessageSizeBytes;

@@ -22,7 +22,7 @@ import {
 } from '../proto/index.js';
 import { actionResults } from '../runner/local.js';
 import { type Runner, RunnerError } from '../runner/runner.js';
-import type { IsolationMode } from '../sandbox/types.js';
+import type { ActionResult, IsolationMode } from '../sandbox/types.js';
 import type { Logger } from './log.js';
 import type { ActionOutcome, RunnerMetrics } from './metrics.js';
 
@@ -92,9 +92,12 @@ function outcome(response: RunResponse): ActionOutcome {
   return response.exitCode === -1n ? 'signalled' : 'failed';
 }
 
-function terminationSignal(response: RunResponse): string {
+/** The engine's result says it directly; a response without one (from a decorator of the
+ * runner) has it in its resource usage. */
+function terminationSignal(response: RunResponse, result: ActionResult | undefined): string | null {
+  if (result !== undefined) return result.terminationSignal;
   const [usage] = response.resourceUsage;
-  return (usage && anyUnpack(usage, POSIXResourceUsageSchema)?.terminationSignal) ?? '';
+  return (usage && anyUnpack(usage, POSIXResourceUsageSchema)?.terminationSignal) || null;
 }
 
 /** A denied policy (authenticationPolicy.deny) answers every call with its message. */
@@ -124,10 +127,15 @@ export function runnerServiceImplementation(
     const id = state.nextActionId();
     const controller = new AbortController();
     const untrack = state.track(controller);
-    // The client went away or its deadline passed: kill the action.
-    call.on('cancelled', () =>
-      controller.abort(new RunnerError(status.CANCELLED, 'Run was cancelled by the client')),
-    );
+    // The client went away or its deadline passed: kill the action. grpc-js also reports
+    // every finished call as cancelled, so the listener goes once the action has settled.
+    const onCancelled = () =>
+      controller.abort(new RunnerError(status.CANCELLED, 'Run was cancelled by the client'));
+    call.on('cancelled', onCancelled);
+    const settle = () => {
+      call.off('cancelled', onCancelled);
+      untrack();
+    };
     const started = performance.now();
     state.metrics?.actionStarted();
     const fields = {
@@ -138,7 +146,7 @@ export function runnerServiceImplementation(
     };
     state.runner.run(request, controller.signal).then(
       (response) => {
-        untrack();
+        settle();
         // Answer first: metrics and the log line are not on bb_worker's path.
         callback(null, response);
         const result = actionResults.get(response);
@@ -147,7 +155,7 @@ export function runnerServiceImplementation(
           {
             ...fields,
             exitCode: Number(response.exitCode),
-            signal: terminationSignal(response) || null,
+            signal: terminationSignal(response, result),
             durationsMs: result && {
               setup: milliseconds(result.timings.setup),
               run: milliseconds(result.timings.run),
@@ -159,7 +167,7 @@ export function runnerServiceImplementation(
         );
       },
       (error: unknown) => {
-        untrack();
+        settle();
         const failure = serviceError(error);
         callback(failure);
         const code = status[failure.code ?? status.UNKNOWN] ?? 'UNKNOWN';

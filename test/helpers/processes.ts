@@ -17,3 +17,19 @@ export function processesWithArgument(argument: string): number[] {
   }
   return found;
 }
+
+/** Processes whose environment holds `variable`: every process an action started has it. */
+export function processesWithEnvironment(variable: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(variable)) {
+        found.push(Number(entry));
+      }
+    } catch {
+      // The process exited while the table was read.
+    }
+  }
+  return found;
+}

@@ -2,6 +2,8 @@
 // collected so that tests can wait for events (serving, an action's end) instead of sleeping.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type ProcessState, processState } from './leaks.js';
 
@@ -81,4 +83,46 @@ export async function clientSocketsClosed(before: ProcessState): Promise<void> {
   for (let turn = 0; turn < 1000 && processState().fds > before.fds; turn++) {
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/** A bb_runner-style configuration for `serve` in `directory`: build directory
+ * `<directory>/build`, a unix socket `<directory>/<name>.sock`, chroot with the given isolation
+ * mode, and `chrootRunner` settings merged in. Returns the file and the socket's address. */
+export function writeServeConfiguration(
+  directory: string,
+  name: string,
+  isolation: string,
+  chrootRunner: Record<string, unknown> = {},
+): { file: string; socket: string; buildPath: string } {
+  const socket = join(directory, `${name}.sock`);
+  const file = join(directory, `${name}.json`);
+  const buildPath = join(directory, 'build');
+  mkdirSync(buildPath, { recursive: true });
+  writeFileSync(
+    file,
+    JSON.stringify({
+      buildDirectoryPath: buildPath,
+      grpcServers: [{ listenPaths: [socket], authenticationPolicy: { allow: {} } }],
+      chrootIntoInputRoot: true,
+      setTmpdirEnvironmentVariable: true,
+      chrootRunner: { isolation, ...chrootRunner },
+    }),
+  );
+  return { file, socket: `unix://${socket}`, buildPath };
+}
+
+/** Open fds, child processes and resident memory of another process (e.g. serve). */
+export function processFootprint(pid: number): { fds: number; children: number[]; rssKiB: number } {
+  const children: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+    if (text !== '') children.push(...text.split(' ').map(Number));
+  }
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  return {
+    fds: readdirSync(`/proc/${pid}/fd`).length,
+    children: children.sort((a, b) => a - b),
+    rssKiB: Number(rss),
+  };
 }

@@ -1,0 +1,21 @@
+// Running the runner as Buildbarn's example deployments do: uid and gid 65534, no capabilities.
+import { execFileSync } from 'node:child_process';
+import { type BuildDirectory, makeBuildDirectory } from './busybox.js';
+
+/** A command prefix: uid and gid 65534, no groups, no capabilities at all, no_new_privs. */
+export const unprivileged: readonly string[] = [
+  'setpriv',
+  '--reuid=65534',
+  '--regid=65534',
+  '--clear-groups',
+  '--inh-caps=-all',
+  '--bounding-set=-all',
+  '--no-new-privs',
+];
+
+/** A busybox build directory (see makeBuildDirectory) owned by uid and gid 65534. */
+export function makeUnprivilegedBuildDirectory(prefix?: string): BuildDirectory {
+  const build = makeBuildDirectory(prefix);
+  execFileSync('chown', ['-R', '65534:65534', build.path]);
+  return build;
+}
