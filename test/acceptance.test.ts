@@ -2,7 +2,7 @@
 // runner: `chroot-runner serve` in its own process, a gRPC client on its unix socket. Each tool
 // runs in `namespaces` and `shared` mode, on a plain input root and on a FUSE one (bindfs, like
 // bb_worker's FUSE build directories); `none` mode (a plain chroot, as bb_runner does) shows the
-// problem the project exists for. The last test prints the rows of docs/toolchains.md it saw.
+// problem the project exists for. The last test prints the rows of README.md it saw.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -42,7 +42,7 @@ import { buildUserland, removeUserland, type Userland } from './helpers/userland
 type Mode = 'namespaces' | 'shared' | 'none';
 
 const chrootRunner = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
-const toolchainsDocument = fileURLToPath(new URL('../../docs/toolchains.md', import.meta.url));
+const toolchainsDocument = fileURLToPath(new URL('../../README.md', import.meta.url));
 /** Long enough for javac on a loaded 2-core machine; a hung action fails instead of hanging. */
 const runTimeoutMs = 120_000;
 /** Longer than serve's default shutdown grace period (30 s). */
@@ -373,7 +373,7 @@ describe('real toolchains through chroot-runner serve', { skip: needsRoot }, () 
     }
   });
 
-  test('docs/toolchains.md has a row for every tool (this prints the rows seen)', (t) => {
+  test('README.md has a row for every tool (this prints the rows seen)', (t) => {
     const { withoutSpecialFilesystems, passedIn } = current();
     for (const { tool } of cases) {
       const passed = passedIn.get(tool)?.join(', ') ?? 'did not pass';

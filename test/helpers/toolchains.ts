@@ -21,7 +21,7 @@ export interface Outcome {
 }
 
 export interface ToolCase {
-  /** The tool, as its row in docs/toolchains.md names it. */
+  /** The tool, as its row in README.md names it. */
   readonly tool: string;
   readonly what: string;
   readonly files?: Readonly<Record<string, string>>;
