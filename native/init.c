@@ -217,6 +217,10 @@ static int run_init(int argc, char **argv, char **envp) {
       signal_bit(SIGCHLD) | signal_bit(SIGTERM) | signal_bit(SIGINT) | signal_bit(SIGHUP);
   SYSCALL(SYS_rt_sigprocmask, SIG_BLOCK, &handled, NULL, kernel_sigset_size, 0);
   if (subreaper) SYSCALL(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  /* Not dumpable: the action (same uid, no CAP_SYS_PTRACE) can neither ptrace the init nor
+   * open its /proc/1/fd/3, the status pipe, to forge its own exit status. The action's exec
+   * makes the action itself dumpable again. */
+  SYSCALL(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   const long main_pid = SYSCALL(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (main_pid == 0) run_action(argv[2], argv + 3, envp);

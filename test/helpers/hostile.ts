@@ -1,0 +1,95 @@
+// What hostile actions are checked against: a snapshot of everything outside an input root that
+// an escape would change (the host's mount table, /dev, a few kernel settings, a canary
+// directory), and a static helper program that tries the attacks busybox cannot.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The C source of the attack helper (test/helpers/hostile.c in the checkout). */
+const helperSource = new URL('../../../test/helpers/hostile.c', import.meta.url).pathname;
+
+/** Compiles the attack helper, statically linked so that it runs in a busybox input root. */
+export function compileHostileHelper(output: string): void {
+  execFileSync('gcc', ['-static', '-O2', '-Wall', '-Werror', '-o', output, helperSource]);
+}
+
+/** A directory outside every input root, with a file, that no action may change. */
+export function makeCanary(path: string): void {
+  mkdirSync(path);
+  writeFileSync(join(path, 'file'), 'canary\n');
+}
+
+function listTree(path: string): string[] {
+  const entries: string[] = [];
+  for (const name of readdirSync(path).sort()) {
+    const full = join(path, name);
+    const status = lstatSync(full);
+    entries.push(`${name} ${status.mode} ${status.size} ${status.mtimeMs} ${status.ino}`);
+    if (status.isDirectory()) entries.push(...listTree(full).map((entry) => `${name}/${entry}`));
+  }
+  return entries;
+}
+
+/** Mount points beneath the directories of other test processes (chroot-runner-* in the
+ * temporary directory, other than `own`): on a developer's machine other suites run at the
+ * same time. CI runs one file at a time, where this filters nothing. */
+function foreignTestMount(point: string, own: string): boolean {
+  const prefix = join(tmpdir(), 'chroot-runner-');
+  return point.startsWith(prefix) && point !== own && !point.startsWith(`${own}/`);
+}
+
+/** /proc/self/mountinfo without the lines that `drop` selects by mount point. */
+function mountTable(drop: (point: string) => boolean): string {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => !drop(line.split(' ')[4] ?? ''))
+    .join('\n');
+}
+
+export interface HostSnapshot {
+  readonly mountinfo: string;
+  readonly dev: readonly string[];
+  readonly root: readonly string[];
+  readonly settings: readonly string[];
+  readonly canary: readonly string[];
+}
+
+/** Kernel settings an action with write access to /proc/sys would change first. */
+const settings = ['/proc/sys/kernel/hostname', '/proc/sys/kernel/domainname'];
+
+/** The host as far as an action could change it from inside its input root. */
+export function hostSnapshot(canary: string, buildDirectory: string): HostSnapshot {
+  return {
+    // The whole table: a mount anywhere, not only beneath the test's directories.
+    mountinfo: mountTable((point) => foreignTestMount(point, buildDirectory)),
+    dev: [...readdirSync('/dev').sort(), ...readdirSync('/dev/shm').map((name) => `shm/${name}`)],
+    root: readdirSync('/').sort(),
+    settings: settings.map((path) => readFileSync(path, 'utf8')),
+    canary: listTree(canary),
+  };
+}
+
+export function assertHostUnchanged(
+  before: HostSnapshot,
+  canary: string,
+  buildDirectory: string,
+): void {
+  const after = hostSnapshot(canary, buildDirectory);
+  assert.equal(after.mountinfo, before.mountinfo, "the host's mount table changed");
+  assert.deepEqual(after.dev, before.dev, "the host's /dev changed");
+  assert.deepEqual(after.root, before.root, "the host's / changed");
+  assert.deepEqual(after.settings, before.settings, 'kernel settings changed');
+  assert.deepEqual(after.canary, before.canary, 'the canary directory changed');
+}
+
+/** The mount table without the mounts beneath `directory` (an input root): what must stay
+ * constant while actions in it come and go. */
+export function mountsOutside(directory: string, buildDirectory: string): string {
+  const prefix = `${directory}/`;
+  return mountTable(
+    (point) =>
+      point === directory || point.startsWith(prefix) || foreignTestMount(point, buildDirectory),
+  );
+}
