@@ -3,8 +3,6 @@
 // mountpoints swapped while a hundred Runs start. Every status names the path, the syscall
 // and the errno where a syscall refused; afterwards nothing outside the input roots changed.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import {
   copyFileSync,
   mkdirSync,
@@ -28,6 +26,7 @@ import {
   hostSnapshot,
   makeCanary,
   mountsOutside,
+  Swapper,
 } from './helpers/hostile.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
 import {
@@ -302,22 +301,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       const a = action();
       const root = join(buildPath, a.name, 'root');
       const outside = mountsOutside(root, build.path);
-      const swapper = spawn(
-        process.execPath,
-        [
-          '-e',
-          `const fs = require('node:fs'); process.chdir(process.argv[1]); process.stdout.write('ready\\n');
-           const ignore = (f) => { try { f(); } catch {} };
-           for (let i = 0; i < 1000000; i++) {
-             ignore(() => fs.renameSync('proc', 'proc.away')); ignore(() => fs.symlinkSync('/', 'proc'));
-             ignore(() => fs.unlinkSync('proc')); ignore(() => fs.renameSync('proc.away', 'proc'));
-             for (let j = 0; j < 50; j++) ignore(() => fs.statSync('proc'));
-           }`,
-          root,
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
-      );
-      await once(swapper.stdout, 'data');
+      const swapper = await Swapper.start(root, ['proc'], '/', 1_000_000);
       const counts = { intact: 0, displaced: 0, refused: 0 };
       const total = 100;
       const concurrency = mode === 'namespaces' ? 12 : 1;
@@ -349,10 +333,12 @@ for (const mode of ['namespaces', 'shared'] as const) {
         }
       };
       try {
-        await Promise.all(Array.from({ length: concurrency }, worker));
+        // Every worker settles before the checks below, so that a failure leaves no Run in
+        // flight into the next test.
+        const settled = await Promise.allSettled(Array.from({ length: concurrency }, worker));
+        for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
       } finally {
-        swapper.kill('SIGKILL');
-        if (swapper.exitCode === null && swapper.signalCode === null) await once(swapper, 'exit');
+        await swapper.stop();
       }
       assert.equal(mountsOutside(root, build.path), outside, 'a mount was left outside the root');
       assert.deepEqual(mountsBeneath(buildPath), []);

@@ -61,9 +61,11 @@ function mountpoint(path: string): StepInfo {
   return { description: `open the mountpoint ${path} in the input root`, subject: 'inputRoot' };
 }
 
-/** A step attaching a mount at or beneath a mountpoint of the input root: if the input root
- * changes under it (the mountpoint directory is replaced meanwhile, which unlinks it), the
- * failure (ENOENT) is the input root's. */
+/** A step attaching a mount at or beneath a mountpoint of the input root, or cloning one
+ * attached there: if the input root changes under it (the mountpoint directory is replaced
+ * meanwhile, which unlinks it and makes the kernel detach what is mounted on it in every
+ * namespace), the failure (ENOENT, or EINVAL from open_tree of the detached mount) is the
+ * input root's. */
 function onMountpoint(info: StepInfo): StepInfo {
   return { ...info, subject: 'inputRoot' };
 }
@@ -185,7 +187,13 @@ export function planSpecialFilesystems(
     plan.moveMount(onMountpoint(info), proc, target);
     for (const name of procReadOnly) {
       const readOnly = runnerStep(`bind /proc/${name} read-only`);
-      const clone = plan.openTree(readOnly, proc, name, constants.OPEN_TREE_CLONE, true);
+      const clone = plan.openTree(
+        onMountpoint(readOnly),
+        proc,
+        name,
+        constants.OPEN_TREE_CLONE,
+        true,
+      );
       plan.mountSetattr(readOnly, clone, readonly | nosuid | nodev | noexec);
       const over = plan.open(readOnly, proc, name, {
         flags: constants.O_PATH,

@@ -52,6 +52,8 @@ const inputRootErrors = new Set([
   'EROFS',
   'EACCES',
   'ENAMETOOLONG',
+  // open_tree of a mount the kernel detached because its mountpoint was replaced.
+  'EINVAL',
 ]);
 
 function setupFailure(error: SetupError): ActionError {

@@ -2,7 +2,8 @@
 // an escape would change (the host's mount table, /dev, a few kernel settings, a canary
 // directory), and a static helper program that tries the attacks busybox cannot.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,4 +93,53 @@ export function mountsOutside(directory: string, buildDirectory: string): string
     (point) =>
       point === directory || point.startsWith(prefix) || foreignTestMount(point, buildDirectory),
   );
+}
+
+/** A child process that, in `root`, keeps swapping each of `names` in turn between a directory
+ * and a symlink to `target` (rename away, symlink, unlink, rename back), at most `count` rounds
+ * or until stopped. */
+export class Swapper {
+  readonly #child: ChildProcess;
+  /** Its stdout pipe is an fd of this process until 'close', not just 'exit'. */
+  readonly #closed: Promise<unknown>;
+
+  private constructor(child: ChildProcess) {
+    this.#child = child;
+    this.#closed = once(child, 'close');
+  }
+
+  /** Starts it and resolves once it is swapping. */
+  static async start(
+    root: string,
+    names: readonly string[],
+    target: string,
+    count: number,
+  ): Promise<Swapper> {
+    const script = `
+      const fs = require('node:fs');
+      const [root, target, count, ...names] = process.argv.slice(1);
+      process.chdir(root);
+      const ignore = (f) => { try { f(); } catch {} };
+      process.stdout.write('ready\\n');
+      for (let i = 0; i < Number(count); i++) {
+        for (const name of names) {
+          ignore(() => fs.renameSync(name, name + '.away'));
+          ignore(() => fs.symlinkSync(target, name));
+          ignore(() => fs.unlinkSync(name));
+          ignore(() => fs.renameSync(name + '.away', name));
+        }
+      }`;
+    const child = spawn(process.execPath, ['-e', script, root, target, String(count), ...names], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const swapper = new Swapper(child);
+    await once(child.stdout as NodeJS.ReadableStream, 'data');
+    return swapper;
+  }
+
+  /** Kills it and waits until it is reaped and its pipe closed. */
+  async stop(): Promise<void> {
+    this.#child.kill('SIGKILL');
+    await this.#closed;
+  }
 }
