@@ -377,6 +377,16 @@ describe('runAction in shared mode only', () => {
     assert.equal((await first).result.exitCode, 0);
     assert.equal((await run('shared', ['true'])).result.exitCode, 0);
   });
+
+  leakFree(
+    'a mount detached behind its back fails the unmount, named by its mountpoint',
+    async () => {
+      const running = run('shared', ['true']);
+      execFileSync('umount', ['--lazy', join(build.path, 'root/proc')]);
+      // Detaching /proc took the read-only binds inside it along; the innermost fails first.
+      await rejectsWith(running, 'internal', /^Failed to unmount: EINVAL: .*, umount2 'bus'$/);
+    },
+  );
 });
 
 describe('runAction in none mode', () => {

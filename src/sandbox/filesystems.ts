@@ -11,6 +11,7 @@ import {
   openat2,
   type SystemError,
   symlinkat,
+  withPath,
 } from '../syscalls/index.js';
 import type { HostResources } from './host.js';
 import {
@@ -294,7 +295,8 @@ export class SharedMounts {
       try {
         unmountat(mount);
       } catch (error) {
-        failure ??= error;
+        // Named by its mountpoint: the error's own path is the handle's /proc/self/fd/N.
+        failure ??= withPath(error, mount.mountpoint);
       }
     }
     if (this.#claimed !== undefined) inputRootsInUse.delete(this.#claimed);

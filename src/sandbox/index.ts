@@ -216,7 +216,8 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
   }
   if (unmountFailure !== undefined) {
     const cause = isSystemError(unmountFailure) ? unmountFailure : undefined;
-    throw new ActionError('internal', `Failed to unmount: ${String(unmountFailure)}`, cause);
+    const reason = cause?.message ?? String(unmountFailure);
+    throw new ActionError('internal', `Failed to unmount: ${reason}`, cause);
   }
   if (ran.aborted && signal !== undefined) throw abortError(signal);
   return {
