@@ -1,15 +1,14 @@
 // `chroot-runner run`, the command-line contract: stdio passed through, the environment
 // exactly as given, the action's exit status; and what happens when the runner is SIGKILLed.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { processesWithArgument } from './helpers/processes.js';
+import { killRunnerDuringAction } from './helpers/processes.js';
 
 const cli = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
 
@@ -99,47 +98,21 @@ describe('chroot-runner run', () => {
   });
 });
 
-/** Starts the CLI on an action that leaves a background process, SIGKILLs the CLI once the
- * action runs, and resolves when the CLI's stdout is closed: the init and every process of
- * the action hold it, so that proves none of them survived. */
-async function killRunnerDuringAction(
-  mode: 'namespaces' | 'shared',
-  marker: string,
-): Promise<void> {
-  const runner = spawn(
-    process.execPath,
-    [
-      cli,
-      'run',
-      '--input-root',
-      root,
-      '--isolation',
-      mode,
-      '--',
-      'sh',
-      '-c',
-      `sleep ${marker} & echo ready; wait`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const [chunk] = (await once(runner.stdout, 'data')) as [Buffer];
-  assert.equal(chunk.toString(), 'ready\n');
-  runner.kill('SIGKILL');
-  runner.stdout.resume();
-  await once(runner, 'close');
-  assert.deepEqual(processesWithArgument(marker), []);
+/** The CLI running an action in `mode` in the busybox input root, up to the action's argv. */
+function runInMode(mode: 'namespaces' | 'shared'): string[] {
+  return [process.execPath, cli, 'run', '--input-root', root, '--isolation', mode, '--'];
 }
 
 describe('a runner SIGKILLed while an action runs', () => {
   leakFree('namespaces: no process of the action survives and nothing stays mounted', async () => {
-    await killRunnerDuringAction('namespaces', '31771');
+    await killRunnerDuringAction(runInMode('namespaces'), '31771');
     assert.deepEqual(mountsBeneath(build.path), []);
   });
 
   leakFree(
     'shared: the action is killed, and the next runner detaches the stale mounts',
     async () => {
-      await killRunnerDuringAction('shared', '31772');
+      await killRunnerDuringAction(runInMode('shared'), '31772');
       assert.ok(
         mountsBeneath(root).includes(join(root, 'proc')),
         'the killed runner left its mounts',

@@ -3,9 +3,8 @@
 // checks of the engine: /proc/self/exe, /dev nodes and links, a private /proc, a read-only
 // /sys, exit codes and signals, and nothing of the action left when the runner returns.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -20,8 +19,8 @@ import { constants, openDirectory } from '../src/syscalls/index.js';
 import { isStepError, spawn as spawnPlan } from '../src/syscalls/process.js';
 import type { BuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
-import { processesWithArgument } from './helpers/processes.js';
-import { clientSocketsClosed, ServeProcess } from './helpers/serve.js';
+import { killRunnerDuringAction, processesWithArgument } from './helpers/processes.js';
+import { clientSocketsClosed, ServeProcess, writeServeConfiguration } from './helpers/serve.js';
 import { makeUnprivilegedBuildDirectory, unprivileged } from './helpers/unprivileged.js';
 
 const cli = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
@@ -160,11 +159,9 @@ describe('a rootless runner SIGKILLed while an action runs', () => {
   leakFree('no process of the action survives (parent-death signal on the init)', async () => {
     // A sleep whose argument no other test uses: the process to look for.
     const sleeper = '31773';
-    const [program = 'setpriv', ...prefix] = unprivileged;
-    const runner = spawn(
-      program,
+    await killRunnerDuringAction(
       [
-        ...prefix,
+        ...unprivileged,
         process.execPath,
         cli,
         'run',
@@ -173,20 +170,9 @@ describe('a rootless runner SIGKILLed while an action runs', () => {
         '--input-root',
         join(build.path, 'root'),
         '--',
-        'sh',
-        '-c',
-        `sleep ${sleeper} & echo ready; wait`,
       ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      sleeper,
     );
-    const [chunk] = (await once(runner.stdout, 'data')) as [Buffer];
-    assert.equal(chunk.toString(), 'ready\n');
-    runner.kill('SIGKILL');
-    // The init and every process of the action hold the runner's stdout: its end proves
-    // that none of them survived.
-    runner.stdout.resume();
-    await once(runner, 'close');
-    assert.deepEqual(processesWithArgument(sleeper), []);
   });
 });
 
@@ -220,27 +206,19 @@ describe('chroot-runner serve --isolation rootless, as uid 65534 without capabil
   before(async () => {
     if (needsRoot !== false) return;
     state = processState();
-    buildPath = join(build.path, 'serve');
-    mkdirSync(buildPath);
-    spawnSync('chown', ['65534:65534', buildPath]);
-    const socket = join(build.path, 'serve.sock');
-    const file = join(build.path, 'serve.json');
     // The mode comes from --isolation; the configuration maps the runner to root inside.
-    writeFileSync(
-      file,
-      JSON.stringify({
-        buildDirectoryPath: buildPath,
-        grpcServers: [{ listenPaths: [socket], authenticationPolicy: { allow: {} } }],
-        chrootIntoInputRoot: true,
-        setTmpdirEnvironmentVariable: true,
-        chrootRunner: { userNamespace: { userId: 0, groupId: 0 }, network: true },
-      }),
-    );
+    const configuration = writeServeConfiguration(build.path, 'serve', 'rootless', {
+      userNamespace: { userId: 0, groupId: 0 },
+      network: true,
+    });
+    buildPath = configuration.buildPath;
+    spawnSync('chown', ['65534:65534', buildPath]);
+    const { file, socket } = configuration;
     serve = await ServeProcess.start(
       ['--config', file, '--isolation', 'rootless'],
       [...unprivileged, process.execPath, cli],
     );
-    client = new RunnerClient(`unix://${socket}`);
+    client = new RunnerClient(socket);
   });
 
   after(async () => {

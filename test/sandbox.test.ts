@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -444,11 +445,15 @@ describe('runAction refuses requests', () => {
       'invalidArgument',
       /^Cannot find executable "nope" in search paths "\/usr\/bin:bin"$/,
     );
+    const logs = { stdoutPath: 'refused-stdout', stderrPath: 'refused-stderr' };
     await rejectsWith(
-      run('namespaces', ['true'], { environment: {} }),
+      run('namespaces', ['true'], { environment: {}, ...logs }),
       'invalidArgument',
       /^Cannot find executable "true" in search paths ""$/,
     );
+    // As bb_runner: the program is looked up before the log files are created.
+    assert.equal(existsSync(join(build.path, logs.stdoutPath)), false, 'stdout file created');
+    assert.equal(existsSync(join(build.path, logs.stderrPath)), false, 'stderr file created');
   });
 
   leakFree('a relative PATH entry is taken against the working directory', async () => {

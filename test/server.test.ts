@@ -35,7 +35,12 @@ import type { IsolationMode } from '../src/sandbox/types.js';
 import { RunnerClient } from '../src/server/client.js';
 import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { binary, clientSocketsClosed, ServeProcess } from './helpers/serve.js';
+import {
+  binary,
+  clientSocketsClosed,
+  ServeProcess,
+  writeServeConfiguration,
+} from './helpers/serve.js';
 
 interface ServeOptions {
   readonly mode: IsolationMode;
@@ -45,26 +50,15 @@ interface ServeOptions {
 
 /** A bb_runner-style configuration file in the build directory's parent, and its socket. */
 function writeConfiguration(build: BuildDirectory, name: string, options: ServeOptions) {
-  const socket = join(build.path, `${name}.sock`);
-  const file = join(build.path, `${name}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      buildDirectoryPath: join(build.path, 'build'),
-      grpcServers: [{ listenPaths: [socket], authenticationPolicy: { allow: {} } }],
-      chrootIntoInputRoot: true,
-      setTmpdirEnvironmentVariable: true,
-      global: {
-        diagnosticsHttpServer: {
-          httpServers: [{ listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { allow: {} } }],
-          enablePrometheus: true,
-        },
+  return writeServeConfiguration(build.path, name, options.mode, options.chrootRunner, {
+    global: {
+      diagnosticsHttpServer: {
+        httpServers: [{ listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { allow: {} } }],
+        enablePrometheus: true,
       },
-      chrootRunner: { isolation: options.mode, ...options.chrootRunner },
-      ...options.extra,
-    }),
-  );
-  return { file, socket: `unix://${socket}` };
+    },
+    ...options.extra,
+  });
 }
 
 /** An action's own directory in the build directory: input root, temporary directory, logs. */

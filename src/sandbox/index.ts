@@ -3,7 +3,7 @@
 import { realpathSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { listMounts, openMount, unmountat } from '../mounts/index.js';
-import { type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
+import { type DirectoryHandle, type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
 import {
   isStepError,
   type ProcessExit,
@@ -80,13 +80,18 @@ function abortError(signal: AbortSignal): Error {
   return error;
 }
 
-function openRequestFiles(spec: ActionSpec, opened: Fd[]): RequestFiles {
+/** Opens what the request names beneath the build directory, besides the input root. Called
+ * once the program was found, so that a refused request leaves no log files (as bb_runner). */
+function openRequestFiles(
+  spec: ActionSpec,
+  inputRoot: DirectoryHandle,
+  opened: Fd[],
+): RequestFiles {
   const keep = <T extends Fd>(fd: T): T => {
     opened.push(fd);
     return fd;
   };
   const { buildDirectory, isolation } = spec;
-  const inputRoot = keep(openInputRoot(buildDirectory, spec.inputRoot));
   const stdout =
     spec.inheritStdio === true
       ? undefined
@@ -175,14 +180,16 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
   let launched = started;
   let exited = started;
   try {
-    const files = openRequestFiles(spec, opened);
+    const inputRoot = openInputRoot(spec.buildDirectory, spec.inputRoot);
+    opened.push(inputRoot);
     const workingDirectory = workingDirectoryPath(spec.workingDirectory);
     program = findExecutable(
-      files.inputRoot,
+      inputRoot,
       spec.arguments[0] ?? '',
       spec.environment.PATH,
       workingDirectory,
     );
+    const files = openRequestFiles(spec, inputRoot, opened);
     if (isolation.mode === 'shared') {
       mounts.claim(files.inputRoot, spec.inputRoot);
       try {

@@ -1,4 +1,7 @@
 // Finding processes on the host by their command line, to prove an action left none behind.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Pids of the processes with `argument` among their command-line arguments. Zombies have an
@@ -32,4 +35,24 @@ export function processesWithEnvironment(variable: string): number[] {
     }
   }
   return found;
+}
+
+/** Runs `runner` (a `chroot-runner run … --` command line) on an action that leaves a
+ * background `sleep marker`, SIGKILLs the runner once the action runs, and resolves when the
+ * runner's stdout is closed: the init and every process of the action hold it, so that proves
+ * none of them survived. `marker` must be an argument no other test uses. */
+export async function killRunnerDuringAction(
+  runner: readonly string[],
+  marker: string,
+): Promise<void> {
+  const [program = process.execPath, ...args] = runner;
+  const child = spawn(program, [...args, 'sh', '-c', `sleep ${marker} & echo ready; wait`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
+  assert.equal(chunk.toString(), 'ready\n');
+  child.kill('SIGKILL');
+  child.stdout.resume();
+  await once(child, 'close');
+  assert.deepEqual(processesWithArgument(marker), []);
 }

@@ -87,12 +87,14 @@ export async function clientSocketsClosed(before: ProcessState): Promise<void> {
 
 /** A bb_runner-style configuration for `serve` in `directory`: build directory
  * `<directory>/build`, a unix socket `<directory>/<name>.sock`, chroot with the given isolation
- * mode, and `chrootRunner` settings merged in. Returns the file and the socket's address. */
+ * mode, `chrootRunner` settings and then top-level `extra` keys merged in. Returns the file,
+ * the socket's address and the build directory. */
 export function writeServeConfiguration(
   directory: string,
   name: string,
   isolation: string,
   chrootRunner: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
 ): { file: string; socket: string; buildPath: string } {
   const socket = join(directory, `${name}.sock`);
   const file = join(directory, `${name}.json`);
@@ -106,6 +108,7 @@ export function writeServeConfiguration(
       chrootIntoInputRoot: true,
       setTmpdirEnvironmentVariable: true,
       chrootRunner: { isolation, ...chrootRunner },
+      ...extra,
     }),
   );
   return { file, socket: `unix://${socket}`, buildPath };
