@@ -1,10 +1,12 @@
 // Proves that a test left nothing behind: no mount beneath its directories, no extra fd, no
 // extra child process.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface ProcessState {
   readonly fds: number;
+  /** What each fd refers to (fd number → link target), to name the ones left open. */
+  readonly fdTargets: ReadonlyMap<string, string>;
   readonly children: readonly number[];
 }
 
@@ -36,7 +38,15 @@ export function childProcesses(): number[] {
 }
 
 export function processState(): ProcessState {
-  return { fds: readdirSync('/proc/self/fd').length, children: childProcesses() };
+  const fdTargets = new Map<string, string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      fdTargets.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      // The directory listing's own fd, closed by now.
+    }
+  }
+  return { fds: fdTargets.size, fdTargets, children: childProcesses() };
 }
 
 /** Asserts that nothing is mounted beneath the directories and that fds and children are as
@@ -47,7 +57,10 @@ export function assertNothingLeft(before: ProcessState, directories: readonly st
   }
   const after = processState();
   assert.deepEqual(after.children, before.children, 'child processes left behind');
-  assert.equal(after.fds, before.fds, 'file descriptors left open');
+  const opened = [...after.fdTargets]
+    .filter(([fd, target]) => before.fdTargets.get(fd) !== target)
+    .map(([fd, target]) => `${fd} → ${target}`);
+  assert.equal(after.fds, before.fds, `file descriptors left open: ${opened.join(', ')}`);
 }
 
 /** The skip reason for tests that need root, or false when running as root. */
