@@ -28,24 +28,36 @@ export function mountsBeneath(directory: string, pid: number | 'self' = 'self'):
   return mountPoints(pid).filter((point) => point === directory || point.startsWith(prefix));
 }
 
-export function childProcesses(): number[] {
+/** The children of this process or of pid, from every thread. */
+export function childProcesses(pid: number | 'self' = 'self'): number[] {
   const children: number[] = [];
-  for (const task of readdirSync('/proc/self/task')) {
-    const text = readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
     if (text !== '') children.push(...text.split(' ').map(Number));
   }
   return children.sort((a, b) => a - b);
 }
 
-export function processState(): ProcessState {
+/** Files that the runtime opens for a moment on its own threads, whatever the test does: glibc
+ * reads overcommit_memory once, the first time a thread's malloc arena shrinks (shrink_heap). */
+const transientRuntimeFiles = new Set(['/proc/sys/vm/overcommit_memory']);
+
+/** The open fds of this process or of pid (fd number → link target). */
+export function openFds(pid: number | 'self' = 'self'): Map<string, string> {
   const fdTargets = new Map<string, string>();
-  for (const fd of readdirSync('/proc/self/fd')) {
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
-      fdTargets.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (!transientRuntimeFiles.has(target)) fdTargets.set(fd, target);
     } catch {
       // The directory listing's own fd, closed by now.
     }
   }
+  return fdTargets;
+}
+
+export function processState(): ProcessState {
+  const fdTargets = openFds();
   return { fds: fdTargets.size, fdTargets, children: childProcesses() };
 }
 
@@ -57,10 +69,16 @@ export function assertNothingLeft(before: ProcessState, directories: readonly st
   }
   const after = processState();
   assert.deepEqual(after.children, before.children, 'child processes left behind');
-  const opened = [...after.fdTargets]
-    .filter(([fd, target]) => before.fdTargets.get(fd) !== target)
-    .map(([fd, target]) => `${fd} → ${target}`);
-  assert.equal(after.fds, before.fds, `file descriptors left open: ${opened.join(', ')}`);
+  const changed = (from: ProcessState, to: ProcessState) =>
+    [...to.fdTargets]
+      .filter(([fd, target]) => from.fdTargets.get(fd) !== target)
+      .map(([fd, target]) => `${fd} → ${target}`)
+      .join(', ');
+  assert.equal(
+    after.fds,
+    before.fds,
+    `file descriptors opened: ${changed(before, after)}; closed: ${changed(after, before)}`,
+  );
 }
 
 /** The skip reason for tests that need root, or false when running as root. */

@@ -2,10 +2,10 @@
 // collected so that tests can wait for events (serving, an action's end) instead of sleeping.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type ProcessState, processState } from './leaks.js';
+import { childProcesses, openFds, type ProcessState, processState } from './leaks.js';
 
 /** bin/chroot-runner.js of this checkout. */
 export const binary = new URL('../../../bin/chroot-runner.js', import.meta.url).pathname;
@@ -116,16 +116,7 @@ export function writeServeConfiguration(
 
 /** Open fds, child processes and resident memory of another process (e.g. serve). */
 export function processFootprint(pid: number): { fds: number; children: number[]; rssKiB: number } {
-  const children: number[] = [];
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
-    if (text !== '') children.push(...text.split(' ').map(Number));
-  }
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-  return {
-    fds: readdirSync(`/proc/${pid}/fd`).length,
-    children: children.sort((a, b) => a - b),
-    rssKiB: Number(rss),
-  };
+  return { fds: openFds(pid).size, children: childProcesses(pid), rssKiB: Number(rss) };
 }
