@@ -240,7 +240,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       assert.equal((await client.run(a.request(['/bin/true']))).exitCode, 0n);
     });
 
-    it('refuses invalid UTF-8 in the environment on the wire, and keeps serving', async () => {
+    it('refuses invalid UTF-8 in the environment and truncated messages on the wire, naming the field, and keeps serving', async () => {
       const a = action();
       const valid = toBinary(
         RunRequestSchema,
@@ -256,22 +256,28 @@ for (const mode of ['namespaces', 'shared'] as const) {
         Buffer.from([0x12, value.length]),
         value,
       ]);
-      const bytes = Buffer.concat([valid, Buffer.from([0x12, entry.length]), entry]);
       const raw = new Client(socket, credentials.createInsecure());
+      const send = (bytes: Buffer) =>
+        new Promise<Buffer>((resolve, reject) =>
+          raw.makeUnaryRequest(
+            '/buildbarn.runner.Runner/Run',
+            (message: Buffer) => message,
+            (reply: Buffer) => reply,
+            bytes,
+            (error: ServiceError | null, reply?: Buffer) =>
+              error ? reject(error) : resolve(reply as Buffer),
+          ),
+        );
       try {
         await rejectsWith(
-          new Promise<Buffer>((resolve, reject) =>
-            raw.makeUnaryRequest(
-              '/buildbarn.runner.Runner/Run',
-              (message: Buffer) => message,
-              (reply: Buffer) => reply,
-              bytes,
-              (error: ServiceError | null, reply?: Buffer) =>
-                error ? reject(error) : resolve(reply as Buffer),
-            ),
-          ),
-          status.INTERNAL,
-          /^Error deserializing request/,
+          send(Buffer.concat([valid, Buffer.from([0x12, entry.length]), entry])),
+          status.INVALID_ARGUMENT,
+          /^Malformed RunRequest: environment_variables\["BAD"\] is not valid UTF-8/,
+        );
+        await rejectsWith(
+          send(Buffer.from(valid.subarray(0, valid.length - 3))),
+          status.INVALID_ARGUMENT,
+          /^Malformed RunRequest: /,
         );
       } finally {
         raw.close();

@@ -16,6 +16,7 @@ import { RunnerMetrics } from './metrics.js';
 import {
   healthServiceImplementation,
   RunnerServiceState,
+  refusingMalformedRequests,
   runnerServiceImplementation,
 } from './service.js';
 
@@ -100,11 +101,19 @@ export async function startServer(
       grpcServers.push(server);
       server.addService(
         grpcServiceDefinition(RunnerService),
-        runnerServiceImplementation(state, serverConfiguration.denyMessage),
+        refusingMalformedRequests(
+          RunnerService,
+          runnerServiceImplementation(state, serverConfiguration.denyMessage),
+          state,
+        ),
       );
       server.addService(
         grpcServiceDefinition(Health),
-        healthServiceImplementation(state, new Set(['', serverConfiguration.healthCheckService])),
+        refusingMalformedRequests(
+          Health,
+          healthServiceImplementation(state, new Set(['', serverConfiguration.healthCheckService])),
+          state,
+        ),
       );
       for (const path of serverConfiguration.listenPaths) {
         removeStaleSocket(path);

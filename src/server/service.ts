@@ -1,6 +1,6 @@
 // The gRPC face of a Runner: buildbarn.runner.Runner and grpc.health.v1.Health on
 // @grpc/grpc-js, with cancellation, metrics and one log line per action.
-import { create } from '@bufbuild/protobuf';
+import { create, type DescService } from '@bufbuild/protobuf';
 import { anyUnpack, EmptySchema } from '@bufbuild/protobuf/wkt';
 import {
   type handleServerStreamingCall,
@@ -16,6 +16,7 @@ import {
   type HealthCheckResponse,
   HealthCheckResponse_ServingStatus,
   HealthCheckResponseSchema,
+  MalformedMessage,
   POSIXResourceUsageSchema,
   type RunRequest,
   type RunResponse,
@@ -250,3 +251,40 @@ export function healthServiceImplementation(
 
   return { check, watch };
 }
+
+/** Answers INVALID_ARGUMENT, saying what is wrong, to a request that did not decode (the
+ * codec hands over a MalformedMessage), before any method of `service` sees it. */
+export function refusingMalformedRequests(
+  service: DescService,
+  implementation: UntypedServiceImplementation,
+  state: RunnerServiceState,
+): UntypedServiceImplementation {
+  const wrapped: UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const handler = implementation[method.localName] as unknown as MalformedAwareHandler;
+    if (handler === undefined) continue;
+    const refusing: MalformedAwareHandler = (call, callback) => {
+      if (!(call.request instanceof MalformedMessage)) {
+        handler(call, callback);
+        return;
+      }
+      const { reason } = call.request;
+      state.metrics?.rpcFailed(method.name, status[status.INVALID_ARGUMENT]);
+      state.logger.info({ method: method.name, error: reason }, 'request refused');
+      const error = Object.assign(new Error(reason), {
+        code: status.INVALID_ARGUMENT,
+        details: reason,
+      });
+      if (callback === undefined) call.emit('error', error);
+      else callback(error);
+    };
+    wrapped[method.localName] = refusing as unknown as UntypedServiceImplementation[string];
+  }
+  return wrapped;
+}
+
+/** What refusingMalformedRequests needs of a unary or server-streaming handler. */
+type MalformedAwareHandler = (
+  call: { request: unknown; emit(event: 'error', error: ServerErrorResponse): boolean },
+  callback?: (error: ServerErrorResponse) => void,
+) => void;
