@@ -9,6 +9,7 @@
  * no cancellation points (openat, close: glibc's wrappers update the calling thread's
  * cancellation state, which is the suspended parent's), which go through syscall() too. */
 #include "errors.h"
+#include "openat2.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -141,7 +142,7 @@ static bool slot_valid(const struct spawn_context *ctx, int slot) {
 
 static int open_beneath(int base, const char *path, int flags, int resolve) {
   struct open_how how = {.flags = (uint64_t)flags | O_CLOEXEC, .resolve = (uint64_t)resolve};
-  return (int)syscall(SYS_openat2, base, path, &how, sizeof how);
+  return (int)openat2_retrying(base, path, &how);
 }
 
 /* Moves slots that sit on fd `target` out of the way before dup2 overwrites it. */

@@ -2,6 +2,7 @@
  * TypeScript (src/syscalls/constants.ts), except that every fd created here is close-on-exec.
  * A directory fd argument of -100 (AT_FDCWD) means the current directory. */
 #include "errors.h"
+#include "openat2.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,9 +34,6 @@
 #endif
 #ifndef SYS_fspick
 #define SYS_fspick 433
-#endif
-#ifndef SYS_openat2
-#define SYS_openat2 437
 #endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
@@ -221,7 +219,7 @@ static napi_value js_openat2(napi_env env, napi_callback_info info) {
       !get_uint32(env, args[4], &resolve) || !get_string(env, args[1], &path))
     return NULL;
   struct open_how how = {.flags = flags | O_CLOEXEC, .mode = mode, .resolve = resolve};
-  long fd = syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
+  long fd = openat2_retrying(dir_fd, path, &how);
   napi_value result = fd_or_throw(env, fd, "openat2", path);
   free(path);
   return result;

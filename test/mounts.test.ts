@@ -241,6 +241,25 @@ describe('mounts', { skip: needsRoot }, () => {
     unmountat(other);
   });
 
+  test('unmount by handle removes exactly its mount when others are stacked on it', () => {
+    using dir = layout('root', 'root/a', 'root/b');
+    const root = join(caseDir, 'root');
+    // Unmounting the upper one leaves the lower one.
+    const lower = mountat(dir, 'a', tmpfs);
+    const upper = mountat(dir, 'a', tmpfs);
+    unmountat(upper);
+    assert.equal(mountInfoAt(join(root, 'a')).id, lower.mountId);
+    unmountat(lower);
+    assert.deepEqual(listMounts(root), []);
+    // Unmounting the lower one takes what is stacked on it (umount2 alone, through the
+    // handle, would remove only the topmost mount of the stack).
+    const bottom = mountat(dir, 'b', tmpfs);
+    mountat(dir, 'b', tmpfs).close();
+    mountat(dir, 'b', tmpfs).close();
+    unmountat(bottom);
+    assert.deepEqual(listMounts(root), []);
+  });
+
   test("unmount by handle after the mountpoint's parent was replaced by a symlink", () => {
     using dir = layout('root', 'root/a/mnt', 'elsewhere/mnt');
     using elsewhere = openDirectory(join(caseDir, 'elsewhere'));

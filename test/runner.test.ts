@@ -138,6 +138,10 @@ describe('resolveRelativePath', () => {
     });
     assert.deepEqual(resolveRelativePath(''), { components: [], namesDirectory: true });
     assert.deepEqual(resolveRelativePath('a/'), { components: ['a'], namesDirectory: true });
+    assert.deepEqual(resolveRelativePath('a/.'), { components: ['a'], namesDirectory: true });
+    assert.deepEqual(resolveRelativePath('a/b/..'), { components: ['a'], namesDirectory: true });
+    assert.deepEqual(resolveRelativePath('./a'), { components: ['a'], namesDirectory: false });
+    assert.throws(() => resolveRelativePath('..'), /outside the build directory/);
     assert.throws(
       () => resolveRelativePath('hello/../../etc/passwd'),
       /outside the build directory/,

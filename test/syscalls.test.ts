@@ -1,6 +1,8 @@
 // The typed syscall façade against the real kernel: handles, path resolution beneath a
 // handle, statx, node creation, and the mount API's thin wrappers with their error shapes.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -170,6 +172,28 @@ describe('resolution beneath a handle', () => {
     );
     unlinkat(top, 'link-in');
     unlinkat(top, 'link-out');
+  });
+
+  test("'..' beneath a handle resolves while renames race elsewhere (the kernel's EAGAIN is retried)", async () => {
+    // Renames anywhere on the system make the kernel refuse a '..' under RESOLVE_BENEATH
+    // with EAGAIN; openat2 retries as its man page says.
+    mkdirSync(join(root, 'renamed'));
+    const renamer = spawn('python3', [
+      '-c',
+      'import os, sys\nwhile True:\n  os.rename(sys.argv[1], sys.argv[2]); os.rename(sys.argv[2], sys.argv[1])',
+      join(root, 'renamed'),
+      join(root, 'renamed-again'),
+    ]);
+    try {
+      await once(renamer, 'spawn');
+      using dir = openDirectory(join(root, 'a'));
+      for (let i = 0; i < 50_000; i++) openDirectoryBeneath(dir, 'b/../b/..').close();
+    } finally {
+      renamer.kill('SIGKILL');
+      await once(renamer, 'exit');
+    }
+    rmSync(join(root, 'renamed'), { recursive: true, force: true });
+    rmSync(join(root, 'renamed-again'), { recursive: true, force: true });
   });
 
   test('openat2 reads, creates with a mode, and scopes absolute symlinks with RESOLVE_IN_ROOT', () => {

@@ -295,7 +295,12 @@ export interface UnmountOptions {
  *
  * The unmount itself is always lazy (MNT_DETACH): the handle pins the mount, so a non-lazy
  * umount2 through it would always fail with EBUSY. Files still open inside the mount keep
- * its filesystem alive until they are closed; the mount leaves the tree at once. */
+ * its filesystem alive until they are closed; the mount leaves the tree at once.
+ *
+ * umount2 resolves its path down to the topmost mount stacked on the mount's root
+ * (LOOKUP_MOUNTPOINT), so one call removes what was mounted over this mount rather than the
+ * mount itself. It is repeated until the handle's mount is no longer attached (EINVAL): each
+ * call removes the topmost of the stack, the last one this mount. */
 export function unmountat(mount: Mount, options: UnmountOptions = {}): void {
   if (options.detach === false) {
     // Refused before anything happens: the handle stays open for a retry.
@@ -304,8 +309,17 @@ export function unmountat(mount: Mount, options: UnmountOptions = {}): void {
       throw systemError('EBUSY', 'umount2', mount.mountpoint, 'other mounts sit on or beneath it');
     }
   }
+  const path = `/proc/self/fd/${mount.fd}`;
   try {
-    umount2(`/proc/self/fd/${mount.fd}`, constants.MNT_DETACH);
+    umount2(path, constants.MNT_DETACH);
+    for (;;) {
+      try {
+        umount2(path, constants.MNT_DETACH);
+      } catch (error) {
+        if (isSystemError(error, 'EINVAL')) return;
+        throw error;
+      }
+    }
   } finally {
     mount.close();
   }

@@ -42,8 +42,11 @@ export class MalformedMessage {
 
 function codec(schema: DescMessage, side: 'request' | 'response') {
   return {
-    [`${side}Serialize`]: (message: Parameters<typeof toBinary>[1]) =>
-      Buffer.from(toBinary(schema, message)),
+    // A Buffer view of the encoded bytes, not a copy: grpc-js copies them into its frame.
+    [`${side}Serialize`]: (message: Parameters<typeof toBinary>[1]) => {
+      const bytes = toBinary(schema, message);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
     [`${side}Deserialize`]:
       side === 'response'
         ? (bytes: Buffer) => fromBinary(schema, bytes)

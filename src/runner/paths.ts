@@ -21,13 +21,8 @@ export function resolveRelativePath(path: string): ResolvedPath {
   }
   const components: string[] = [];
   const parts = path.split('/');
-  let namesDirectory = true;
-  parts.forEach((part, index) => {
-    const last = index === parts.length - 1;
-    if (part === '' || part === '.') {
-      if (last) namesDirectory = true;
-      return;
-    }
+  for (const part of parts) {
+    if (part === '' || part === '.') continue;
     if (part === '..') {
       if (components.pop() === undefined) {
         throw new RunnerError(
@@ -35,12 +30,13 @@ export function resolveRelativePath(path: string): ResolvedPath {
           'Path resolves to a location outside the build directory',
         );
       }
-      if (last) namesDirectory = true;
-      return;
+      continue;
     }
     components.push(part);
-    if (last) namesDirectory = false;
-  });
+  }
+  // The last component decides: a name names a file; "", "." and ".." a directory.
+  const last = parts[parts.length - 1];
+  const namesDirectory = last === '' || last === '.' || last === '..';
   return { components, namesDirectory };
 }
 

@@ -1,6 +1,7 @@
 // The special filesystems of an action — /proc, /sys, /dev and /tmp — described once and
 // provided in two ways: as steps of the child's plan inside the action's own mount namespace
-// (namespaces mode), or with mountat in the runner's namespace (shared mode).
+// (namespaces mode), or with mountat in the runner's namespace (shared mode; there the child
+// still mounts the procfs, for its PID namespace, onto a holder mount of the runner's).
 import { type Mount, mountat, unmountat } from '../mounts/index.js';
 import {
   constants,
@@ -8,7 +9,6 @@ import {
   type Fd,
   fstat,
   isSystemError,
-  openat2,
   type SystemError,
   symlinkat,
   withPath,
@@ -174,6 +174,32 @@ function planMountpoint(
   });
 }
 
+/** Mounts a fresh procfs on `target`, with the directories of procReadOnly bound read-only
+ * over themselves. A procfs shows the PID namespace of the process that creates it: the
+ * child's, PID 1 of the action's namespace. */
+export function planProc(plan: PlanBuilder, target: Slot, filesystems: SpecialFilesystems): void {
+  const info = runnerStep('mount proc at /proc');
+  const proc = plan.newFilesystem(info, 'proc', filesystems.procOptions, nosuid | nodev | noexec);
+  plan.moveMount(onMountpoint(info), proc, target);
+  for (const name of procReadOnly) {
+    const readOnly = runnerStep(`bind /proc/${name} read-only`);
+    const clone = plan.openTree(
+      onMountpoint(readOnly),
+      proc,
+      name,
+      constants.OPEN_TREE_CLONE,
+      true,
+    );
+    plan.mountSetattr(readOnly, clone, readonly | nosuid | nodev | noexec);
+    const over = plan.open(readOnly, proc, name, {
+      flags: constants.O_PATH,
+      resolve: beneathNoSymlinks,
+      optional: true,
+    });
+    plan.moveMount(onMountpoint(readOnly), clone, over);
+  }
+}
+
 /** Mounts the special filesystems beneath `root`, a mount of the new namespace. */
 export function planSpecialFilesystems(
   plan: PlanBuilder,
@@ -182,27 +208,7 @@ export function planSpecialFilesystems(
   filesystems: SpecialFilesystems,
 ): void {
   if (filesystems.proc) {
-    const target = planMountpoint(plan, root, 'proc', '/proc', filesystems);
-    const info = runnerStep('mount proc at /proc');
-    const proc = plan.newFilesystem(info, 'proc', filesystems.procOptions, nosuid | nodev | noexec);
-    plan.moveMount(onMountpoint(info), proc, target);
-    for (const name of procReadOnly) {
-      const readOnly = runnerStep(`bind /proc/${name} read-only`);
-      const clone = plan.openTree(
-        onMountpoint(readOnly),
-        proc,
-        name,
-        constants.OPEN_TREE_CLONE,
-        true,
-      );
-      plan.mountSetattr(readOnly, clone, readonly | nosuid | nodev | noexec);
-      const over = plan.open(readOnly, proc, name, {
-        flags: constants.O_PATH,
-        resolve: beneathNoSymlinks,
-        optional: true,
-      });
-      plan.moveMount(onMountpoint(readOnly), clone, over);
-    }
+    planProc(plan, planMountpoint(plan, root, 'proc', '/proc', filesystems), filesystems);
   }
   if (filesystems.sys) {
     const target = planMountpoint(plan, root, 'sys', '/sys', filesystems);
@@ -342,49 +348,32 @@ function mountInRoot(
   }
 }
 
+/** Mounts the special filesystems into the input root, except the procfs itself: it must be
+ * made by the action's child, in the action's PID namespace. For it, a small read-only tmpfs
+ * is mounted at /proc and returned; the child mounts the procfs onto that holder's root, so
+ * that detaching the holder by its handle takes the procfs along, wherever the mountpoint
+ * directory went meanwhile. */
 export function mountSpecialFilesystems(
   mounts: SharedMounts,
   root: DirectoryHandle,
   host: HostResources,
   temporaryDirectory: DirectoryHandle | undefined,
   filesystems: SpecialFilesystems,
-): void {
-  if (filesystems.proc) {
-    const proc = mountInRoot(
-      mounts,
-      root,
-      'proc',
-      {
-        fstype: 'proc',
-        options: { ...filesystems.procOptions },
-        attributes: { nosuid: true, nodev: true, noexec: true },
-      },
-      filesystems,
-      'mount proc at /proc',
-    );
-    for (const name of procReadOnly) {
-      const info = runnerStep(`bind /proc/${name} read-only`);
-      let source: Fd;
-      try {
-        source = openat2(proc, name, { flags: constants.O_PATH, resolve: beneathNoSymlinks });
-      } catch (error) {
-        if (isSystemError(error, 'ENOENT')) continue;
-        throw isSystemError(error) ? new SetupError(info, error) : error;
-      }
-      try {
-        step(info, () =>
-          mounts.add(
-            mountat(proc, name, {
-              bind: source,
-              attributes: { readonly: true, nosuid: true, nodev: true, noexec: true },
-            }),
-          ),
-        );
-      } finally {
-        source.close();
-      }
-    }
-  }
+): Mount | undefined {
+  const procHolder = filesystems.proc
+    ? mountInRoot(
+        mounts,
+        root,
+        'proc',
+        {
+          fstype: 'tmpfs',
+          options: { size: '4k', nr_inodes: '1', mode: '0555' },
+          attributes: { readonly: true, nosuid: true, nodev: true, noexec: true },
+        },
+        filesystems,
+        'mount a holder for /proc',
+      )
+    : undefined;
   if (filesystems.sys) {
     mountInRoot(
       mounts,
@@ -455,6 +444,7 @@ export function mountSpecialFilesystems(
       'bind the temporary directory at /tmp',
     );
   }
+  return procHolder;
 }
 
 /** Whether a mount at `relativePath` beneath a build directory is one that shared mode makes

@@ -2,7 +2,7 @@
 // settings say, and reports how it ended. See types.ts for the contract.
 import { realpathSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { listMounts, openMount, unmountat } from '../mounts/index.js';
+import { listMounts, type Mount, openMount, unmountat } from '../mounts/index.js';
 import { type DirectoryHandle, type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
 import {
   isStepError,
@@ -28,7 +28,7 @@ import {
   openTemporaryDirectory,
   workingDirectoryPath,
 } from './request.js';
-import { buildPlan, hasPidNamespace, type RequestFiles } from './setup.js';
+import { buildPlan, hasPidNamespace, pivotsIntoRoot, type RequestFiles } from './setup.js';
 import { ActionError, type ActionResult, type ActionSpec } from './types.js';
 
 export { defaultCapabilities } from './capabilities.js';
@@ -124,7 +124,7 @@ function checkArguments(argv: readonly string[]): void {
  * a subdirectory and walk ".." from its cwd, now outside its root, up to the host's root:
  * it is never kept there. Pivoted modes detach the old root, so ".." finds nothing. */
 function withoutChroot(spec: ActionSpec): ActionSpec {
-  if (hasPidNamespace(spec.isolation.mode)) return spec;
+  if (pivotsIntoRoot(spec.isolation.mode)) return spec;
   const keepCapabilities = spec.isolation.keepCapabilities.filter(
     (name) => name.toUpperCase().replace(/^CAP_/, '') !== 'SYS_CHROOT',
   );
@@ -190,10 +190,11 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
       workingDirectory,
     );
     const files = openRequestFiles(spec, inputRoot, opened);
+    let procHolder: Mount | undefined;
     if (isolation.mode === 'shared') {
       mounts.claim(files.inputRoot, spec.inputRoot);
       try {
-        mountSpecialFilesystems(
+        procHolder = mountSpecialFilesystems(
           mounts,
           files.inputRoot,
           host,
@@ -204,7 +205,9 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
         throw error instanceof SetupError ? setupFailure(error) : error;
       }
     }
-    spawned = await launch(buildPlan(withoutChroot(spec), host, files, program, workingDirectory));
+    spawned = await launch(
+      buildPlan(withoutChroot(spec), host, files, program, workingDirectory, procHolder),
+    );
     launched = performance.now();
     // The action holds its own copies now.
     for (const fd of opened.splice(0)) fd.close();
@@ -237,6 +240,21 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
   };
 }
 
+/** Detaches every mount stacked at `relative` beneath `directory` (the procfs on its holder
+ * at /proc, in shared mode): a handle opened by path names the topmost one. */
+function detachStack(directory: DirectoryHandle, relative: string): void {
+  for (;;) {
+    let mount: Mount;
+    try {
+      mount = openMount(directory, relative);
+    } catch (error) {
+      if (isSystemError(error, 'EINVAL')) return;
+      throw error;
+    }
+    unmountat(mount);
+  }
+}
+
 /** Detaches the mounts that shared mode makes in input roots (/proc, /sys, /dev, /tmp and
  * what is in them) left beneath the build directory by a runner that was killed; never the
  * build directory's own mount, nor any other mount. Call it at start-up, before any action
@@ -253,8 +271,8 @@ export function sweepStaleMounts(buildDirectoryPath: string): string[] {
     for (const mount of listMounts(canonical)) {
       const relative = mount.mountPoint.slice(prefix.length);
       if (!mount.mountPoint.startsWith(prefix) || !isSpecialMountpoint(relative)) continue;
-      if (swept.some((done) => relative.startsWith(`${done}/`))) continue;
-      unmountat(openMount(directory, relative));
+      if (swept.some((done) => relative === done || relative.startsWith(`${done}/`))) continue;
+      detachStack(directory, relative);
       swept.push(relative);
     }
     return swept;

@@ -88,15 +88,16 @@ export class PlanBuilder {
     if (strings.some((value) => value.includes('\0'))) {
       throw new TypeError('strings of a spawn plan must not contain NUL bytes');
     }
+    // The typed array constructors copy an array directly; Int32Array.from iterates it.
     return {
-      steps: Int32Array.from(this.#steps),
+      steps: new Int32Array(this.#steps),
       strings: strings.length === 0 ? Buffer.alloc(0) : Buffer.from(`${strings.join('\0')}\0`),
-      slots: Int32Array.from(this.#slots),
+      slots: new Int32Array(this.#slots),
       argvStart: this.#strings.length,
       argvCount: this.#argv.length,
       envpStart: this.#strings.length + this.#argv.length,
       envpCount: this.#envp.length,
-      groups: Int32Array.from(this.#groups),
+      groups: new Int32Array(this.#groups),
       cloneFlags: this.cloneFlags,
       statusSlot: this.#statusSlot,
     };

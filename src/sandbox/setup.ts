@@ -2,10 +2,12 @@
 // privileges, and the exec of the init (native/init.c), in the order the kernel needs.
 import { readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import type { Mount } from '../mounts/index.js';
 import { constants, type DirectoryHandle, type Fd } from '../syscalls/index.js';
 import { capabilitiesByName } from './capabilities.js';
 import {
   planHostClones,
+  planProc,
   planSpecialFilesystems,
   planUserNamespaceClones,
   type TemporaryDirectoryLocation,
@@ -53,8 +55,14 @@ function environmentStrings(environment: Readonly<Record<string, string>>): stri
 }
 
 /** Whether the init runs as PID 1 of the action's own PID namespace (rather than as a
- * subreaper in the runner's). */
+ * subreaper in the runner's, in none mode). */
 export function hasPidNamespace(mode: IsolationMode): boolean {
+  return mode !== 'none';
+}
+
+/** Whether the action gets a mount namespace of its own and pivots into its input root
+ * (rather than being chrooted in the runner's mount namespace). */
+export function pivotsIntoRoot(mode: IsolationMode): boolean {
   return mode === 'namespaces' || mode === 'rootless';
 }
 
@@ -109,23 +117,26 @@ function temporaryDirectoryLocation(
   return { fd: temporaryDirectory, path };
 }
 
-/** The child's setup: isolation, working directory, stdio, privileges, exec of the init. */
+/** The child's setup: isolation, working directory, stdio, privileges, exec of the init. In
+ * shared mode, `procHolder` is the runner's mount at /proc on which the child mounts the
+ * procfs (see mountSpecialFilesystems). */
 export function buildPlan(
   spec: ActionSpec,
   host: HostResources,
   files: RequestFiles,
   program: string,
   workingDirectory: string,
+  procHolder?: Mount,
 ): PlanBuilder {
   const { isolation } = spec;
-  const namespaces = hasPidNamespace(isolation.mode);
+  const pid1 = hasPidNamespace(isolation.mode);
   const rootless = isolation.mode === 'rootless';
   const userIds = rootless ? userNamespaceIds(spec) : undefined;
   const plan = new PlanBuilder();
   const inputRoot = plan.inherit(files.inputRoot.fd);
   let root: Slot;
   let children: Slot | undefined;
-  if (namespaces) {
+  if (pivotsIntoRoot(isolation.mode)) {
     // With CLONE_NEWUSER the other namespaces are owned by the new user namespace, where the
     // child holds every capability.
     plan.cloneFlags =
@@ -160,6 +171,14 @@ export function buildPlan(
     plan.moveMount(bind, root, cwd);
     planSpecialFilesystems(plan, root, clones, isolation.filesystems);
     plan.pivotRoot(runnerStep('pivot into the input root'), root);
+  } else if (pid1) {
+    // shared: everything but the mount namespace. The action cannot see, signal or ptrace
+    // the runner or other actions, and its /proc shows its own processes only.
+    plan.cloneFlags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (procHolder !== undefined)
+      planProc(plan, plan.inherit(procHolder.fd), isolation.filesystems);
+    plan.chroot(runnerStep('chroot into the input root'), inputRoot);
+    root = inputRoot;
   } else {
     // Without a PID namespace the init finds the processes it must kill through its
     // children list, which it cannot open after the chroot.
@@ -215,12 +234,12 @@ export function buildPlan(
   // a subreaper init kills its tree on SIGTERM.
   plan.parentDeathSignal(
     runnerStep('set the parent death signal'),
-    namespaces ? osConstants.signals.SIGKILL : osConstants.signals.SIGTERM,
+    pid1 ? osConstants.signals.SIGKILL : osConstants.signals.SIGTERM,
   );
   plan.exec(
     runnerStep('execute the init'),
     plan.inherit(host.init.fd),
-    ['chroot-runner-init', namespaces ? 'pid1' : 'subreaper', program, ...spec.arguments],
+    ['chroot-runner-init', pid1 ? 'pid1' : 'subreaper', program, ...spec.arguments],
     environmentStrings(spec.environment),
   );
   return plan;
