@@ -1,12 +1,13 @@
-/* The benchmark's native side, compiled at bench time (cc -O2 -static -pthread).
+/* The benchmark's native side, compiled at bench time (cc -O2 -pthread).
  *
- *   floor run ROOT LOGS ACTIONS CONCURRENCY [direct]
+ *   floor run ROOT LOGS INIT ACTIONS CONCURRENCY [direct]
  *     The physical floor of the engine's `namespaces` isolation: for each action, the same
- *     kernel work as src/sandbox does (log files created in LOGS, the clone, the mounts,
- *     pivot_root, an init as PID 1 that forks and execs the root's /bin/true, wait), in C with
- *     nothing else around it. `direct` execs /bin/true as PID 1 instead, without an init.
- *   floor init PROGRAM
- *     That init (this program is linked statically so that it runs inside the input root).
+ *     kernel work as src/sandbox does (log files created in LOGS, the clone, a copy of an
+ *     empty mount namespace with the input root attached, the mounts and /dev nodes,
+ *     pivot_root, the engine's own init INIT (build/Release/chroot-runner-init, native/init.c)
+ *     exec'd as PID 1 through an fd opened beforehand, which forks and execs the root's
+ *     /bin/true, wait), in C with nothing else around it. `direct` execs /bin/true as PID 1
+ *     instead, without an init.
  *   floor exec ACTIONS CONCURRENCY ARGV...
  *     Launches ARGV (posix_spawn, a vfork-style clone) and waits, per action: how bubblewrap is
  *     measured without counting Node's own spawn.
@@ -45,6 +46,8 @@ extern char **environ;
 #define CHILD_STACK_SIZE (64 * 1024)
 /* The init's status pipe, as native/init.c's. */
 #define STATUS_FD 3
+/* native/init.c's record of the action's exit code, the first of what it writes. */
+#define RECORD_EXITED 2
 
 /* ---- the namespaces action, run in a CLONE_VM|CLONE_VFORK child: raw syscalls only ---- */
 
@@ -121,7 +124,7 @@ static int bind_read_only(int base, const char *path, unsigned attributes) {
   return 0;
 }
 
-/* The host's nodes bound into the action's /dev (src/sandbox/host.ts). */
+/* The host's nodes made anew (mknod) in the action's /dev (src/sandbox/host.ts). */
 static const char *const device_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 #define DEVICE_NODES (sizeof device_nodes / sizeof *device_nodes)
 static const char *const device_links[][2] = {
@@ -132,23 +135,23 @@ static const char *const device_links[][2] = {
 /* /proc entries bound read-only over themselves; absent ones are skipped. */
 static const char *const proc_read_only[] = {"sys", "sysrq-trigger", "irq", "bus"};
 
-/* Binds a detached clone of a host node onto a new empty file of the action's /dev. */
-static int bind_device(int dev, const char *name, int clone_fd) {
-  int file = openat(dev, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-  if (file < 0) return -1;
-  close(file);
-  int target = open_beneath(dev, name, 0);
-  if (target < 0 || attach(clone_fd, target) < 0) return -1;
-  close(target);
-  return 0;
+/* A node of the action's /dev with the host node's type, mode and number, whatever the umask
+ * (the child's own: it does not share the runner's fs_struct). */
+static int make_device(int dev, const char *name, mode_t mode, dev_t number) {
+  mode_t umask_before = umask(0);
+  int result = mknodat(dev, name, mode, number);
+  umask(umask_before);
+  return result;
 }
 
 /* What the runner holds for every action (src/sandbox/host.ts), opened once. */
 struct host {
   int root_fd;                   /* the input root, opened in the runner's namespace */
-  int node_fds[DEVICE_NODES];    /* O_PATH on the host's /dev nodes */
+  int template_fd;               /* the empty mount namespace copied for each action */
+  mode_t node_modes[DEVICE_NODES]; /* the host's /dev nodes: type and permissions */
+  dev_t node_numbers[DEVICE_NODES];
   int dev_null_fd;               /* every action's stdin */
-  int init_fd;                   /* O_PATH on this program, exec'd as the action's init */
+  int init_fd;                   /* O_PATH on the engine's init, exec'd as the action's PID 1 */
   int logs_fd;                   /* where each action's stdout and stderr files are created */
   unsigned long long keep_caps;  /* the bounding set kept (container runtimes' default) */
   int last_cap;
@@ -182,22 +185,24 @@ static int namespaces_child(void *argument) {
   static const char *const shm_options[] = {"mode", "1777", NULL};
   const unsigned nosuid = MOUNT_ATTR_NOSUID, nodev = MOUNT_ATTR_NODEV,
                  noexec = MOUNT_ATTR_NOEXEC, rdonly = MOUNT_ATTR_RDONLY;
-  int clones[DEVICE_NODES];
-  int root, proc, dev;
+  struct mount_attr slave = {.propagation = MS_SLAVE};
+  int root, proc, dev, mountpoint;
 
-  /* Clones of host mounts are made before unshare, where the runner's fds still work. */
-  for (size_t i = 0; i < DEVICE_NODES; i++) {
-    STEP("clone a host /dev node",
-         clones[i] = sys_open_tree(host->node_fds[i], "",
-                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
-  }
-  STEP("fchdir(input root)", fchdir(host->root_fd));
-  STEP("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
-  STEP("make / a slave", mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
+  /* The input root is cloned while the runner's fd still refers to the current namespace, and
+   * made a slave before anything is mounted beneath it; the new namespace is a copy of the
+   * empty template, where the clone is attached. */
   STEP("open_tree(input root)",
-       root = sys_open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
-  STEP("bind the input root onto itself",
-       sys_move_mount(root, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH));
+       root = sys_open_tree(host->root_fd, "",
+                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH));
+  STEP("make the input root a slave",
+       (int)syscall(SYS_mount_setattr, root, "", AT_EMPTY_PATH | AT_RECURSIVE, &slave,
+                    sizeof slave));
+  STEP("setns(template)", setns(host->template_fd, CLONE_NEWNS));
+  STEP("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
+  STEP("open the template's root directory",
+       mountpoint = open_beneath(AT_FDCWD, "root", O_DIRECTORY));
+  STEP("attach the input root", attach(root, mountpoint));
+  close(mountpoint);
 
   STEP("mount proc", proc = mount_new(root, "proc", "proc", NULL, nosuid | nodev | noexec));
   for (size_t i = 0; i < sizeof proc_read_only / sizeof *proc_read_only; i++) {
@@ -207,7 +212,8 @@ static int namespaces_child(void *argument) {
   STEP("mount sys", mount_new(root, "sys", "sysfs", NULL, rdonly | nosuid | nodev | noexec));
   STEP("mount dev", dev = mount_new(root, "dev", "tmpfs", dev_options, nosuid | noexec));
   for (size_t i = 0; i < DEVICE_NODES; i++) {
-    STEP("bind a /dev node", bind_device(dev, device_nodes[i], clones[i]));
+    STEP("mknod in /dev",
+         make_device(dev, device_nodes[i], host->node_modes[i], host->node_numbers[i]));
   }
   for (size_t i = 0; i < sizeof device_links / sizeof *device_links; i++) {
     STEP("symlink in /dev", symlinkat(device_links[i][1], dev, device_links[i][0]));
@@ -241,27 +247,12 @@ static int namespaces_child(void *argument) {
     action->step = "execve(/bin/true)";
     execve("/bin/true", argv, envp);
   } else {
-    char *const argv[] = {"floor", "init", "/bin/true", NULL};
+    char *const argv[] = {"chroot-runner-init", "pid1", "/bin/true", "true", NULL};
     action->step = "execveat(init)";
     syscall(SYS_execveat, host->init_fd, "", argv, envp, AT_EMPTY_PATH);
   }
   action->error = errno;
   _exit(100);
-}
-
-/* `floor init PROGRAM`: the action's PID 1, as native/init.c: forks the action, waits for
- * it, writes its exit status to the status pipe, and exits (the kernel kills the rest). */
-static int init_main(char *program) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    char *const argv[] = {program, NULL};
-    execve(program, argv, environ);
-    _exit(127);
-  }
-  int status;
-  if (pid < 0 || waitpid(pid, &status, 0) < 0) return 1;
-  int32_t record[2] = {2, WEXITSTATUS(status)};
-  return write(STATUS_FD, record, sizeof record) == sizeof record ? 0 : 1;
 }
 
 /* ---- the load: CONCURRENCY threads, each taking the next action until ACTIONS are done ---- */
@@ -289,7 +280,8 @@ static uint64_t now_ns(void) {
 }
 
 /* One action as the engine runs it: its log files, a status pipe, the vfork-style clone with
- * a pidfd (all signals blocked around it), then wait4 and the init's record. */
+ * a pidfd (all signals blocked around it), then wait4 and the init's records (the exit code,
+ * then the resource usage, in one write). */
 static int run_namespaces_action(struct load *load, long index, char *stack,
                                  struct failure *failure) {
   struct action action = {.host = &load->host, .direct = load->direct};
@@ -328,11 +320,11 @@ static int run_namespaces_action(struct load *load, long index, char *stack,
   int status;
   struct rusage usage;
   pid_t waited = wait4(pid, &status, 0, &usage);
-  int32_t record[2] = {0, -1};
+  int32_t record[64] = {0, -1};
   ssize_t length = read(status_pipe[0], record, sizeof record);
   close(status_pipe[0]);
   close(pidfd);
-  int reported = load->direct || (length == sizeof record && record[0] == 2 && record[1] == 0);
+  int reported = load->direct || (length >= 8 && record[0] == RECORD_EXITED && record[1] == 0);
   if (waited < 0 || status != 0 || !reported) {
     snprintf(failure->message, sizeof failure->message,
              "action failed at step \"%s\": %s (status %d, record %d %d)", action.step,
@@ -449,10 +441,65 @@ static int make_mounts(const char *directory, long count) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: floor run ROOT LOGS ACTIONS CONCURRENCY [direct]\n"
+  fprintf(stderr, "usage: floor run ROOT LOGS INIT ACTIONS CONCURRENCY [direct]\n"
                   "       floor exec ACTIONS CONCURRENCY ARGV...\n"
                   "       floor mounts DIR COUNT\n");
   return 2;
+}
+
+/* The empty mount namespace (native/spawn.c's mountNamespaceTemplate): made by a child that
+ * shares the fd table, in which it leaves the namespace's fd. */
+struct template {
+  int namespace_fd;
+  const char *step;
+  int error;
+};
+
+#define TEMPLATE_STEP(name, call) \
+  do {                            \
+    template->step = name;        \
+    if ((call) < 0) {             \
+      template->error = errno;    \
+      _exit(100);                 \
+    }                             \
+  } while (0)
+
+static int template_child(void *argument) {
+  struct template *template = argument;
+  int fs, mount_fd;
+  struct mount_attr read_only = {.attr_set = MOUNT_ATTR_RDONLY};
+  TEMPLATE_STEP("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
+  TEMPLATE_STEP("open the namespace", template->namespace_fd = open("/proc/thread-self/ns/mnt",
+                                                                   O_RDONLY | O_CLOEXEC));
+  TEMPLATE_STEP("make / private", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+  TEMPLATE_STEP("fsopen(tmpfs)", fs = sys_fsopen("tmpfs"));
+  TEMPLATE_STEP("create the tmpfs", sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL));
+  TEMPLATE_STEP("fsmount", mount_fd = sys_fsmount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                                          MOUNT_ATTR_NOEXEC));
+  TEMPLATE_STEP("mkdir root", mkdirat(mount_fd, "root", 0755));
+  TEMPLATE_STEP("make it read-only",
+                (int)syscall(SYS_mount_setattr, mount_fd, "", AT_EMPTY_PATH, &read_only,
+                             sizeof read_only));
+  TEMPLATE_STEP("attach it", sys_move_mount(mount_fd, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH));
+  TEMPLATE_STEP("fchdir", fchdir(mount_fd));
+  TEMPLATE_STEP("pivot_root", (int)syscall(SYS_pivot_root, ".", "."));
+  TEMPLATE_STEP("detach the old root", umount2(".", MNT_DETACH));
+  close(fs);
+  close(mount_fd);
+  _exit(0);
+}
+
+static int make_template(void) {
+  struct template template = {.namespace_fd = -1};
+  static char stack[CHILD_STACK_SIZE] __attribute__((aligned(16)));
+  pid_t pid = clone(template_child, stack + sizeof stack,
+                    CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &template);
+  if (pid < 0 || waitpid(pid, NULL, 0) < 0) return -1;
+  if (template.error != 0) {
+    fprintf(stderr, "template: %s: %s\n", template.step, strerror(template.error));
+    return -1;
+  }
+  return template.namespace_fd;
 }
 
 /* The capabilities src/sandbox/capabilities.ts keeps by default. */
@@ -463,20 +510,24 @@ static const int kept_capabilities[] = {0 /* CHOWN */,    1 /* DAC_OVERRIDE */, 
                                         5 /* KILL */,     29 /* AUDIT_WRITE */};
 
 /* Opens what the runner holds for every action, as src/sandbox/host.ts does. */
-static int open_host(struct host *host, const char *root, const char *logs) {
+static int open_host(struct host *host, const char *root, const char *logs, const char *init) {
   host->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   host->logs_fd = open(logs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   host->dev_null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  host->init_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+  host->init_fd = open(init, O_PATH | O_CLOEXEC);
   for (size_t i = 0; i < DEVICE_NODES; i++) {
     char path[32];
+    struct stat status;
     snprintf(path, sizeof path, "/dev/%s", device_nodes[i]);
-    host->node_fds[i] = open(path, O_PATH | O_CLOEXEC);
-    if (host->node_fds[i] < 0) {
+    if (stat(path, &status) < 0) {
       perror(path);
       return -1;
     }
+    host->node_modes[i] = status.st_mode;
+    host->node_numbers[i] = status.st_rdev;
   }
+  host->template_fd = make_template();
+  if (host->template_fd < 0) return -1;
   FILE *last_cap = fopen("/proc/sys/kernel/cap_last_cap", "r");
   if (last_cap == NULL || fscanf(last_cap, "%d", &host->last_cap) != 1) host->last_cap = 40;
   if (last_cap != NULL) fclose(last_cap);
@@ -502,12 +553,12 @@ static long parse_count(const char *text, const char *what) {
 }
 
 int main(int argc, char **argv) {
-  if ((argc == 6 || argc == 7) && strcmp(argv[1], "run") == 0) {
-    struct load load = {.mode = MODE_RUN, .actions = parse_count(argv[4], "ACTIONS")};
-    if (argc == 7 && strcmp(argv[6], "direct") != 0) return usage();
-    load.direct = argc == 7;
-    if (open_host(&load.host, argv[2], argv[3]) < 0) return 1;
-    return run_load(&load, parse_count(argv[5], "CONCURRENCY"));
+  if ((argc == 7 || argc == 8) && strcmp(argv[1], "run") == 0) {
+    struct load load = {.mode = MODE_RUN, .actions = parse_count(argv[5], "ACTIONS")};
+    if (argc == 8 && strcmp(argv[7], "direct") != 0) return usage();
+    load.direct = argc == 8;
+    if (open_host(&load.host, argv[2], argv[3], argv[4]) < 0) return 1;
+    return run_load(&load, parse_count(argv[6], "CONCURRENCY"));
   }
   if (argc >= 5 && strcmp(argv[1], "exec") == 0) {
     struct load load = {.mode = MODE_EXEC, .actions = parse_count(argv[2], "ACTIONS"),
@@ -517,6 +568,5 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "mounts") == 0) {
     return make_mounts(argv[2], parse_count(argv[3], "COUNT"));
   }
-  if (argc == 3 && strcmp(argv[1], "init") == 0) return init_main(argv[2]);
   return usage();
 }

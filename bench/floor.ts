@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { initExecutablePath } from '../src/syscalls/native.js';
 import type { Sample } from './load.js';
 
 const run = promisify(execFile);
@@ -17,10 +18,11 @@ const floorSource = fileURLToPath(
   ),
 );
 
-/** Compiles floor.c to `executable`, statically: it is also the init that it execs inside
- * the input root, where there is no libc. */
+/** Compiles floor.c to `executable`. The init it execs as each action's PID 1 is the
+ * engine's own (build/Release/chroot-runner-init, native/init.c), so that the floor does the
+ * engine's kernel work and no more. */
 export async function compileFloor(executable: string): Promise<void> {
-  const flags = ['-O2', '-static', '-pthread', '-Wall', '-Wextra', '-Werror'];
+  const flags = ['-O2', '-pthread', '-Wall', '-Wextra', '-Werror'];
   await run('cc', [...flags, '-o', executable, floorSource]);
 }
 
@@ -65,7 +67,10 @@ export async function runFloor(
 ): Promise<Sample> {
   const directory = mkdtempSync(join(logs, 'floor-'));
   try {
-    const args = ['run', root, directory, String(actions), String(concurrency)];
+    const args = [
+      ...['run', root, directory, initExecutablePath],
+      ...[String(actions), String(concurrency)],
+    ];
     const output = await load(executable, direct ? [...args, 'direct'] : args);
     return sample(concurrency, output, output.peakRssBytes, output.cpuSeconds * 1000);
   } finally {

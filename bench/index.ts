@@ -87,7 +87,7 @@ function missingPrerequisites(): string[] {
   else if (
     !existsSync(execFileSync('cc', ['-print-file-name=libc.a'], { encoding: 'utf8' }).trim())
   ) {
-    missing.push('the static C library, for the floor (Debian package libc6-dev)');
+    missing.push('the C library for development, for the floor (Debian package libc6-dev)');
   }
   if (!onPath('bwrap')) missing.push('bwrap (Debian package bubblewrap)');
   if (!existsSync('/bin/busybox') || !debianPackageInstalled('busybox-static')) {
@@ -305,7 +305,7 @@ async function measureAll(
       contender: {
         name: 'floor',
         description:
-          'bench/floor.c: the engine’s namespaces-mode steps in C (log files, clone(CLONE_VM|CLONE_VFORK) into new PID, IPC, UTS namespaces, unshare(CLONE_NEWNS), proc, sys, /dev mounts, pivot_root, caps, an init as PID 1 that forks and execs true, wait4); N C threads',
+          'bench/floor.c: the engine’s namespaces-mode steps in C (log files, clone(CLONE_VM|CLONE_VFORK) into new PID, IPC, UTS namespaces, a copy of an empty mount namespace with the input root attached, proc, sys, /dev mounts and nodes, pivot_root, caps, the engine’s own init (native/init.c) as PID 1, which forks and execs true, wait4); N C threads',
         rssOf: 'the C program',
       },
       measure: floorRounds(false),
@@ -313,7 +313,8 @@ async function measureAll(
     {
       contender: {
         name: 'floor, no init',
-        description: 'as floor, but /bin/true is exec’d as PID 1 instead of an init that forks it',
+        description:
+          'as floor, but /bin/true is exec’d as PID 1 instead of the init: what the init (its exec and its fork) costs',
         rssOf: 'the C program',
       },
       measure: floorRounds(true),

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -59,7 +60,9 @@ enum op {
   OP_EXEC,              /* executable slot; plan.argv, plan.envp */
   OP_WRITE_FILE,        /* base; path, content */
   OP_SAME_INODE,        /* slot, slot */
-  OP_LAST = OP_SAME_INODE,
+  OP_MKNODAT,           /* base, mode (type and permissions), major, minor; name */
+  OP_SETNS,             /* namespace slot, namespace type */
+  OP_LAST = OP_SETNS,
 };
 
 enum { STEP_WIDTH = 8 };
@@ -77,14 +80,14 @@ enum syscall_id {
   SYS_ID_FCHDIR, SYS_ID_UNSHARE, SYS_ID_MOUNT, SYS_ID_PIVOT_ROOT, SYS_ID_UMOUNT2, SYS_ID_CHDIR,
   SYS_ID_CHROOT, SYS_ID_DUP2, SYS_ID_FCNTL, SYS_ID_SETGROUPS, SYS_ID_SETRESGID, SYS_ID_SETRESUID,
   SYS_ID_PRCTL, SYS_ID_SOCKET, SYS_ID_IOCTL, SYS_ID_CLOSE_RANGE, SYS_ID_EXECVEAT, SYS_ID_WRITE,
-  SYS_ID_FSTAT, SYS_ID_BADSLOT,
+  SYS_ID_FSTAT, SYS_ID_MKNODAT, SYS_ID_SETNS, SYS_ID_BADSLOT,
 };
 
 static const char *const syscall_names[] = {
   "openat2", "mkdirat", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
   "mount_setattr", "openat", "symlinkat", "fchdir", "unshare", "mount", "pivot_root", "umount2",
   "chdir", "chroot", "dup2", "fcntl", "setgroups", "setresgid", "setresuid", "prctl", "socket",
-  "ioctl", "close_range", "execveat", "write", "fstat", "slot",
+  "ioctl", "close_range", "execveat", "write", "fstat", "mknodat", "setns", "slot",
 };
 
 enum { CHILD_STACK_SIZE = 64 * 1024 };
@@ -375,6 +378,20 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
       errno = EXDEV;
       return -1;
     }
+    case OP_MKNODAT: {
+      /* The mode exactly as given: the runner's umask is lifted around it, in the child's own
+       * copy (no CLONE_FS), so the action inherits the runner's umask unchanged. */
+      const mode_t umask_before = umask(0);
+      *syscall_id = SYS_ID_MKNODAT;
+      int result = mknodat(slot_fd(ctx, a), s0, (mode_t)b, makedev((unsigned)c, (unsigned)d));
+      int saved = errno;
+      umask(umask_before);
+      errno = saved;
+      return result;
+    }
+    case OP_SETNS:
+      *syscall_id = SYS_ID_SETNS;
+      return setns(slot_fd(ctx, a), b);
   }
   *syscall_id = SYS_ID_BADSLOT;
   errno = EBADF;
@@ -650,6 +667,88 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* ---- An empty mount namespace, to copy for each action. ---- */
+
+/* Set by the template's child, which shares the runner's memory and fd table. */
+struct template_context {
+  int namespace_fd;
+  int failed_errno;
+  int failed_syscall;
+};
+
+#define TEMPLATE_STEP(id, call)  \
+  do {                           \
+    if ((call) < 0) {            \
+      ctx->failed_syscall = (id); \
+      goto fail;                 \
+    }                            \
+  } while (0)
+
+/* In a new mount namespace: a read-only tmpfs holding an empty directory "root" becomes the
+ * root, and nothing else stays mounted. The fd on the namespace lands in the shared table;
+ * on failure the child closes what it opened there. */
+static int template_child(void *arg) {
+  struct template_context *ctx = arg;
+  int fs = -1, mount_fd = -1;
+  struct mount_attr read_only = {.attr_set = MOUNT_ATTR_RDONLY};
+  TEMPLATE_STEP(SYS_ID_UNSHARE, unshare(CLONE_NEWNS));
+  TEMPLATE_STEP(SYS_ID_OPENAT, ctx->namespace_fd = (int)syscall(SYS_openat, AT_FDCWD,
+                                                                 "/proc/thread-self/ns/mnt",
+                                                                 O_RDONLY | O_CLOEXEC));
+  TEMPLATE_STEP(SYS_ID_MOUNT, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+  TEMPLATE_STEP(SYS_ID_FSOPEN, fs = fsopen("tmpfs", FSOPEN_CLOEXEC));
+  TEMPLATE_STEP(SYS_ID_FSCONFIG, fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0));
+  TEMPLATE_STEP(SYS_ID_FSCONFIG, fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+  TEMPLATE_STEP(SYS_ID_FSMOUNT,
+                mount_fd = fsmount(fs, FSMOUNT_CLOEXEC,
+                                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  TEMPLATE_STEP(SYS_ID_MKDIRAT, mkdirat(mount_fd, "root", 0755));
+  TEMPLATE_STEP(SYS_ID_MOUNT_SETATTR,
+                mount_setattr(mount_fd, "", AT_EMPTY_PATH, &read_only, sizeof read_only));
+  /* pivot_root wants an attached mount: stacked on the cwd, in this private copy only. */
+  TEMPLATE_STEP(SYS_ID_MOVE_MOUNT,
+                move_mount(mount_fd, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH));
+  TEMPLATE_STEP(SYS_ID_FCHDIR, fchdir(mount_fd));
+  TEMPLATE_STEP(SYS_ID_PIVOT_ROOT, (int)syscall(SYS_pivot_root, ".", "."));
+  TEMPLATE_STEP(SYS_ID_UMOUNT2, umount2(".", MNT_DETACH));
+  syscall(SYS_close, fs);
+  syscall(SYS_close, mount_fd);
+  _exit(0);
+fail:
+  ctx->failed_errno = errno;
+  if (fs >= 0) syscall(SYS_close, fs);
+  if (mount_fd >= 0) syscall(SYS_close, mount_fd);
+  if (ctx->namespace_fd >= 0) syscall(SYS_close, ctx->namespace_fd);
+  ctx->namespace_fd = -1;
+  _exit(127);
+}
+
+/* mountNamespaceTemplate() → fd: a mount namespace whose only mount is an empty read-only
+ * tmpfs with a directory "root". An action's child enters it (setns) and unshares it, so its
+ * new namespace copies one mount instead of all of the runner's, and pivot_root detaches one. */
+static napi_value js_mount_namespace_template(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct template_context ctx = {.namespace_fd = -1, .failed_errno = 0, .failed_syscall = 0};
+  void *stack = malloc(CHILD_STACK_SIZE);
+  if (stack == NULL) return throw_system_error(env, ENOMEM, "malloc", NULL);
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pid_t pid = clone(template_child, (char *)stack + CHILD_STACK_SIZE,
+                    CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &ctx);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  free(stack);
+  if (pid < 0) return throw_system_error(env, clone_errno, "clone", NULL);
+  int status;
+  while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
+  }
+  if (ctx.failed_errno != 0) {
+    return throw_system_error(env, ctx.failed_errno, syscall_names[ctx.failed_syscall], NULL);
+  }
+  return make_int32(env, ctx.namespace_fd);
+}
+
 /* ---- Watching an exit without blocking the event loop. ---- */
 
 enum { MAX_STATUS_WORDS = 256 };
@@ -804,6 +903,7 @@ static napi_value js_pidfd_send_signal(napi_env env, napi_callback_info info) {
 
 bool register_spawn(napi_env env, napi_value exports) {
   return export_function(env, exports, "spawn", js_spawn) &&
+         export_function(env, exports, "mountNamespaceTemplate", js_mount_namespace_template) &&
          export_function(env, exports, "watchExit", js_watch_exit) &&
          export_function(env, exports, "pidfdSendSignal", js_pidfd_send_signal);
 }

@@ -10,6 +10,7 @@ import {
   readFileSync,
   rmdirSync,
   rmSync,
+  statSync,
   symlinkSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -400,6 +401,24 @@ for (const mode of modes) {
         assert.equal(stdout, attempts.map(([label]) => `refused-${label}\n`).join(''));
       },
     );
+
+    // namespaces mode makes its nodes anew; shared and rootless mode (and namespaces mode
+    // without CAP_MKNOD) bind the host's, read-only so that a root action cannot change them.
+    contained('cannot change the host’s device nodes through its /dev', async () => {
+      const before = [statSync('/dev/full'), statSync('/dev/zero')];
+      const name = actionDirectory();
+      // Harmless to the host even where it works: a timestamp, and the mode it already has.
+      await ran(
+        spec(mode, name, [
+          'sh',
+          '-c',
+          'touch -d "2001-01-01 00:00" /dev/full; chmod 666 /dev/zero; true',
+        ]),
+      );
+      const [full, zero] = [statSync('/dev/full'), statSync('/dev/zero')];
+      assert.equal(full.mtimeMs, before[0]?.mtimeMs, "the host's /dev/full was touched");
+      assert.equal(zero.ctimeMs, before[1]?.ctimeMs, "the host's /dev/zero was chmod'ed");
+    });
 
     contained(
       'cannot leave the root with chroot and chdir("..") loops, or through /proc/1/root',

@@ -13,7 +13,7 @@ import {
   symlinkat,
   withPath,
 } from '../syscalls/index.js';
-import type { HostResources } from './host.js';
+import type { DeviceNode, HostResources } from './host.js';
 import {
   beneathNoSymlinks,
   cwd,
@@ -73,11 +73,19 @@ function onMountpoint(info: StepInfo): StepInfo {
 
 // ---- namespaces mode: steps of the child's plan ----
 
-/** Clones of host mounts, made before unshare(CLONE_NEWNS): an fd opened by the runner
- * refers to the runner's namespace, where open_tree(OPEN_TREE_CLONE) still works; the
- * detached clones can then be attached in the new namespace. */
+/** How a node of the action's /dev is made: anew with mknod (the host node's type, mode and
+ * device number), or as a bind of a clone of the host's node where mknod is refused (in a
+ * user namespace, or without CAP_MKNOD). mknod is also the cheaper (no mount to make, nor to
+ * tear down), and the node is the action's own: a bound node is the host's inode, which a
+ * uid-0 action keeping CAP_FOWNER could chmod. */
+export type DeviceNodeSource = { readonly mknod: DeviceNode } | { readonly bind: Slot };
+
+/** What the special filesystems are made from. Clones of host mounts are made before
+ * unshare(CLONE_NEWNS): an fd opened by the runner refers to the runner's namespace, where
+ * open_tree(OPEN_TREE_CLONE) still works; the detached clones can then be attached in the
+ * new namespace. */
 export interface HostClones {
-  readonly deviceNodes: readonly (readonly [name: string, clone: Slot])[];
+  readonly deviceNodes: readonly (readonly [name: string, source: DeviceNodeSource])[];
   readonly temporaryDirectory: Slot | undefined;
   /** A read-only clone of the host's /sys, attached instead of a fresh sysfs. */
   readonly sys?: Slot;
@@ -89,14 +97,16 @@ export function planHostClones(
   temporaryDirectory: Fd | undefined,
   filesystems: SpecialFilesystems,
 ): HostClones {
-  const deviceNodes: [string, Slot][] = [];
+  const deviceNodes: [string, DeviceNodeSource][] = [];
   if (filesystems.dev) {
     for (const [name, node] of host.deviceNodes) {
+      if (host.makesDeviceNodes) {
+        deviceNodes.push([name, { mknod: node }]);
+        continue;
+      }
       const info = runnerStep(`clone the host's /dev/${name}`);
-      deviceNodes.push([
-        name,
-        plan.openTree(info, plan.inherit(node.fd), '', constants.OPEN_TREE_CLONE),
-      ]);
+      const clone = plan.openTree(info, plan.inherit(node.fd.fd), '', constants.OPEN_TREE_CLONE);
+      deviceNodes.push([name, { bind: clone }]);
     }
   }
   let temporary: Slot | undefined;
@@ -134,11 +144,12 @@ export function planUserNamespaceClones(
   filesystems: SpecialFilesystems,
   bindSys: boolean,
 ): HostClones {
-  const deviceNodes: [string, Slot][] = [];
+  const deviceNodes: [string, DeviceNodeSource][] = [];
   if (filesystems.dev) {
     for (const name of host.deviceNodes.keys()) {
       const info = runnerStep(`clone the host's /dev/${name}`);
-      deviceNodes.push([name, plan.openTree(info, cwd, `/dev/${name}`, constants.OPEN_TREE_CLONE)]);
+      const clone = plan.openTree(info, cwd, `/dev/${name}`, constants.OPEN_TREE_CLONE);
+      deviceNodes.push([name, { bind: clone }]);
     }
   }
   let sys: Slot | undefined;
@@ -225,14 +236,22 @@ export function planSpecialFilesystems(
     const info = runnerStep('mount a tmpfs at /dev');
     const dev = plan.newFilesystem(info, 'tmpfs', devTmpfsOptions, nosuid | noexec);
     plan.moveMount(onMountpoint(info), dev, target);
-    for (const [name, clone] of clones.deviceNodes) {
+    for (const [name, source] of clones.deviceNodes) {
+      if ('mknod' in source) {
+        plan.mknodat(runnerStep(`create /dev/${name}`), dev, name, source.mknod.mode, source.mknod);
+        continue;
+      }
       const bind = runnerStep(`bind the host's /dev/${name}`);
+      // Read-only, as every bind of a host node: the node stays writable (a device is not
+      // written through its mount), but a root action cannot chmod, chown or touch the
+      // host's own node.
+      plan.mountSetattr(bind, source.bind, readonly | nosuid | noexec);
       plan.createFile(bind, dev, name, 0o666);
       const over = plan.open(bind, dev, name, {
         flags: constants.O_PATH,
         resolve: beneathNoSymlinks,
       });
-      plan.moveMount(onMountpoint(bind), clone, over);
+      plan.moveMount(onMountpoint(bind), source.bind, over);
     }
     for (const [name, link] of devLinks) {
       plan.symlinkat(runnerStep(`create /dev/${name}`), link, dev, name);
@@ -399,7 +418,14 @@ export function mountSpecialFilesystems(
     );
     for (const [name, node] of host.deviceNodes) {
       step(runnerStep(`bind the host's /dev/${name}`), () =>
-        mounts.add(mountat(dev, name, { bind: node }, { createMountpoint: true })),
+        mounts.add(
+          mountat(
+            dev,
+            name,
+            { bind: node.fd, attributes: { readonly: true, nosuid: true, noexec: true } },
+            { createMountpoint: true },
+          ),
+        ),
       );
     }
     for (const [name, link] of devLinks) {

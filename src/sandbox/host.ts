@@ -1,14 +1,32 @@
 // What every action needs from the host, opened once for the runner's lifetime: the device
-// nodes bound into /dev, /dev/null for stdin, and the init executable. No per-action opens.
-import { constants, type Fd, openat2 } from '../syscalls/index.js';
+// nodes of /dev, /dev/null for stdin, and the init executable. No per-action opens.
+import { readFileSync } from 'node:fs';
+import { constants, type Fd, fstat, openat2 } from '../syscalls/index.js';
 import { initExecutablePath } from '../syscalls/native.js';
+import { mountNamespaceTemplate as newMountNamespaceTemplate } from '../syscalls/process.js';
 
-/** The device nodes bound into an action's /dev (so no CAP_MKNOD is needed). */
+/** The device nodes of an action's /dev. */
 const deviceNodeNames: readonly string[] = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
+/** A host device node, as an action's /dev gets it. */
+export interface DeviceNode {
+  /** O_PATH handle on the host's node, bound in where mknod is not allowed (a user
+   * namespace) or not used (shared mode). */
+  readonly fd: Fd;
+  /** Its type and permission bits, and its device number: made anew with mknod in the
+   * action's own /dev where the runner may (namespaces mode), so that no action can change
+   * the host's node (chmod, chown, utimes with the capabilities a root action keeps). */
+  readonly mode: number;
+  readonly major: number;
+  readonly minor: number;
+}
+
 export interface HostResources {
-  /** O_PATH handles on the host's device nodes, by name. */
-  readonly deviceNodes: ReadonlyMap<string, Fd>;
+  /** The host's device nodes, by name. */
+  readonly deviceNodes: ReadonlyMap<string, DeviceNode>;
+  /** Whether the runner holds CAP_MKNOD, so that namespaces mode can make the nodes anew
+   * (a container whose capabilities were dropped may lack it: the nodes are bound then). */
+  readonly makesDeviceNodes: boolean;
   /** /dev/null opened for reading: every action's stdin. */
   readonly devNull: Fd;
   /** O_PATH handle on the static init, executed with execveat so that it works after
@@ -16,17 +34,49 @@ export interface HostResources {
   readonly init: Fd;
 }
 
+function openDeviceNode(name: string): DeviceNode {
+  const path = `/dev/${name}`;
+  const fd = openat2(null, path, { flags: constants.O_PATH });
+  const status = fstat(fd);
+  if (status.type !== 'character') {
+    fd.close();
+    throw new Error(`${path} is not a character device`);
+  }
+  return {
+    fd,
+    mode: constants.S_IFCHR | status.mode,
+    major: status.rdevMajor,
+    minor: status.rdevMinor,
+  };
+}
+
+const CAP_MKNOD = 27n;
+
+/** Whether CAP_MKNOD is in the runner's effective set (/proc/self/status, CapEff). */
+function holdsMknod(): boolean {
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return effective?.[1] !== undefined && ((BigInt(`0x${effective[1]}`) >> CAP_MKNOD) & 1n) === 1n;
+}
+
 let resources: HostResources | undefined;
+let mountNamespace: Fd | undefined;
+
+/** The empty mount namespace that namespaces mode copies for each action (see
+ * mountNamespaceTemplate in src/syscalls/process.ts), made on first use: it needs
+ * CAP_SYS_ADMIN, which a rootless runner does not have. */
+export function mountNamespaceTemplate(): Fd {
+  mountNamespace ??= newMountNamespaceTemplate();
+  return mountNamespace;
+}
 
 /** Opens the host resources on first use and returns the same ones afterwards. */
 export function hostResources(): HostResources {
   if (resources === undefined) {
-    const deviceNodes = new Map<string, Fd>();
-    for (const name of deviceNodeNames) {
-      deviceNodes.set(name, openat2(null, `/dev/${name}`, { flags: constants.O_PATH }));
-    }
+    const deviceNodes = new Map<string, DeviceNode>();
+    for (const name of deviceNodeNames) deviceNodes.set(name, openDeviceNode(name));
     resources = {
       deviceNodes,
+      makesDeviceNodes: holdsMknod(),
       devNull: openat2(null, '/dev/null', { flags: constants.O_RDONLY }),
       init: openat2(null, initExecutablePath, { flags: constants.O_PATH }),
     };

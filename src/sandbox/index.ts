@@ -18,7 +18,7 @@ import {
   SetupError,
   SharedMounts,
 } from './filesystems.js';
-import { hostResources } from './host.js';
+import { hostResources, mountNamespaceTemplate } from './host.js';
 import { outcome } from './outcome.js';
 import { type PlanBuilder, runnerStep } from './plan.js';
 import {
@@ -35,11 +35,19 @@ export { defaultCapabilities } from './capabilities.js';
 export { defaultFilesystems, defaultIsolation } from './defaults.js';
 export * from './types.js';
 
-/** Opens what every action needs from the host (device nodes, /dev/null, the init), once.
- * runAction does it on first use; call it earlier to keep that cost off the first action
- * (and to take the long-lived fds out of a before/after fd count). */
+/** Opens what every action needs from the host (device nodes, /dev/null, the init, and where
+ * the runner may create one, the empty mount namespace of namespaces mode), once. runAction
+ * does it on first use; call it earlier to keep that cost off the first action (and to take
+ * the long-lived fds out of a before/after fd count). */
 export function prepareSandbox(): void {
   hostResources();
+  try {
+    mountNamespaceTemplate();
+  } catch (error) {
+    // A rootless runner, or a seccomp profile without namespaces: only namespaces mode needs
+    // it, and its actions report why it cannot be made.
+    if (!isSystemError(error)) throw error;
+  }
 }
 
 /** Errors of the input root's layout that are the request's fault. */

@@ -32,6 +32,8 @@ const Op = {
   exec: 24,
   writeFile: 25,
   sameInode: 26,
+  mknodat: 27,
+  setns: 28,
 } as const;
 
 const optionMkdir = 1;
@@ -170,8 +172,8 @@ export class PlanBuilder {
     return mount;
   }
 
-  mountSetattr(info: StepInfo, slot: Slot, attrSet: number, flags = 0): void {
-    this.#add(info, Op.mountSetattr, [slot, attrSet, 0, 0, flags]);
+  mountSetattr(info: StepInfo, slot: Slot, attrSet: number, flags = 0, propagation = 0): void {
+    this.#add(info, Op.mountSetattr, [slot, attrSet, 0, propagation, flags]);
   }
 
   mkdirat(info: StepInfo, base: Slot, name: string, mode: number): void {
@@ -182,12 +184,28 @@ export class PlanBuilder {
     this.#add(info, Op.createFile, [base, mode], name);
   }
 
+  /** mknodat with exactly `mode` (the type and the permission bits), whatever the umask. */
+  mknodat(
+    info: StepInfo,
+    base: Slot,
+    name: string,
+    mode: number,
+    device: { readonly major: number; readonly minor: number },
+  ): void {
+    this.#add(info, Op.mknodat, [base, mode, device.major, device.minor], name);
+  }
+
   symlinkat(info: StepInfo, target: string, base: Slot, name: string): void {
     this.#add(info, Op.symlinkat, [base], target, name);
   }
 
   fchdir(info: StepInfo, slot: Slot): void {
     this.#add(info, Op.fchdir, [slot]);
+  }
+
+  /** setns(fd, nstype): enters the namespace an inherited fd refers to. */
+  setns(info: StepInfo, namespace: Slot, nstype: number): void {
+    this.#add(info, Op.setns, [namespace, nstype]);
   }
 
   unshare(info: StepInfo, flags: number): void {

@@ -3,17 +3,18 @@
 import { readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Mount } from '../mounts/index.js';
-import { constants, type DirectoryHandle, type Fd } from '../syscalls/index.js';
+import { constants, type DirectoryHandle, type Fd, isSystemError } from '../syscalls/index.js';
 import { capabilitiesByName } from './capabilities.js';
 import {
+  type HostClones,
   planHostClones,
   planProc,
   planSpecialFilesystems,
   planUserNamespaceClones,
   type TemporaryDirectoryLocation,
 } from './filesystems.js';
-import type { HostResources } from './host.js';
-import { cwd, PlanBuilder, runnerStep, type Slot } from './plan.js';
+import { type HostResources, mountNamespaceTemplate } from './host.js';
+import { beneathNoSymlinks, cwd, PlanBuilder, runnerStep, type Slot } from './plan.js';
 import {
   ActionError,
   type ActionSpec,
@@ -117,6 +118,52 @@ function temporaryDirectoryLocation(
   return { fd: temporaryDirectory, path };
 }
 
+function emptyMountNamespace(): Fd {
+  try {
+    return mountNamespaceTemplate();
+  } catch (error) {
+    if (!isSystemError(error)) throw error;
+    throw new ActionError(
+      'internal',
+      `Failed to create the empty mount namespace that actions' namespaces copy: ${error.message}`,
+      error,
+    );
+  }
+}
+
+/** The action's mount namespace, as a copy of an empty one (host.ts) with a clone of the input
+ * root attached in it; returns the clone's slot, the new root. Copying the runner's namespace
+ * instead (unshare alone) would copy every mount of the runner's, which pivot_root then
+ * detaches again: a cost per action that grows with the host's mounts. */
+function planRootInEmptyNamespace(plan: PlanBuilder, inputRoot: Slot): Slot {
+  // Cloned while the runner's fd still refers to a mount of the current namespace.
+  const clone = runnerStep('clone the input root');
+  const root = plan.openTree(
+    clone,
+    inputRoot,
+    '',
+    constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE,
+  );
+  // Before anything is mounted beneath it: a clone of a shared mount joins its peer group,
+  // and the action's mounts would propagate to the host. As a slave it still receives the
+  // host's.
+  plan.mountSetattr(clone, root, 0, constants.AT_RECURSIVE, constants.MS_SLAVE);
+  plan.setns(
+    runnerStep('enter the empty mount namespace'),
+    plan.inherit(emptyMountNamespace().fd),
+    CLONE_NEWNS,
+  );
+  plan.unshare(runnerStep('create a mount namespace'), CLONE_NEWNS);
+  // pivot_root needs the new root attached; the empty namespace's root has a directory for it.
+  const attach = runnerStep('attach the input root in the new mount namespace');
+  const mountpoint = plan.open(attach, cwd, 'root', {
+    flags: constants.O_PATH | constants.O_DIRECTORY,
+    resolve: beneathNoSymlinks,
+  });
+  plan.moveMount(attach, root, mountpoint);
+  return root;
+}
+
 /** The child's setup: isolation, working directory, stdio, privileges, exec of the init. In
  * shared mode, `procHolder` is the runner's mount at /proc on which the child mounts the
  * procfs (see mountSpecialFilesystems). */
@@ -147,28 +194,32 @@ export function buildPlan(
       (rootless ? CLONE_NEWUSER : 0);
     if (userIds !== undefined) planIdMaps(plan, userIds);
     if (isolation.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
-    const hostClones = rootless
-      ? undefined
-      : planHostClones(plan, host, files.temporaryDirectory, isolation.filesystems);
-    plan.fchdir(runnerStep('enter the input root'), inputRoot);
-    plan.unshare(runnerStep('create a mount namespace'), CLONE_NEWNS);
-    // Before anything is mounted, or mounts (and the detach of the old root) would
-    // propagate to the host wherever / is shared.
-    plan.makeRootPrivate(runnerStep('make the mount tree a slave of the host'), constants.MS_SLAVE);
-    const clones =
-      hostClones ??
-      planUserNamespaceClones(
+    let clones: HostClones;
+    if (rootless) {
+      plan.fchdir(runnerStep('enter the input root'), inputRoot);
+      plan.unshare(runnerStep('create a mount namespace'), CLONE_NEWNS);
+      // Before anything is mounted, or mounts (and the detach of the old root) would
+      // propagate to the host wherever / is shared.
+      plan.makeRootPrivate(
+        runnerStep('make the mount tree a slave of the host'),
+        constants.MS_SLAVE,
+      );
+      clones = planUserNamespaceClones(
         plan,
         host,
         temporaryDirectoryLocation(files.temporaryDirectory),
         isolation.filesystems,
         !isolation.network,
       );
-    // pivot_root needs a mount point: bind the input root (now the cwd) onto itself. The
-    // clone's fd names the new root from here on.
-    const bind = runnerStep('bind the input root onto itself');
-    root = plan.openTree(bind, cwd, '.', constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE);
-    plan.moveMount(bind, root, cwd);
+      // pivot_root needs a mount point: bind the input root (now the cwd) onto itself. The
+      // clone's fd names the new root from here on.
+      const bind = runnerStep('bind the input root onto itself');
+      root = plan.openTree(bind, cwd, '.', constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE);
+      plan.moveMount(bind, root, cwd);
+    } else {
+      clones = planHostClones(plan, host, files.temporaryDirectory, isolation.filesystems);
+      root = planRootInEmptyNamespace(plan, inputRoot);
+    }
     planSpecialFilesystems(plan, root, clones, isolation.filesystems);
     plan.pivotRoot(runnerStep('pivot into the input root'), root);
   } else if (pid1) {

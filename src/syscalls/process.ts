@@ -1,5 +1,6 @@
 // The typed façade over native/spawn.c: launching a setup plan with a vfork-style clone,
-// watching an exit through a pidfd, and signalling through it.
+// watching an exit through a pidfd, and signalling through it; and the empty mount namespace
+// that actions' namespaces are copied from.
 import { Fd } from './index.js';
 import { native } from './native.js';
 
@@ -45,6 +46,13 @@ export interface StepError extends Error {
 
 export function isStepError(error: unknown): error is StepError {
   return error instanceof Error && typeof (error as StepError).step === 'number';
+}
+
+/** A new mount namespace whose only mount is an empty read-only tmpfs holding an empty
+ * directory `root` (its root). Entering it (setns) and unsharing it makes a namespace of one
+ * mount, whatever the number of mounts of the runner's. Needs CAP_SYS_ADMIN. */
+export function mountNamespaceTemplate(): Fd {
+  return new Fd(native.mountNamespaceTemplate() as number);
 }
 
 /** Runs the plan in a new child and resolves once it has exec'd; rejects with a StepError
