@@ -10,6 +10,7 @@ import { getSystemErrorName } from 'node:util';
 import { type MountInfo, readMountinfo } from '../mounts/index.js';
 import {
   constants,
+  type Fd,
   fsopen,
   isSystemError,
   listmount,
@@ -18,7 +19,8 @@ import {
 } from '../syscalls/index.js';
 import { isStepError, spawn, watchExit } from '../syscalls/process.js';
 import { capabilityNumbers } from './capabilities.js';
-import { cwd, PlanBuilder, type StepInfo } from './plan.js';
+import { mountNamespaceTemplate } from './host.js';
+import { beneathNoSymlinks, cwd, PlanBuilder, type StepInfo } from './plan.js';
 import type { IsolationMode } from './types.js';
 
 /** ok: present and usable; unavailable: absent or refused; unknown: could not be probed. */
@@ -329,27 +331,43 @@ function probeStep(description: string): StepInfo {
 }
 
 /** What namespaces mode does in its child, on a scratch tmpfs instead of an input root: new
- * namespaces, the tree made a slave, a fresh procfs, and pivot_root (which Docker's and
- * containerd's default seccomp profiles refuse even with CAP_SYS_ADMIN). Everything is
- * gone when the child exits with its mount namespace. */
+ * namespaces, a copy of the runner's empty template mount namespace (setns, unshare), the
+ * tree made a slave, a fresh procfs, and pivot_root (which Docker's and containerd's default
+ * seccomp profiles refuse even with CAP_SYS_ADMIN). Everything is gone when the child exits
+ * with its mount namespace. */
 async function namespacesProbe(): Promise<LaunchOutcome> {
   const { MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MS_SLAVE } = constants;
-  const root = openat2(null, '/', { flags: constants.O_PATH | constants.O_DIRECTORY });
+  let template: Fd;
   try {
-    return await launchProbe(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS, (plan) => {
-      // The cwd, unlike an fd opened before unshare, follows into the new namespace.
-      plan.fchdir(probeStep('enter /'), plan.inherit(root.fd));
-      plan.unshare(probeStep('create a mount namespace'), CLONE_NEWNS);
-      plan.makeRootPrivate(probeStep('make the mount tree a slave'), MS_SLAVE);
-      const flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-      plan.newFilesystem(probeStep('create a procfs'), 'proc', {}, flags);
-      const scratch = plan.newFilesystem(probeStep('create a tmpfs'), 'tmpfs', {}, 0);
-      plan.moveMount(probeStep('attach the tmpfs'), scratch, cwd);
-      plan.pivotRoot(probeStep('pivot_root into the tmpfs'), scratch);
-    });
-  } finally {
-    root.close();
+    template = mountNamespaceTemplate();
+  } catch (error) {
+    if (!isSystemError(error)) throw error;
+    return {
+      ran: false,
+      syscall: error.syscall,
+      code: error.code,
+      step: 'create the empty mount namespace that actions copy',
+    };
   }
+  return launchProbe(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS, (plan) => {
+    plan.setns(
+      probeStep('enter the empty mount namespace'),
+      plan.inherit(template.fd),
+      CLONE_NEWNS,
+    );
+    plan.unshare(probeStep('create a mount namespace'), CLONE_NEWNS);
+    plan.makeRootPrivate(probeStep('make the mount tree a slave'), MS_SLAVE);
+    const flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    plan.newFilesystem(probeStep('create a procfs'), 'proc', {}, flags);
+    const scratch = plan.newFilesystem(probeStep('create a tmpfs'), 'tmpfs', {}, 0);
+    const attach = probeStep('attach the tmpfs');
+    const mountpoint = plan.open(attach, cwd, 'root', {
+      flags: constants.O_PATH | constants.O_DIRECTORY,
+      resolve: beneathNoSymlinks,
+    });
+    plan.moveMount(attach, scratch, mountpoint);
+    plan.pivotRoot(probeStep('pivot_root into the tmpfs'), scratch);
+  });
 }
 
 function failure(outcome: LaunchOutcome): string {
