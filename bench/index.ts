@@ -31,6 +31,14 @@ function count(name: string, fallback: number): number {
   return value;
 }
 
+/** A comma-separated list without the spaces around its commas. */
+function commaList(list: string): string {
+  return list
+    .split(',')
+    .map((item) => item.trim())
+    .join(',');
+}
+
 const settings = {
   /** Measured actions per contender and concurrency, over all rounds. */
   actions: count('BENCH_ACTIONS', 1000),
@@ -48,7 +56,7 @@ const settings = {
   mountCounts: [0, 100, 1000],
   heapMegabytes: [50, 500],
   /** Only these contenders and parts ("mount scaling", "heap scaling"), comma-separated. */
-  only: process.env.BENCH_ONLY?.split(',').map((name) => name.trim()) ?? null,
+  only: process.env.BENCH_ONLY === undefined ? null : `,${commaList(process.env.BENCH_ONLY)},`,
   /** Where the build directory is made. By default on a tmpfs of the bench's own, so that the
    * disk's cost of creating each action's two log files does not drown the runner's. */
   buildDirectoryParent: process.env.BENCH_BUILD_DIRECTORY_PARENT ?? null,
@@ -137,7 +145,9 @@ function reason(error: unknown): string {
 }
 
 function selected(name: string): boolean {
-  return settings.only === null || settings.only.includes(name);
+  // Matched as a run of whole items, so that a name with a comma can be selected ("floor, no
+  // init" selects "floor" too).
+  return settings.only === null || settings.only.includes(`,${commaList(name)},`);
 }
 
 /** A contender: what it is, and how to measure one round of it. */
