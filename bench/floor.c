@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../native/syscall-numbers.h"
+
 extern char **environ;
 
 #define CHILD_STACK_SIZE (64 * 1024)

@@ -11,21 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_fsopen
-#define SYS_fsopen 430
-#endif
-#ifndef SYS_fsconfig
-#define SYS_fsconfig 431
-#endif
-#ifndef SYS_fsmount
-#define SYS_fsmount 432
-#endif
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
+#include "../native/syscall-numbers.h"
+
 #define MNT_DETACH 2
 
 static void check(long result, const char *what) {

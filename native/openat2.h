@@ -4,12 +4,9 @@
 
 #include <errno.h>
 #include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
+#include "syscall-numbers.h"
 
 /* Repeated while it fails with EAGAIN: with RESOLVE_BENEATH or RESOLVE_IN_ROOT, the kernel
  * refuses a ".." component when any rename or mount happened on the system meanwhile, and

@@ -3,6 +3,7 @@
  * A directory fd argument of -100 (AT_FDCWD) means the current directory. */
 #include "errors.h"
 #include "openat2.h"
+#include "syscall-numbers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,35 +16,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* The mount API and openat2 got the same numbers on every architecture (Linux 5.2, 5.6,
- * 5.12), so old libc headers can be completed here. */
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_fsopen
-#define SYS_fsopen 430
-#endif
-#ifndef SYS_fsconfig
-#define SYS_fsconfig 431
-#endif
-#ifndef SYS_fsmount
-#define SYS_fsmount 432
-#endif
-#ifndef SYS_fspick
-#define SYS_fspick 433
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-#ifndef SYS_statmount
-#define SYS_statmount 457
-#endif
-#ifndef SYS_listmount
-#define SYS_listmount 458
-#endif
 #ifndef STATX_MNT_ID
 #define STATX_MNT_ID 0x00001000U
 #endif
@@ -515,6 +487,30 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* umount2Stack(path, flags): umount2 repeated until `path` names no attached mount. umount2
+ * removes the topmost mount stacked where `path` leads (LOOKUP_MOUNTPOINT), so through a
+ * handle's magic link it takes what was mounted over the handle's mount first, then that
+ * mount; EINVAL once it is gone ends the loop. A failure of the first call, or any other
+ * failure later, throws. */
+static napi_value js_umount2_stack(napi_env env, napi_callback_info info) {
+  napi_value args[2];
+  int32_t flags;
+  char *path;
+  if (!get_args(env, info, 2, args) || !get_int32(env, args[1], &flags) ||
+      !get_string(env, args[0], &path))
+    return NULL;
+  long status = syscall(SYS_umount2, path, flags);
+  if (status == 0) {
+    while (syscall(SYS_umount2, path, flags) == 0) {
+    }
+    /* Any other failure leaves a mount of the stack attached: it throws. */
+    if (errno != EINVAL) status = -1;
+  }
+  napi_value result = nothing_or_throw(env, status, "umount2", path);
+  free(path);
+  return result;
+}
+
 /* close(fd) */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value args[1];
@@ -540,5 +536,6 @@ bool register_syscalls(napi_env env, napi_value exports) {
          export_function(env, exports, "listmount", js_listmount) &&
          export_function(env, exports, "statmount", js_statmount) &&
          export_function(env, exports, "umount2", js_umount2) &&
+         export_function(env, exports, "umount2Stack", js_umount2_stack) &&
          export_function(env, exports, "close", js_close);
 }

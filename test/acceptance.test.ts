@@ -36,12 +36,12 @@ import {
   processState,
 } from './helpers/leaks.js';
 import { processesWithArgument, processesWithEnvironment } from './helpers/processes.js';
+import { binary } from './helpers/serve.js';
 import { cases, type Outcome, type ToolCase, type Workspace } from './helpers/toolchains.js';
 import { buildUserland, removeUserland, type Userland } from './helpers/userland.js';
 
 type Mode = 'namespaces' | 'shared' | 'none';
 
-const chrootRunner = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
 const toolchainsDocument = fileURLToPath(new URL('../../README.md', import.meta.url));
 /** Long enough for javac on a loaded 2-core machine; a hung action fails instead of hanging. */
 const runTimeoutMs = 120_000;
@@ -97,7 +97,7 @@ class Server {
     );
     const child = spawn(
       process.execPath,
-      [chrootRunner, 'serve', '--config', configuration, '--isolation', mode],
+      [binary, 'serve', '--config', configuration, '--isolation', mode],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const server = new Server(mode, child, new RunnerClient(`unix://${socket}`));

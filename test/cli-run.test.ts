@@ -5,12 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
 import { killRunnerDuringAction } from './helpers/processes.js';
-
-const cli = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
+import { binary } from './helpers/serve.js';
 
 let build: BuildDirectory;
 let root: string;
@@ -27,7 +25,7 @@ after(() => {
 });
 
 function runCli(args: readonly string[], input = '') {
-  return spawnSync(process.execPath, [cli, 'run', '--input-root', root, ...args], {
+  return spawnSync(process.execPath, [binary, 'run', '--input-root', root, ...args], {
     encoding: 'utf8',
     input,
   });
@@ -100,7 +98,7 @@ describe('chroot-runner run', () => {
 
 /** The CLI running an action in `mode` in the busybox input root, up to the action's argv. */
 function runInMode(mode: 'namespaces' | 'shared'): string[] {
-  return [process.execPath, cli, 'run', '--input-root', root, '--isolation', mode, '--'];
+  return [process.execPath, binary, 'run', '--input-root', root, '--isolation', mode, '--'];
 }
 
 describe('a runner SIGKILLed while an action runs', () => {

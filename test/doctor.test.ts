@@ -16,7 +16,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   type Check,
   decodeCapabilities,
@@ -26,9 +25,8 @@ import {
 } from '../src/sandbox/features.js';
 import { prepareSandbox } from '../src/sandbox/index.js';
 import { assertNothingLeft, mountPoints, needsRoot, processState } from './helpers/leaks.js';
+import { binary } from './helpers/serve.js';
 import { unprivileged } from './helpers/unprivileged.js';
-
-const cli = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
 
 interface Report {
   readonly status: number | null;
@@ -39,7 +37,7 @@ interface Report {
 
 /** Runs `doctor --json` through `prefix` (e.g. setpriv) and parses what it printed. */
 function doctor(prefix: readonly string[], args: readonly string[] = []): Report {
-  const argv = [...prefix, process.execPath, cli, 'doctor', '--json', ...args];
+  const argv = [...prefix, process.execPath, binary, 'doctor', '--json', ...args];
   const result = spawnSync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8' });
   assert.equal(result.stderr, '', `doctor wrote to stderr: ${result.stderr}`);
   const parsed = JSON.parse(result.stdout) as {
@@ -160,7 +158,7 @@ describe('feature detection', () => {
 
 describe('chroot-runner doctor', () => {
   leakFree('as root: every mode works; exit 0', () => {
-    const result = spawnSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8' });
+    const result = spawnSync(process.execPath, [binary, 'doctor'], { encoding: 'utf8' });
     assert.equal(result.status, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /^ {2}namespaces {2}available$/m);
     assert.match(result.stdout, /^ {2}shared {6}available$/m);
@@ -265,7 +263,7 @@ describe('chroot-runner doctor', () => {
     const scratch = (): string[] =>
       readdirSync(tmpdir()).filter((name) => name.startsWith('chroot-runner-doctor-probe-'));
     const before = scratch();
-    const result = spawnSync(process.execPath, [cli, 'doctor', '--probe'], { encoding: 'utf8' });
+    const result = spawnSync(process.execPath, [binary, 'doctor', '--probe'], { encoding: 'utf8' });
     assert.equal(result.status, 0, result.stdout + result.stderr);
     for (const mode of ['namespaces', 'shared', 'none']) {
       assert.match(

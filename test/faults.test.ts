@@ -30,7 +30,7 @@ import { RunnerClient } from '../src/server/client.js';
 import { openDirectory } from '../src/syscalls/index.js';
 import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { processesWithArgument } from './helpers/processes.js';
+import { processesWithArgument, uniqueSleepDuration } from './helpers/processes.js';
 import {
   clientSocketsClosed,
   processFootprint,
@@ -39,9 +39,6 @@ import {
 } from './helpers/serve.js';
 
 /** A sleep duration no other process uses: it marks an action's processes. */
-function marker(): string {
-  return `${4_000_000 + Math.floor(Math.random() * 5_000_000)}`;
-}
 
 async function rejectsWith(promise: Promise<unknown>, code: status, message: RegExp) {
   await assert.rejects(promise, (error: ServiceError) => {
@@ -171,7 +168,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       const shared = join(buildPath, 'cancel-tmp');
       mkdirSync(shared);
       const started = new StartSignal(join(shared, 'started'));
-      const mark = marker();
+      const mark = uniqueSleepDuration();
       // A second connection to serve, whose calls can be cancelled.
       const raw = new Client(socket, credentials.createInsecure());
       try {
@@ -215,7 +212,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
 
     it('a daemon left holding /proc and the input root busy does not stop teardown', async () => {
       const a = action();
-      const mark = marker();
+      const mark = uniqueSleepDuration();
       const started = new StartSignal(join(buildPath, a.name, 'tmp/started'));
       const go = join(buildPath, a.name, 'tmp/go');
       execFileSync('mkfifo', [go]);
@@ -253,7 +250,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       const started = new StartSignal(join(outsideTmp, 'started'));
       execFileSync('mkfifo', [join(outsideTmp, 'go')]);
       const a = action('removal-tmp');
-      const mark = marker();
+      const mark = uniqueSleepDuration();
       const running = client.run(
         a.request([
           'sh',
@@ -319,7 +316,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
         unmountat(small);
         buildDirectory.close();
       }
-      assertServeClean(marker());
+      assertServeClean(uniqueSleepDuration());
     });
   });
 
@@ -381,60 +378,79 @@ for (const mode of ['namespaces', 'shared'] as const) {
   });
 }
 
-describe('serve SIGKILLed mid-action (namespaces)', { skip: needsRoot }, () => {
-  it('no process of the action survives, nothing is mounted, and a new serve runs actions', async () => {
-    const state = processState();
-    const build = makeBuildDirectory('chroot-runner-faults-kill-');
-    const { file, socket, buildPath } = writeServeConfiguration(build.path, 'runner', 'namespaces');
-    const first = await ServeProcess.start(['--config', file]);
-    const client = new RunnerClient(socket);
-    try {
-      populateBusyboxRoot(join(buildPath, 'killed/root'));
-      mkdirSync(join(buildPath, 'killed/tmp'));
-      const held = join(buildPath, 'killed/tmp/held');
-      execFileSync('mkfifo', [held]);
-      // Every process of the action holds the FIFO's write end: end of file means all are gone.
-      const reader = createReadStream(held);
-      const ended = once(reader, 'end');
-      const mark = marker();
-      const running = client.run({
-        arguments: [
-          'sh',
-          '-c',
-          `exec 3> /tmp/held; echo started >&3; sleep ${mark} & exec sleep ${mark}`,
-        ],
-        environmentVariables: { PATH: '/bin' },
-        inputRootDirectory: 'killed/root',
-        temporaryDirectory: 'killed/tmp',
-        stdoutPath: 'killed/stdout',
-        stderrPath: 'killed/stderr',
-      });
-      const lost = assert.rejects(running, { code: status.UNAVAILABLE });
-      await once(reader, 'data');
-      first.child.kill('SIGKILL');
-      await first.exited;
-      await lost;
-      await ended;
-      assert.deepEqual(processesWithArgument(mark), []);
-      assert.deepEqual(mountsBeneath(build.path), []);
-      const second = await ServeProcess.start(['--config', file]);
-      populateBusyboxRoot(join(buildPath, 'next/root'));
-      const response = await client.run({
-        arguments: ['readlink', '/proc/self/exe'],
-        environmentVariables: { PATH: '/bin' },
-        inputRootDirectory: 'next/root',
-        stdoutPath: 'next/stdout',
-        stderrPath: 'next/stderr',
-      });
-      assert.equal(response.exitCode, 0n);
-      assert.equal(readFileSync(join(buildPath, 'next/stdout'), 'utf8'), '/bin/busybox\n');
-      assert.deepEqual(await second.stop(), [0, null]);
-    } finally {
-      client.close();
-      await first.stop('SIGKILL');
-      build.remove();
-    }
-    await clientSocketsClosed(state);
-    assertNothingLeft(state, [build.path]);
+// namespaces mode leaves nothing mounted when serve dies (the namespace dies with the action);
+// shared mode leaves the action's mounts in serve's namespace, and the next serve detaches them
+// at start-up. Either way every process of the action dies with serve (parent-death signal of
+// the action's PID 1).
+for (const mode of ['namespaces', 'shared'] as const) {
+  describe(`serve SIGKILLed mid-action (${mode})`, { skip: needsRoot }, () => {
+    it('no process of the action survives, mounts are gone or swept, and a new serve runs actions', async () => {
+      const state = processState();
+      const build = makeBuildDirectory('chroot-runner-faults-kill-');
+      const { file, socket, buildPath } = writeServeConfiguration(build.path, 'runner', mode);
+      const first = await ServeProcess.start(['--config', file]);
+      const client = new RunnerClient(socket);
+      try {
+        populateBusyboxRoot(join(buildPath, 'killed/root'));
+        mkdirSync(join(buildPath, 'killed/tmp'));
+        const held = join(buildPath, 'killed/tmp/held');
+        execFileSync('mkfifo', [held]);
+        // Every process of the action holds the FIFO's write end: end of file means all are gone.
+        const reader = createReadStream(held);
+        const ended = once(reader, 'end');
+        const mark = uniqueSleepDuration();
+        const running = client.run({
+          arguments: [
+            'sh',
+            '-c',
+            `exec 3> /tmp/held; echo started >&3; sleep ${mark} & exec sleep ${mark}`,
+          ],
+          environmentVariables: { PATH: '/bin' },
+          inputRootDirectory: 'killed/root',
+          temporaryDirectory: 'killed/tmp',
+          stdoutPath: 'killed/stdout',
+          stderrPath: 'killed/stderr',
+        });
+        const lost = assert.rejects(running, { code: status.UNAVAILABLE });
+        await once(reader, 'data');
+        first.child.kill('SIGKILL');
+        await first.exited;
+        await lost;
+        await ended;
+        assert.deepEqual(processesWithArgument(mark), []);
+        const killedRoot = join(buildPath, 'killed/root');
+        if (mode === 'namespaces') assert.deepEqual(mountsBeneath(build.path), []);
+        else assert.notDeepEqual(mountsBeneath(killedRoot), [], 'the killed serve left its mounts');
+        const second = await ServeProcess.start(['--config', file]);
+        if (mode === 'shared') {
+          const swept = await second.waitForLog(
+            (line) => line.msg === 'stale mounts of a previous runner detached',
+          );
+          // /proc once: the procfs and its holder are detached together.
+          assert.deepEqual(
+            swept.swept,
+            ['proc', 'sys', 'dev', 'tmp'].map((name) => `killed/root/${name}`),
+          );
+        }
+        assert.deepEqual(mountsBeneath(build.path), []);
+        populateBusyboxRoot(join(buildPath, 'next/root'));
+        const response = await client.run({
+          arguments: ['readlink', '/proc/self/exe'],
+          environmentVariables: { PATH: '/bin' },
+          inputRootDirectory: 'next/root',
+          stdoutPath: 'next/stdout',
+          stderrPath: 'next/stderr',
+        });
+        assert.equal(response.exitCode, 0n);
+        assert.equal(readFileSync(join(buildPath, 'next/stdout'), 'utf8'), '/bin/busybox\n');
+        assert.deepEqual(await second.stop(), [0, null]);
+      } finally {
+        client.close();
+        await first.stop('SIGKILL');
+        build.remove();
+      }
+      await clientSocketsClosed(state);
+      assertNothingLeft(state, [build.path]);
+    });
   });
-});
+}

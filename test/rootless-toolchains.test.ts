@@ -9,14 +9,11 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
 import { processesWithEnvironment } from './helpers/processes.js';
 import { cases, type Outcome, type ToolCase, type Workspace } from './helpers/toolchains.js';
-import { unprivileged } from './helpers/unprivileged.js';
+import { rootlessRunCommand } from './helpers/unprivileged.js';
 import { buildUserland, removeUserland, type Userland } from './helpers/userland.js';
-
-const cli = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
 
 /** Long enough for javac on a loaded 2-core machine; a hung action fails instead of hanging. */
 const runTimeoutMs = 120_000;
@@ -63,18 +60,11 @@ function runCase(toolCase: ToolCase): { outcome: Outcome; workspace: Workspace }
     TMPDIR: '/tmp',
     ...toolCase.environment?.(workspace, userland),
   };
-  const [program = 'setpriv', ...prefix] = unprivileged;
+  const [program = 'setpriv', ...rest] = rootlessRunCommand(userland.root);
   const result = spawnSync(
     program,
     [
-      ...prefix,
-      process.execPath,
-      cli,
-      'run',
-      '--isolation',
-      'rootless',
-      '--input-root',
-      userland.root,
+      ...rest,
       '--workdir',
       workspace.directory.slice(1),
       '--tmp',

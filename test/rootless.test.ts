@@ -7,7 +7,6 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { anyIs, anyUnpack } from '@bufbuild/protobuf/wkt';
 import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
 import { POSIXResourceUsageSchema } from '../src/proto/index.js';
@@ -20,10 +19,17 @@ import { isStepError, spawn as spawnPlan } from '../src/syscalls/process.js';
 import type { BuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
 import { killRunnerDuringAction, processesWithArgument } from './helpers/processes.js';
-import { clientSocketsClosed, ServeProcess, writeServeConfiguration } from './helpers/serve.js';
-import { makeUnprivilegedBuildDirectory, unprivileged } from './helpers/unprivileged.js';
-
-const cli = fileURLToPath(new URL('../../bin/chroot-runner.js', import.meta.url));
+import {
+  binary,
+  clientSocketsClosed,
+  ServeProcess,
+  writeServeConfiguration,
+} from './helpers/serve.js';
+import {
+  makeUnprivilegedBuildDirectory,
+  rootlessRunCommand,
+  unprivileged,
+} from './helpers/unprivileged.js';
 
 let build: BuildDirectory;
 /** An argument every action's shell carries ($0), to find processes that outlive it. */
@@ -57,22 +63,8 @@ function leakFree(name: string, body: () => Promise<void> | void): void {
 
 /** `chroot-runner run --isolation rootless [ARGS] -- ARGV` as uid 65534. */
 function runRootless(args: readonly string[], argv: readonly string[]) {
-  const [program = 'setpriv', ...prefix] = unprivileged;
-  const root = join(build.path, 'root');
-  return spawnSync(
-    program,
-    [
-      ...prefix,
-      process.execPath,
-      cli,
-      'run',
-      '--isolation',
-      'rootless',
-      '--input-root',
-      root,
-    ].concat(args, ['--', ...argv]),
-    { encoding: 'utf8' },
-  );
+  const [program = 'setpriv', ...rest] = rootlessRunCommand(join(build.path, 'root'));
+  return spawnSync(program, [...rest, ...args, '--', ...argv], { encoding: 'utf8' });
 }
 
 /** Runs `sh -c SCRIPT MARKER` in rootless mode as uid 65534. */
@@ -159,20 +151,7 @@ describe('a rootless runner SIGKILLed while an action runs', () => {
   leakFree('no process of the action survives (parent-death signal on the init)', async () => {
     // A sleep whose argument no other test uses: the process to look for.
     const sleeper = '31773';
-    await killRunnerDuringAction(
-      [
-        ...unprivileged,
-        process.execPath,
-        cli,
-        'run',
-        '--isolation',
-        'rootless',
-        '--input-root',
-        join(build.path, 'root'),
-        '--',
-      ],
-      sleeper,
-    );
+    await killRunnerDuringAction([...rootlessRunCommand(join(build.path, 'root')), '--'], sleeper);
   });
 });
 
@@ -216,7 +195,7 @@ describe('chroot-runner serve --isolation rootless, as uid 65534 without capabil
     const { file, socket } = configuration;
     serve = await ServeProcess.start(
       ['--config', file, '--isolation', 'rootless'],
-      [...unprivileged, process.execPath, cli],
+      [...unprivileged, process.execPath, binary],
     );
     client = new RunnerClient(socket);
   });

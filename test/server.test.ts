@@ -35,6 +35,7 @@ import type { IsolationMode } from '../src/sandbox/types.js';
 import { RunnerClient } from '../src/server/client.js';
 import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
+import { processesMentioning, uniqueSleepDuration } from './helpers/processes.js';
 import {
   binary,
   clientSocketsClosed,
@@ -100,28 +101,6 @@ async function rejectsWith(promise: Promise<unknown>, code: status, message: str
 function terminationSignal(response: RunResponse): string | undefined {
   const [usage] = response.resourceUsage;
   return usage && anyUnpack(usage, POSIXResourceUsageSchema)?.terminationSignal;
-}
-
-/** A sleep duration no other process on the machine uses: it marks an action's processes. */
-function uniqueDuration(): string {
-  return `${3_000_000 + Math.floor(Math.random() * 6_000_000)}`;
-}
-
-/** Pids of processes running `sleep <duration>`, or a shell whose script does. */
-function processesMentioning(duration: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0');
-      if (argv.includes(duration) || argv.some((arg) => arg.includes(`sleep ${duration}`))) {
-        pids.push(Number(entry));
-      }
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
 }
 
 /** A FIFO in an action's temporary directory; `opened` resolves once the action has written a
@@ -361,7 +340,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
 
     it('kills the whole action and removes its mounts when the deadline passes', async () => {
       const a = action();
-      const marker = uniqueDuration();
+      const marker = uniqueSleepDuration();
       const started = startSignal(join(buildPath, a.name, 'tmp'));
       const running = client.run(
         a.request(['sh', '-c', `sleep ${marker} & sleep ${marker} & echo > /tmp/started; wait`]),
@@ -417,7 +396,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       const client = new RunnerClient(socket);
       try {
         const a = new Action(buildPath, 'long');
-        const marker = uniqueDuration();
+        const marker = uniqueSleepDuration();
         const started = startSignal(join(buildPath, 'long/tmp'));
         const running = client.run(a.request(['sh', '-c', `echo > /tmp/started; sleep ${marker}`]));
         await started;
@@ -571,48 +550,6 @@ describe('serve options', { skip: needsRoot }, () => {
       deniedClient.close();
       watcher.close();
       await serve.stop('SIGKILL');
-      build.remove();
-    }
-    await clientSocketsClosed(state);
-    assertNothingLeft(state, [build.path]);
-  });
-
-  it('in shared mode, detaches at start-up the mounts of a runner that was killed', async () => {
-    const state = processState();
-    const build = makeBuildDirectory();
-    const buildPath = join(build.path, 'build');
-    mkdirSync(buildPath);
-    const { file, socket } = writeConfiguration(build, 'runner', { mode: 'shared' });
-    const first = await ServeProcess.start(['--config', file]);
-    const client = new RunnerClient(socket);
-    try {
-      const a = new Action(buildPath, 'killed');
-      const started = startSignal(join(buildPath, 'killed/tmp'));
-      const marker = uniqueDuration();
-      const running = client.run(a.request(['sh', '-c', `echo > /tmp/started; sleep ${marker}`]));
-      const lost = assert.rejects(running, { code: status.UNAVAILABLE });
-      await started;
-      assert.notDeepEqual(mountsBeneath(join(buildPath, 'killed/root')), []);
-      first.child.kill('SIGKILL');
-      await first.exited;
-      await lost;
-      assert.notDeepEqual(mountsBeneath(join(buildPath, 'killed/root')), []);
-      const second = await ServeProcess.start(['--config', file]);
-      const swept = await second.waitForLog(
-        (line) => line.msg === 'stale mounts of a previous runner detached',
-      );
-      assert.deepEqual(swept.swept, [
-        'killed/root/proc',
-        'killed/root/sys',
-        'killed/root/dev',
-        'killed/root/tmp',
-      ]);
-      assert.deepEqual(mountsBeneath(buildPath), []);
-      assert.deepEqual(processesMentioning(marker), []);
-      assert.deepEqual(await second.stop(), [0, null]);
-    } finally {
-      client.close();
-      await first.stop('SIGKILL');
       build.remove();
     }
     await clientSocketsClosed(state);

@@ -23,7 +23,7 @@ import {
   openDirectoryBeneath,
   openTree,
   systemError,
-  umount2,
+  umount2Stack,
   withPath,
 } from '../syscalls/index.js';
 import { listAllMounts } from './mountinfo.js';
@@ -300,7 +300,7 @@ export interface UnmountOptions {
  * umount2 resolves its path down to the topmost mount stacked on the mount's root
  * (LOOKUP_MOUNTPOINT), so one call removes what was mounted over this mount rather than the
  * mount itself. It is repeated until the handle's mount is no longer attached (EINVAL): each
- * call removes the topmost of the stack, the last one this mount. */
+ * call removes the topmost of the stack, the last one this mount (umount2Stack). */
 export function unmountat(mount: Mount, options: UnmountOptions = {}): void {
   if (options.detach === false) {
     // Refused before anything happens: the handle stays open for a retry.
@@ -309,17 +309,8 @@ export function unmountat(mount: Mount, options: UnmountOptions = {}): void {
       throw systemError('EBUSY', 'umount2', mount.mountpoint, 'other mounts sit on or beneath it');
     }
   }
-  const path = `/proc/self/fd/${mount.fd}`;
   try {
-    umount2(path, constants.MNT_DETACH);
-    for (;;) {
-      try {
-        umount2(path, constants.MNT_DETACH);
-      } catch (error) {
-        if (isSystemError(error, 'EINVAL')) return;
-        throw error;
-      }
-    }
+    umount2Stack(`/proc/self/fd/${mount.fd}`, constants.MNT_DETACH);
   } finally {
     mount.close();
   }

@@ -2,7 +2,7 @@
 // provided in two ways: as steps of the child's plan inside the action's own mount namespace
 // (namespaces mode), or with mountat in the runner's namespace (shared mode; there the child
 // still mounts the procfs, for its PID namespace, onto a holder mount of the runner's).
-import { type Mount, mountat, unmountat } from '../mounts/index.js';
+import { type Mount, type MountSpec, mountat, unmountat } from '../mounts/index.js';
 import {
   constants,
   type DirectoryHandle,
@@ -352,7 +352,7 @@ function mountInRoot(
   mounts: SharedMounts,
   root: DirectoryHandle,
   name: string,
-  spec: Parameters<typeof mountat>[2],
+  spec: MountSpec,
   filesystems: SpecialFilesystems,
   description: string,
 ): Mount {
@@ -416,49 +416,30 @@ export function mountSpecialFilesystems(
       filesystems,
       'mount a tmpfs at /dev',
     );
-    for (const [name, node] of host.deviceNodes) {
-      step(runnerStep(`bind the host's /dev/${name}`), () =>
-        mounts.add(
-          mountat(
-            dev,
-            name,
-            { bind: node.fd, attributes: { readonly: true, nosuid: true, noexec: true } },
-            { createMountpoint: true },
-          ),
-        ),
+    /** A mount beneath /dev, on a mountpoint made for it in the fresh tmpfs. */
+    const mountInDev = (description: string, name: string, spec: MountSpec) =>
+      step(runnerStep(description), () =>
+        mounts.add(mountat(dev, name, spec, { createMountpoint: true })),
       );
+    for (const [name, node] of host.deviceNodes) {
+      mountInDev(`bind the host's /dev/${name}`, name, {
+        bind: node.fd,
+        attributes: { readonly: true, nosuid: true, noexec: true },
+      });
     }
     for (const [name, link] of devLinks) {
       step(runnerStep(`create /dev/${name}`), () => symlinkat(link, dev, name));
     }
-    step(runnerStep('mount devpts at /dev/pts'), () =>
-      mounts.add(
-        mountat(
-          dev,
-          'pts',
-          {
-            fstype: 'devpts',
-            options: { ...devptsOptions },
-            attributes: { nosuid: true, noexec: true },
-          },
-          { createMountpoint: true },
-        ),
-      ),
-    );
-    step(runnerStep('mount a tmpfs at /dev/shm'), () =>
-      mounts.add(
-        mountat(
-          dev,
-          'shm',
-          {
-            fstype: 'tmpfs',
-            options: { ...shmOptions },
-            attributes: { nosuid: true, nodev: true },
-          },
-          { createMountpoint: true },
-        ),
-      ),
-    );
+    mountInDev('mount devpts at /dev/pts', 'pts', {
+      fstype: 'devpts',
+      options: { ...devptsOptions },
+      attributes: { nosuid: true, noexec: true },
+    });
+    mountInDev('mount a tmpfs at /dev/shm', 'shm', {
+      fstype: 'tmpfs',
+      options: { ...shmOptions },
+      attributes: { nosuid: true, nodev: true },
+    });
   }
   if (filesystems.tmp && temporaryDirectory !== undefined) {
     mountInRoot(

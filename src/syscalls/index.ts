@@ -390,3 +390,10 @@ export function statmount(uniqueId: number, mask: number): MountStatus | null {
 export function umount2(path: string, flags = 0): void {
   native.umount2(path, flags);
 }
+
+/** umount2 repeated until `path` names no attached mount: through a handle's magic link, the
+ * handle's mount and whatever was mounted over it. Throws only if the first call fails (or a
+ * later one fails otherwise than with EINVAL, "nothing mounted there any more"). */
+export function umount2Stack(path: string, flags = 0): void {
+  native.umount2Stack(path, flags);
+}

@@ -21,6 +21,28 @@ export function processesWithArgument(argument: string): number[] {
   return found;
 }
 
+/** A sleep duration no other process on the machine uses: it marks an action's processes. */
+export function uniqueSleepDuration(): string {
+  return `${3_000_000 + Math.floor(Math.random() * 6_000_000)}`;
+}
+
+/** Pids of processes running `sleep <duration>`, or a shell whose script does. */
+export function processesMentioning(duration: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0');
+      if (argv.includes(duration) || argv.some((arg) => arg.includes(`sleep ${duration}`))) {
+        pids.push(Number(entry));
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
 /** Processes whose environment holds `variable`: every process an action started has it. */
 export function processesWithEnvironment(variable: string): number[] {
   const found: number[] = [];

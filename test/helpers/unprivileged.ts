@@ -1,6 +1,7 @@
 // Running the runner as Buildbarn's example deployments do: uid and gid 65534, no capabilities.
 import { execFileSync } from 'node:child_process';
 import { type BuildDirectory, makeBuildDirectory } from './busybox.js';
+import { binary } from './serve.js';
 
 /** A command prefix: uid and gid 65534, no groups, no capabilities at all, no_new_privs. */
 export const unprivileged: readonly string[] = [
@@ -18,4 +19,19 @@ export function makeUnprivilegedBuildDirectory(prefix?: string): BuildDirectory 
   const build = makeBuildDirectory(prefix);
   execFileSync('chown', ['-R', '65534:65534', build.path]);
   return build;
+}
+
+/** `chroot-runner run --isolation rootless --input-root ROOT` as uid 65534: a command line to
+ * which options, `--` and the action's argv are appended. */
+export function rootlessRunCommand(inputRoot: string): string[] {
+  return [
+    ...unprivileged,
+    process.execPath,
+    binary,
+    'run',
+    '--isolation',
+    'rootless',
+    '--input-root',
+    inputRoot,
+  ];
 }
