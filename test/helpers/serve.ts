@@ -25,7 +25,8 @@ export class ServeProcess {
   stderrText = '';
 
   private constructor(readonly child: ChildProcess) {
-    this.exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    // 'close', not 'exit': its stdout and stderr pipes are fds of this process until then.
+    this.exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
     const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
     lines.on('line', (text) => {
       let line: LogLine;
