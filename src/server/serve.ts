@@ -3,8 +3,8 @@
 
 import { once } from 'node:events';
 import { lstatSync, unlinkSync } from 'node:fs';
-import { createServer, type Server as HttpServer } from 'node:http';
-import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { createServer, type Server as HttpServer, type RequestListener } from 'node:http';
+import { Server, ServerCredentials, type ServerOptions, status } from '@grpc/grpc-js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
 import { RunnerError } from '../runner/runner.js';
 import { prepareSandbox, sweepStaleMounts } from '../sandbox/index.js';
@@ -59,6 +59,47 @@ function bind(server: Server, target: string): Promise<number> {
   );
 }
 
+interface DiagnosticsContext {
+  readonly metrics: RunnerMetrics | undefined;
+  readonly state: RunnerServiceState;
+  readonly logger: Logger;
+  /** The server's authenticationPolicy.deny: every request is refused with it. */
+  readonly denyMessage: string | undefined;
+}
+
+/** The diagnostics HTTP server's routes, matched by path (a query string is ignored, as Go's
+ * ServeMux does): /metrics, /-/healthy and /-/ready. A denying policy answers 403 with its
+ * message, and is logged. */
+function diagnosticsHandler(context: DiagnosticsContext): RequestListener {
+  const { metrics, state, logger, denyMessage } = context;
+  return (request, response) => {
+    const path = new URL(request.url ?? '/', 'http://diagnostics').pathname;
+    if (denyMessage !== undefined) {
+      logger.warn(
+        { path, remoteAddress: request.socket.remoteAddress, error: denyMessage },
+        'diagnostics request denied',
+      );
+      response
+        .writeHead(403, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(`${denyMessage}\n`);
+      return;
+    }
+    if (metrics !== undefined && path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) =>
+          response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (error: Error) => response.writeHead(500).end(error.message),
+      );
+      return;
+    }
+    if (path === '/-/healthy' || path === '/-/ready') {
+      response.writeHead(state.serving ? 200 : 503).end();
+      return;
+    }
+    response.writeHead(404).end();
+  };
+}
+
 export interface StartOptions {
   /** pino level of the log ('info' logs every action; the demo uses 'warn'). */
   readonly logLevel?: string;
@@ -87,12 +128,19 @@ export async function startServer(
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;
     const state = new RunnerServiceState(runner, logger, metrics, configuration.isolation.mode);
+    const runnerDefinition = grpcServiceDefinition(RunnerService);
+    const healthDefinition = grpcServiceDefinition(Health);
+    metrics?.grpc.register(runnerDefinition);
+    metrics?.grpc.register(healthDefinition);
 
     const grpcAddresses: string[] = [];
     for (const serverConfiguration of configuration.grpcServers) {
       // Channelz (on by default in grpc-js) keeps statistics of every call for an admin
       // service the runner does not offer.
-      const options: Record<string, number> = { 'grpc.enable_channelz': 0 };
+      const options: ServerOptions = {
+        'grpc.enable_channelz': 0,
+        interceptors: metrics === undefined ? [] : [metrics.grpc.interceptor],
+      };
       if (serverConfiguration.maximumReceivedMessageSizeBytes !== undefined) {
         options['grpc.max_receive_message_length'] =
           serverConfiguration.maximumReceivedMessageSizeBytes;
@@ -100,7 +148,7 @@ export async function startServer(
       const server = new Server(options);
       grpcServers.push(server);
       server.addService(
-        grpcServiceDefinition(RunnerService),
+        runnerDefinition,
         refusingMalformedRequests(
           RunnerService,
           runnerServiceImplementation(state, serverConfiguration.denyMessage),
@@ -108,7 +156,7 @@ export async function startServer(
         ),
       );
       server.addService(
-        grpcServiceDefinition(Health),
+        healthDefinition,
         refusingMalformedRequests(
           Health,
           healthServiceImplementation(state, new Set(['', serverConfiguration.healthCheckService])),
@@ -130,24 +178,12 @@ export async function startServer(
 
     const httpServers: HttpServer[] = [];
     const diagnosticsAddresses: string[] = [];
-    for (const address of configuration.diagnosticsHttpServer?.listenAddresses ?? []) {
-      const httpServer = createServer((request, response) => {
-        if (metrics !== undefined && request.url === '/metrics') {
-          metrics.registry.metrics().then(
-            (text) =>
-              response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-            (error: Error) => response.writeHead(500).end(error.message),
-          );
-          return;
-        }
-        if (request.url === '/-/healthy' || request.url === '/-/ready') {
-          response.writeHead(state.serving ? 200 : 503).end();
-          return;
-        }
-        response.writeHead(404).end();
-      });
+    for (const listener of configuration.diagnosticsHttpServer?.listeners ?? []) {
+      const httpServer = createServer(
+        diagnosticsHandler({ metrics, state, logger, denyMessage: listener.denyMessage }),
+      );
       httpServers.push(httpServer);
-      const listen = parseListenAddress(address);
+      const listen = parseListenAddress(listener.address);
       httpServer.listen(listen.port, listen.host);
       await once(httpServer, 'listening');
       const bound = httpServer.address();
