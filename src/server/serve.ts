@@ -13,6 +13,7 @@ import { composeRunner } from './compose.js';
 import type { ApplicationConfiguration } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { RunnerMetrics } from './metrics.js';
+import { refuseUnservableConfiguration, StartupError } from './preflight.js';
 import {
   healthServiceImplementation,
   RunnerServiceState,
@@ -48,6 +49,31 @@ function removeStaleSocket(path: string): void {
     if (lstatSync(path).isSocket()) unlinkSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** `step`'s result; its failure as a StartupError saying what could not be done. */
+function startupStep<T>(what: string, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    throw new StartupError(`${what}: ${(error as Error).message}`);
+  }
+}
+
+/** The listening socket's port; a failure to listen as a StartupError naming the address and,
+ * for an address in use, the fix. */
+async function listening<T>(what: string, bound: Promise<T>): Promise<T> {
+  try {
+    return await bound;
+  } catch (error) {
+    const failure = error as NodeJS.ErrnoException;
+    const inUse = failure.code === 'EADDRINUSE' || /EADDRINUSE|in use/i.test(failure.message);
+    throw new StartupError(
+      inUse
+        ? `${what}: the address is in use (EADDRINUSE). Fix: stop what listens there, or choose another address`
+        : `${what}: ${failure.message}`,
+    );
   }
 }
 
@@ -109,7 +135,10 @@ export async function startServer(
   configuration: ApplicationConfiguration,
   options: StartOptions = {},
 ): Promise<RunningServer> {
-  const logger = createLogger(configuration.logPaths, options.logLevel);
+  await refuseUnservableConfiguration(configuration);
+  const logger = startupStep('cannot open the log files of global.logPaths', () =>
+    createLogger(configuration.logPaths, options.logLevel),
+  );
   if (configuration.umask !== undefined) process.umask(configuration.umask);
   for (const key of configuration.ignoredKeys) {
     logger.warn({ key }, 'configuration key accepted for compatibility and ignored');
@@ -119,7 +148,10 @@ export async function startServer(
     if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
   }
   prepareSandbox();
-  const buildDirectory = openDirectory(configuration.buildDirectoryPath);
+  const buildDirectory = startupStep(
+    `cannot open the build directory ${configuration.buildDirectoryPath}`,
+    () => openDirectory(configuration.buildDirectoryPath),
+  );
   const closers: (() => Promise<void> | void)[] = [() => buildDirectory.close()];
   const grpcServers: Server[] = [];
   try {
@@ -165,13 +197,16 @@ export async function startServer(
       );
       for (const path of serverConfiguration.listenPaths) {
         removeStaleSocket(path);
-        await bind(server, `unix://${path}`);
+        await listening(`cannot listen on the unix socket ${path}`, bind(server, `unix://${path}`));
         grpcAddresses.push(`unix://${path}`);
         closers.push(() => removeStaleSocket(path));
       }
       for (const address of serverConfiguration.listenAddresses) {
         const listen = parseListenAddress(address);
-        const port = await bind(server, grpcTarget(listen));
+        const port = await listening(
+          `cannot listen on ${address}`,
+          bind(server, grpcTarget(listen)),
+        );
         grpcAddresses.push(grpcTarget({ ...listen, port }));
       }
     }
@@ -185,7 +220,10 @@ export async function startServer(
       httpServers.push(httpServer);
       const listen = parseListenAddress(listener.address);
       httpServer.listen(listen.port, listen.host);
-      await once(httpServer, 'listening');
+      await listening(
+        `the diagnostics server cannot listen on ${listener.address}`,
+        once(httpServer, 'listening'),
+      );
       const bound = httpServer.address();
       const port = typeof bound === 'object' && bound !== null ? bound.port : listen.port;
       diagnosticsAddresses.push(grpcTarget({ ...listen, port }));
