@@ -23,7 +23,6 @@ import {
   isolationModeSupport,
   type ModeSupport,
 } from '../src/sandbox/features.js';
-import { prepareSandbox } from '../src/sandbox/index.js';
 import { assertNothingLeft, mountPoints, needsRoot, processState } from './helpers/leaks.js';
 import { binary } from './helpers/serve.js';
 import { unprivileged } from './helpers/unprivileged.js';
@@ -107,9 +106,6 @@ function hostMaxUserNamespaces(): string {
 
 function leakFree(name: string, body: () => Promise<void> | void): void {
   it(name, { skip: needsRoot, timeout: 60_000 }, async () => {
-    // The runner's long-lived fds (host nodes, the template mount namespace the namespaces
-    // probe copies) are opened once, as serve does at start-up.
-    prepareSandbox();
     const state = processState();
     await body();
     assertNothingLeft(state, []);

@@ -14,8 +14,13 @@ import {
   isolationModeSupport,
   type ModeSupport,
 } from '../sandbox/features.js';
-import { ActionError, defaultIsolation, type IsolationMode, runAction } from '../sandbox/index.js';
-import { openDirectory } from '../syscalls/index.js';
+import {
+  ActionError,
+  defaultIsolation,
+  Engine,
+  type IsolationMode,
+  isolationStrategy,
+} from '../sandbox/index.js';
 import { populateBusyboxRoot } from './busybox-root.js';
 
 interface DoctorOptions {
@@ -23,14 +28,6 @@ interface DoctorOptions {
   readonly probe?: boolean;
   readonly json?: boolean;
 }
-
-/** What a probe action checks in each mode: the special filesystems where there are some. */
-const probeScripts: Readonly<Record<IsolationMode, string>> = {
-  namespaces: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
-  shared: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
-  none: 'test -x /bin/busybox',
-  rootless: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
-};
 
 interface ProbeFailure {
   readonly reason: string;
@@ -43,20 +40,19 @@ const unexplained = 'none of the checks above explains it: please report it with
  * or undefined when it ran as expected. */
 async function probeMode(mode: IsolationMode): Promise<ProbeFailure | undefined> {
   const base = mkdtempSync(join(tmpdir(), 'chroot-runner-doctor-probe-'));
-  const buildDirectory = openDirectory(base);
+  let engine: Engine | undefined;
   try {
     populateBusyboxRoot(join(base, 'root'));
     mkdirSync(join(base, 'tmp'));
-    const result = await runAction({
-      buildDirectory,
+    engine = await Engine.open({ buildDirectory: base, isolation: { ...defaultIsolation, mode } });
+    const result = await engine.run({
       inputRoot: 'root',
-      arguments: ['sh', '-c', probeScripts[mode]],
+      arguments: ['sh', '-c', isolationStrategy(mode).probeScript],
       environment: { PATH: '/bin' },
       workingDirectory: '',
       stdoutPath: 'stdout',
       stderrPath: 'stderr',
       temporaryDirectory: 'tmp',
-      isolation: { ...defaultIsolation, mode },
     });
     if (result.exitCode === 0) return undefined;
     const stderr = readFileSync(join(base, 'stderr'), 'utf8').trim();
@@ -79,7 +75,7 @@ async function probeMode(mode: IsolationMode): Promise<ProbeFailure | undefined>
         : unexplained,
     };
   } finally {
-    buildDirectory.close();
+    engine?.close();
     rmSync(base, { recursive: true, force: true });
   }
 }

@@ -3,25 +3,30 @@
 // what the kernel reports, and says in one line what it saw and, when negative, the fix.
 // `doctor` prints these; the engine may use them to refuse a mode with a useful message.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, statfsSync } from 'node:fs';
-import { constants as osConstants, release } from 'node:os';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statfsSync } from 'node:fs';
+import { constants as osConstants, release, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { type MountInfo, readMountinfo } from '../mounts/index.js';
 import {
   constants,
-  type Fd,
   fsopen,
   isSystemError,
   listmount,
   mountSetattr,
   openat2,
+  openDirectory,
 } from '../syscalls/index.js';
 import { isStepError, spawn, watchExit } from '../syscalls/process.js';
 import { capabilityNumbers } from './capabilities.js';
-import { mountNamespaceTemplate } from './host.js';
-import { beneathNoSymlinks, cwd, PlanBuilder, type StepInfo } from './plan.js';
-import type { IsolationMode } from './types.js';
+import { defaultIsolation } from './defaults.js';
+import { HostResources } from './host.js';
+import type { IsolationContext, IsolationStrategy, PreparedMode } from './modes/mode.js';
+import { namespacesMode } from './modes/namespaces.js';
+import { isolationModes, isolationStrategy } from './modes/registry.js';
+import type { HostFindings, Requirement } from './modes/requirements.js';
+import { PlanBuilder, type StepInfo } from './plan.js';
+import { ActionError, type IsolationMode } from './types.js';
 
 /** ok: present and usable; unavailable: absent or refused; unknown: could not be probed. */
 export type CheckStatus = 'ok' | 'unavailable' | 'unknown';
@@ -77,11 +82,7 @@ export interface Features {
   };
 }
 
-const CLONE_NEWNS = 0x00020000;
-const CLONE_NEWUTS = 0x04000000;
-const CLONE_NEWIPC = 0x08000000;
-const CLONE_NEWUSER = 0x10000000;
-const CLONE_NEWPID = 0x20000000;
+const { CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID } = constants;
 
 const FUSE_SUPER_MAGIC = 0x65735546;
 const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -299,12 +300,16 @@ type LaunchOutcome =
  * an exec step ends with EINVAL past its last step): nothing is left behind, and the child
  * is reaped by the launcher. */
 async function launchProbe(
-  cloneFlags: number,
+  cloneFlags: number | PlanBuilder,
   steps: (plan: PlanBuilder) => void = () => {},
 ): Promise<LaunchOutcome> {
-  const plan = new PlanBuilder();
-  plan.cloneFlags = cloneFlags;
-  steps(plan);
+  let plan: PlanBuilder;
+  if (cloneFlags instanceof PlanBuilder) plan = cloneFlags;
+  else {
+    plan = new PlanBuilder();
+    plan.cloneFlags = cloneFlags;
+    steps(plan);
+  }
   try {
     // Only if the launcher ever accepts a plan without exec: reap what it started.
     const spawned = await spawn(plan.build());
@@ -330,44 +335,55 @@ function probeStep(description: string): StepInfo {
   return { description, subject: 'runner' };
 }
 
-/** What namespaces mode does in its child, on a scratch tmpfs instead of an input root: new
- * namespaces, a copy of the runner's empty template mount namespace (setns, unshare), the
- * tree made a slave, a fresh procfs, and pivot_root (which Docker's and containerd's default
- * seccomp profiles refuse even with CAP_SYS_ADMIN). Everything is gone when the child exits
- * with its mount namespace. */
-async function namespacesProbe(): Promise<LaunchOutcome> {
-  const { MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MS_SLAVE } = constants;
-  let template: Fd;
+/** What a mode's child does up to entering the action's root, by the mode's own plan, on an
+ * empty scratch directory as the input root: for namespaces mode new namespaces, a copy of
+ * the template mount namespace, the special filesystems, and pivot_root (which Docker's and
+ * containerd's default seccomp profiles refuse even with CAP_SYS_ADMIN). The mounts are gone
+ * when the child exits with its mount namespace; the scratch directory is removed. */
+async function isolationProbe(strategy: IsolationStrategy): Promise<LaunchOutcome> {
+  const scratch = mkdtempSync(join(tmpdir(), 'chroot-runner-doctor-'));
+  const inputRoot = openDirectory(scratch);
+  let host: HostResources | undefined;
+  let prepared: PreparedMode | undefined;
   try {
-    template = mountNamespaceTemplate();
-  } catch (error) {
-    if (!isSystemError(error)) throw error;
-    return {
-      ran: false,
-      syscall: error.syscall,
-      code: error.code,
-      step: 'create the empty mount namespace that actions copy',
+    host = HostResources.open();
+    prepared = await strategy.prepare();
+    const context: IsolationContext = {
+      spec: {
+        inputRoot: '',
+        arguments: ['true'],
+        environment: {},
+        workingDirectory: '',
+        stdoutPath: '',
+        stderrPath: '',
+      },
+      settings: defaultIsolation,
+      host,
+      files: { inputRoot, stdout: undefined, stderr: undefined, temporaryDirectory: undefined },
+      prepared,
     };
+    let planned: PlanBuilder | undefined;
+    try {
+      planned = new PlanBuilder();
+      strategy.plan(planned, context).enter(planned);
+    } catch (error) {
+      // What the mode prepared is missing: the template namespace could not be made.
+      if (!(error instanceof ActionError) || error.cause?.syscall === undefined) throw error;
+      return {
+        ran: false,
+        syscall: error.cause.syscall,
+        code: error.cause.code ?? 'EIO',
+        step: 'create the empty mount namespace that actions copy',
+      };
+    }
+    const plan = planned;
+    return await launchProbe(plan);
+  } finally {
+    prepared?.close();
+    host?.close();
+    inputRoot.close();
+    rmSync(scratch, { recursive: true, force: true });
   }
-  return launchProbe(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS, (plan) => {
-    plan.setns(
-      probeStep('enter the empty mount namespace'),
-      plan.inherit(template.fd),
-      CLONE_NEWNS,
-    );
-    plan.unshare(probeStep('create a mount namespace'), CLONE_NEWNS);
-    plan.makeRootPrivate(probeStep('make the mount tree a slave'), MS_SLAVE);
-    const flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    plan.newFilesystem(probeStep('create a procfs'), 'proc', {}, flags);
-    const scratch = plan.newFilesystem(probeStep('create a tmpfs'), 'tmpfs', {}, 0);
-    const attach = probeStep('attach the tmpfs');
-    const mountpoint = plan.open(attach, cwd, 'root', {
-      flags: constants.O_PATH | constants.O_DIRECTORY,
-      resolve: beneathNoSymlinks,
-    });
-    plan.moveMount(attach, scratch, mountpoint);
-    plan.pivotRoot(probeStep('pivot_root into the tmpfs'), scratch);
-  });
 }
 
 function failure(outcome: LaunchOutcome): string {
@@ -651,7 +667,7 @@ export async function detectFeatures(options: { buildDirectory?: string } = {}):
   const mountApi = mountApiProbe(privileges);
 
   const launcher = await launchProbe(0);
-  const namespaces = await namespacesProbe();
+  const namespaces = await isolationProbe(namespacesMode);
   const userNamespaces = await launchProbe(CLONE_NEWUSER);
   const procInUserNamespace = await launchProbe(CLONE_NEWUSER | CLONE_NEWPID, (plan) => {
     plan.unshare(probeStep('create a mount namespace'), CLONE_NEWNS);
@@ -718,29 +734,6 @@ export interface ModeSupport {
   readonly fix: string;
 }
 
-interface Requirement {
-  readonly met: boolean;
-  readonly reason: string;
-  readonly fix: string;
-}
-
-function needCheck(check: Check): Requirement {
-  return {
-    met: check.status !== 'unavailable',
-    reason: `${check.title}: ${check.detail}`,
-    fix: check.fix ?? '',
-  };
-}
-
-function needCapability(privileges: ProcessPrivileges, name: string, why: string): Requirement {
-  const { uid } = privileges;
-  return {
-    met: privileges.effective.includes(name),
-    reason: `needs root or CAP_${name} (${why}); running as uid ${uid} without it`,
-    fix: `run the runner as root, or grant CAP_${name} (securityContext.capabilities.add: [${name}])`,
-  };
-}
-
 function support(mode: IsolationMode, requirements: readonly Requirement[]): ModeSupport {
   const missing = requirements.find((requirement) => !requirement.met);
   if (missing !== undefined) {
@@ -749,54 +742,16 @@ function support(mode: IsolationMode, requirements: readonly Requirement[]): Mod
   return { mode, supported: true, available: true, reason: '', fix: '' };
 }
 
-/** Which isolation modes work here, and for each that does not, why and the fix. */
+/** Which isolation modes work here, and for each that does not, why and the fix: each mode
+ * states its requirements (modes/). */
 export function isolationModeSupport(features: Features): ModeSupport[] {
-  const { checks, privileges } = features;
-  // Every mode resolves requests beneath the build directory and launches through clone.
-  const launcher = [checks.buildDirectory, checks.openat2, checks.clonePidfd]
-    .filter((check) => check !== undefined)
-    .map(needCheck);
-  // Every mode drops capabilities from the bounding set before exec.
-  const setpcap = needCapability(
-    privileges,
-    'SETPCAP',
-    'to drop capabilities from the bounding set',
-  );
-  const mounting = [checks.mountApi, checks.mountSetattr].map(needCheck);
-  const sysAdmin = needCapability(privileges, 'SYS_ADMIN', 'to mount and create namespaces');
-  const mountHere: Requirement = {
-    met: features.canMountHere,
-    reason:
-      "cannot mount in the runner's own mount namespace (fsopen: EPERM): CAP_SYS_ADMIN is needed in the user namespace that owns it, not only in a nested one",
-    fix: 'run the runner as root in the host or container user namespace (not inside unshare -U)',
+  const findings: HostFindings = {
+    checks: new Map(Object.entries(features.checks)),
+    uid: features.privileges.uid,
+    effectiveCapabilities: features.privileges.effective,
+    canMountHere: features.canMountHere,
   };
-  return [
-    support('namespaces', [
-      sysAdmin,
-      mountHere,
-      ...mounting,
-      ...launcher,
-      needCheck(checks.namespaces),
-      setpcap,
-    ]),
-    support('shared', [
-      sysAdmin,
-      mountHere,
-      needCapability(privileges, 'SYS_CHROOT', 'to chroot'),
-      ...mounting,
-      ...launcher,
-      setpcap,
-    ]),
-    support('none', [needCapability(privileges, 'SYS_CHROOT', 'to chroot'), ...launcher, setpcap]),
-    // No capability of the runner's: the action's user namespace grants what setup needs.
-    support('rootless', [
-      needCheck(checks.userNamespaceSysctls),
-      needCheck(checks.apparmorUserNamespaces),
-      needCheck(checks.userNamespaces),
-      needCheck(checks.procVisible),
-      needCheck(checks.procInUserNamespace),
-      ...mounting,
-      ...launcher,
-    ]),
-  ];
+  return isolationModes.map((mode) =>
+    support(mode, isolationStrategy(mode).requirements(findings)),
+  );
 }
