@@ -17,12 +17,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
-  type Check,
+  type CheckResult as Check,
   decodeCapabilities,
   detectFeatures,
   isolationModeSupport,
   type ModeSupport,
-} from '../src/sandbox/features.js';
+} from '../src/doctor/index.js';
 import { assertNothingLeft, mountPoints, needsRoot, processState } from './helpers/leaks.js';
 import { binary } from './helpers/serve.js';
 import { unprivileged } from './helpers/unprivileged.js';

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
-  type Check,
+  type CheckResult,
   detectFeatures,
   isolationModeSupport,
   type ModeSupport,
-} from '../sandbox/features.js';
+} from '../doctor/index.js';
 import {
   ActionError,
   defaultIsolation,
@@ -92,7 +92,7 @@ async function probeModes(modes: readonly ModeSupport[]): Promise<ModeSupport[]>
 
 const statusWidth = 'unavailable'.length;
 
-function formatCheck(check: Check): string {
+function formatCheck(check: CheckResult): string {
   const line = `  ${check.status.padEnd(statusWidth)}  ${check.title}: ${check.detail}`;
   return check.fix === undefined ? line : `${line}\n  ${''.padEnd(statusWidth)}  fix: ${check.fix}`;
 }
