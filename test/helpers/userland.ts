@@ -36,6 +36,9 @@ export interface Userland {
   readonly rustup: { readonly home: string; readonly cargoHome: string } | null;
   /** A PATH for actions inside the input root that finds every tool of the suite. */
   readonly path: string;
+  /** A Go build cache inside the input root that every action may write: Go ≥ 1.20 ships no
+   * compiled standard library, so the suite's go rows share one and build it once. */
+  readonly goCache: string;
   /** How the trees were copied: hard links, or real copies across file systems. */
   readonly copyMethod: 'hard links' | 'copies';
   /** Seconds spent building it. */
@@ -154,8 +157,9 @@ export function buildUserland(root: string): Userland {
   // Go finds its GOROOT from its executable's path: the whole tree, when /usr does not hold it.
   const goBin = hostGoBin();
   if (goBin !== null && !goBin.startsWith('/usr/')) copyTree(root, dirname(goBin), true);
-  for (const name of ['proc', 'sys', 'dev', 'tmp']) mkdirSync(join(root, name));
+  for (const name of ['proc', 'sys', 'dev', 'tmp', 'go-cache']) mkdirSync(join(root, name));
   chmodSync(join(root, 'tmp'), 0o1777);
+  chmodSync(join(root, 'go-cache'), 0o1777);
   return {
     root,
     rustToolchainBin: rust.bin,
@@ -164,6 +168,7 @@ export function buildUserland(root: string): Userland {
         ? { home: rust.rustupHome, cargoHome: rust.cargoHome }
         : null,
     path: [rust.bin, goBin, '/usr/local/bin', '/usr/bin', '/bin'].filter(Boolean).join(':'),
+    goCache: '/go-cache',
     copyMethod: linked ? 'hard links' : 'copies',
     buildSeconds: (performance.now() - started) / 1000,
   };
