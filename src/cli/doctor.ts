@@ -15,6 +15,7 @@ import {
   type ModeSupport,
 } from '../sandbox/features.js';
 import { ActionError, defaultIsolation, type IsolationMode, runAction } from '../sandbox/index.js';
+import { withAlternatives } from '../server/preflight.js';
 import { openDirectory } from '../syscalls/index.js';
 import { populateHostRoot } from './host-root.js';
 
@@ -99,12 +100,12 @@ async function probeModes(modes: readonly ModeSupport[]): Promise<ModeSupport[]>
 
 const statusWidth = 'unavailable'.length;
 
-function formatCheck(check: Check): string {
+export function formatCheck(check: Check): string {
   const line = `  ${check.status.padEnd(statusWidth)}  ${check.title}: ${check.detail}`;
   return check.fix === undefined ? line : `${line}\n  ${''.padEnd(statusWidth)}  fix: ${check.fix}`;
 }
 
-function formatMode(support: ModeSupport, probed: boolean): string {
+export function formatMode(support: ModeSupport, probed: boolean): string {
   const mode = support.mode.padEnd('namespaces'.length);
   if (support.available) return `  ${mode}  available${probed ? ' (a probe action ran)' : ''}`;
   return `  ${mode}  unavailable: ${support.reason}. Fix: ${support.fix}`;
@@ -116,7 +117,7 @@ async function doctor(options: DoctorOptions): Promise<number> {
   );
   const probed = options.probe === true;
   const detected = isolationModeSupport(features);
-  const modes = probed ? await probeModes(detected) : detected;
+  const modes = withAlternatives(probed ? await probeModes(detected) : detected);
   const usable = modes.filter((support) => support.available).map((support) => support.mode);
   if (options.json === true) {
     process.stdout.write(`${JSON.stringify({ checks: features.checks, modes }, null, 2)}\n`);
