@@ -203,7 +203,8 @@ describe('check-config, --version, --log-level', { skip: needsRoot }, () => {
           stdio: ['ignore', 'ignore', 'pipe'],
         },
       );
-      const exited = once(serve, 'exit');
+      // 'close', not 'exit': its stderr pipe is an fd of this process until then.
+      const exited = once(serve, 'close');
       const lines: { level: number; msg: string }[] = [];
       for await (const text of createInterface({ input: serve.stderr })) {
         const line = JSON.parse(text);
