@@ -26,27 +26,27 @@ import {
   type RunRequest,
   RunRequestSchema,
   RunResponseSchema,
-} from '../src/proto/index.js';
-import { CleanRunner } from '../src/runner/clean.js';
-import { chainCleaners, IdleInvoker } from '../src/runner/cleaner.js';
-import { commandCleaner } from '../src/runner/command-cleaner.js';
-import { directoryCleaner } from '../src/runner/directory-cleaner.js';
-import { actionResults, LocalRunner } from '../src/runner/local.js';
-import { PathExistenceCheckingRunner } from '../src/runner/path-existence-checking.js';
-import { resolveRelativePath } from '../src/runner/paths.js';
-import { processTableCleaner } from '../src/runner/process-table-cleaner.js';
-import { type Runner, RunnerError } from '../src/runner/runner.js';
-import { TemporaryDirectorySymlinkingRunner } from '../src/runner/temporary-directory-symlinking.js';
-import { defaultCapabilities } from '../src/sandbox/capabilities.js';
-import { temporaryDirectoryPath } from '../src/sandbox/index.js';
+} from '../../src/proto/index.js';
+import { CleanRunner } from '../../src/runner/clean.js';
+import { chainCleaners, IdleInvoker } from '../../src/runner/cleaner.js';
+import { commandCleaner } from '../../src/runner/command-cleaner.js';
+import { directoryCleaner } from '../../src/runner/directory-cleaner.js';
+import { actionResults, LocalRunner } from '../../src/runner/local.js';
+import { PathExistenceCheckingRunner } from '../../src/runner/path-existence-checking.js';
+import { resolveRelativePath } from '../../src/runner/paths.js';
+import { processTableCleaner } from '../../src/runner/process-table-cleaner.js';
+import { type Runner, RunnerError } from '../../src/runner/runner.js';
+import { TemporaryDirectorySymlinkingRunner } from '../../src/runner/temporary-directory-symlinking.js';
+import { defaultCapabilities } from '../../src/sandbox/capabilities.js';
+import { temporaryDirectoryPath } from '../../src/sandbox/index.js';
 import {
   ActionError,
   type ActionResult,
   type ActionSpec,
   type IsolationSettings,
-} from '../src/sandbox/types.js';
-import { openDirectory, openHandleCount } from '../src/syscalls/index.js';
-import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';
+} from '../../src/sandbox/types.js';
+import { openDirectory, openHandleCount } from '../../src/syscalls/index.js';
+import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'chroot-runner-runner-'));
 after(() => rmSync(directory, { recursive: true, force: true }));

@@ -22,10 +22,10 @@ import {
   detectFeatures,
   isolationModeSupport,
   type ModeSupport,
-} from '../src/doctor/index.js';
-import { assertNothingLeft, mountPoints, needsRoot, processState } from './helpers/leaks.js';
-import { binary } from './helpers/serve.js';
-import { unprivileged } from './helpers/unprivileged.js';
+} from '../../src/doctor/index.js';
+import { assertNothingLeft, mountPoints, needsRoot, processState } from '../helpers/leaks.js';
+import { binary } from '../helpers/serve.js';
+import { unprivileged } from '../helpers/unprivileged.js';
 
 interface Report {
   readonly status: number | null;
