@@ -1,11 +1,10 @@
-// The runner layer without the engine: request mapping and status codes of LocalRunner (with a
-// recording engine in place of runAction), CheckReadiness on a real build directory, and each
-// decorator and cleaner against the real file system and process table.
+// The runner layer without the engine, and without root: request mapping and status codes of
+// LocalRunner (with a recording engine in place of the Engine), CheckReadiness on a real build
+// directory, and each decorator and cleaner against the real file system
+// (test/system/process-table-cleaner.test.ts kills processes as root).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
-  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -34,7 +33,6 @@ import { directoryCleaner } from '../../src/runner/directory-cleaner.js';
 import { actionResults, LocalRunner } from '../../src/runner/local.js';
 import { PathExistenceCheckingRunner } from '../../src/runner/path-existence-checking.js';
 import { resolveRelativePath } from '../../src/runner/paths.js';
-import { processTableCleaner } from '../../src/runner/process-table-cleaner.js';
 import { type Runner, RunnerError } from '../../src/runner/runner.js';
 import { TemporaryDirectorySymlinkingRunner } from '../../src/runner/temporary-directory-symlinking.js';
 import { defaultCapabilities } from '../../src/sandbox/capabilities.js';
@@ -46,7 +44,6 @@ import {
   type IsolationSettings,
 } from '../../src/sandbox/types.js';
 import { openDirectory, openHandleCount } from '../../src/syscalls/index.js';
-import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'chroot-runner-runner-'));
 after(() => rmSync(directory, { recursive: true, force: true }));
@@ -425,27 +422,5 @@ describe('decorators', () => {
     assert.deepEqual(base.calls, [`run /bin/true ${join(directory, 'action/tmp')}`]);
     await runner.checkReadiness(create(CheckReadinessRequestSchema));
     assert.equal(readlinkSync(link), '/nonexistent');
-  });
-
-  it('the process table cleaner kills processes of the user started after the runner', {
-    skip: needsRoot,
-  }, async () => {
-    const state = processState();
-    const cleaner = await processTableCleaner(65534);
-    const child = spawn('/bin/sleep', ['60'], { uid: 65534, gid: 65534, stdio: 'ignore' });
-    const exited = once(child, 'exit');
-    const unrelated = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
-    try {
-      await once(child, 'spawn');
-      await cleaner();
-      const [code, signal] = await exited;
-      assert.deepEqual([code, signal], [null, 'SIGKILL']);
-      assert.equal(unrelated.exitCode, null);
-      assert.ok(existsSync(`/proc/${unrelated.pid}`));
-    } finally {
-      unrelated.kill('SIGKILL');
-      await once(unrelated, 'exit');
-    }
-    assertNothingLeft(state, []);
   });
 });
