@@ -16,25 +16,25 @@ import { describe, it } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
-import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
+import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import {
   POSIXResourceUsageSchema,
   type RunRequest,
   RunRequestSchema,
   type RunResponse,
   RunResponseSchema,
-} from '../src/proto/index.js';
-import { makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { processesWithArgument } from './helpers/processes.js';
+} from '../../src/proto/index.js';
+import { makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import { processesWithArgument } from '../helpers/processes.js';
 import {
   binary,
   clientSocketsClosed,
   processFootprint,
   ServeProcess,
   writeServeConfiguration,
-} from './helpers/serve.js';
-import { unprivileged } from './helpers/unprivileged.js';
+} from '../helpers/serve.js';
+import { unprivileged } from '../helpers/unprivileged.js';
 
 const total = Number(process.env.SOAK_ACTIONS ?? 300);
 const concurrency = 12;

@@ -9,14 +9,14 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
-import type { ModeSupport } from '../src/doctor/index.js';
-import { withAlternatives } from '../src/server/preflight.js';
-import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';
-import { binary, writeServeConfiguration } from './helpers/serve.js';
-import { makeUnprivilegedBuildDirectory, unprivileged } from './helpers/unprivileged.js';
+import type { ModeSupport } from '../../src/doctor/index.js';
+import { withAlternatives } from '../../src/server/preflight.js';
+import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
+import { binary, writeServeConfiguration } from '../helpers/serve.js';
+import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivileged.js';
 
-const repository = new URL('../../', import.meta.url).pathname;
+const repository = new URL('../../../', import.meta.url).pathname;
 
 /** `chroot-runner ARGS` to its end, optionally under a command prefix (e.g. setpriv). */
 function chrootRunner(args: readonly string[], prefix: readonly string[] = []) {

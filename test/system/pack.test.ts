@@ -5,13 +5,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
-import { RunnerClient } from '../src/server/client.js';
-import { makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';
-import { clientSocketsClosed, ServeProcess } from './helpers/serve.js';
+import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import { RunnerClient } from '../../src/server/client.js';
+import { makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
+import { clientSocketsClosed, ServeProcess } from '../helpers/serve.js';
 
-const repository = new URL('../../', import.meta.url).pathname;
+const repository = new URL('../../../', import.meta.url).pathname;
 
 describe('npm pack', { skip: needsRoot }, () => {
   it('installs into an empty directory and serves an action', { timeout: 300_000 }, async () => {
