@@ -41,6 +41,8 @@ describe('npm pack', { skip: needsRoot }, () => {
       } finally {
         runScript('postpack');
       }
+      // prebuildify moves the addon it builds: the prepack script puts this checkout's back.
+      assert.ok(existsSync(join(repository, 'build/Release/chroot_runner.node')));
       const files = execFileSync('tar', ['-tzf', join(scratch.path, tarball)], {
         encoding: 'utf8',
       });
