@@ -105,10 +105,12 @@ describe('start-up failures', { skip: needsRoot }, () => {
     try {
       await once(holder, 'listening');
       const { port } = holder.address() as { port: number };
+      // The first server listens before the second fails: the runner must still exit.
       const file = configuration(build, {
         global: {
           diagnosticsHttpServer: {
             httpServers: [
+              { listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { allow: {} } },
               { listenAddresses: [`127.0.0.1:${port}`], authenticationPolicy: { allow: {} } },
             ],
             enablePrometheus: true,

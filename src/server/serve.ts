@@ -61,8 +61,8 @@ function startupStep<T>(what: string, step: () => T): T {
   }
 }
 
-/** The listening socket's port; a failure to listen as a StartupError naming the address and,
- * for an address in use, the fix. */
+/** What `bound` resolves to; a failure to listen as a StartupError naming the address and, for
+ * an address in use, the fix. */
 async function listening<T>(what: string, bound: Promise<T>): Promise<T> {
   try {
     return await bound;
@@ -154,6 +154,7 @@ export async function startServer(
   );
   const closers: (() => Promise<void> | void)[] = [() => buildDirectory.close()];
   const grpcServers: Server[] = [];
+  const httpServers: HttpServer[] = [];
   try {
     const runner = await composeRunner(configuration, buildDirectory);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
@@ -211,7 +212,6 @@ export async function startServer(
       }
     }
 
-    const httpServers: HttpServer[] = [];
     const diagnosticsAddresses: string[] = [];
     for (const listener of configuration.diagnosticsHttpServer?.listeners ?? []) {
       const httpServer = createServer(
@@ -269,6 +269,7 @@ export async function startServer(
     return { grpcAddresses, diagnosticsAddresses, logger, shutdown };
   } catch (error) {
     for (const server of grpcServers) server.forceShutdown();
+    for (const server of httpServers) server.close();
     for (const close of closers.reverse()) await close();
     throw error;
   }
