@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import type { ModeSupport } from '../src/sandbox/features.js';
+import { parseConfiguration } from '../src/server/config.js';
 import { withAlternatives } from '../src/server/preflight.js';
 import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';
@@ -223,6 +224,27 @@ describe('check-config, --version, --log-level', { skip: needsRoot }, () => {
       build.remove();
     }
     assertNothingLeft(state, [build.path]);
+  });
+});
+
+describe('diagnostics authentication policies', () => {
+  it('refuses at start-up every kind it cannot enforce', () => {
+    for (const policy of [{ jwt: {} }, { oidc: {} }, { any: { policies: [] } }]) {
+      assert.throws(
+        () =>
+          parseConfiguration({
+            buildDirectoryPath: '/worker/build',
+            grpcServers: [{ listenPaths: ['/worker/runner'] }],
+            chrootIntoInputRoot: true,
+            global: {
+              diagnosticsHttpServer: {
+                httpServers: [{ listenAddresses: [':9987'], authenticationPolicy: policy }],
+              },
+            },
+          }),
+        /^ConfigurationError: global\.diagnosticsHttpServer\.httpServers\[0\]\.authenticationPolicy\.\w+: unknown key \(known keys: allow, deny\)$/,
+      );
+    }
   });
 });
 
