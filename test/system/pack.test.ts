@@ -1,8 +1,9 @@
-// Packaging: the `npm pack` tarball installs into an empty directory (the addon builds on
-// install) and its `chroot-runner serve` serves an action.
+// Packaging: the `npm pack` tarball carries the addon prebuilt for this platform (made by the
+// prepack script), installs into an empty directory with no C compiler at all (no node-gyp
+// rebuild), and its `chroot-runner doctor` and `serve` work.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
@@ -13,28 +14,62 @@ import { clientSocketsClosed, ServeProcess } from '../helpers/serve.js';
 
 const repository = new URL('../../../', import.meta.url).pathname;
 
+/** npm's lifecycle script `name` of this checkout. */
+function runScript(name: string): void {
+  execFileSync('npm', ['run', '--silent', name], {
+    cwd: repository,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+}
+
 describe('npm pack', { skip: needsRoot }, () => {
-  it('installs into an empty directory and serves an action', { timeout: 300_000 }, async () => {
+  it('installs without a compiler, runs doctor and serves an action', {
+    timeout: 600_000,
+  }, async () => {
     const state = processState();
     const scratch = makeBuildDirectory('chroot-runner-pack-');
     try {
-      // dist/ is fresh: npm test builds first, so skip the prepare script's second build.
-      const tarball = execFileSync(
-        'npm',
-        ['pack', '--ignore-scripts', '--silent', '--pack-destination', scratch.path],
-        { cwd: repository, encoding: 'utf8' },
-      ).trim();
+      // What `npm pack` runs, less the prepare script's second build (npm test built dist/).
+      let tarball: string;
+      try {
+        runScript('prepack');
+        tarball = execFileSync(
+          'npm',
+          ['pack', '--ignore-scripts', '--silent', '--pack-destination', scratch.path],
+          { cwd: repository, encoding: 'utf8' },
+        ).trim();
+      } finally {
+        runScript('postpack');
+      }
+      // prebuildify moves the addon it builds: the prepack script puts this checkout's back.
+      assert.ok(existsSync(join(repository, 'build/Release/chroot_runner.node')));
+      const files = execFileSync('tar', ['-tzf', join(scratch.path, tarball)], {
+        encoding: 'utf8',
+      });
+      const prebuilt = `package/prebuilds/linux-${process.arch}/`;
+      assert.match(files, new RegExp(`^${prebuilt}chroot-runner\\..*\\.node$`, 'm'));
+      assert.match(files, new RegExp(`^${prebuilt}chroot-runner-init$`, 'm'));
+      assert.doesNotMatch(files, /^package\/build\//m);
+
       const project = join(scratch.path, 'project');
       mkdirSync(project);
       writeFileSync(join(project, 'package.json'), '{"name": "pack-test", "private": true}\n');
+      // No compiler: any attempt to build the addon fails the install.
+      const noCompiler = { ...process.env, CC: '/nonexistent', CXX: '/nonexistent' };
       execFileSync(
         'npm',
         ['install', '--prefer-offline', '--no-audit', '--no-fund', join(scratch.path, tarball)],
-        {
-          cwd: project,
-          stdio: ['ignore', 'ignore', 'pipe'],
-        },
+        { cwd: project, env: noCompiler, stdio: ['ignore', 'ignore', 'pipe'] },
       );
+      const installed = join(project, 'node_modules/chroot-runner');
+      assert.equal(existsSync(join(installed, 'build')), false, 'node-gyp rebuild ran');
+      const doctor = spawnSync('npx', ['--no-install', 'chroot-runner', 'doctor'], {
+        cwd: project,
+        env: noCompiler,
+        encoding: 'utf8',
+      });
+      assert.equal(doctor.status, 0, doctor.stderr);
+      assert.match(doctor.stdout, /^Usable here: namespaces/m);
 
       const build = join(scratch.path, 'build');
       populateBusyboxRoot(join(build, 'root'));

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import type { ModeSupport } from '../../src/doctor/index.js';
+import { parseConfiguration } from '../../src/server/config.js';
 import { withAlternatives } from '../../src/server/preflight.js';
 import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
@@ -105,10 +106,12 @@ describe('start-up failures', { skip: needsRoot }, () => {
     try {
       await once(holder, 'listening');
       const { port } = holder.address() as { port: number };
+      // The first server listens before the second fails: the runner must still exit.
       const file = configuration(build, {
         global: {
           diagnosticsHttpServer: {
             httpServers: [
+              { listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { allow: {} } },
               { listenAddresses: [`127.0.0.1:${port}`], authenticationPolicy: { allow: {} } },
             ],
             enablePrometheus: true,
@@ -222,6 +225,27 @@ describe('check-config, --version, --log-level', { skip: needsRoot }, () => {
       build.remove();
     }
     assertNothingLeft(state, [build.path]);
+  });
+});
+
+describe('diagnostics authentication policies', () => {
+  it('refuses at start-up every kind it cannot enforce', () => {
+    for (const policy of [{ jwt: {} }, { oidc: {} }, { any: { policies: [] } }]) {
+      assert.throws(
+        () =>
+          parseConfiguration({
+            buildDirectoryPath: '/worker/build',
+            grpcServers: [{ listenPaths: ['/worker/runner'] }],
+            chrootIntoInputRoot: true,
+            global: {
+              diagnosticsHttpServer: {
+                httpServers: [{ listenAddresses: [':9987'], authenticationPolicy: policy }],
+              },
+            },
+          }),
+        /^ConfigurationError: global\.diagnosticsHttpServer\.httpServers\[0\]\.authenticationPolicy\.\w+: unknown key \(known keys: allow, deny\)$/,
+      );
+    }
   });
 });
 
