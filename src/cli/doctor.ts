@@ -21,7 +21,8 @@ import {
   type IsolationMode,
   isolationStrategy,
 } from '../sandbox/index.js';
-import { populateBusyboxRoot } from './busybox-root.js';
+import { withAlternatives } from '../server/preflight.js';
+import { populateHostRoot } from './host-root.js';
 
 interface DoctorOptions {
   readonly buildDirectory?: string;
@@ -36,13 +37,14 @@ interface ProbeFailure {
 
 const unexplained = 'none of the checks above explains it: please report it with their output';
 
-/** Runs a trivial action in `mode` in a scratch busybox input root; returns why it failed,
+/** Runs a trivial action in `mode` in a scratch input root of the host's sh and realpath
+ * (see populateHostRoot); returns why it failed,
  * or undefined when it ran as expected. */
 async function probeMode(mode: IsolationMode): Promise<ProbeFailure | undefined> {
   const base = mkdtempSync(join(tmpdir(), 'chroot-runner-doctor-probe-'));
   let engine: Engine | undefined;
   try {
-    populateBusyboxRoot(join(base, 'root'));
+    populateHostRoot(join(base, 'root'), ['sh', 'realpath']);
     mkdirSync(join(base, 'tmp'));
     engine = await Engine.open({ buildDirectory: base, isolation: { ...defaultIsolation, mode } });
     const result = await engine.run({
@@ -92,12 +94,12 @@ async function probeModes(modes: readonly ModeSupport[]): Promise<ModeSupport[]>
 
 const statusWidth = 'unavailable'.length;
 
-function formatCheck(check: CheckResult): string {
+export function formatCheck(check: CheckResult): string {
   const line = `  ${check.status.padEnd(statusWidth)}  ${check.title}: ${check.detail}`;
   return check.fix === undefined ? line : `${line}\n  ${''.padEnd(statusWidth)}  fix: ${check.fix}`;
 }
 
-function formatMode(support: ModeSupport, probed: boolean): string {
+export function formatMode(support: ModeSupport, probed: boolean): string {
   const mode = support.mode.padEnd('namespaces'.length);
   if (support.available) return `  ${mode}  available${probed ? ' (a probe action ran)' : ''}`;
   return `  ${mode}  unavailable: ${support.reason}. Fix: ${support.fix}`;
@@ -109,7 +111,7 @@ async function doctor(options: DoctorOptions): Promise<number> {
   );
   const probed = options.probe === true;
   const detected = isolationModeSupport(features);
-  const modes = probed ? await probeModes(detected) : detected;
+  const modes = withAlternatives(probed ? await probeModes(detected) : detected);
   const usable = modes.filter((support) => support.available).map((support) => support.mode);
   if (options.json === true) {
     process.stdout.write(`${JSON.stringify({ checks: features.checks, modes }, null, 2)}\n`);

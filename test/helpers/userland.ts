@@ -36,6 +36,9 @@ export interface Userland {
   readonly rustup: { readonly home: string; readonly cargoHome: string } | null;
   /** A PATH for actions inside the input root that finds every tool of the suite. */
   readonly path: string;
+  /** A Go build cache inside the input root that every action may write: Go ≥ 1.20 ships no
+   * compiled standard library, so the suite's go rows share one and build it once. */
+  readonly goCache: string;
   /** How the trees were copied: hard links, or real copies across file systems. */
   readonly copyMethod: 'hard links' | 'copies';
   /** Seconds spent building it. */
@@ -115,6 +118,13 @@ function hostRust(): { bin: string; rustupHome: string | null; cargoHome: string
   return { bin: dirname(realpathSync(rustc)), rustupHome: null, cargoHome: null };
 }
 
+/** The bin directory of whichever Go is first on the runner's PATH (e.g. /usr/local/go/bin,
+ * or Debian's /usr/lib/go-1.x/bin), or null when there is none. */
+export function hostGoBin(): string | null {
+  const go = findOnHostPath('go');
+  return go === null ? null : dirname(realpathSync(go));
+}
+
 /** Builds the input root at `root` (which must not exist yet). */
 export function buildUserland(root: string): Userland {
   const started = performance.now();
@@ -144,8 +154,28 @@ export function buildUserland(root: string): Userland {
   } else if (!rust.bin.startsWith('/usr/')) {
     copyTree(root, dirname(rust.bin), true);
   }
-  for (const name of ['proc', 'sys', 'dev', 'tmp']) mkdirSync(join(root, name));
+  // Go finds its GOROOT from its executable's path: the whole tree, when /usr does not hold it.
+  const goBin = hostGoBin();
+  if (goBin !== null && !goBin.startsWith('/usr/')) copyTree(root, dirname(goBin), true);
+  for (const name of ['proc', 'sys', 'dev', 'tmp', 'go-cache']) mkdirSync(join(root, name));
   chmodSync(join(root, 'tmp'), 0o1777);
+  if (goBin !== null) {
+    // Go ≥ 1.20 ships no compiled standard library: compile what the go row imports into the
+    // cache now, once, rather than inside an action under a Run's deadline. Same GOROOT path and
+    // settings as the action, so the action finds it in the cache.
+    execFileSync(join(goBin, 'go'), ['build', 'fmt', 'os'], {
+      env: {
+        ...process.env,
+        GOCACHE: join(root, 'go-cache'),
+        CGO_ENABLED: '0',
+        GOFLAGS: '',
+        GOTOOLCHAIN: 'local',
+      },
+      stdio: 'inherit',
+    });
+  }
+  // Every uid writes it: root in the acceptance suite, 65534 in the rootless one.
+  execFileSync('chmod', ['-R', 'a+rwX', join(root, 'go-cache')]);
   return {
     root,
     rustToolchainBin: rust.bin,
@@ -153,7 +183,8 @@ export function buildUserland(root: string): Userland {
       rust.rustupHome !== null && rust.cargoHome !== null
         ? { home: rust.rustupHome, cargoHome: rust.cargoHome }
         : null,
-    path: `${rust.bin}:/usr/local/bin:/usr/bin:/bin`,
+    path: [rust.bin, goBin, '/usr/local/bin', '/usr/bin', '/bin'].filter(Boolean).join(':'),
+    goCache: '/go-cache',
     copyMethod: linked ? 'hard links' : 'copies',
     buildSeconds: (performance.now() - started) / 1000,
   };

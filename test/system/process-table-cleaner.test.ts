@@ -12,9 +12,12 @@ it('the process table cleaner kills processes of the user started after the runn
   skip: needsRoot,
 }, async () => {
   const state = processState();
-  const cleaner = await processTableCleaner(65534);
-  const child = spawn('/bin/sleep', ['60'], { uid: 65534, gid: 65534, stdio: 'ignore' });
-  const exited = once(child, 'exit');
+  // A uid of its own: the cleaner kills every process of its user on the machine, and other
+  // suites run as 65534 meanwhile.
+  const userId = 3_000_000 + Math.floor(Math.random() * 1_000_000);
+  const cleaner = await processTableCleaner(userId);
+  const child = spawn('/bin/sleep', ['60'], { uid: userId, gid: userId, stdio: 'ignore' });
+  const exited = once(child, 'close');
   const unrelated = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
   try {
     await once(child, 'spawn');
@@ -25,7 +28,7 @@ it('the process table cleaner kills processes of the user started after the runn
     assert.ok(existsSync(`/proc/${unrelated.pid}`));
   } finally {
     unrelated.kill('SIGKILL');
-    await once(unrelated, 'exit');
+    await once(unrelated, 'close');
   }
   assertNothingLeft(state, []);
 });

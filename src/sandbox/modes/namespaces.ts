@@ -167,5 +167,5 @@ export const namespacesMode: IsolationStrategy = {
     needCheck(findings, 'namespaces'),
     dropsBoundingSet(findings),
   ],
-  probeScript: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
+  probeScript: 'test "$(realpath /proc/self/exe)" = /bin/realpath && test -c /dev/null',
 };

@@ -36,5 +36,5 @@ export const noneMode: IsolationStrategy = {
     ...launcherRequirements(findings),
     dropsBoundingSet(findings),
   ],
-  probeScript: 'test -x /bin/busybox',
+  probeScript: 'test -x /bin/realpath',
 };

@@ -117,5 +117,5 @@ export const rootlessMode: IsolationStrategy = {
     ...mountApi(findings),
     ...launcherRequirements(findings),
   ],
-  probeScript: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
+  probeScript: 'test "$(realpath /proc/self/exe)" = /bin/realpath && test -c /dev/null',
 };

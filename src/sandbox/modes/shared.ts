@@ -39,5 +39,5 @@ export const sharedMode: IsolationStrategy = {
     ...launcherRequirements(findings),
     dropsBoundingSet(findings),
   ],
-  probeScript: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
+  probeScript: 'test "$(realpath /proc/self/exe)" = /bin/realpath && test -c /dev/null',
 };
