@@ -190,11 +190,7 @@ for (const mode of modes) {
     contained('4. cannot change the host’s /dev/null through its stdin', async () => {
       const before = statSync('/dev/null');
       await run(
-        spec(
-          mode,
-          actionDirectory(),
-          'touch /proc/self/fd/0; chmod 666 /proc/self/fd/0; true',
-        ),
+        spec(mode, actionDirectory(), 'touch /proc/self/fd/0; chmod 666 /proc/self/fd/0; true'),
       );
       const now = statSync('/dev/null');
       assert.equal(now.mtimeMs, before.mtimeMs, "the host's /dev/null was touched");

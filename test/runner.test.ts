@@ -58,11 +58,14 @@ function isolation(mode: IsolationSettings['mode'], tmp = true): IsolationSettin
       procOptions: {},
       sys: true,
       dev: true,
+      devSize: '1m',
+      shmSize: '64m',
       tmp,
       createMountpoints: true,
     },
     keepCapabilities: defaultCapabilities,
-    network: false,
+    hostNetwork: false,
+    seccomp: { enabled: true, allow: [] },
   };
 }
 

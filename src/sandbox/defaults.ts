@@ -1,5 +1,6 @@
 // The default isolation: everything the issue asks for, nothing more.
 import { defaultCapabilities } from './capabilities.js';
+import { defaultSeccomp } from './seccomp.js';
 import type { IsolationSettings, SpecialFilesystems } from './types.js';
 
 export const defaultFilesystems: SpecialFilesystems = {
@@ -7,6 +8,9 @@ export const defaultFilesystems: SpecialFilesystems = {
   procOptions: {},
   sys: true,
   dev: true,
+  // /dev holds a few nodes and links; Docker's default for /dev/shm.
+  devSize: '1m',
+  shmSize: '64m',
   tmp: true,
   createMountpoints: true,
 };
@@ -15,5 +19,6 @@ export const defaultIsolation: IsolationSettings = {
   mode: 'namespaces',
   filesystems: defaultFilesystems,
   keepCapabilities: defaultCapabilities,
-  network: false,
+  hostNetwork: false,
+  seccomp: defaultSeccomp,
 };

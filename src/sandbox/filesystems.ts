@@ -38,9 +38,15 @@ const devLinks: readonly (readonly [name: string, target: string])[] = [
   ['ptmx', 'pts/ptmx'],
 ];
 
-const devTmpfsOptions = { mode: '0755' } as const;
 const devptsOptions = { newinstance: true, ptmxmode: '0666', mode: '0620' } as const;
-const shmOptions = { mode: '1777' } as const;
+
+function devTmpfsOptions(filesystems: SpecialFilesystems): Record<string, string> {
+  return { mode: '0755', size: filesystems.devSize };
+}
+
+function shmOptions(filesystems: SpecialFilesystems): Record<string, string> {
+  return { mode: '1777', size: filesystems.shmSize };
+}
 
 const nosuid = constants.MOUNT_ATTR_NOSUID;
 const nodev = constants.MOUNT_ATTR_NODEV;
@@ -234,7 +240,7 @@ export function planSpecialFilesystems(
   if (filesystems.dev) {
     const target = planMountpoint(plan, root, 'dev', '/dev', filesystems);
     const info = runnerStep('mount a tmpfs at /dev');
-    const dev = plan.newFilesystem(info, 'tmpfs', devTmpfsOptions, nosuid | noexec);
+    const dev = plan.newFilesystem(info, 'tmpfs', devTmpfsOptions(filesystems), nosuid | noexec);
     plan.moveMount(onMountpoint(info), dev, target);
     for (const [name, source] of clones.deviceNodes) {
       if ('mknod' in source) {
@@ -269,7 +275,7 @@ export function planSpecialFilesystems(
     const shmTarget = plan.open(shm, dev, 'shm', { flags: directory, resolve: beneathNoSymlinks });
     plan.moveMount(
       onMountpoint(shm),
-      plan.newFilesystem(shm, 'tmpfs', shmOptions, nosuid | nodev),
+      plan.newFilesystem(shm, 'tmpfs', shmOptions(filesystems), nosuid | nodev),
       shmTarget,
     );
   }
@@ -367,6 +373,23 @@ function mountInRoot(
   }
 }
 
+/** Binds the input root onto itself, nosuid and nodev (shared mode, where the action is only
+ * chrooted): the mount an action's root and everything it writes there sits on. */
+export function mountInertRoot(
+  mounts: SharedMounts,
+  root: DirectoryHandle,
+  filesystems: SpecialFilesystems,
+): Mount {
+  return mountInRoot(
+    mounts,
+    root,
+    '.',
+    { bind: root, attributes: { nosuid: true, nodev: true } },
+    filesystems,
+    'bind the input root onto itself, nosuid and nodev',
+  );
+}
+
 /** Mounts the special filesystems into the input root, except the procfs itself: it must be
  * made by the action's child, in the action's PID namespace. For it, a small read-only tmpfs
  * is mounted at /proc and returned; the child mounts the procfs onto that holder's root, so
@@ -410,7 +433,7 @@ export function mountSpecialFilesystems(
       'dev',
       {
         fstype: 'tmpfs',
-        options: { ...devTmpfsOptions },
+        options: devTmpfsOptions(filesystems),
         attributes: { nosuid: true, noexec: true },
       },
       filesystems,
@@ -437,7 +460,7 @@ export function mountSpecialFilesystems(
     });
     mountInDev('mount a tmpfs at /dev/shm', 'shm', {
       fstype: 'tmpfs',
-      options: { ...shmOptions },
+      options: shmOptions(filesystems),
       attributes: { nosuid: true, nodev: true },
     });
   }

@@ -3,7 +3,14 @@
 import { realpathSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { listMounts, type Mount, openMount, unmountat } from '../mounts/index.js';
-import { type DirectoryHandle, type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
+import {
+  constants,
+  DirectoryHandle,
+  type Fd,
+  isSystemError,
+  openat2,
+  openDirectory,
+} from '../syscalls/index.js';
 import {
   isStepError,
   type ProcessExit,
@@ -14,11 +21,17 @@ import {
 } from '../syscalls/process.js';
 import {
   isSpecialMountpoint,
+  mountInertRoot,
   mountSpecialFilesystems,
   SetupError,
   SharedMounts,
 } from './filesystems.js';
 import { hostResources, mountNamespaceTemplate } from './host.js';
+import {
+  networkNamespaceReplenished,
+  prepareNetworkNamespaces,
+  takeNetworkNamespace,
+} from './network.js';
 import { outcome } from './outcome.js';
 import { type PlanBuilder, runnerStep } from './plan.js';
 import {
@@ -41,6 +54,7 @@ export * from './types.js';
  * the long-lived fds out of a before/after fd count). */
 export function prepareSandbox(): void {
   hostResources();
+  prepareNetworkNamespaces();
   try {
     mountNamespaceTemplate();
   } catch (error) {
@@ -197,11 +211,20 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
       spec.environment.PATH,
       workingDirectory,
     );
-    const files = openRequestFiles(spec, inputRoot, opened);
+    let files = openRequestFiles(spec, inputRoot, opened);
     let procHolder: Mount | undefined;
     if (isolation.mode === 'shared') {
       mounts.claim(files.inputRoot, spec.inputRoot);
       try {
+        // The action's root: a bind of the input root onto itself, nosuid and nodev.
+        const root = mountInertRoot(mounts, files.inputRoot, isolation.filesystems);
+        files = {
+          ...files,
+          inputRoot: new DirectoryHandle(
+            openat2(root, '.', { flags: constants.O_PATH | constants.O_DIRECTORY }).release(),
+          ),
+        };
+        opened.push(files.inputRoot);
         procHolder = mountSpecialFilesystems(
           mounts,
           files.inputRoot,
@@ -213,8 +236,13 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
         throw error instanceof SetupError ? setupFailure(error) : error;
       }
     }
+    const network =
+      isolation.hostNetwork || isolation.mode === 'none' || isolation.mode === 'rootless'
+        ? undefined
+        : await takeNetworkNamespace();
+    if (network !== undefined) opened.push(network);
     spawned = await launch(
-      buildPlan(withoutChroot(spec), host, files, program, workingDirectory, procHolder),
+      buildPlan(withoutChroot(spec), host, files, program, workingDirectory, procHolder, network),
     );
     launched = performance.now();
     // The action holds its own copies now.
@@ -231,6 +259,7 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
       // Reported below, unless something else is being thrown already.
       unmountFailure = error;
     }
+    await networkNamespaceReplenished();
   }
   if (unmountFailure !== undefined) {
     const cause = isSystemError(unmountFailure) ? unmountFailure : undefined;

@@ -15,10 +15,12 @@ import {
 } from './filesystems.js';
 import { type HostResources, mountNamespaceTemplate } from './host.js';
 import { beneathNoSymlinks, cwd, PlanBuilder, runnerStep, type Slot } from './plan.js';
+import { seccompProgram } from './seccomp.js';
 import {
   ActionError,
   type ActionSpec,
   type IsolationMode,
+  type IsolationSettings,
   type UserNamespaceIds,
 } from './types.js';
 
@@ -29,12 +31,17 @@ const CLONE_NEWPID = 0x20000000;
 const CLONE_NEWNET = 0x40000000;
 const CLONE_NEWUSER = 0x10000000;
 
+/** Mount attributes of every writable tree an action gets: files there cannot gain ids
+ * (setuid, setgid) or open devices. */
+export const inertFiles = constants.MOUNT_ATTR_NOSUID | constants.MOUNT_ATTR_NODEV;
+
 /** File descriptors of the init: the status pipe, and in subreaper mode its children list. */
 const statusFd = 3;
 const childrenFd = 4;
 
 /** Everything an action holds open while it is being set up. */
 export interface RequestFiles {
+  /** The input root; in shared mode its nosuid,nodev bind onto itself. */
   readonly inputRoot: DirectoryHandle;
   readonly stdout: Fd | undefined;
   readonly stderr: Fd | undefined;
@@ -118,6 +125,20 @@ function temporaryDirectoryLocation(
   return { fd: temporaryDirectory, path };
 }
 
+function seccompFilter(settings: IsolationSettings['seccomp']): Buffer {
+  try {
+    return seccompProgram(settings);
+  } catch (error) {
+    if (!isSystemError(error)) throw error;
+    throw new ActionError(
+      'internal',
+      `Failed to compile the seccomp filter: ${error.message} (install libseccomp2, or set ` +
+        'chrootRunner.seccomp.enabled to false)',
+      error,
+    );
+  }
+}
+
 function emptyMountNamespace(): Fd {
   try {
     return mountNamespaceTemplate();
@@ -146,8 +167,9 @@ function planRootInEmptyNamespace(plan: PlanBuilder, inputRoot: Slot): Slot {
   );
   // Before anything is mounted beneath it: a clone of a shared mount joins its peer group,
   // and the action's mounts would propagate to the host. As a slave it still receives the
-  // host's.
-  plan.mountSetattr(clone, root, 0, constants.AT_RECURSIVE, constants.MS_SLAVE);
+  // host's. nosuid and nodev: setuid programs and device nodes shipped in the input root
+  // (or made in it) are inert.
+  plan.mountSetattr(clone, root, inertFiles, constants.AT_RECURSIVE, constants.MS_SLAVE);
   plan.setns(
     runnerStep('enter the empty mount namespace'),
     plan.inherit(emptyMountNamespace().fd),
@@ -174,13 +196,22 @@ export function buildPlan(
   program: string,
   workingDirectory: string,
   procHolder?: Mount,
+  network?: Fd,
 ): PlanBuilder {
   const { isolation } = spec;
   const pid1 = hasPidNamespace(isolation.mode);
   const rootless = isolation.mode === 'rootless';
   const userIds = rootless ? userNamespaceIds(spec) : undefined;
   const plan = new PlanBuilder();
+  // No controlling terminal from here on: nothing inside reaches the operator's terminal.
+  plan.newSession(runnerStep('start a new session'));
+  if (network !== undefined) {
+    plan.setns(runnerStep('enter a new network namespace'), plan.inherit(network.fd), CLONE_NEWNET);
+  }
   const inputRoot = plan.inherit(files.inputRoot.fd);
+  // Without a namespace made ahead (a rootless runner cannot make one), the clone makes it.
+  const ownNetwork = !isolation.hostNetwork && isolation.mode !== 'none';
+  const cloneNetwork = ownNetwork && network === undefined;
   let root: Slot;
   let children: Slot | undefined;
   if (pivotsIntoRoot(isolation.mode)) {
@@ -190,10 +221,10 @@ export function buildPlan(
       CLONE_NEWPID |
       CLONE_NEWIPC |
       CLONE_NEWUTS |
-      (isolation.network ? CLONE_NEWNET : 0) |
+      (cloneNetwork ? CLONE_NEWNET : 0) |
       (rootless ? CLONE_NEWUSER : 0);
     if (userIds !== undefined) planIdMaps(plan, userIds);
-    if (isolation.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
+    if (cloneNetwork) plan.loopbackUp(runnerStep('bring the loopback interface up'));
     let clones: HostClones;
     if (rootless) {
       plan.fchdir(runnerStep('enter the input root'), inputRoot);
@@ -209,12 +240,13 @@ export function buildPlan(
         host,
         temporaryDirectoryLocation(files.temporaryDirectory),
         isolation.filesystems,
-        !isolation.network,
+        !ownNetwork,
       );
       // pivot_root needs a mount point: bind the input root (now the cwd) onto itself. The
       // clone's fd names the new root from here on.
       const bind = runnerStep('bind the input root onto itself');
       root = plan.openTree(bind, cwd, '.', constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE);
+      plan.mountSetattr(bind, root, inertFiles, constants.AT_RECURSIVE);
       plan.moveMount(bind, root, cwd);
     } else {
       clones = planHostClones(plan, host, files.temporaryDirectory, isolation.filesystems);
@@ -225,7 +257,9 @@ export function buildPlan(
   } else if (pid1) {
     // shared: everything but the mount namespace. The action cannot see, signal or ptrace
     // the runner or other actions, and its /proc shows its own processes only.
-    plan.cloneFlags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+    plan.cloneFlags =
+      CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (cloneNetwork ? CLONE_NEWNET : 0);
+    if (cloneNetwork) plan.loopbackUp(runnerStep('bring the loopback interface up'));
     if (procHolder !== undefined)
       planProc(plan, plan.inherit(procHolder.fd), isolation.filesystems);
     plan.chroot(runnerStep('chroot into the input root'), inputRoot);
@@ -258,7 +292,16 @@ export function buildPlan(
   if (spec.inheritStdio === true) {
     for (const fd of [0, 1, 2]) plan.dup2(stdio, plan.inherit(fd), fd);
   } else {
-    plan.dup2(stdio, plan.inherit(host.devNull.fd), 0);
+    // The sandbox's own /dev/null (made with mknod, or a read-only bind): through the host's,
+    // a root action could chmod or touch the host's node via /proc/self/fd/0.
+    const stdin =
+      isolation.mode !== 'none' && isolation.filesystems.dev
+        ? plan.open(runnerStep('open /dev/null in the input root for stdin'), root, 'dev/null', {
+            flags: constants.O_RDONLY,
+            resolve: beneathNoSymlinks,
+          })
+        : plan.inherit(host.devNull.fd);
+    plan.dup2(stdio, stdin, 0);
     plan.dup2(stdio, plan.inherit(files.stdout?.fd ?? -1), 1);
     plan.dup2(stdio, plan.inherit(files.stderr?.fd ?? -1), 2);
   }
@@ -280,6 +323,8 @@ export function buildPlan(
       credentials.additionalGroups,
     );
   }
+  // After the credential change, so that the keyring is the action's uid's.
+  plan.joinSessionKeyring(runnerStep('join a new session keyring'));
   plan.noNewPrivileges(runnerStep('set no_new_privs'));
   // After the credential change, which clears it. PID 1 dying takes the namespace with it;
   // a subreaper init kills its tree on SIGTERM.
@@ -287,6 +332,8 @@ export function buildPlan(
     runnerStep('set the parent death signal'),
     pid1 ? osConstants.signals.SIGKILL : osConstants.signals.SIGTERM,
   );
+  // Last before exec: the filter refuses keyctl, which the steps above use.
+  plan.seccomp(runnerStep('load the seccomp filter'), seccompFilter(isolation.seccomp));
   plan.exec(
     runnerStep('execute the init'),
     plan.inherit(host.init.fd),

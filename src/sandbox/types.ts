@@ -1,6 +1,7 @@
 // The execution engine's contract: what an action is, how it is isolated, what comes back.
 // The runner layer (src/runner) depends on this file only through src/sandbox/index.ts.
 import type { DirectoryHandle } from '../syscalls/index.js';
+import type { SeccompSettings } from './seccomp.js';
 
 /** How an action is isolated.
  * - namespaces: new mount, PID, IPC and UTS namespaces; special filesystems mounted inside;
@@ -29,6 +30,10 @@ export interface SpecialFilesystems {
   /** Build /dev: a tmpfs with the host's null, zero, full, random, urandom and tty bound in,
    * the fd/stdin/stdout/stderr/ptmx links, a devpts at /dev/pts and a tmpfs at /dev/shm. */
   readonly dev: boolean;
+  /** Size limits of /dev's and /dev/shm's tmpfs, as tmpfs's `size` option takes them
+   * ("64m", "1g", "65536"): without one, each may fill half of the host's memory. */
+  readonly devSize: string;
+  readonly shmSize: string;
   /** Bind the request's temporary directory at /tmp when there is one. */
   readonly tmp: boolean;
   /** Create a missing mountpoint directory (mkdirat) instead of failing. */
@@ -40,8 +45,12 @@ export interface IsolationSettings {
   readonly filesystems: SpecialFilesystems;
   /** Capability names (without CAP_) kept in the bounding set; all others are dropped. */
   readonly keepCapabilities: readonly string[];
-  /** A new network namespace with only loopback up (namespaces and rootless modes). */
-  readonly network: boolean;
+  /** Share the runner's network namespace instead of giving every action (all modes but
+   * none) a new one with only loopback, up. Exposes the host's loopback services, the
+   * runner's own TCP listeners, abstract unix sockets and, with CAP_NET_RAW, its traffic. */
+  readonly hostNetwork: boolean;
+  /** The seccomp filter (src/sandbox/seccomp.ts, docs/seccomp.md). */
+  readonly seccomp: SeccompSettings;
   /** Rootless mode: the ids the runner's own uid and gid have inside the action's user
    * namespace (e.g. 0 for tools that insist on being root); the same ids when absent. An
    * unprivileged runner can map only its own ids, so these are the action's credentials. */

@@ -23,6 +23,8 @@ export interface SpawnPlan {
   readonly groups: Int32Array;
   /** CLONE_NEW* flags added to CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD. */
   readonly cloneFlags: number;
+  /** The BPF program OP_SECCOMP loads (struct sock_filter[]), empty for none. */
+  readonly seccompProgram: Buffer;
   /** The slot that receives the write end of a new status pipe, or -1 for none. */
   readonly statusSlot: number;
 }
@@ -53,6 +55,43 @@ export function isStepError(error: unknown): error is StepError {
  * mount, whatever the number of mounts of the runner's. Needs CAP_SYS_ADMIN. */
 export function mountNamespaceTemplate(): Fd {
   return new Fd(native.mountNamespaceTemplate() as number);
+}
+
+/** A new network namespace with only loopback, up (made by a child on the threadpool, which
+ * leaves this fd on it); needs CAP_SYS_ADMIN. */
+export async function networkNamespace(): Promise<Fd> {
+  return new Fd((await native.networkNamespace()) as number);
+}
+
+/** networkNamespace, on the calling thread. */
+export function networkNamespaceSync(): Fd {
+  return new Fd(native.networkNamespaceSync() as number);
+}
+
+/** A seccomp program as native/seccomp.c compiles it, and the policy's syscalls that the
+ * installed libseccomp could not name. */
+export interface CompiledFilter {
+  readonly program: Buffer;
+  readonly unknown: readonly string[];
+}
+
+export interface SeccompRule {
+  readonly syscall: string;
+  /** The native number when libseccomp does not know the name; -1 for none. */
+  readonly number: number;
+  readonly errno: number;
+  /** [argument, libseccomp operator, datum a, datum b], all to hold. */
+  readonly conditions: readonly (readonly [number, number, bigint, bigint])[];
+}
+
+/** Compiles a filter that allows everything but `rules` (each failing with its errno), for
+ * the native architecture and `architectures` (libseccomp's names). Throws ELIBACC when
+ * libseccomp.so.2 cannot be loaded. */
+export function compileSeccompFilter(policy: {
+  readonly architectures: readonly string[];
+  readonly rules: readonly SeccompRule[];
+}): CompiledFilter {
+  return native.compileSeccompFilter(policy) as CompiledFilter;
 }
 
 /** Runs the plan in a new child and resolves once it has exec'd; rejects with a StepError
