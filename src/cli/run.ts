@@ -66,7 +66,7 @@ async function run(argv: readonly string[], options: RunOptions): Promise<number
   const inputRoot = beneathRoot(options.inputRoot);
   if (inputRoot === '') throw new Error('--input-root must not be /');
   // A runner killed in shared mode leaves its mounts in the input root.
-  if (options.isolation === 'shared') sweepStaleMounts(`/${inputRoot}`);
+  if (options.isolation === 'shared') sweepStaleMounts(`/${inputRoot}`, { inputRoot: true });
   const abort = new AbortController();
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   let received: NodeJS.Signals | undefined;

@@ -2,7 +2,15 @@
 // settings say, and reports how it ended. See types.ts for the contract.
 import { realpathSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { listMounts, type Mount, openMount, unmountat } from '../mounts/index.js';
+import { posix } from 'node:path';
+import {
+  listAllMounts,
+  listMounts,
+  type Mount,
+  type MountInfo,
+  openMount,
+  unmountat,
+} from '../mounts/index.js';
 import {
   constants,
   DirectoryHandle,
@@ -292,11 +300,27 @@ function detachStack(directory: DirectoryHandle, relative: string): void {
   }
 }
 
-/** Detaches the mounts that shared mode makes in input roots (/proc, /sys, /dev, /tmp and
- * what is in them) left beneath the build directory by a runner that was killed; never the
- * build directory's own mount, nor any other mount. Call it at start-up, before any action
+/** Whether `mount` is a directory bound onto itself (shared mode's nosuid,nodev bind of an
+ * input root): the same filesystem as its parent mount, showing the very directory it is
+ * mounted on. */
+function isSelfBind(mount: MountInfo, parents: ReadonlyMap<number, MountInfo>): boolean {
+  const parent = parents.get(mount.parentId);
+  if (parent === undefined || parent.major !== mount.major || parent.minor !== mount.minor) {
+    return false;
+  }
+  const beneath = posix.relative(parent.mountPoint, mount.mountPoint);
+  return !beneath.startsWith('..') && posix.join(parent.root, beneath) === mount.root;
+}
+
+/** Detaches the mounts that shared mode makes in input roots (the input root's bind onto
+ * itself, /proc, /sys, /dev, /tmp and what is in them) left beneath the build directory by a
+ * runner that was killed; never the build directory's own mount (unless `inputRoot` says the
+ * directory is an input root), nor any other mount. Call it at start-up, before any action
  * runs. Returns the mountpoints it detached. */
-export function sweepStaleMounts(buildDirectoryPath: string): string[] {
+export function sweepStaleMounts(
+  buildDirectoryPath: string,
+  options: { readonly inputRoot?: boolean } = {},
+): string[] {
   // mountinfo shows canonical paths.
   const canonical = realpathSync.native(buildDirectoryPath);
   if (canonical === '/') throw new Error('refusing to sweep mounts beneath /');
@@ -304,10 +328,18 @@ export function sweepStaleMounts(buildDirectoryPath: string): string[] {
   const directory = openDirectory(canonical);
   try {
     const swept: string[] = [];
+    const all = new Map(listAllMounts().map((mount) => [mount.id, mount]));
     // Outermost first: detaching one takes what is mounted beneath it along.
     for (const mount of listMounts(canonical)) {
+      // `inputRoot`: the directory is an input root (the CLI's run), whose own bind goes too.
+      if (mount.mountPoint === canonical && options.inputRoot === true && isSelfBind(mount, all)) {
+        // Takes what is mounted in it along.
+        unmountat(openMount(directory, '.'));
+        return ['.'];
+      }
       const relative = mount.mountPoint.slice(prefix.length);
-      if (!mount.mountPoint.startsWith(prefix) || !isSpecialMountpoint(relative)) continue;
+      if (!mount.mountPoint.startsWith(prefix)) continue;
+      if (!isSpecialMountpoint(relative) && !isSelfBind(mount, all)) continue;
       if (swept.some((done) => relative === done || relative.startsWith(`${done}/`))) continue;
       detachStack(directory, relative);
       swept.push(relative);
