@@ -13,6 +13,7 @@ import {
   detectFeatures,
   isolationModeSupport,
   type ModeSupport,
+  stillOpen,
 } from '../sandbox/features.js';
 import { ActionError, defaultIsolation, type IsolationMode, runAction } from '../sandbox/index.js';
 import { withAlternatives } from '../server/preflight.js';
@@ -130,6 +131,13 @@ async function doctor(options: DoctorOptions): Promise<number> {
       ...modes.map((support) => formatMode(support, probed)),
       '',
       usable.length > 0 ? `Usable here: ${usable.join(', ')}.` : 'No isolation mode works here.',
+      '',
+      'What each mode does not stop (SECURITY.md):',
+      ...modes.flatMap((support) =>
+        stillOpen[support.mode].map(
+          (text) => `  ${support.mode.padEnd('namespaces'.length)}  ${text}`,
+        ),
+      ),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   }

@@ -21,6 +21,7 @@ import { isStepError, spawn, watchExit } from '../syscalls/process.js';
 import { capabilityNumbers } from './capabilities.js';
 import { mountNamespaceTemplate } from './host.js';
 import { beneathNoSymlinks, cwd, PlanBuilder, type StepInfo } from './plan.js';
+import { defaultSeccomp, seccompEntryNames, unfilteredSyscalls } from './seccomp.js';
 import type { IsolationMode } from './types.js';
 
 /** ok: present and usable; unavailable: absent or refused; unknown: could not be probed. */
@@ -72,6 +73,7 @@ export interface Features {
     readonly procVisible: Check;
     readonly procInUserNamespace: Check;
     readonly seccomp: Check;
+    readonly actionSeccomp: Check;
     readonly cgroup: Check;
     readonly buildDirectory?: Check;
   };
@@ -557,6 +559,48 @@ function seccompCheck(
   return ok(title, `filter mode${count}; nothing the probes need was refused`);
 }
 
+/** Whether the actions' seccomp filter compiles here (libseccomp.so.2 is loaded at run time). */
+function actionSeccompCheck(): Check {
+  const title = "actions' seccomp filter";
+  try {
+    const unknown = unfilteredSyscalls(defaultSeccomp);
+    return unknown.length === 0
+      ? ok(title, `compiled with libseccomp (${seccompEntryNames.length} entries, docs/seccomp.md)`)
+      : unavailable(
+          title,
+          `libseccomp does not know ${unknown.join(', ')}: not filtered`,
+          'install a newer libseccomp2',
+        );
+  } catch (error) {
+    if (!isSystemError(error)) throw error;
+    return unavailable(
+      title,
+      `libseccomp cannot be loaded (${error.message})`,
+      'apt-get install libseccomp2 (or set chrootRunner.seccomp.enabled: false, and lose the filter)',
+    );
+  }
+}
+
+/** What each mode leaves open, whatever the host (SECURITY.md explains each). */
+export const stillOpen: Readonly<Record<IsolationMode, readonly string[]>> = {
+  namespaces: [
+    "a uid-0 action (no runCommandsAs) is the host's uid 0 outside: it can rewrite read-only input files that bb_worker hard-links from its cache (set runCommandsAs, or use rootless with an unprivileged runner)",
+    'process count and memory are not bounded per action (cgroups: a separate issue)',
+  ],
+  shared: [
+    "a uid-0 action (no runCommandsAs) is the host's uid 0 outside: it can rewrite read-only cached input files (set runCommandsAs)",
+    "/sys is the host's sysfs (read-only): it lists the host's network interfaces and devices",
+    'process count and memory are not bounded per action (cgroups: a separate issue)',
+  ],
+  none: [
+    "a plain chroot, as bb_runner: the host's network, PID, IPC and mount namespaces, no /proc, /sys or /dev, stdin the host's /dev/null; only setsid, a fresh keyring and the seccomp filter apply",
+  ],
+  rootless: [
+    "actions have the runner's uid outside: run it unprivileged (as root, rootless actions are the host's root in their user namespace and can rewrite cached inputs)",
+    'process count and memory are not bounded per action (cgroups: a separate issue)',
+  ],
+};
+
 function cgroupCheck(): Check {
   const title = 'cgroup';
   let type: number;
@@ -699,6 +743,7 @@ export async function detectFeatures(options: { buildDirectory?: string } = {}):
     procVisible: procVisibleCheck(),
     procInUserNamespace: procInUserNamespaceCheck(procInUserNamespace),
     seccomp: seccompCheck(seccompMode, status.get('Seccomp_filters'), refused),
+    actionSeccomp: actionSeccompCheck(),
     cgroup: cgroupCheck(),
     ...(options.buildDirectory === undefined
       ? {}

@@ -144,6 +144,10 @@ export async function preflight(configuration: ApplicationConfiguration): Promis
     problems.push({ problem: `${build.title} ${build.detail}`, fix: build.fix ?? '' });
   }
   problems.push(...pathProblems(configuration));
+  const filter = features.checks.actionSeccomp;
+  if (configuration.isolation.seccomp.enabled && filter.status === 'unavailable') {
+    problems.push({ problem: `${filter.title}: ${filter.detail}`, fix: filter.fix ?? '' });
+  }
   return { features, mode, problems };
 }
 
