@@ -1,4 +1,5 @@
-// The default isolation: everything the issue asks for, nothing more.
+// The default isolation: namespaces mode with every special filesystem, Docker's default
+// capabilities, a network namespace of its own and the seccomp filter.
 import { defaultCapabilities } from './capabilities.js';
 import { defaultSeccomp } from './seccomp.js';
 import type { IsolationSettings, SpecialFilesystems } from './types.js';
@@ -19,6 +20,6 @@ export const defaultIsolation: IsolationSettings = {
   mode: 'namespaces',
   filesystems: defaultFilesystems,
   keepCapabilities: defaultCapabilities,
-  hostNetwork: false,
+  network: true,
   seccomp: defaultSeccomp,
 };

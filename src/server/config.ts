@@ -5,13 +5,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
 import { defaultFilesystems } from '../sandbox/defaults.js';
+import { isolationModes } from '../sandbox/modes/registry.js';
 import { seccompEntryNames } from '../sandbox/seccomp.js';
-import {
-  type Credentials,
-  type IsolationMode,
-  type IsolationSettings,
-  isolationModes,
-} from '../sandbox/types.js';
+import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
 import {
   absolutePath,
   anyObject,
@@ -175,7 +171,7 @@ const chrootRunner = object({
   keepCapabilities: optional(array(oneOf(Object.keys(capabilityNumbers))), [
     ...defaultCapabilities,
   ]),
-  hostNetwork: optional(boolean, false),
+  network: optional(boolean, true),
   seccomp: optional(
     object({
       enabled: optional(boolean, true),
@@ -312,7 +308,7 @@ export function parseConfiguration(
       mode,
       filesystems: runner.filesystems,
       keepCapabilities: runner.keepCapabilities,
-      hostNetwork: runner.hostNetwork,
+      network: runner.network,
       seccomp: runner.seccomp,
       ...(runner.userNamespace === undefined
         ? {}

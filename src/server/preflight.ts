@@ -9,7 +9,7 @@ import {
   type Features,
   isolationModeSupport,
   type ModeSupport,
-} from '../sandbox/features.js';
+} from '../doctor/index.js';
 import type { IsolationMode } from '../sandbox/types.js';
 import type { ApplicationConfiguration } from './config.js';
 
@@ -144,10 +144,6 @@ export async function preflight(configuration: ApplicationConfiguration): Promis
     problems.push({ problem: `${build.title} ${build.detail}`, fix: build.fix ?? '' });
   }
   problems.push(...pathProblems(configuration));
-  const filter = features.checks.actionSeccomp;
-  if (configuration.isolation.seccomp.enabled && filter.status === 'unavailable') {
-    problems.push({ problem: `${filter.title}: ${filter.detail}`, fix: filter.fix ?? '' });
-  }
   return { features, mode, problems };
 }
 
