@@ -295,7 +295,7 @@ describe('runAction settings', () => {
     assert.match(stdout, /^lo\n(unknown|up)\n$/);
   });
 
-  leakFree('hostNetwork: the runner’s network namespace', async () => {
+  leakFree('network false: the runner’s network namespace', async () => {
     const { stdout } = await shell('namespaces', 'readlink /proc/self/ns/net', {
       isolation: { ...defaultIsolation, network: false },
     });

@@ -69,7 +69,7 @@ describe('configuration', () => {
         createMountpoints: true,
       },
       keepCapabilities: defaultCapabilities,
-      hostNetwork: false,
+      network: true,
       seccomp: { enabled: true, allow: [] },
     });
     assert.equal(configuration.shutdownGracePeriodMs, 30_000);
