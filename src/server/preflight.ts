@@ -62,31 +62,20 @@ function unusableDirectory(path: string): string | undefined {
   }
 }
 
-/** Why a socket's directory lets others replace the socket (undefined when it does not): a
- * directory others may write, without the sticky bit, lets them rename it away and put their
- * own in its place. */
-function exposedDirectory(path: string): string | undefined {
-  const { mode } = statSync(path);
-  if ((mode & 0o022) === 0 || (mode & 0o1000) !== 0) return undefined;
-  return `is writable by other users (mode ${(mode & 0o7777).toString(8).padStart(4, '0')}): one of them could replace the socket`;
-}
-
 /** The directories and files the configuration names, checked as the runner will use them. */
 function pathProblems(configuration: ApplicationConfiguration): Problem[] {
   const problems: Problem[] = [];
   for (const server of configuration.grpcServers) {
     for (const socket of server.listenPaths) {
       const directory = dirname(socket);
-      const why = unusableDirectory(directory) ?? exposedDirectory(directory);
+      const why = unusableDirectory(directory);
       if (why === undefined) continue;
       problems.push({
         problem: `the directory of the socket ${socket}, ${directory}, ${why}`,
         fix:
           why === 'does not exist'
             ? `create ${directory} before starting the runner (bb-deployments: in the volume-init container), or change grpcServers[].listenPaths`
-            : why.startsWith('is writable by other users')
-              ? `chmod go-w ${directory} (or set its sticky bit), or put the socket in a directory of the runner's own`
-              : `let the runner's user create files in ${directory}, or change grpcServers[].listenPaths`,
+            : `let the runner's user create files in ${directory}, or change grpcServers[].listenPaths`,
       });
     }
   }
