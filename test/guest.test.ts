@@ -7,7 +7,7 @@ import { runInGuest } from './guest/guest.js';
 import { needsRoot } from './helpers/leaks.js';
 
 /** The test files that run in the guest too. */
-const guestTests = ['dist/test/cgroups.test.js'];
+const guestTests = ['dist/test/cgroups.test.js', 'dist/test/sandbox-cgroups.test.js'];
 
 const insideGuest = process.env.CHROOT_RUNNER_GUEST === '1' ? 'already in the guest' : false;
 

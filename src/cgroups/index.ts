@@ -1,5 +1,6 @@
 // The cgroup layer: a cgroup per action beneath the runner's own, on cgroup v2 where the
 // runner's cgroup offers the controllers, on the v1 hierarchies otherwise. See types.ts.
+import { isSystemError } from '../syscalls/index.js';
 import { type CgroupLayout, cgroupLayout } from './discovery.js';
 import type { CgroupTree } from './types.js';
 import { v1Tree } from './v1.js';
@@ -46,8 +47,19 @@ export function openCgroupTree(options: CgroupTreeOptions): CgroupTree {
     throw new TypeError(`invalid cgroup scope name '${options.scope}'`);
   }
   const layout = cgroupLayout();
-  if (chooseVersion(layout, options.version) === 2 && layout.unified !== null) {
-    return v2Tree(layout.unified.directory, layout.unified.controllers, options.scope);
+  try {
+    if (chooseVersion(layout, options.version) === 2 && layout.unified !== null) {
+      return v2Tree(layout.unified.directory, layout.unified.controllers, options.scope);
+    }
+    return v1Tree(layout.v1, options.scope);
+  } catch (error) {
+    // Not delegated: an unprivileged runner on root's cgroups, or a read-only cgroupfs.
+    if (isSystemError(error) && ['EACCES', 'EPERM', 'EROFS'].includes(error.code)) {
+      throw new CgroupsUnavailable(
+        `the runner may not make cgroups beneath its own (${error.message}): delegate its cgroup to it`,
+        { cause: error },
+      );
+    }
+    throw error;
   }
-  return v1Tree(layout.v1, options.scope);
 }

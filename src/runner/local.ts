@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { anyPack, type Duration, DurationSchema } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
+import type { CgroupLimits, CgroupTree, PressureTotals } from '../cgroups/index.js';
 import {
+  CgroupResourceUsage_PressureSchema,
+  CgroupResourceUsageSchema,
   type CheckReadinessRequest,
   POSIXResourceUsageSchema,
   type RunRequest,
@@ -12,6 +15,7 @@ import {
   RunResponseSchema,
 } from '../proto/index.js';
 import {
+  type ActionCgroupUsage,
   ActionError,
   type ActionResult,
   type ActionSpec,
@@ -25,6 +29,16 @@ import { type Runner, RunnerError, wrapError, wrapErrorWithCode } from './runner
 
 export type ExecuteAction = (spec: ActionSpec) => Promise<ActionResult>;
 
+/** A cgroup per action (chrootRunner.cgroups). */
+export interface LocalRunnerCgroups {
+  readonly tree: CgroupTree;
+  readonly limits: CgroupLimits;
+  /** exitStatus: the response bb_runner would give, with oom_killed in the usage message;
+   * resourceExhausted: RESOURCE_EXHAUSTED instead, which bb_worker reports and Bazel retries
+   * (and which carries no resource usage: bb_worker keeps it only from a response). */
+  readonly oomReporting: 'exitStatus' | 'resourceExhausted';
+}
+
 export interface LocalRunnerOptions {
   /** Handle on the build directory, opened once at start-up. */
   readonly buildDirectory: DirectoryHandle;
@@ -36,6 +50,7 @@ export interface LocalRunnerOptions {
   readonly setTmpdirEnvironmentVariable: boolean;
   /** The execution engine (src/sandbox's runAction). */
   readonly execute: ExecuteAction;
+  readonly cgroups?: LocalRunnerCgroups;
 }
 
 /** The engine's result behind each response of LocalRunner, for metrics and logs. Decorators
@@ -89,6 +104,9 @@ export class LocalRunner implements Runner {
       credentials: this.#options.credentials,
       isolation,
       signal,
+      ...(this.#options.cgroups === undefined
+        ? {}
+        : { cgroup: { tree: this.#options.cgroups.tree, limits: this.#options.cgroups.limits } }),
     };
     let result: ActionResult;
     try {
@@ -100,9 +118,19 @@ export class LocalRunner implements Runner {
       exitCode: BigInt(result.exitCode ?? -1),
       resourceUsage: [
         anyPack(POSIXResourceUsageSchema, posixResourceUsage(result.resourceUsage, result)),
+        ...(result.cgroupUsage === undefined
+          ? []
+          : [anyPack(CgroupResourceUsageSchema, cgroupResourceUsage(result.cgroupUsage))]),
       ],
     });
     actionResults.set(response, result);
+    const usage = result.cgroupUsage;
+    if (usage?.oomKilled === true && this.#options.cgroups?.oomReporting === 'resourceExhausted') {
+      throw new RunnerError(
+        status.RESOURCE_EXHAUSTED,
+        `Action ran out of memory: the OOM killer killed ${usage.oomKills} of its processes at its limit of ${usage.memoryLimitBytes ?? 'no'} bytes`,
+      );
+    }
     return response;
   }
 
@@ -214,5 +242,37 @@ function posixResourceUsage(usage: ResourceUsage, result: ActionResult) {
     voluntaryContextSwitches: BigInt(usage.voluntaryContextSwitches),
     involuntaryContextSwitches: BigInt(usage.involuntaryContextSwitches),
     terminationSignal: result.terminationSignal ?? '',
+  });
+}
+
+function pressure(totals: PressureTotals) {
+  return create(CgroupResourceUsage_PressureSchema, {
+    some: duration(totals.someMicroseconds * 1000n),
+    full: duration(totals.fullMicroseconds * 1000n),
+  });
+}
+
+function cgroupResourceUsage(usage: ActionCgroupUsage) {
+  return create(CgroupResourceUsageSchema, {
+    cgroupVersion: usage.version,
+    memoryPeak: BigInt(usage.memoryPeakBytes),
+    memoryLimit: BigInt(usage.memoryLimitBytes ?? 0),
+    memoryLimitHits: BigInt(usage.memoryLimitHits),
+    oomEvents: BigInt(usage.oomEvents),
+    oomKills: BigInt(usage.oomKills),
+    oomKilled: usage.oomKilled,
+    pidsLimitHits: BigInt(usage.pidsLimitHits),
+    pidsPeak: BigInt(usage.pidsPeak ?? 0),
+    cpuUserTime: duration(usage.cpuUserNanoseconds),
+    cpuSystemTime: duration(usage.cpuSystemNanoseconds),
+    ioReadBytes: BigInt(usage.ioReadBytes),
+    ioWriteBytes: BigInt(usage.ioWriteBytes),
+    ...(usage.pressure === null
+      ? {}
+      : {
+          cpuPressure: pressure(usage.pressure.cpu),
+          memoryPressure: pressure(usage.pressure.memory),
+          ioPressure: pressure(usage.pressure.io),
+        }),
   });
 }

@@ -2,6 +2,7 @@
 // settings say, and reports how it ended. See types.ts for the contract.
 import { realpathSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import type { ActionCgroup } from '../cgroups/index.js';
 import { listMounts, type Mount, openMount, unmountat } from '../mounts/index.js';
 import { type DirectoryHandle, type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
 import {
@@ -29,7 +30,12 @@ import {
   workingDirectoryPath,
 } from './request.js';
 import { buildPlan, hasPidNamespace, pivotsIntoRoot, type RequestFiles } from './setup.js';
-import { ActionError, type ActionResult, type ActionSpec } from './types.js';
+import {
+  type ActionCgroupUsage,
+  ActionError,
+  type ActionResult,
+  type ActionSpec,
+} from './types.js';
 
 export { defaultCapabilities } from './capabilities.js';
 export { defaultFilesystems, defaultIsolation } from './defaults.js';
@@ -171,6 +177,20 @@ async function waitForExit(
   }
 }
 
+let cgroupsMade = 0;
+
+/** Kills what is left in the action's cgroup, reads its totals, removes it. */
+async function finishCgroup(spec: ActionSpec, cgroup: ActionCgroup): Promise<ActionCgroupUsage> {
+  await cgroup.kill();
+  const usage = cgroup.usage();
+  await cgroup.remove();
+  return {
+    ...usage,
+    memoryLimitBytes: spec.cgroup?.limits.memoryMaxBytes ?? null,
+    oomKilled: usage.oomKills > 0,
+  };
+}
+
 /** Runs one action; see ActionSpec. Rejects with ActionError when it could not be run, with
  * an AbortError when spec.signal aborted it. */
 export async function runAction(spec: ActionSpec): Promise<ActionResult> {
@@ -184,6 +204,8 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
   let spawned: SpawnedProcess | undefined;
   let ran: { exit: ProcessExit; aborted: boolean };
   let unmountFailure: unknown;
+  let cgroup: ActionCgroup | undefined;
+  let cgroupUsage: ActionCgroupUsage | undefined;
   let program = '';
   let launched = started;
   let exited = started;
@@ -213,8 +235,29 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
         throw error instanceof SetupError ? setupFailure(error) : error;
       }
     }
+    if (spec.cgroup !== undefined) {
+      cgroupsMade += 1;
+      try {
+        cgroup = spec.cgroup.tree.create(`action-${cgroupsMade}`, spec.cgroup.limits);
+      } catch (error) {
+        const cause = isSystemError(error) ? error : undefined;
+        throw new ActionError(
+          'internal',
+          `Failed to create the action's cgroup: ${String((error as Error).message)}`,
+          cause,
+        );
+      }
+    }
     spawned = await launch(
-      buildPlan(withoutChroot(spec), host, files, program, workingDirectory, procHolder),
+      buildPlan(
+        withoutChroot(spec),
+        host,
+        files,
+        program,
+        workingDirectory,
+        procHolder,
+        cgroup?.joinDirectories,
+      ),
     );
     launched = performance.now();
     // The action holds its own copies now.
@@ -231,6 +274,7 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
       // Reported below, unless something else is being thrown already.
       unmountFailure = error;
     }
+    if (cgroup !== undefined) cgroupUsage = await finishCgroup(spec, cgroup);
   }
   if (unmountFailure !== undefined) {
     const cause = isSystemError(unmountFailure) ? unmountFailure : undefined;
@@ -240,6 +284,7 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
   if (ran.aborted && signal !== undefined) throw abortError(signal);
   return {
     ...outcome(ran.exit, program),
+    ...(cgroupUsage === undefined ? {} : { cgroupUsage }),
     timings: {
       setup: launched - started,
       run: exited - launched,

@@ -28,6 +28,7 @@ const CLONE_NEWIPC = 0x08000000;
 const CLONE_NEWPID = 0x20000000;
 const CLONE_NEWNET = 0x40000000;
 const CLONE_NEWUSER = 0x10000000;
+const CLONE_NEWCGROUP = 0x02000000;
 
 /** File descriptors of the init: the status pipe, and in subreaper mode its children list. */
 const statusFd = 3;
@@ -167,6 +168,19 @@ function planRootInEmptyNamespace(plan: PlanBuilder, inputRoot: Slot): Slot {
 /** The child's setup: isolation, working directory, stdio, privileges, exec of the init. In
  * shared mode, `procHolder` is the runner's mount at /proc on which the child mounts the
  * procfs (see mountSpecialFilesystems). */
+/** The child joins the action's cgroup (each hierarchy's, on v1) before it runs anything of
+ * the action, then takes a cgroup namespace rooted there: the action sees its cgroup as /
+ * and no cgroup above it. In rootless mode it runs once the child has its ids mapped, as
+ * the delegated subtree's owner. */
+function planCgroup(plan: PlanBuilder, directories: readonly Fd[]): void {
+  if (directories.length === 0) return;
+  const join = runnerStep("join the action's cgroup");
+  for (const directory of directories) {
+    plan.writeFile(join, plan.inherit(directory.fd), 'cgroup.procs', '0');
+  }
+  plan.unshare(runnerStep('create a cgroup namespace'), CLONE_NEWCGROUP);
+}
+
 export function buildPlan(
   spec: ActionSpec,
   host: HostResources,
@@ -174,12 +188,14 @@ export function buildPlan(
   program: string,
   workingDirectory: string,
   procHolder?: Mount,
+  cgroupDirectories: readonly Fd[] = [],
 ): PlanBuilder {
   const { isolation } = spec;
   const pid1 = hasPidNamespace(isolation.mode);
   const rootless = isolation.mode === 'rootless';
   const userIds = rootless ? userNamespaceIds(spec) : undefined;
   const plan = new PlanBuilder();
+  if (!rootless) planCgroup(plan, cgroupDirectories);
   const inputRoot = plan.inherit(files.inputRoot.fd);
   let root: Slot;
   let children: Slot | undefined;
@@ -193,6 +209,7 @@ export function buildPlan(
       (isolation.network ? CLONE_NEWNET : 0) |
       (rootless ? CLONE_NEWUSER : 0);
     if (userIds !== undefined) planIdMaps(plan, userIds);
+    if (rootless) planCgroup(plan, cgroupDirectories);
     if (isolation.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
     let clones: HostClones;
     if (rootless) {

@@ -1,5 +1,6 @@
 // The execution engine's contract: what an action is, how it is isolated, what comes back.
 // The runner layer (src/runner) depends on this file only through src/sandbox/index.ts.
+import type { CgroupLimits, CgroupTree, CgroupUsage } from '../cgroups/index.js';
 import type { DirectoryHandle } from '../syscalls/index.js';
 
 /** How an action is isolated.
@@ -84,6 +85,16 @@ export interface ActionSpec {
   readonly isolation: IsolationSettings;
   /** Aborting kills the whole action tree; run() then rejects with an AbortError. */
   readonly signal?: AbortSignal;
+  /** A cgroup of its own for the action, made in `tree` with `limits`, entered before the
+   * action runs anything, killed as a whole and removed after it. None when absent. */
+  readonly cgroup?: { readonly tree: CgroupTree; readonly limits: CgroupLimits };
+}
+
+/** What the action's cgroup accounted. */
+export interface ActionCgroupUsage extends CgroupUsage {
+  readonly memoryLimitBytes: number | null;
+  /** The OOM killer killed a process of the action (memory.events, memory.oom_control). */
+  readonly oomKilled: boolean;
 }
 
 /** Buildbarn's POSIXResourceUsage, in plain numbers. */
@@ -109,6 +120,8 @@ export interface ActionResult {
   /** The signal's name without SIG ("KILL", "SEGV") when a signal killed it, else null. */
   readonly terminationSignal: string | null;
   readonly resourceUsage: ResourceUsage;
+  /** When the action had a cgroup (spec.cgroup). */
+  readonly cgroupUsage?: ActionCgroupUsage;
   /** Milliseconds spent setting up, running and tearing down, for metrics and logs. */
   readonly timings: { readonly setup: number; readonly run: number; readonly teardown: number };
 }

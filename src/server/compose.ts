@@ -5,7 +5,7 @@ import { CleanRunner } from '../runner/clean.js';
 import { type Cleaner, chainCleaners, IdleInvoker } from '../runner/cleaner.js';
 import { commandCleaner } from '../runner/command-cleaner.js';
 import { directoryCleaner } from '../runner/directory-cleaner.js';
-import { LocalRunner } from '../runner/local.js';
+import { LocalRunner, type LocalRunnerCgroups } from '../runner/local.js';
 import { PathExistenceCheckingRunner } from '../runner/path-existence-checking.js';
 import { processTableCleaner } from '../runner/process-table-cleaner.js';
 import type { Runner } from '../runner/runner.js';
@@ -17,6 +17,7 @@ import type { ApplicationConfiguration } from './config.js';
 export async function composeRunner(
   configuration: ApplicationConfiguration,
   buildDirectory: DirectoryHandle,
+  cgroups?: LocalRunnerCgroups,
 ): Promise<Runner> {
   let runner: Runner = new LocalRunner({
     buildDirectory,
@@ -25,6 +26,7 @@ export async function composeRunner(
     credentials: configuration.runCommandsAs,
     setTmpdirEnvironmentVariable: configuration.setTmpdirEnvironmentVariable,
     execute: runAction,
+    ...(cgroups === undefined ? {} : { cgroups }),
   });
 
   for (const symlinkPath of configuration.symlinkTemporaryDirectories) {

@@ -5,7 +5,9 @@ import { once } from 'node:events';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { CgroupsUnavailable, type CgroupTree, openCgroupTree } from '../cgroups/index.js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
+import type { LocalRunnerCgroups } from '../runner/local.js';
 import { RunnerError } from '../runner/runner.js';
 import { prepareSandbox, sweepStaleMounts } from '../sandbox/index.js';
 import { openDirectory } from '../syscalls/index.js';
@@ -64,6 +66,28 @@ export interface StartOptions {
   readonly logLevel?: string;
 }
 
+/** The tree of the actions' cgroups, swept of what a killed runner left; undefined when the
+ * configuration turns cgroups off, or (mode auto) the runner cannot make them. */
+async function openActionCgroups(
+  configuration: ApplicationConfiguration,
+  logger: Logger,
+): Promise<LocalRunnerCgroups | undefined> {
+  const settings = configuration.cgroups;
+  if (settings === undefined) return undefined;
+  let tree: CgroupTree;
+  try {
+    tree = openCgroupTree({ scope: settings.scope, version: settings.version });
+  } catch (error) {
+    if (settings.required || !(error instanceof CgroupsUnavailable)) throw error;
+    logger.warn({ reason: error.message }, 'actions run without a cgroup of their own');
+    return undefined;
+  }
+  const swept = await tree.sweep();
+  if (swept.length > 0) logger.warn({ swept }, "cgroups of a previous runner's actions removed");
+  logger.info({ version: tree.version, directories: tree.directories }, 'a cgroup per action');
+  return { tree, limits: settings.limits, oomReporting: settings.oomReporting };
+}
+
 export async function startServer(
   configuration: ApplicationConfiguration,
   options: StartOptions = {},
@@ -82,7 +106,9 @@ export async function startServer(
   const closers: (() => Promise<void> | void)[] = [() => buildDirectory.close()];
   const grpcServers: Server[] = [];
   try {
-    const runner = await composeRunner(configuration, buildDirectory);
+    const cgroups = await openActionCgroups(configuration, logger);
+    if (cgroups !== undefined) closers.push(() => cgroups.tree.close());
+    const runner = await composeRunner(configuration, buildDirectory, cgroups);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;
