@@ -43,8 +43,15 @@ export interface GrpcServerConfiguration {
   readonly maximumReceivedMessageSizeBytes: number | undefined;
 }
 
+export interface DiagnosticsListener {
+  /** A TCP address in Go's form. */
+  readonly address: string;
+  /** As GrpcServerConfiguration's: that server's authenticationPolicy.deny. */
+  readonly denyMessage: string | undefined;
+}
+
 export interface DiagnosticsHttpServerConfiguration {
-  readonly listenAddresses: readonly string[];
+  readonly listeners: readonly DiagnosticsListener[];
   readonly enablePrometheus: boolean;
 }
 
@@ -283,9 +290,16 @@ export function parseConfiguration(
     symlinkTemporaryDirectories: parsed.symlinkTemporaryDirectories,
     runCommandCleaner: parsed.runCommandCleaner,
     diagnosticsHttpServer: diagnostics && {
-      listenAddresses: [
-        ...(diagnostics.listenAddress === undefined ? [] : [diagnostics.listenAddress]),
-        ...diagnostics.httpServers.flatMap((server) => server.listenAddresses),
+      listeners: [
+        ...(diagnostics.listenAddress === undefined
+          ? []
+          : [{ address: diagnostics.listenAddress, denyMessage: undefined }]),
+        ...diagnostics.httpServers.flatMap((server) =>
+          server.listenAddresses.map((address) => ({
+            address,
+            denyMessage: server.authenticationPolicy?.deny,
+          })),
+        ),
       ],
       enablePrometheus: diagnostics.enablePrometheus,
     },

@@ -15,9 +15,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The Debian packages the guest needs, installed by ensureGuestPackages. */
-export const guestPackages = ['qemu-system-x86', 'linux-image-amd64', 'busybox-static'];
-
 const qemu = '/usr/bin/qemu-system-x86_64';
 const busybox = '/bin/busybox';
 
@@ -43,27 +40,15 @@ function guestKernel(): string | undefined {
     .at(-1);
 }
 
-/** Installs the guest's packages unless they are there (a fresh CI machine has none). */
-export function ensureGuestPackages(): string {
-  if (!existsSync(qemu) || !existsSync(busybox) || guestKernel() === undefined) {
-    execFileSync(
-      'apt-get',
-      [
-        '-o',
-        'DPkg::Lock::Timeout=600',
-        'install',
-        '-y',
-        '--no-install-recommends',
-        ...guestPackages,
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      },
+/** The guest kernel's release; test/install-packages.sh (npm test's first step) installs
+ * qemu-system-x86, linux-image-amd64 and busybox-static. */
+function guestRelease(): string {
+  const release = guestKernel();
+  if (!existsSync(qemu) || !existsSync(busybox) || release === undefined) {
+    throw new Error(
+      'the guest needs qemu-system-x86, linux-image-amd64 (6.1) and busybox-static: bash test/install-packages.sh',
     );
   }
-  const release = guestKernel();
-  if (release === undefined) throw new Error('no Linux 6.1 kernel in /boot after installing');
   return release;
 }
 
@@ -127,7 +112,7 @@ export interface GuestRun {
 /** Boots the guest, runs argv in the current directory there, and resolves with its exit
  * status and the console's output once qemu has exited. qemu is killed at `timeoutMs`. */
 export async function runInGuest(argv: readonly string[], timeoutMs: number): Promise<GuestRun> {
-  const release = ensureGuestPackages();
+  const release = guestRelease();
   const directory = mkdtempSync(join(tmpdir(), 'chroot-runner-guest-'));
   try {
     const initramfs = buildInitramfs(release, directory, argv);
