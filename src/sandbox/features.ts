@@ -3,10 +3,17 @@
 // what the kernel reports, and says in one line what it saw and, when negative, the fix.
 // `doctor` prints these; the engine may use them to refuse a mode with a useful message.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, statfsSync } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  readFileSync,
+  realpathSync,
+  statfsSync,
+} from 'node:fs';
 import { constants as osConstants, release } from 'node:os';
 import { resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
+import { type CgroupLayout, cgroupLayout, chooseVersion } from '../cgroups/index.js';
 import { type MountInfo, readMountinfo } from '../mounts/index.js';
 import {
   constants,
@@ -84,8 +91,6 @@ const CLONE_NEWUSER = 0x10000000;
 const CLONE_NEWPID = 0x20000000;
 
 const FUSE_SUPER_MAGIC = 0x65735546;
-const CGROUP2_SUPER_MAGIC = 0x63677270;
-const TMPFS_MAGIC = 0x01021994;
 
 function ok(title: string, detail: string): Check {
   return { title, status: 'ok', detail };
@@ -557,21 +562,38 @@ function seccompCheck(
   return ok(title, `filter mode${count}; nothing the probes need was refused`);
 }
 
+/** Whether actions can get a cgroup of their own: a cgroup the runner may make
+ * sub-cgroups in, on v2 with the memory and pids controllers, or on the v1 hierarchies. */
 function cgroupCheck(): Check {
   const title = 'cgroup';
-  let type: number;
+  const lost =
+    'actions run without a cgroup of their own: no per-action memory or process limits, accounting or OOM reporting';
+  const fix =
+    'delegate a cgroup to the runner (a container with its own cgroup namespace, or a systemd unit with Delegate=yes; docs/deployment.md)';
+  let layout: CgroupLayout;
+  let version: 1 | 2;
   try {
-    type = statfsSync('/sys/fs/cgroup').type;
-  } catch {
-    return ok(title, '/sys/fs/cgroup is not mounted (the runner does not need it)');
+    layout = cgroupLayout();
+    version = chooseVersion(layout, 'auto');
+  } catch (error) {
+    return unavailable(title, `${(error as Error).message}: ${lost}`, fix);
   }
-  const own = readSetting('/proc/self/cgroup')?.split('\n')[0] ?? '';
-  if (type === CGROUP2_SUPER_MAGIC) return ok(title, `v2 (unified), this process in ${own}`);
-  if (type === TMPFS_MAGIC) {
-    const hybrid = existsSync('/sys/fs/cgroup/unified');
-    return ok(title, hybrid ? 'v1 with a v2 hierarchy (hybrid)' : 'v1');
+  const directories =
+    version === 2 && layout.unified !== null
+      ? [layout.unified.directory]
+      : [...new Set(layout.v1.values())];
+  const closed = directories.filter((directory) => {
+    try {
+      accessSync(directory, fsConstants.W_OK);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (closed.length > 0) {
+    return unavailable(title, `v${version}, but ${closed.join(', ')} not writable: ${lost}`, fix);
   }
-  return ok(title, `unrecognised filesystem 0x${type.toString(16)} at /sys/fs/cgroup`);
+  return ok(title, `v${version}: a cgroup per action beneath ${directories.join(', ')}`);
 }
 
 /** The mount holding an absolute path: the longest mount point that contains it. */
