@@ -8,13 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CgroupLimits, openCgroupTree } from '../src/cgroups/index.js';
 import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
-import {
-  type ActionSpec,
-  defaultIsolation,
-  prepareSandbox,
-  runAction,
-} from '../src/sandbox/index.js';
-import { openDirectory } from '../src/syscalls/index.js';
+import { type ActionSpec, defaultIsolation, Engine } from '../src/sandbox/index.js';
 
 const actions = Number(process.env.BENCH_ACTIONS ?? 200);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -37,26 +31,28 @@ function median(values: readonly number[]): number {
 async function main(): Promise<void> {
   const path = mkdtempSync(join(tmpdir(), 'chroot-runner-bench-cgroup-'));
   populateBusyboxRoot(join(path, 'root'));
-  prepareSandbox();
-  const buildDirectory = openDirectory(path);
   const tree = openCgroupTree({ scope: `chroot-runner-bench-${process.pid}`, version: 'auto' });
+  const isolation = { ...defaultIsolation, mode: 'namespaces' as const };
+  const plain = await Engine.open({ buildDirectory: path, isolation });
+  const withCgroups = await Engine.open({
+    buildDirectory: path,
+    isolation,
+    cgroups: { tree, limits },
+  });
   const latencies = { without: [] as number[], with: [] as number[] };
   let index = 0;
   const once = async (cgroup: boolean): Promise<number> => {
     index += 1;
     const spec: ActionSpec = {
-      buildDirectory,
       inputRoot: 'root',
       arguments: ['/bin/true'],
       environment: { PATH: '/bin' },
       workingDirectory: '',
       stdoutPath: `${index}.stdout`,
       stderrPath: `${index}.stderr`,
-      isolation: { ...defaultIsolation, mode: 'namespaces' },
-      ...(cgroup ? { cgroup: { tree, limits } } : {}),
     };
     const started = performance.now();
-    const result = await runAction(spec);
+    const result = await (cgroup ? withCgroups : plain).run(spec);
     const elapsed = performance.now() - started;
     if (result.exitCode !== 0) throw new Error(`true exited with ${result.exitCode}`);
     return elapsed;
@@ -74,9 +70,10 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    plain.close();
+    withCgroups.close();
     await tree.sweep();
     tree.close();
-    buildDirectory.close();
     rmSync(path, { recursive: true, force: true });
   }
   const without = median(latencies.without);

@@ -1,10 +1,9 @@
 // The core runner: maps a RunRequest onto one action of the execution engine, and bb_runner's
 // errors and results onto gRPC statuses and a RunResponse.
-import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { anyPack, type Duration, DurationSchema } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
-import type { CgroupLimits, CgroupTree, PressureTotals } from '../cgroups/index.js';
+import type { PressureTotals } from '../cgroups/index.js';
 import {
   CgroupResourceUsage_PressureSchema,
   CgroupResourceUsageSchema,
@@ -14,43 +13,39 @@ import {
   type RunResponse,
   RunResponseSchema,
 } from '../proto/index.js';
+import { type ActionCgroupUsage, actionCgroupUsage } from '../sandbox/index.js';
 import {
-  type ActionCgroupUsage,
   ActionError,
   type ActionResult,
   type ActionSpec,
   type Credentials,
-  type IsolationSettings,
   type ResourceUsage,
 } from '../sandbox/types.js';
 import { type DirectoryHandle, openDirectoryBeneath, statAt } from '../syscalls/index.js';
 import { resolveRelativePath } from './paths.js';
 import { type Runner, RunnerError, wrapError, wrapErrorWithCode } from './runner.js';
 
-export type ExecuteAction = (spec: ActionSpec) => Promise<ActionResult>;
-
-/** A cgroup per action (chrootRunner.cgroups). */
-export interface LocalRunnerCgroups {
-  readonly tree: CgroupTree;
-  readonly limits: CgroupLimits;
-  /** exitStatus: the response bb_runner would give, with oom_killed in the usage message;
-   * resourceExhausted: RESOURCE_EXHAUSTED instead, which bb_worker reports and Bazel retries
-   * (and which carries no resource usage: bb_worker keeps it only from a response). */
-  readonly oomReporting: 'exitStatus' | 'resourceExhausted';
+/** What LocalRunner uses of the execution engine (src/sandbox's Engine). */
+export interface ActionEngine {
+  run(spec: ActionSpec): Promise<ActionResult>;
+  /** TMPDIR for an action whose temporary directory is `relative` to the build directory. */
+  temporaryDirectoryPath(relative: string): string;
 }
+
+/** exitStatus: the response bb_runner would give, with oom_killed in the usage message;
+ * resourceExhausted: RESOURCE_EXHAUSTED instead, which bb_worker reports and Bazel retries
+ * (and which carries no resource usage: bb_worker keeps it only from a response). */
+export type OomReporting = 'exitStatus' | 'resourceExhausted';
 
 export interface LocalRunnerOptions {
   /** Handle on the build directory, opened once at start-up. */
   readonly buildDirectory: DirectoryHandle;
-  /** Absolute host path of the same directory, for TMPDIR outside a chroot's /tmp. */
-  readonly buildDirectoryPath: string;
-  readonly isolation: IsolationSettings;
   /** runCommandsAs; the runner's own credentials when absent. */
   readonly credentials: Credentials | undefined;
   readonly setTmpdirEnvironmentVariable: boolean;
-  /** The execution engine (src/sandbox's runAction). */
-  readonly execute: ExecuteAction;
-  readonly cgroups?: LocalRunnerCgroups;
+  readonly engine: ActionEngine;
+  /** How an action the OOM killer ended is answered (chrootRunner.cgroups.oomReporting). */
+  readonly oomReporting?: OomReporting;
 }
 
 /** The engine's result behind each response of LocalRunner, for metrics and logs. Decorators
@@ -69,7 +64,6 @@ export class LocalRunner implements Runner {
     if (program === undefined) {
       throw new RunnerError(status.INVALID_ARGUMENT, 'Insufficient number of command arguments');
     }
-    const { isolation } = this.#options;
     const inputRoot = relative(
       request.inputRootDirectory,
       'Failed to resolve input root directory',
@@ -88,12 +82,11 @@ export class LocalRunner implements Runner {
     // TMPDIR comes first so that the request's own TMPDIR wins.
     const environment: Record<string, string> = {};
     if (this.#options.setTmpdirEnvironmentVariable && temporaryDirectory !== undefined) {
-      environment.TMPDIR = this.#temporaryDirectoryInside(temporaryDirectory);
+      environment.TMPDIR = this.#options.engine.temporaryDirectoryPath(temporaryDirectory);
     }
     Object.assign(environment, request.environmentVariables);
 
     const spec: ActionSpec = {
-      buildDirectory: this.#options.buildDirectory,
       inputRoot,
       arguments: request.arguments,
       environment,
@@ -102,44 +95,33 @@ export class LocalRunner implements Runner {
       stderrPath,
       temporaryDirectory,
       credentials: this.#options.credentials,
-      isolation,
       signal,
-      ...(this.#options.cgroups === undefined
-        ? {}
-        : { cgroup: { tree: this.#options.cgroups.tree, limits: this.#options.cgroups.limits } }),
     };
     let result: ActionResult;
     try {
-      result = await this.#options.execute(spec);
+      result = await this.#options.engine.run(spec);
     } catch (error) {
       throw runError(error, signal);
     }
+    const cgroupUsage = actionCgroupUsage(result);
     const response = create(RunResponseSchema, {
       exitCode: BigInt(result.exitCode ?? -1),
       resourceUsage: [
         anyPack(POSIXResourceUsageSchema, posixResourceUsage(result.resourceUsage, result)),
-        ...(result.cgroupUsage === undefined
+        ...(cgroupUsage === undefined
           ? []
-          : [anyPack(CgroupResourceUsageSchema, cgroupResourceUsage(result.cgroupUsage))]),
+          : [anyPack(CgroupResourceUsageSchema, cgroupResourceUsage(cgroupUsage))]),
       ],
     });
     actionResults.set(response, result);
-    const usage = result.cgroupUsage;
-    if (usage?.oomKilled === true && this.#options.cgroups?.oomReporting === 'resourceExhausted') {
+    const usage = cgroupUsage;
+    if (usage?.oomKilled === true && this.#options.oomReporting === 'resourceExhausted') {
       throw new RunnerError(
         status.RESOURCE_EXHAUSTED,
         `Action ran out of memory: the OOM killer killed ${usage.oomKills} of its processes at its limit of ${usage.memoryLimitBytes ?? 'no'} bytes`,
       );
     }
     return response;
-  }
-
-  /** TMPDIR as the action sees it: /tmp where the engine mounts the temporary directory,
-   * otherwise its host path, as bb_runner sets it. */
-  #temporaryDirectoryInside(temporaryDirectory: string): string {
-    const { mode, filesystems } = this.#options.isolation;
-    if (mode !== 'none' && filesystems.tmp) return '/tmp';
-    return join(this.#options.buildDirectoryPath, temporaryDirectory);
   }
 
   async checkReadiness(request: CheckReadinessRequest): Promise<void> {

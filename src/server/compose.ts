@@ -5,28 +5,25 @@ import { CleanRunner } from '../runner/clean.js';
 import { type Cleaner, chainCleaners, IdleInvoker } from '../runner/cleaner.js';
 import { commandCleaner } from '../runner/command-cleaner.js';
 import { directoryCleaner } from '../runner/directory-cleaner.js';
-import { LocalRunner, type LocalRunnerCgroups } from '../runner/local.js';
+import { LocalRunner, type OomReporting } from '../runner/local.js';
 import { PathExistenceCheckingRunner } from '../runner/path-existence-checking.js';
 import { processTableCleaner } from '../runner/process-table-cleaner.js';
 import type { Runner } from '../runner/runner.js';
 import { TemporaryDirectorySymlinkingRunner } from '../runner/temporary-directory-symlinking.js';
-import { runAction } from '../sandbox/index.js';
-import type { DirectoryHandle } from '../syscalls/index.js';
+import type { Engine } from '../sandbox/index.js';
 import type { ApplicationConfiguration } from './config.js';
 
 export async function composeRunner(
   configuration: ApplicationConfiguration,
-  buildDirectory: DirectoryHandle,
-  cgroups?: LocalRunnerCgroups,
+  engine: Engine,
+  oomReporting?: OomReporting,
 ): Promise<Runner> {
   let runner: Runner = new LocalRunner({
-    buildDirectory,
-    buildDirectoryPath: configuration.buildDirectoryPath,
-    isolation: configuration.isolation,
+    buildDirectory: engine.buildDirectory,
     credentials: configuration.runCommandsAs,
     setTmpdirEnvironmentVariable: configuration.setTmpdirEnvironmentVariable,
-    execute: runAction,
-    ...(cgroups === undefined ? {} : { cgroups }),
+    engine,
+    ...(oomReporting === undefined ? {} : { oomReporting }),
   });
 
   for (const symlinkPath of configuration.symlinkTemporaryDirectories) {

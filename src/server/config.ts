@@ -7,12 +7,8 @@ import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type { CgroupLimits, CgroupVersionChoice } from '../cgroups/index.js';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
-import {
-  type Credentials,
-  type IsolationMode,
-  type IsolationSettings,
-  isolationModes,
-} from '../sandbox/types.js';
+import { isolationModes } from '../sandbox/modes/registry.js';
+import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
 import {
   absolutePath,
   anyObject,

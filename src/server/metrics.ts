@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { listMounts } from '../mounts/index.js';
+import { actionCgroupUsage } from '../sandbox/index.js';
 import type { ActionResult } from '../sandbox/types.js';
 import { GrpcServerMetrics } from './grpc-metrics.js';
 
@@ -111,7 +112,7 @@ export class RunnerMetrics {
     if (result === undefined) return;
     const durations = this.#phases[outcome];
     for (const phase of phases) durations[phase].observe(result.timings[phase] / 1000);
-    const usage = result.cgroupUsage;
+    const usage = actionCgroupUsage(result);
     if (usage === undefined) return;
     this.#memoryPeak.observe(usage.memoryPeakBytes);
     if (usage.oomKilled) this.#atLimit.oom_kill.inc();

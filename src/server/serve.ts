@@ -1,16 +1,20 @@
-// Starts the runner: build directory handle, stale mount sweep, the composed runner, its gRPC
+// Starts the runner: the execution engine, its stale-resource sweep, the composed runner, its gRPC
 // servers and the diagnostics HTTP server; and stops it gracefully.
 
 import { once } from 'node:events';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import { Server, ServerCredentials, type ServerOptions, status } from '@grpc/grpc-js';
-import { CgroupsUnavailable, type CgroupTree, openCgroupTree } from '../cgroups/index.js';
+import {
+  type CgroupLimits,
+  CgroupsUnavailable,
+  type CgroupTree,
+  openCgroupTree,
+} from '../cgroups/index.js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
-import type { LocalRunnerCgroups } from '../runner/local.js';
+import type { OomReporting } from '../runner/local.js';
 import { RunnerError } from '../runner/runner.js';
-import { prepareSandbox, sweepStaleMounts } from '../sandbox/index.js';
-import { openDirectory } from '../syscalls/index.js';
+import { Engine } from '../sandbox/index.js';
 import { composeRunner } from './compose.js';
 import type { ApplicationConfiguration } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -138,7 +142,14 @@ export interface StartOptions {
 async function openActionCgroups(
   configuration: ApplicationConfiguration,
   logger: Logger,
-): Promise<LocalRunnerCgroups | undefined> {
+): Promise<
+  | {
+      readonly tree: CgroupTree;
+      readonly limits: CgroupLimits;
+      readonly oomReporting: OomReporting;
+    }
+  | undefined
+> {
   const settings = configuration.cgroups;
   if (settings === undefined) return undefined;
   let tree: CgroupTree;
@@ -167,21 +178,28 @@ export async function startServer(
   for (const key of configuration.ignoredKeys) {
     logger.warn({ key }, 'configuration key accepted for compatibility and ignored');
   }
-  if (configuration.isolation.mode === 'shared') {
-    const swept = sweepStaleMounts(configuration.buildDirectoryPath);
-    if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
+  const cgroups = await openActionCgroups(configuration, logger);
+  let engine: Engine;
+  try {
+    engine = await Engine.open({
+      buildDirectory: configuration.buildDirectoryPath,
+      isolation: configuration.isolation,
+      ...(cgroups === undefined ? {} : { cgroups: { tree: cgroups.tree, limits: cgroups.limits } }),
+    });
+  } catch (error) {
+    cgroups?.tree.close();
+    throw new StartupError(
+      `cannot open the build directory ${configuration.buildDirectoryPath} and prepare the sandbox: ${(error as Error).message}`,
+    );
   }
-  prepareSandbox();
-  const buildDirectory = startupStep(
-    `cannot open the build directory ${configuration.buildDirectoryPath}`,
-    () => openDirectory(configuration.buildDirectoryPath),
-  );
-  const closers: (() => Promise<void> | void)[] = [() => buildDirectory.close()];
+  const closers: (() => Promise<void> | void)[] = [() => engine.close()];
   const grpcServers: Server[] = [];
   try {
-    const cgroups = await openActionCgroups(configuration, logger);
+    // What the actions of a runner that was killed left behind (shared mode's mounts).
+    const swept = engine.sweep();
+    if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
     if (cgroups !== undefined) closers.push(() => cgroups.tree.close());
-    const runner = await composeRunner(configuration, buildDirectory, cgroups);
+    const runner = await composeRunner(configuration, engine, cgroups?.oomReporting);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;
