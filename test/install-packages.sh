@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`'s first step (the pretest script): installs the Debian packages the suite needs
 # that are missing, and says which. Idempotent: with everything installed it only checks. As
-# non-root it installs nothing: it names what is missing, and the tests that need root (or a
-# missing tool) report themselves skipped with the reason.
+# non-root it installs nothing: it names what is missing, and the tests that need root report
+# themselves skipped with that reason.
 set -euo pipefail
 
 # busybox-static: tiny static input roots; jsonnet: Jsonnet configurations; bindfs and fuse
@@ -11,7 +11,7 @@ set -euo pipefail
 # gRPC client that is not ours; gcc, libc6-dev, python3, bash, procps, util-linux (setpriv,
 # unshare) and perl: the addon's build, the helpers and the acceptance suite's tools (usually
 # there already); bubblewrap and librsvg2-bin: `npm run bench`; qemu-system-x86 and
-# linux-image-amd64 (Linux 6.1): the cgroup v2 guest (test/guest). Go comes with the machine
+# linux-image-amd64 (Linux 6.1): the cgroup v2 guest (test/helpers/guest.ts). Go comes with the machine
 # (/usr/local/go): the toolchain rows use whichever go is on PATH.
 packages=(busybox-static jsonnet bindfs fuse protobuf-compiler libprotobuf-dev python3-grpcio
   python3-protobuf gcc libc6-dev python3 bash procps util-linux perl bubblewrap librsvg2-bin
@@ -33,7 +33,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "npm test: missing Debian packages: ${missing[*]}; as root: apt-get install ${missing[*]}"
-  echo "npm test: not root, so the tests that need root or these packages are skipped"
+  echo "npm test: not root: the tests that need root skip themselves (npm test as root installs these)"
   exit 0
 fi
 echo "npm test: installing the missing Debian packages: ${missing[*]}"
