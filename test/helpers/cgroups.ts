@@ -3,11 +3,24 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import {
+  type CgroupLimits,
   type CgroupTree,
   cgroupLayout,
   chooseVersion,
   openCgroupTree,
 } from '../../src/cgroups/index.js';
+
+export const MiB = 1024 * 1024;
+
+/** Small limits for the tests' workloads: a 128 MiB allocation or 33 processes exceed them. */
+export const limits: CgroupLimits = {
+  memoryMaxBytes: 64 * MiB,
+  memoryHighBytes: null,
+  swapMaxBytes: 0,
+  pidsMax: 32,
+  cpuMaxMillicores: null,
+  cpuWeight: null,
+};
 
 let scopes = 0;
 

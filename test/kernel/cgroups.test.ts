@@ -5,25 +5,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type {
-  ActionCgroup,
-  CgroupLimits,
-  CgroupTree,
-  CgroupUsage,
-} from '../../src/cgroups/index.js';
+import type { ActionCgroup, CgroupTree, CgroupUsage } from '../../src/cgroups/index.js';
 import { openHandleCount } from '../../src/syscalls/index.js';
-import { closeAndAssertGone, needsCgroups, openTestTree } from '../helpers/cgroups.js';
-
-const MiB = 1024 * 1024;
-
-const limits: CgroupLimits = {
-  memoryMaxBytes: 64 * MiB,
-  memoryHighBytes: null,
-  swapMaxBytes: 0,
-  pidsMax: 32,
-  cpuMaxMillicores: null,
-  cpuWeight: null,
-};
+import { closeAndAssertGone, limits, MiB, needsCgroups, openTestTree } from '../helpers/cgroups.js';
 
 interface Ran {
   readonly code: number | null;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { CgroupLimits, CgroupTree } from '../../src/cgroups/index.js';
+import type { CgroupTree } from '../../src/cgroups/index.js';
 import {
   type ActionCgroupUsage,
   type ActionResult,
@@ -20,18 +20,8 @@ import {
   makeBuildDirectory,
   populateBusyboxRoot,
 } from '../helpers/busybox.js';
-import { closeAndAssertGone, needsCgroups, openTestTree } from '../helpers/cgroups.js';
+import { closeAndAssertGone, limits, MiB, needsCgroups, openTestTree } from '../helpers/cgroups.js';
 import { assertNothingLeft, processState } from '../helpers/leaks.js';
-
-const MiB = 1024 * 1024;
-const limits: CgroupLimits = {
-  memoryMaxBytes: 64 * MiB,
-  memoryHighBytes: null,
-  swapMaxBytes: 0,
-  pidsMax: 32,
-  cpuMaxMillicores: null,
-  cpuWeight: null,
-};
 
 let build: BuildDirectory;
 let tree: CgroupTree;
