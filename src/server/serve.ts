@@ -162,7 +162,6 @@ async function openActionCgroups(
   }
   const swept = await tree.sweep();
   if (swept.length > 0) logger.warn({ swept }, "cgroups of a previous runner's actions removed");
-  logger.info({ version: tree.version, directories: tree.directories }, 'a cgroup per action');
   return { tree, limits: settings.limits, oomReporting: settings.oomReporting };
 }
 
@@ -279,6 +278,11 @@ export async function startServer(
         grpcAddresses,
         diagnosticsAddresses,
         isolation: configuration.isolation.mode,
+        // Where each action's cgroup goes: <directory>/action-N on each hierarchy.
+        cgroups:
+          cgroups === undefined
+            ? null
+            : { version: cgroups.tree.version, directories: cgroups.tree.directories },
       },
       'serving',
     );

@@ -93,8 +93,9 @@ export class ServeProcess {
   /** A serve that was killed leaves its actions' cgroups to the next one's sweep: when no
    * next one comes, the test removes them (a serve that shut down left none). */
   async #removeCgroupsLeft(): Promise<void> {
-    const opened = this.logs.find((line) => line.msg === 'a cgroup per action');
-    for (const directory of (opened?.directories as string[] | undefined) ?? []) {
+    const serving = this.logs.find((line) => line.msg === 'serving');
+    const cgroups = serving?.cgroups as { directories: string[] } | null | undefined;
+    for (const directory of cgroups?.directories ?? []) {
       if (!existsSync(directory)) continue;
       await killProcesses([directory], undefined);
       removeCgroupTree(directory);

@@ -424,8 +424,8 @@ for (const mode of ['namespaces', 'shared'] as const) {
         if (mode === 'namespaces') assert.deepEqual(mountsBeneath(build.path), []);
         else assert.notDeepEqual(mountsBeneath(killedRoot), [], 'the killed serve left its mounts');
         // The killed serve's action cgroup outlives it, empty: the init and all it forked died.
-        const cgroups = await first.waitForLog((line) => line.msg === 'a cgroup per action');
-        const scopes = cgroups.directories as string[];
+        const serving = await first.waitForLog((line) => line.msg === 'serving');
+        const scopes = (serving.cgroups as { directories: string[] }).directories;
         for (const scope of scopes)
           assert.deepEqual(
             readdirSync(scope).filter((name) => name.startsWith('action-')),
