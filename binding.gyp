@@ -9,7 +9,8 @@
         "native/spawn.c",
         "native/interpreter.c",
         "native/exit-watch.c",
-        "native/seccomp.c"
+        "native/seccomp.c",
+        "native/pidfd.c"
       ],
       "libraries": ["-ldl"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],

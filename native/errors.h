@@ -35,5 +35,6 @@ bool register_syscalls(napi_env env, napi_value exports);
 bool register_spawn(napi_env env, napi_value exports);
 bool register_exit_watch(napi_env env, napi_value exports);
 bool register_seccomp(napi_env env, napi_value exports);
+bool register_pidfd(napi_env env, napi_value exports);
 
 #endif

@@ -10,10 +10,12 @@ set -euo pipefail
 # and the well-known types, to check the generated code; python3-grpcio and python3-protobuf: a
 # gRPC client that is not ours; gcc, libc6-dev, python3, bash, procps, util-linux (setpriv,
 # unshare) and perl: the addon's build, the helpers and the acceptance suite's tools (usually
-# there already); bubblewrap and librsvg2-bin: `npm run bench`. Go comes with the machine
+# there already); bubblewrap and librsvg2-bin: `npm run bench`; qemu-system-x86 and
+# linux-image-amd64 (Linux 6.1): the cgroup v2 guest (test/helpers/guest.ts). Go comes with the machine
 # (/usr/local/go): the toolchain rows use whichever go is on PATH.
 packages=(busybox-static jsonnet bindfs fuse protobuf-compiler libprotobuf-dev python3-grpcio
-  python3-protobuf gcc libc6-dev python3 bash procps util-linux perl bubblewrap librsvg2-bin)
+  python3-protobuf gcc libc6-dev python3 bash procps util-linux perl bubblewrap librsvg2-bin
+  qemu-system-x86 linux-image-amd64)
 command -v javac >/dev/null || packages+=(default-jdk-headless)
 
 if ! command -v dpkg-query >/dev/null; then

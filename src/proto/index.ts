@@ -13,6 +13,7 @@ import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 
 export * from './gen/buildbarn/resourceusage/resourceusage_pb.js';
 export * from './gen/buildbarn/runner/runner_pb.js';
+export * from './gen/chrootrunner/resourceusage/cgroup_pb.js';
 export * from './gen/grpc/health/v1/health_pb.js';
 
 /** A grpc-js service definition whose methods (keyed by their local name, e.g. `run`)

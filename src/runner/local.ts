@@ -3,13 +3,17 @@
 import { create } from '@bufbuild/protobuf';
 import { anyPack, type Duration, DurationSchema } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
+import type { PressureTotals } from '../cgroups/index.js';
 import {
+  CgroupResourceUsage_PressureSchema,
+  CgroupResourceUsageSchema,
   type CheckReadinessRequest,
   POSIXResourceUsageSchema,
   type RunRequest,
   type RunResponse,
   RunResponseSchema,
 } from '../proto/index.js';
+import { type ActionCgroupUsage, actionCgroupUsage } from '../sandbox/index.js';
 import {
   ActionError,
   type ActionResult,
@@ -28,6 +32,11 @@ export interface ActionEngine {
   temporaryDirectoryPath(relative: string): string;
 }
 
+/** exitStatus: the response bb_runner would give, with oom_killed in the usage message;
+ * resourceExhausted: RESOURCE_EXHAUSTED instead, which bb_worker reports and Bazel retries
+ * (and which carries no resource usage: bb_worker keeps it only from a response). */
+export type OomReporting = 'exitStatus' | 'resourceExhausted';
+
 export interface LocalRunnerOptions {
   /** Handle on the build directory, opened once at start-up. */
   readonly buildDirectory: DirectoryHandle;
@@ -35,6 +44,8 @@ export interface LocalRunnerOptions {
   readonly credentials: Credentials | undefined;
   readonly setTmpdirEnvironmentVariable: boolean;
   readonly engine: ActionEngine;
+  /** How an action the OOM killer ended is answered (chrootRunner.cgroups.oomReporting). */
+  readonly oomReporting?: OomReporting;
 }
 
 /** The engine's result behind each response of LocalRunner, for metrics and logs. Decorators
@@ -92,13 +103,24 @@ export class LocalRunner implements Runner {
     } catch (error) {
       throw runError(error, signal);
     }
+    const cgroupUsage = actionCgroupUsage(result);
     const response = create(RunResponseSchema, {
       exitCode: BigInt(result.exitCode ?? -1),
       resourceUsage: [
         anyPack(POSIXResourceUsageSchema, posixResourceUsage(result.resourceUsage, result)),
+        ...(cgroupUsage === undefined
+          ? []
+          : [anyPack(CgroupResourceUsageSchema, cgroupResourceUsage(cgroupUsage))]),
       ],
     });
     actionResults.set(response, result);
+    const usage = cgroupUsage;
+    if (usage?.oomKilled === true && this.#options.oomReporting === 'resourceExhausted') {
+      throw new RunnerError(
+        status.RESOURCE_EXHAUSTED,
+        `Action ran out of memory: the OOM killer killed ${usage.oomKills} of its processes at its limit of ${usage.memoryLimitBytes ?? 'no'} bytes`,
+      );
+    }
     return response;
   }
 
@@ -202,5 +224,37 @@ function posixResourceUsage(usage: ResourceUsage, result: ActionResult) {
     voluntaryContextSwitches: BigInt(usage.voluntaryContextSwitches),
     involuntaryContextSwitches: BigInt(usage.involuntaryContextSwitches),
     terminationSignal: result.terminationSignal ?? '',
+  });
+}
+
+function pressure(totals: PressureTotals) {
+  return create(CgroupResourceUsage_PressureSchema, {
+    some: duration(totals.someMicroseconds * 1000n),
+    full: duration(totals.fullMicroseconds * 1000n),
+  });
+}
+
+function cgroupResourceUsage(usage: ActionCgroupUsage) {
+  return create(CgroupResourceUsageSchema, {
+    cgroupVersion: usage.version,
+    memoryPeak: BigInt(usage.memoryPeakBytes),
+    memoryLimit: BigInt(usage.memoryLimitBytes ?? 0),
+    memoryLimitHits: BigInt(usage.memoryLimitHits),
+    oomEvents: BigInt(usage.oomEvents),
+    oomKills: BigInt(usage.oomKills),
+    oomKilled: usage.oomKilled,
+    pidsLimitHits: BigInt(usage.pidsLimitHits),
+    pidsPeak: BigInt(usage.pidsPeak ?? 0),
+    cpuUserTime: duration(usage.cpuUserNanoseconds),
+    cpuSystemTime: duration(usage.cpuSystemNanoseconds),
+    ioReadBytes: BigInt(usage.ioReadBytes),
+    ioWriteBytes: BigInt(usage.ioWriteBytes),
+    ...(usage.pressure === null
+      ? {}
+      : {
+          cpuPressure: pressure(usage.pressure.cpu),
+          memoryPressure: pressure(usage.pressure.memory),
+          ioPressure: pressure(usage.pressure.io),
+        }),
   });
 }

@@ -13,6 +13,7 @@ import {
   spawn,
   watchExit,
 } from '../syscalls/process.js';
+import type { ActionCgroups } from './contributions/cgroup.js';
 import type { ActionResource, Contribution, EngineContext } from './contributions/contribution.js';
 import { ResourceStack } from './contributions/contribution.js';
 import { contributions } from './contributions/registry.js';
@@ -41,6 +42,8 @@ export interface EngineOptions {
   /** The build directory's host path: every path of an action is resolved beneath it. */
   readonly buildDirectory: string;
   readonly isolation: IsolationSettings;
+  /** A cgroup of its own for every action, in this tree with these limits. */
+  readonly cgroups?: ActionCgroups;
 }
 
 /** Errors of the input root's layout that are the request's fault. */
@@ -142,6 +145,7 @@ export class Engine {
           strategy,
           host,
           inputRootClaims: new Set(),
+          ...(options.cgroups === undefined ? {} : { cgroups: options.cgroups }),
         },
         prepared,
       );
@@ -252,7 +256,7 @@ export class Engine {
       spawned?.pidfd.close();
       spawned?.statusPipe?.close();
       try {
-        resources.teardown();
+        await resources.teardown();
       } catch (error) {
         // Reported below, unless something else is being thrown already.
         teardownFailure = error;

@@ -5,7 +5,7 @@ import { CleanRunner } from '../runner/clean.js';
 import { type Cleaner, chainCleaners, IdleInvoker } from '../runner/cleaner.js';
 import { commandCleaner } from '../runner/command-cleaner.js';
 import { directoryCleaner } from '../runner/directory-cleaner.js';
-import { LocalRunner } from '../runner/local.js';
+import { LocalRunner, type OomReporting } from '../runner/local.js';
 import { PathExistenceCheckingRunner } from '../runner/path-existence-checking.js';
 import { processTableCleaner } from '../runner/process-table-cleaner.js';
 import type { Runner } from '../runner/runner.js';
@@ -16,12 +16,14 @@ import type { ApplicationConfiguration } from './config.js';
 export async function composeRunner(
   configuration: ApplicationConfiguration,
   engine: Engine,
+  oomReporting?: OomReporting,
 ): Promise<Runner> {
   let runner: Runner = new LocalRunner({
     buildDirectory: engine.buildDirectory,
     credentials: configuration.runCommandsAs,
     setTmpdirEnvironmentVariable: configuration.setTmpdirEnvironmentVariable,
     engine,
+    ...(oomReporting === undefined ? {} : { oomReporting }),
   });
 
   for (const symlinkPath of configuration.symlinkTemporaryDirectories) {

@@ -1,8 +1,11 @@
 // bb_runner's ApplicationConfiguration (JSON or Jsonnet, camelCase keys), plus the
 // `chrootRunner` section of our own. docs/configuration.md documents every key.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
+import type { CgroupLimits, CgroupVersionChoice } from '../cgroups/index.js';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
 import { defaultFilesystems } from '../sandbox/defaults.js';
 import { isolationModes } from '../sandbox/modes/registry.js';
@@ -51,6 +54,19 @@ export interface DiagnosticsHttpServerConfiguration {
   readonly enablePrometheus: boolean;
 }
 
+/** Where each action's cgroup goes, its limits, and how an OOM kill is reported
+ * (chrootRunner.cgroups; docs/configuration.md). */
+export interface CgroupConfiguration {
+  /** Refuse to start when the runner cannot make cgroups (mode "required"). */
+  readonly required: boolean;
+  readonly version: CgroupVersionChoice;
+  readonly scope: string;
+  readonly limits: CgroupLimits;
+  /** exitStatus: as bb_runner (the signal), with oom_killed in the usage message;
+   * resourceExhausted: the gRPC status RESOURCE_EXHAUSTED instead of a response. */
+  readonly oomReporting: 'exitStatus' | 'resourceExhausted';
+}
+
 export interface ApplicationConfiguration {
   readonly buildDirectoryPath: string;
   readonly grpcServers: readonly GrpcServerConfiguration[];
@@ -74,6 +90,8 @@ export interface ApplicationConfiguration {
   readonly maximumConcurrentRuns: number;
   /** The mode of every unix socket the runner listens on, whatever the umask. */
   readonly socketMode: number;
+  /** undefined: actions get no cgroup (mode "off"). */
+  readonly cgroups: CgroupConfiguration | undefined;
 }
 
 /** A tmpfs `size` option: bytes, or with a k, m or g suffix. */
@@ -165,6 +183,25 @@ const filesystems = object({
   createMountpoints: optional(boolean, true),
 });
 
+const byteCount = integer(4096, Number.MAX_SAFE_INTEGER);
+
+/** Half the machine's memory: one action cannot take the host down; the runner's own
+ * cgroup bounds all of them together. */
+const defaultMemoryLimitBytes = Math.floor(totalmem() / 2);
+
+const cgroups = object({
+  mode: optional(oneOf(['auto', 'required', 'off']), 'auto'),
+  version: optional(oneOf(['auto', 'v1', 'v2']), 'auto'),
+  scope: optional(string),
+  memoryLimitBytes: optional(byteCount, defaultMemoryLimitBytes),
+  memoryHighBytes: optional(byteCount),
+  swapLimitBytes: optional(integer(0, Number.MAX_SAFE_INTEGER), 0),
+  processLimit: optional(integer(1, 4_194_304), 4096),
+  cpuLimitMillicores: optional(integer(1, 1_000_000)),
+  cpuWeight: optional(integer(1, 10_000)),
+  oomReporting: optional(oneOf(['exitStatus', 'resourceExhausted'] as const), 'exitStatus'),
+});
+
 const chrootRunner = object({
   isolation: optional(oneOf(isolationModes), 'namespaces'),
   filesystems: optional(filesystems, filesystems({}, 'chrootRunner.filesystems')),
@@ -185,6 +222,7 @@ const chrootRunner = object({
     object({ userId: integer(0, 2 ** 32 - 2), groupId: integer(0, 2 ** 32 - 2) }),
   ),
   shutdownGracePeriod: optional(duration, 30_000),
+  cgroups: optional(cgroups, cgroups({}, 'chrootRunner.cgroups')),
 });
 
 const applicationConfiguration = object(
@@ -319,6 +357,40 @@ export function parseConfiguration(
     shutdownGracePeriodMs: runner.shutdownGracePeriod,
     maximumConcurrentRuns: runner.maximumConcurrentRuns,
     socketMode: runner.socketMode,
+    cgroups: cgroupConfiguration(runner.cgroups, parsed.buildDirectoryPath),
+  };
+}
+
+/** The default scope: one runner per build directory, as two runners cannot share one. */
+function defaultScope(buildDirectoryPath: string): string {
+  const digest = createHash('sha256').update(resolve(buildDirectoryPath)).digest('hex');
+  return `chroot-runner-${digest.slice(0, 16)}`;
+}
+
+function cgroupConfiguration(
+  parsed: ReturnType<typeof cgroups>,
+  buildDirectoryPath: string,
+): CgroupConfiguration | undefined {
+  if (parsed.mode === 'off') return undefined;
+  const scope = parsed.scope ?? defaultScope(buildDirectoryPath);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(scope)) {
+    throw new ConfigurationError(
+      `chrootRunner.cgroups.scope: expected a cgroup name (letters, digits, _ . -), got ${JSON.stringify(scope)}`,
+    );
+  }
+  return {
+    required: parsed.mode === 'required',
+    version: parsed.version === 'auto' ? 'auto' : parsed.version === 'v1' ? 1 : 2,
+    scope,
+    limits: {
+      memoryMaxBytes: parsed.memoryLimitBytes,
+      memoryHighBytes: parsed.memoryHighBytes ?? null,
+      swapMaxBytes: parsed.swapLimitBytes,
+      pidsMax: parsed.processLimit,
+      cpuMaxMillicores: parsed.cpuLimitMillicores ?? null,
+      cpuWeight: parsed.cpuWeight ?? null,
+    },
+    oomReporting: parsed.oomReporting,
   };
 }
 

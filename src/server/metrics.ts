@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { listMounts } from '../mounts/index.js';
+import { actionCgroupUsage } from '../sandbox/index.js';
 import type { ActionResult } from '../sandbox/types.js';
 import { GrpcServerMetrics } from './grpc-metrics.js';
 
@@ -29,6 +30,8 @@ export class RunnerMetrics {
   readonly #actions = new Map<ActionOutcome, Counter.Internal>();
   readonly #phases: Record<RanOutcome, PhaseDurations>;
   readonly #inFlight: Gauge;
+  readonly #atLimit: Record<'oom_kill' | 'pids', Counter.Internal>;
+  readonly #memoryPeak: Histogram;
 
   constructor(buildDirectoryPath: string) {
     const registers = [this.registry];
@@ -55,6 +58,24 @@ export class RunnerMetrics {
     this.#inFlight = new Gauge({
       name: 'chroot_runner_actions_in_flight',
       help: 'Actions running now',
+      registers,
+    });
+    const atLimit = new Counter({
+      name: 'chroot_runner_actions_at_limit_total',
+      help: 'Actions with a cgroup that reached a limit: oom_kill (the OOM killer killed a process of the action at its memory limit), pids (a fork refused at pids.max)',
+      labelNames: ['limit'],
+      registers,
+    });
+    this.#atLimit = {
+      oom_kill: atLimit.labels({ limit: 'oom_kill' }),
+      pids: atLimit.labels({ limit: 'pids' }),
+    };
+    for (const counter of Object.values(this.#atLimit)) counter.inc(0);
+    this.#memoryPeak = new Histogram({
+      name: 'chroot_runner_action_memory_peak_bytes',
+      help: "Most memory an action's cgroup was charged at once (page cache and tmpfs included)",
+      // 1 MiB to 64 GiB, by powers of 4.
+      buckets: Array.from({ length: 9 }, (_, power) => 2 ** (20 + 2 * power)),
       registers,
     });
     // The runner's own mount namespace: the mounts of `shared` actions; namespaces mode mounts
@@ -91,6 +112,11 @@ export class RunnerMetrics {
     if (result === undefined) return;
     const durations = this.#phases[outcome];
     for (const phase of phases) durations[phase].observe(result.timings[phase] / 1000);
+    const usage = actionCgroupUsage(result);
+    if (usage === undefined) return;
+    this.#memoryPeak.observe(usage.memoryPeakBytes);
+    if (usage.oomKilled) this.#atLimit.oom_kill.inc();
+    if (usage.pidsLimitHits > 0) this.#atLimit.pids.inc();
   }
 
   /** A Run answered with an error: the action did not run, or did not finish. */

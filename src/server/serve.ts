@@ -5,7 +5,14 @@ import { once } from 'node:events';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import { Server, ServerCredentials, type ServerOptions, status } from '@grpc/grpc-js';
+import {
+  type CgroupLimits,
+  CgroupsUnavailable,
+  type CgroupTree,
+  openCgroupTree,
+} from '../cgroups/index.js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
+import type { OomReporting } from '../runner/local.js';
 import { RunnerError } from '../runner/runner.js';
 import { Engine } from '../sandbox/index.js';
 import { composeRunner } from './compose.js';
@@ -143,6 +150,34 @@ export interface StartOptions {
   readonly logLevel?: string;
 }
 
+/** The tree of the actions' cgroups, swept of what a killed runner left; undefined when the
+ * configuration turns cgroups off, or (mode auto) the runner cannot make them. */
+async function openActionCgroups(
+  configuration: ApplicationConfiguration,
+  logger: Logger,
+): Promise<
+  | {
+      readonly tree: CgroupTree;
+      readonly limits: CgroupLimits;
+      readonly oomReporting: OomReporting;
+    }
+  | undefined
+> {
+  const settings = configuration.cgroups;
+  if (settings === undefined) return undefined;
+  let tree: CgroupTree;
+  try {
+    tree = openCgroupTree({ scope: settings.scope, version: settings.version });
+  } catch (error) {
+    if (settings.required || !(error instanceof CgroupsUnavailable)) throw error;
+    logger.warn({ reason: error.message }, 'actions run without a cgroup of their own');
+    return undefined;
+  }
+  const swept = await tree.sweep();
+  if (swept.length > 0) logger.warn({ swept }, "cgroups of a previous runner's actions removed");
+  return { tree, limits: settings.limits, oomReporting: settings.oomReporting };
+}
+
 export async function startServer(
   configuration: ApplicationConfiguration,
   options: StartOptions = {},
@@ -155,13 +190,16 @@ export async function startServer(
   for (const key of configuration.ignoredKeys) {
     logger.warn({ key }, 'configuration key accepted for compatibility and ignored');
   }
+  const cgroups = await openActionCgroups(configuration, logger);
   let engine: Engine;
   try {
     engine = await Engine.open({
       buildDirectory: configuration.buildDirectoryPath,
       isolation: configuration.isolation,
+      ...(cgroups === undefined ? {} : { cgroups: { tree: cgroups.tree, limits: cgroups.limits } }),
     });
   } catch (error) {
+    cgroups?.tree.close();
     throw new StartupError(
       `cannot open the build directory ${configuration.buildDirectoryPath} and prepare the sandbox: ${(error as Error).message}`,
     );
@@ -173,7 +211,8 @@ export async function startServer(
     // What the actions of a runner that was killed left behind (shared mode's mounts).
     const swept = engine.sweep();
     if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
-    const runner = await composeRunner(configuration, engine);
+    if (cgroups !== undefined) closers.push(() => cgroups.tree.close());
+    const runner = await composeRunner(configuration, engine, cgroups?.oomReporting);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;
@@ -261,6 +300,11 @@ export async function startServer(
         grpcAddresses,
         diagnosticsAddresses,
         isolation: configuration.isolation.mode,
+        // Where each action's cgroup goes: <directory>/action-N on each hierarchy.
+        cgroups:
+          cgroups === undefined
+            ? null
+            : { version: cgroups.tree.version, directories: cgroups.tree.directories },
       },
       'serving',
     );

@@ -217,3 +217,14 @@ export function watchExit(
 export function pidfdSendSignal(pidfd: Fd, signal: number): boolean {
   return native.pidfdSendSignal(pidfd.fd, signal);
 }
+
+/** pidfd_open(2) of a process the runner did not spawn (one left in an action's cgroup). */
+export function pidfdOpen(pid: number): Fd {
+  return new Fd(native.pidfdOpen(pid) as number);
+}
+
+/** Resolves once the fd polls readable (a pidfd: its process has exited), blocking no
+ * thread. The fd may not be closed before the promise settles. */
+export function waitReadable(fd: Fd): Promise<void> {
+  return native.waitReadable(fd.fd);
+}

@@ -2,9 +2,10 @@
 // collected so that tests can wait for events (serving, an action's end) instead of sleeping.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { killProcesses, removeCgroupTree } from '../../src/cgroups/files.js';
 import { childProcesses, openFds, type ProcessState, processState } from './leaks.js';
 
 /** bin/chroot-runner.js of this checkout. */
@@ -84,7 +85,21 @@ export class ServeProcess {
   /** Sends `signal` unless it has exited already, and resolves with how it exited. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<[number | null, NodeJS.Signals | null]> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    return this.exited;
+    const exited = await this.exited;
+    await this.#removeCgroupsLeft();
+    return exited;
+  }
+
+  /** A serve that was killed leaves its actions' cgroups to the next one's sweep: when no
+   * next one comes, the test removes them (a serve that shut down left none). */
+  async #removeCgroupsLeft(): Promise<void> {
+    const serving = this.logs.find((line) => line.msg === 'serving');
+    const cgroups = serving?.cgroups as { directories: string[] } | null | undefined;
+    for (const directory of cgroups?.directories ?? []) {
+      if (!existsSync(directory)) continue;
+      await killProcesses([directory], undefined);
+      removeCgroupTree(directory);
+    }
   }
 }
 

@@ -45,6 +45,10 @@ response = run(
 )
 result["exitCode"] = response.exit_code
 for usage in response.resource_usage:
+    # Ours (chrootrunner.resourceusage.CgroupResourceUsage) follows Buildbarn's when the
+    # action had a cgroup: a client that knows only Buildbarn's skips it.
+    if not usage.Is(resourceusage_pb2.POSIXResourceUsage.DESCRIPTOR):
+        continue
     posix = resourceusage_pb2.POSIXResourceUsage()
     result["typeUrl"] = usage.type_url
     usage.Unpack(posix)

@@ -9,8 +9,10 @@ import { once } from 'node:events';
 import {
   closeSync,
   createReadStream,
+  existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   writeFileSync,
   writeSync,
@@ -421,7 +423,19 @@ for (const mode of ['namespaces', 'shared'] as const) {
         const killedRoot = join(buildPath, 'killed/root');
         if (mode === 'namespaces') assert.deepEqual(mountsBeneath(build.path), []);
         else assert.notDeepEqual(mountsBeneath(killedRoot), [], 'the killed serve left its mounts');
+        // The killed serve's action cgroup outlives it, empty: the init and all it forked died.
+        const serving = await first.waitForLog((line) => line.msg === 'serving');
+        const scopes = (serving.cgroups as { directories: string[] }).directories;
+        for (const scope of scopes)
+          assert.deepEqual(
+            readdirSync(scope).filter((name) => name.startsWith('action-')),
+            ['action-1'],
+          );
         const second = await ServeProcess.start(['--config', file]);
+        const sweptCgroups = await second.waitForLog(
+          (line) => line.msg === "cgroups of a previous runner's actions removed",
+        );
+        assert.deepEqual(sweptCgroups.swept, ['action-1']);
         if (mode === 'shared') {
           const swept = await second.waitForLog(
             (line) => line.msg === 'stale mounts of a previous runner detached',
@@ -444,6 +458,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
         assert.equal(response.exitCode, 0n);
         assert.equal(readFileSync(join(buildPath, 'next/stdout'), 'utf8'), '/bin/busybox\n');
         assert.deepEqual(await second.stop(), [0, null]);
+        for (const scope of scopes) assert.equal(existsSync(scope), false, `cgroup left: ${scope}`);
       } finally {
         client.close();
         await first.stop('SIGKILL');

@@ -1,25 +1,43 @@
-import { existsSync, statfsSync } from 'node:fs';
-import { type DoctorCheck, ok, readSetting } from '../check.js';
+import { accessSync, constants } from 'node:fs';
+import { type CgroupLayout, cgroupLayout, chooseVersion } from '../../cgroups/index.js';
+import { type DoctorCheck, ok } from '../check.js';
 
-const CGROUP2_SUPER_MAGIC = 0x63677270;
-const TMPFS_MAGIC = 0x01021994;
+const lost =
+  'actions run without a cgroup of their own: no per-action memory or process limits, accounting or OOM reporting';
 
+/** Whether actions can get a cgroup of their own: a cgroup the runner may make sub-cgroups
+ * in, on v2 with the memory and pids controllers, or on the v1 hierarchies. */
 export const cgroup: DoctorCheck = {
   id: 'cgroup',
   title: 'cgroup',
+  fix: 'delegate a cgroup to the runner (a container with its own cgroup namespace, or a systemd unit with Delegate=yes; docs/deployment.md)',
   run() {
-    let type: number;
+    let layout: CgroupLayout;
+    let version: 1 | 2;
     try {
-      type = statfsSync('/sys/fs/cgroup').type;
-    } catch {
-      return ok('/sys/fs/cgroup is not mounted (the runner does not need it)');
+      layout = cgroupLayout();
+      version = chooseVersion(layout, 'auto');
+    } catch (error) {
+      return { status: 'unavailable', detail: `${(error as Error).message}: ${lost}` };
     }
-    const own = readSetting('/proc/self/cgroup')?.split('\n')[0] ?? '';
-    if (type === CGROUP2_SUPER_MAGIC) return ok(`v2 (unified), this process in ${own}`);
-    if (type === TMPFS_MAGIC) {
-      const hybrid = existsSync('/sys/fs/cgroup/unified');
-      return ok(hybrid ? 'v1 with a v2 hierarchy (hybrid)' : 'v1');
+    const directories =
+      version === 2 && layout.unified !== null
+        ? [layout.unified.directory]
+        : [...new Set(layout.v1.values())];
+    const closed = directories.filter((directory) => {
+      try {
+        accessSync(directory, constants.W_OK);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    if (closed.length > 0) {
+      return {
+        status: 'unavailable',
+        detail: `v${version}, but ${closed.join(', ')} not writable: ${lost}`,
+      };
     }
-    return ok(`unrecognised filesystem 0x${type.toString(16)} at /sys/fs/cgroup`);
+    return ok(`v${version}: a cgroup per action beneath ${directories.join(', ')}`);
   },
 };

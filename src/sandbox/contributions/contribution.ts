@@ -8,6 +8,7 @@ import type { IsolationStrategy } from '../modes/mode.js';
 import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
 import type { ActionSpec, IsolationSettings } from '../types.js';
+import type { ActionCgroups } from './cgroup.js';
 
 /** What the engine is, for deciding whether a contribution applies and for sweeping. */
 export interface EngineContext {
@@ -20,6 +21,8 @@ export interface EngineContext {
   /** Input roots held by running actions, by device and inode, shared by every action of
    * the engine. */
   readonly inputRootClaims: Set<string>;
+  /** Where actions get a cgroup of their own; none when absent. */
+  readonly cgroups?: ActionCgroups;
 }
 
 /** One action, opened: what prepare() works with. */
@@ -49,8 +52,9 @@ export interface ActionResource {
    * result's `usage` under the contribution's name. */
   usage?(): Readonly<Record<string, number | bigint | boolean>>;
   /** Releases it, after the action's processes are gone (or when a later step failed). A
-   * throw is reported as the action's internal error once every resource was torn down. */
-  teardown(): void;
+   * throw (or rejection) is reported as the action's internal error once every resource was
+   * torn down. */
+  teardown(): void | Promise<void>;
 }
 
 export interface Contribution {
@@ -84,7 +88,7 @@ export class ResourceStack {
 
   /** Tears everything down, newest first; the first failure is thrown after all were tried,
    * so that one stuck resource does not leave the others behind. */
-  teardown(): void {
+  async teardown(): Promise<void> {
     let failure: unknown;
     for (
       let resource = this.#resources.pop();
@@ -92,7 +96,7 @@ export class ResourceStack {
       resource = this.#resources.pop()
     ) {
       try {
-        resource.teardown();
+        await resource.teardown();
       } catch (error) {
         failure ??= error;
       }

@@ -1,0 +1,117 @@
+// Reading and writing cgroup interface files, and what both versions do alike: listing and
+// killing a cgroup's processes, removing a cgroup tree. Paths are the runner's own (beneath
+// its cgroup), never the action's: cgroupfs has no symlinks to follow.
+import { readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { isSystemError } from '../syscalls/index.js';
+import { pidfdOpen, pidfdSendSignal, waitReadable } from '../syscalls/process.js';
+
+export function readText(path: string): string {
+  return readFileSync(path, 'latin1');
+}
+
+/** The file's content, or undefined when this kernel has no such file. */
+export function readOptional(path: string): string | undefined {
+  try {
+    return readText(path);
+  } catch (error) {
+    if (isSystemError(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+}
+
+/** A flat keyed file ("key value" lines: memory.events, cpu.stat, pids.events…). */
+export function readKeyed(path: string): Map<string, bigint> {
+  return parseKeyed(readOptional(path) ?? '');
+}
+
+export function parseKeyed(text: string): Map<string, bigint> {
+  const values = new Map<string, bigint>();
+  for (const line of text.split('\n')) {
+    const [key, value] = line.split(' ');
+    if (key !== undefined && value !== undefined && /^\d+$/.test(value)) {
+      values.set(key, BigInt(value));
+    }
+  }
+  return values;
+}
+
+/** A single-number file; undefined when absent or not a number ("max"). */
+export function readNumber(path: string): number | undefined {
+  const text = readOptional(path)?.trim();
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
+export function writeValue(path: string, value: string): void {
+  writeFileSync(path, value);
+}
+
+/** Directory names directly beneath `directory` (the cgroups nested in it). */
+export function childCgroups(directory: string): string[] {
+  return readdirSync(directory, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name);
+}
+
+/** The processes in `directory`'s cgroup and every cgroup beneath it. */
+export function processesIn(directory: string): number[] {
+  const pids = readText(`${directory}/cgroup.procs`)
+    .split('\n')
+    .filter((line) => line !== '')
+    .map(Number);
+  for (const child of childCgroups(directory)) pids.push(...processesIn(`${directory}/${child}`));
+  return pids;
+}
+
+/** Kills every process in the cgroups at `directories` (one per hierarchy on v1) and
+ * beneath them, and resolves once all have exited (a pidfd polls readable once its process
+ * has left its cgroups). Where the kernel has cgroup.kill, one write kills the tree with no
+ * race against forks; elsewhere each process listed is killed through a pidfd and listing
+ * starts again until none is left: a killed process forks no more, and pids.max bounds
+ * what it forked before. A pidfd counts only once its pid is listed again after it was
+ * opened, so a reused pid is never signalled. */
+export async function killProcesses(
+  directories: readonly string[],
+  killFile: string | undefined,
+): Promise<void> {
+  const { SIGKILL } = osConstants.signals;
+  for (;;) {
+    const listed = new Set(directories.flatMap(processesIn));
+    if (listed.size === 0) return;
+    const pidfds = [];
+    try {
+      for (const pid of listed) {
+        try {
+          pidfds.push({ pid, fd: pidfdOpen(pid) });
+        } catch (error) {
+          if (!isSystemError(error, 'ESRCH')) throw error;
+        }
+      }
+      const members = new Set(directories.flatMap(processesIn));
+      const ours = pidfds.filter(({ pid }) => members.has(pid));
+      if (killFile !== undefined) writeValue(killFile, '1');
+      else for (const { fd } of ours) pidfdSendSignal(fd, SIGKILL);
+      await Promise.all(ours.map(({ fd }) => waitReadable(fd)));
+    } finally {
+      for (const { fd } of pidfds) fd.close();
+    }
+  }
+}
+
+/** Removes the cgroup at `directory` and every cgroup beneath it, deepest first. Absent
+ * already: nothing to do. */
+export function removeCgroupTree(directory: string): void {
+  let children: string[];
+  try {
+    children = childCgroups(directory);
+  } catch (error) {
+    if (isSystemError(error, 'ENOENT')) return;
+    throw error;
+  }
+  for (const child of children) removeCgroupTree(`${directory}/${child}`);
+  try {
+    rmdirSync(directory);
+  } catch (error) {
+    if (!isSystemError(error, 'ENOENT')) throw error;
+  }
+}

@@ -1,0 +1,189 @@
+// cgroup v2: one directory on the unified hierarchy, beneath the runner's cgroup, which must
+// be delegated to it (in a container, its cgroup namespace's root; on a host, a systemd unit
+// with Delegate=yes). Controllers are enabled down to the scope; each action's cgroup gets
+// memory.oom.group, so that one OOM kill ends the whole action.
+import { existsSync, mkdirSync } from 'node:fs';
+import { isSystemError, openDirectory } from '../syscalls/index.js';
+import { v2Controllers } from './discovery.js';
+import {
+  childCgroups,
+  killProcesses,
+  readKeyed,
+  readNumber,
+  readOptional,
+  removeCgroupTree,
+  writeValue,
+} from './files.js';
+import { scopeTree } from './scope.js';
+import type {
+  ActionCgroup,
+  CgroupLimits,
+  CgroupTree,
+  CgroupUsage,
+  PressureTotals,
+} from './types.js';
+
+const cpuPeriodMicroseconds = 100_000;
+
+/** A PSI file: "some avg10=… total=N" and "full … total=N". */
+function pressureTotals(text: string | undefined): PressureTotals | undefined {
+  if (text === undefined) return undefined;
+  const total = (kind: string): bigint =>
+    BigInt(new RegExp(`^${kind} .*total=(\\d+)`, 'm').exec(text)?.[1] ?? '0');
+  return { someMicroseconds: total('some'), fullMicroseconds: total('full') };
+}
+
+/** io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N …" per device. */
+function ioBytes(text: string): { read: number; write: number } {
+  let read = 0;
+  let write = 0;
+  for (const match of text.matchAll(/\b([rw])bytes=(\d+)/g)) {
+    if (match[1] === 'r') read += Number(match[2]);
+    else write += Number(match[2]);
+  }
+  return { read, write };
+}
+
+function setLimits(directory: string, limits: CgroupLimits): void {
+  // swap without swap accounting, cpu without the cpu controller: no file, no limit (doctor
+  // says which controllers the runner has).
+  const set = (file: string, value: number | string | null, optional = false): void => {
+    const path = `${directory}/${file}`;
+    if (value !== null && (!optional || existsSync(path))) writeValue(path, String(value));
+  };
+  set('memory.max', limits.memoryMaxBytes);
+  set('memory.high', limits.memoryHighBytes);
+  set('memory.swap.max', limits.swapMaxBytes, true);
+  set('memory.oom.group', 1);
+  set('pids.max', limits.pidsMax);
+  set(
+    'cpu.max',
+    limits.cpuMaxMillicores === null
+      ? null
+      : `${Math.round((limits.cpuMaxMillicores * cpuPeriodMicroseconds) / 1000)} ${cpuPeriodMicroseconds}`,
+    true,
+  );
+  set('cpu.weight', limits.cpuWeight, true);
+}
+
+class V2ActionCgroup implements ActionCgroup {
+  readonly joinDirectories;
+  readonly #directory: string;
+  readonly #killFile: string | undefined;
+
+  constructor(
+    readonly name: string,
+    directory: string,
+    killsAtomically: boolean,
+  ) {
+    this.#directory = directory;
+    this.#killFile = killsAtomically ? `${directory}/cgroup.kill` : undefined;
+    this.joinDirectories = [openDirectory(directory)];
+  }
+
+  usage(): CgroupUsage {
+    const at = (file: string): string => `${this.#directory}/${file}`;
+    const memoryEvents = readKeyed(at('memory.events'));
+    const cpu = readKeyed(at('cpu.stat'));
+    const io = ioBytes(readOptional(at('io.stat')) ?? '');
+    const cpuPressure = pressureTotals(readOptional(at('cpu.pressure')));
+    const memoryPressure = pressureTotals(readOptional(at('memory.pressure')));
+    const ioPressure = pressureTotals(readOptional(at('io.pressure')));
+    return {
+      version: 2,
+      memoryPeakBytes: readNumber(at('memory.peak')) ?? 0,
+      memoryLimitHits: Number(memoryEvents.get('max') ?? 0n),
+      oomEvents: Number(memoryEvents.get('oom') ?? 0n),
+      oomKills: Number(memoryEvents.get('oom_kill') ?? 0n),
+      pidsLimitHits: Number(readKeyed(at('pids.events')).get('max') ?? 0n),
+      pidsPeak: readNumber(at('pids.peak')) ?? null,
+      cpuUserNanoseconds: (cpu.get('user_usec') ?? 0n) * 1000n,
+      cpuSystemNanoseconds: (cpu.get('system_usec') ?? 0n) * 1000n,
+      ioReadBytes: io.read,
+      ioWriteBytes: io.write,
+      pressure:
+        cpuPressure === undefined || memoryPressure === undefined || ioPressure === undefined
+          ? null
+          : { cpu: cpuPressure, memory: memoryPressure, io: ioPressure },
+    };
+  }
+
+  kill(): Promise<void> {
+    return killProcesses([this.#directory], this.#killFile);
+  }
+
+  async remove(): Promise<void> {
+    try {
+      await this.kill();
+      removeCgroupTree(this.#directory);
+    } finally {
+      for (const handle of this.joinDirectories) handle.close();
+    }
+  }
+}
+
+/** Enables `controllers` for the children of `directory`. */
+function enableControllers(directory: string, controllers: readonly string[]): void {
+  const enabled = new Set(
+    (readOptional(`${directory}/cgroup.subtree_control`) ?? '').trim().split(' '),
+  );
+  const missing = controllers.filter((name) => !enabled.has(name));
+  if (missing.length > 0) {
+    writeValue(`${directory}/cgroup.subtree_control`, missing.map((name) => `+${name}`).join(' '));
+  }
+}
+
+/** The v2 tree at `<runner's cgroup>/<scope>`. A cgroup other than the namespace's root
+ * cannot both hold processes and give its children controllers (EBUSY): the runner then
+ * moves itself into a leaf `<scope>.runner` beside the scope, as systemd's DelegateSubgroup=
+ * does; any other process in its cgroup makes that fail, and the error says so. */
+export function v2Tree(
+  runnerCgroup: string,
+  offered: readonly string[],
+  scope: string,
+): CgroupTree {
+  const controllers = v2Controllers.filter((name) => offered.includes(name));
+  try {
+    enableControllers(runnerCgroup, controllers);
+  } catch (error) {
+    if (!isSystemError(error, 'EBUSY')) throw error;
+    const leaf = `${runnerCgroup}/${scope}.runner`;
+    mkdirSync(leaf, { recursive: true });
+    writeValue(`${leaf}/cgroup.procs`, String(process.pid));
+    try {
+      enableControllers(runnerCgroup, controllers);
+    } catch (retried) {
+      if (!isSystemError(retried, 'EBUSY')) throw retried;
+      throw new Error(
+        `the runner's cgroup ${runnerCgroup} holds other processes: give the runner a delegated cgroup of its own`,
+        { cause: retried },
+      );
+    }
+  }
+  const directory = `${runnerCgroup}/${scope}`;
+  mkdirSync(directory, { recursive: true });
+  enableControllers(directory, controllers);
+  // Write-only, Linux ≥ 5.14.
+  const killsAtomically = existsSync(`${directory}/cgroup.kill`);
+  const cgroupOf = (name: string): V2ActionCgroup =>
+    new V2ActionCgroup(name, `${directory}/${name}`, killsAtomically);
+  return scopeTree({
+    version: 2,
+    directories: [directory],
+    killsAtomically,
+    oomGroup: true,
+    create(name, limits) {
+      const path = `${directory}/${name}`;
+      mkdirSync(path);
+      try {
+        setLimits(path, limits);
+        return cgroupOf(name);
+      } catch (error) {
+        removeCgroupTree(path);
+        throw error;
+      }
+    },
+    leftovers: () => childCgroups(directory),
+    adopt: cgroupOf,
+  });
+}

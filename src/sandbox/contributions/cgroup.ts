@@ -1,0 +1,112 @@
+// A cgroup for every action (src/cgroups): made before the clone with the engine's limits,
+// joined by the child first of all, before anything of the action runs (each hierarchy's
+// cgroup.procs on v1; on v2 too, as CLONE_INTO_CGROUP needs clone3, whose child on a new
+// stack with CLONE_VM needs per-architecture assembly), then a cgroup namespace rooted there
+// so that the action sees itself at / and no cgroup above it; its usage read once the action
+// exited; killed as a whole and removed at teardown. What a killed runner left is swept by
+// serve through the tree (CgroupTree.sweep), before the engine runs anything.
+import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage } from '../../cgroups/index.js';
+import { isSystemError } from '../../syscalls/index.js';
+import { runnerStep } from '../plan.js';
+import { ActionError, type ActionResult } from '../types.js';
+import type { ActionResource, Contribution } from './contribution.js';
+
+const CLONE_NEWCGROUP = 0x02000000;
+
+/** Where an engine's actions get their cgroups (EngineOptions.cgroups). */
+export interface ActionCgroups {
+  readonly tree: CgroupTree;
+  readonly limits: CgroupLimits;
+}
+
+/** What the action's cgroup accounted (ActionResult.usage.cgroup, typed). */
+export interface ActionCgroupUsage extends CgroupUsage {
+  readonly memoryLimitBytes: number | null;
+  /** The OOM killer killed a process of the action (memory.events, memory.oom_control). */
+  readonly oomKilled: boolean;
+}
+
+type FlatUsage = Record<string, number | bigint | boolean>;
+
+const pressureKeys = ['cpu', 'memory', 'io'] as const;
+
+function flatten(usage: CgroupUsage, limits: CgroupLimits): FlatUsage {
+  const { pressure, pidsPeak, ...plain } = usage;
+  const flat: FlatUsage = {
+    ...plain,
+    memoryLimitBytes: limits.memoryMaxBytes ?? 0,
+    oomKilled: usage.oomKills > 0,
+  };
+  if (pidsPeak !== null) flat.pidsPeak = pidsPeak;
+  for (const key of pressure === null ? [] : pressureKeys) {
+    flat[`${key}PressureSomeMicroseconds`] = pressure?.[key].someMicroseconds ?? 0n;
+    flat[`${key}PressureFullMicroseconds`] = pressure?.[key].fullMicroseconds ?? 0n;
+  }
+  return flat;
+}
+
+/** The cgroup's usage of an action that had one, typed again. */
+export function actionCgroupUsage(result: ActionResult): ActionCgroupUsage | undefined {
+  const flat = result.usage?.cgroup;
+  if (flat === undefined) return undefined;
+  const number = (key: string): number => Number(flat[key] ?? 0);
+  const big = (key: string): bigint => BigInt(flat[key] ?? 0);
+  const totals = (key: string) => ({
+    someMicroseconds: big(`${key}PressureSomeMicroseconds`),
+    fullMicroseconds: big(`${key}PressureFullMicroseconds`),
+  });
+  return {
+    version: number('version') === 2 ? 2 : 1,
+    memoryPeakBytes: number('memoryPeakBytes'),
+    memoryLimitHits: number('memoryLimitHits'),
+    oomEvents: number('oomEvents'),
+    oomKills: number('oomKills'),
+    pidsLimitHits: number('pidsLimitHits'),
+    pidsPeak: flat.pidsPeak === undefined ? null : number('pidsPeak'),
+    cpuUserNanoseconds: big('cpuUserNanoseconds'),
+    cpuSystemNanoseconds: big('cpuSystemNanoseconds'),
+    ioReadBytes: number('ioReadBytes'),
+    ioWriteBytes: number('ioWriteBytes'),
+    pressure:
+      flat.cpuPressureSomeMicroseconds === undefined
+        ? null
+        : { cpu: totals('cpu'), memory: totals('memory'), io: totals('io') },
+    memoryLimitBytes: number('memoryLimitBytes') === 0 ? null : number('memoryLimitBytes'),
+    oomKilled: flat.oomKilled === true,
+  };
+}
+
+let made = 0;
+
+export const cgroup: Contribution = {
+  name: 'cgroup',
+  appliesTo: (engine) => engine.cgroups !== undefined,
+  prepare({ engine }): ActionResource {
+    const settings = engine.cgroups;
+    if (settings === undefined) throw new Error('cgroup: the engine has no cgroup tree');
+    made += 1;
+    let action: ActionCgroup;
+    try {
+      action = settings.tree.create(`action-${made}`, settings.limits);
+    } catch (error) {
+      throw new ActionError(
+        'internal',
+        `Failed to create the action's cgroup: ${(error as Error).message}`,
+        isSystemError(error) ? error : undefined,
+      );
+    }
+    return {
+      plan: {
+        namespaces(plan) {
+          const join = runnerStep("join the action's cgroup");
+          for (const directory of action.joinDirectories) {
+            plan.writeFile(join, plan.inherit(directory.fd), 'cgroup.procs', '0');
+          }
+          plan.unshare(runnerStep('create a cgroup namespace'), CLONE_NEWCGROUP);
+        },
+      },
+      usage: () => flatten(action.usage(), settings.limits),
+      teardown: () => action.remove(),
+    };
+  },
+};

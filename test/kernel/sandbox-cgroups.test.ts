@@ -1,0 +1,189 @@
+// A cgroup per action, in every isolation mode run as root, against the real kernel: cgroup
+// v1 here, cgroup v2 in the guest (test/kernel/guest.test.ts). Each test proves that nothing of the
+// action's cgroup is left, nor a mount, fd, child or handle.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { CgroupTree } from '../../src/cgroups/index.js';
+import {
+  type ActionCgroupUsage,
+  type ActionResult,
+  type ActionSpec,
+  actionCgroupUsage,
+  defaultIsolation,
+  Engine,
+} from '../../src/sandbox/index.js';
+import { openHandleCount } from '../../src/syscalls/index.js';
+import {
+  type BuildDirectory,
+  makeBuildDirectory,
+  populateBusyboxRoot,
+} from '../helpers/busybox.js';
+import { closeAndAssertGone, limits, MiB, needsCgroups, openTestTree } from '../helpers/cgroups.js';
+import { assertNothingLeft, processState } from '../helpers/leaks.js';
+
+let build: BuildDirectory;
+let tree: CgroupTree;
+let actions = 0;
+
+before(() => {
+  if (needsCgroups !== false) return;
+  build = makeBuildDirectory();
+  populateBusyboxRoot(join(build.path, 'second'));
+  tree = openTestTree('sandbox');
+});
+
+after(() => {
+  if (needsCgroups !== false) return;
+  build.remove();
+  closeAndAssertGone(tree);
+});
+
+function spec(script: string, overrides: Partial<ActionSpec> = {}): ActionSpec {
+  actions += 1;
+  return {
+    inputRoot: 'root',
+    arguments: ['sh', '-c', script],
+    environment: { PATH: '/bin' },
+    workingDirectory: '',
+    stdoutPath: `stdout-${actions}`,
+    stderrPath: `stderr-${actions}`,
+    temporaryDirectory: 'tmp',
+    ...overrides,
+  };
+}
+
+interface Ran {
+  readonly result: ActionResult;
+  readonly usage: ActionCgroupUsage | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function runOn(engine: Engine, action: ActionSpec): Promise<Ran> {
+  const result = await engine.run(action);
+  return {
+    result,
+    usage: actionCgroupUsage(result),
+    stdout: readFileSync(join(build.path, action.stdoutPath), 'utf8'),
+    stderr: readFileSync(join(build.path, action.stderrPath), 'utf8'),
+  };
+}
+
+/** No action cgroup is left in the tree's scope. */
+function assertNoCgroupLeft(): void {
+  for (const directory of tree.directories)
+    assert.deepEqual(
+      readdirSync(directory, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name),
+      [],
+      `cgroups left in ${directory}`,
+    );
+}
+
+function leakFree(name: string, body: () => Promise<void>): void {
+  it(name, { timeout: 120_000 }, async () => {
+    const state = processState();
+    const handles = openHandleCount();
+    await body();
+    assertNoCgroupLeft();
+    assertNothingLeft(state, [build.path]);
+    assert.equal(openHandleCount(), handles, 'handles left open');
+  });
+}
+
+for (const mode of ['namespaces', 'shared', 'none'] as const) {
+  describe(`a cgroup per action, ${mode} mode`, { skip: needsCgroups }, () => {
+    let engine: Engine;
+    let roomyEngine: Engine;
+    before(async () => {
+      const isolation = { ...defaultIsolation, mode };
+      engine = await Engine.open({
+        buildDirectory: build.path,
+        isolation,
+        cgroups: { tree, limits },
+      });
+      roomyEngine = await Engine.open({
+        buildDirectory: build.path,
+        isolation,
+        cgroups: { tree, limits: { ...limits, memoryMaxBytes: 256 * MiB } },
+      });
+    });
+    after(() => {
+      engine.close();
+      roomyEngine.close();
+    });
+    const run = (action: ActionSpec): Promise<Ran> => runOn(engine, action);
+    // none mode mounts no /proc, and no /dev: the workloads below need neither.
+    if (mode !== 'none')
+      leakFree('runs the action in a cgroup namespace of its own cgroup', async () => {
+        const { result, usage, stdout } = await run(spec('cat /proc/self/cgroup'));
+        assert.equal(result.exitCode, 0);
+        // The hierarchies the action was put in show it at its namespace's root.
+        const joined = tree.version === 2 ? /^0::/ : /^\d+:(memory|pids):/;
+        const lines = stdout.split('\n').filter((line) => joined.test(line));
+        assert.ok(lines.length > 0, stdout);
+        for (const line of lines) assert.match(line, /:\/$/, stdout);
+        assert.ok(usage !== undefined);
+        assert.equal(usage.oomKilled, false);
+      });
+
+    leakFree('stops a fork loop at pids.max, and the action ends cleanly', async () => {
+      const { result, usage, stderr } = await run(spec('while :; do sleep 1000 & done'));
+      // ash gives up at the first refused fork; the init kills the sleeps.
+      assert.match(stderr, /can't fork/);
+      assert.equal(result.exitCode, 2);
+      assert.ok((usage?.pidsLimitHits ?? 0) >= 1);
+      assert.equal(usage?.oomKilled, false);
+    });
+
+    leakFree('reports a memory hog over its limit as OOM, and a plain SIGKILL not', async () => {
+      const hog = await run(spec('x=$(yes | head -c 134217728)'));
+      assert.equal(hog.usage?.oomKilled, true);
+      assert.ok((hog.usage?.memoryPeakBytes ?? 0) >= 60 * MiB);
+      const killed = await run(spec('kill -KILL $$'));
+      assert.equal(killed.result.terminationSignal, 'KILL');
+      assert.equal(killed.usage?.oomKilled, false);
+    });
+
+    if (mode !== 'none') {
+      leakFree('charges /dev/shm to the action', async () => {
+        const { usage } = await run(spec('head -c 100000000 /dev/zero > /dev/shm/fill'));
+        assert.equal(usage?.oomKilled, true);
+      });
+    }
+
+    leakFree('accounts two concurrent actions each alone', async () => {
+      const load = (megabytes: number): string => `x=$(yes | head -c ${megabytes * MiB})`;
+      const alone = [
+        await runOn(roomyEngine, spec(load(96))),
+        await runOn(roomyEngine, spec(load(16))),
+      ];
+      // Shared mode mounts into the input root: one each.
+      const together = await Promise.all([
+        runOn(roomyEngine, spec(load(96))),
+        runOn(roomyEngine, spec(load(16), { inputRoot: 'second' })),
+      ]);
+      for (const [index, run] of together.entries()) {
+        const peak = run.usage?.memoryPeakBytes ?? 0;
+        const peakAlone = alone[index]?.usage?.memoryPeakBytes ?? 0;
+        assert.ok(
+          Math.abs(peak - peakAlone) <= peakAlone * 0.05,
+          `${peak} together, ${peakAlone} alone`,
+        );
+      }
+    });
+
+    leakFree('leaves no cgroup after a cancelled action', async () => {
+      const controller = new AbortController();
+      const running = run(spec('sleep 1000 & wait', { signal: controller.signal }));
+      // Engine.run prepares (makes the cgroup) before its first await.
+      const names = readdirSync(tree.directories[0] ?? '');
+      assert.equal(names.filter((name) => name.startsWith('action-')).length, 1);
+      controller.abort();
+      await assert.rejects(running, { name: 'AbortError' });
+    });
+  });
+}
