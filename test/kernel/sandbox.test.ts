@@ -389,10 +389,20 @@ describe('runAction in shared mode only', () => {
     'a mount detached behind its back fails the unmount, named by its mountpoint',
     async () => {
       using engine = await openEngine(buildDirectory, { ...defaultIsolation, mode: 'shared' });
-      const running = engine.run(spec('shared', ['true']));
-      execFileSync('umount', ['--lazy', join(build.path, 'root/dev')]);
-      // Detaching /dev took what is mounted inside it along; the innermost fails first.
-      await rejectsWith(running, 'internal', /^Failed to unmount: EINVAL: .*, umount2 'shm'$/);
+      // The action has started (its stdin, the sandbox's /dev/null, is open) before /dev is
+      // detached, and ends only after: a FIFO in the input root gates both.
+      const gate = join(build.path, 'root/gate');
+      execFileSync('mkfifo', [gate]);
+      try {
+        const running = engine.run(spec('shared', ['sh', '-c', 'echo > /gate; cat /gate']));
+        readFileSync(gate);
+        execFileSync('umount', ['--lazy', join(build.path, 'root/dev')]);
+        writeFileSync(gate, '');
+        // Detaching /dev took what is mounted inside it along; the innermost fails first.
+        await rejectsWith(running, 'internal', /^Failed to unmount: EINVAL: .*, umount2 'shm'$/);
+      } finally {
+        rmSync(gate);
+      }
     },
   );
 });
