@@ -212,10 +212,7 @@ for _ in range(${rounds}):
       [heavyAlone, lightAlone],
       [heavyTogether, lightTogether],
     ] as const) {
-      assert.ok(
-        cpu(heavyUsage) > cpu(lightUsage),
-        `CPU ${cpu(heavyUsage)} vs ${cpu(lightUsage)}`,
-      );
+      assert.ok(cpu(heavyUsage) > cpu(lightUsage), `CPU ${cpu(heavyUsage)} vs ${cpu(lightUsage)}`);
     }
     if (heavyTogether.pressure !== null)
       assert.ok(heavyTogether.pressure.cpu.someMicroseconds >= 0n);
