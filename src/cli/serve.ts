@@ -1,5 +1,6 @@
-// `chroot-runner serve [--config FILE] [--isolation MODE]`: the Runner gRPC service, a drop-in
-// for bb_runner. Without --config it serves an embedded default under the current directory.
+// `chroot-runner serve [FILE | --config FILE] [--isolation MODE]`: the Runner gRPC service, a
+// drop-in for bb_runner (`bb_runner runner.jsonnet`). Without a configuration file it serves an
+// embedded default under the current directory.
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
@@ -23,9 +24,9 @@ export const defaultDirectory = '.chroot-runner';
 
 /** The configuration `serve` uses: the file's, or the embedded default (whose directories are
  * created). */
-export function serveConfiguration(options: ServeOptions): ApplicationConfiguration {
+export async function serveConfiguration(options: ServeOptions): Promise<ApplicationConfiguration> {
   const overrides = options.isolation === undefined ? {} : { isolation: options.isolation };
-  if (options.config !== undefined) return loadConfiguration(options.config, overrides);
+  if (options.config !== undefined) return await loadConfiguration(options.config, overrides);
   const configuration = parseConfiguration(
     defaultConfigurationDocument(resolve(defaultDirectory)),
     overrides,
@@ -71,19 +72,21 @@ export function addServeCommand(program: Command): void {
   program
     .command('serve')
     .description('serve the Buildbarn Runner gRPC service (a drop-in for bb_runner)')
-    .option(
-      '--config <file>',
-      'bb_runner configuration (.json, or .jsonnet with jsonnet installed)',
-    )
+    .argument('[configuration]', 'bb_runner configuration file, as bb_runner takes it')
+    .option('--config <file>', 'the same as the configuration argument')
     .addOption(
       new Option('--isolation <mode>', 'isolation mode, overriding the configuration').choices(
         isolationModes,
       ),
     )
-    .action(async (options: ServeOptions) => {
+    .action(async (file: string | undefined, options: ServeOptions, command: Command) => {
+      if (file !== undefined && options.config !== undefined && file !== options.config) {
+        command.error('chroot-runner serve: give the configuration file once');
+      }
+      const config = file ?? options.config;
       let configuration: ApplicationConfiguration;
       try {
-        configuration = serveConfiguration(options);
+        configuration = await serveConfiguration({ ...options, config });
       } catch (error) {
         if (!(error instanceof ConfigurationError)) throw error;
         process.stderr.write(`chroot-runner serve: ${error.message}\n`);
@@ -93,9 +96,9 @@ export function addServeCommand(program: Command): void {
       const starting = startServer(configuration);
       const stopped = stopOnSignals(starting);
       const server = await starting;
-      if (options.config === undefined) {
+      if (config === undefined) {
         process.stdout.write(
-          `chroot-runner: no --config given; serving the embedded default configuration:\n` +
+          `chroot-runner: no configuration file given; serving the embedded default configuration:\n` +
             `  build directory: ${configuration.buildDirectoryPath}\n` +
             `  socket:          ${server.grpcAddresses.join(' ')}\n` +
             `  isolation:       ${configuration.isolation.mode}\n`,

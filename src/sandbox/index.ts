@@ -1,7 +1,8 @@
 // The execution engine: runs one action chrooted into its input root, isolated as its
 // settings say, and reports how it ended. See types.ts for the contract.
-import { realpathSync } from 'node:fs';
+import { readlinkSync, realpathSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { posix } from 'node:path';
 import { listMounts, type Mount, openMount, unmountat } from '../mounts/index.js';
 import { type DirectoryHandle, type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
 import {
@@ -29,7 +30,12 @@ import {
   workingDirectoryPath,
 } from './request.js';
 import { buildPlan, hasPidNamespace, pivotsIntoRoot, type RequestFiles } from './setup.js';
-import { ActionError, type ActionResult, type ActionSpec } from './types.js';
+import {
+  ActionError,
+  type ActionResult,
+  type ActionSpec,
+  type IsolationSettings,
+} from './types.js';
 
 export { defaultCapabilities } from './capabilities.js';
 export { defaultFilesystems, defaultIsolation } from './defaults.js';
@@ -48,6 +54,40 @@ export function prepareSandbox(): void {
     // it, and its actions report why it cannot be made.
     if (!isSystemError(error)) throw error;
   }
+}
+
+/** Whether the action gets /proc, /sys, /dev and /tmp mounted for it. Without
+ * chrootIntoInputRoot only modes with a mount namespace of their own mount them (over their
+ * copy of the runner's tree): elsewhere they would be mounted over the runner's own. */
+function mountsSpecialFilesystems(isolation: IsolationSettings): boolean {
+  if (isolation.mode === 'none') return false;
+  return isolation.chrootIntoInputRoot !== false || pivotsIntoRoot(isolation.mode);
+}
+
+/** Whether the request's temporary directory is the action's /tmp (TMPDIR=/tmp then). Not
+ * without chrootIntoInputRoot: the build directory itself may be beneath the runner's /tmp. */
+export function mountsTemporaryDirectory(isolation: IsolationSettings): boolean {
+  return (
+    isolation.filesystems.tmp &&
+    isolation.chrootIntoInputRoot !== false &&
+    mountsSpecialFilesystems(isolation)
+  );
+}
+
+/** Without chrootIntoInputRoot the action's root is the runner's, and its working directory
+ * the input root's, reached from there by the path the runner sees it at. */
+function runnerRootView(
+  inputRoot: DirectoryHandle,
+  workingDirectory: string,
+): { root: DirectoryHandle; workingDirectory: string } {
+  const path = readlinkSync(`/proc/self/fd/${inputRoot.fd}`);
+  if (!path.startsWith('/')) {
+    throw new ActionError(
+      'internal',
+      `The input root is not reachable from the runner's root (${path})`,
+    );
+  }
+  return { root: openDirectory('/'), workingDirectory: posix.join(path, workingDirectory) };
 }
 
 /** Errors of the input root's layout that are the request's fault. */
@@ -111,8 +151,7 @@ function openRequestFiles(
   const wantsTemporary =
     spec.temporaryDirectory !== undefined &&
     spec.temporaryDirectory !== '' &&
-    isolation.mode !== 'none' &&
-    isolation.filesystems.tmp;
+    mountsTemporaryDirectory(isolation);
   const temporaryDirectory = wantsTemporary
     ? keep(openTemporaryDirectory(buildDirectory, spec.temporaryDirectory ?? ''))
     : undefined;
@@ -188,18 +227,22 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
   let launched = started;
   let exited = started;
   try {
-    const inputRoot = openInputRoot(spec.buildDirectory, spec.inputRoot);
-    opened.push(inputRoot);
-    const workingDirectory = workingDirectoryPath(spec.workingDirectory);
+    let root = openInputRoot(spec.buildDirectory, spec.inputRoot);
+    opened.push(root);
+    let workingDirectory = workingDirectoryPath(spec.workingDirectory);
+    if (isolation.chrootIntoInputRoot === false) {
+      ({ root, workingDirectory } = runnerRootView(root, workingDirectory));
+      opened.push(root);
+    }
     program = findExecutable(
-      inputRoot,
+      root,
       spec.arguments[0] ?? '',
       spec.environment.PATH,
       workingDirectory,
     );
-    const files = openRequestFiles(spec, inputRoot, opened);
+    const files = openRequestFiles(spec, root, opened);
     let procHolder: Mount | undefined;
-    if (isolation.mode === 'shared') {
+    if (isolation.mode === 'shared' && mountsSpecialFilesystems(isolation)) {
       mounts.claim(files.inputRoot, spec.inputRoot);
       try {
         procHolder = mountSpecialFilesystems(

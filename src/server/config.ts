@@ -1,8 +1,10 @@
-// bb_runner's ApplicationConfiguration (JSON or Jsonnet, camelCase keys), plus the
-// `chrootRunner` section of our own. docs/configuration.md documents every key.
-import { execFileSync } from 'node:child_process';
+// bb_runner's ApplicationConfiguration, read as bb_runner reads it (bb-storage's loader: the
+// file evaluated as Jsonnet with every environment variable as an external variable, the result
+// parsed as protojson), plus the `chrootRunner` section of our own. docs/configuration.md
+// documents every key.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { Jsonnet } from '@hanazuki/node-jsonnet';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
 import {
   type Credentials,
@@ -179,13 +181,6 @@ export function parseConfiguration(
   overrides: { isolation?: IsolationMode } = {},
 ): ApplicationConfiguration {
   const parsed = applicationConfiguration(document, '');
-  if (!parsed.chrootIntoInputRoot) {
-    throw new ConfigurationError(
-      'chrootIntoInputRoot: must be true: chroot-runner always runs actions chrooted into their ' +
-        'input root (bb_runner without it runs actions on the runner’s own file system, which ' +
-        'chroot-runner does not do)',
-    );
-  }
   if (Object.keys(parsed.appleXcodeDeveloperDirectories).length > 0) {
     throw new ConfigurationError('appleXcodeDeveloperDirectories: not supported: macOS only');
   }
@@ -256,6 +251,7 @@ export function parseConfiguration(
     ignoredKeys,
     isolation: {
       mode,
+      chrootIntoInputRoot: parsed.chrootIntoInputRoot,
       filesystems: runner.filesystems,
       keepCapabilities: runner.keepCapabilities,
       network: runner.network,
@@ -269,44 +265,31 @@ export function parseConfiguration(
   };
 }
 
-/** Reads a .json file, or evaluates a .jsonnet file with the `jsonnet` binary, passing the
- * environment as external variables as Buildbarn's programs do. */
-export function readConfigurationDocument(file: string): unknown {
+/** Evaluates a configuration file (or standard input, for "-") as bb_runner does: as Jsonnet,
+ * whatever its name (JSON is Jsonnet), with each environment variable as an external string
+ * variable (std.extVar('PWD')), imports relative to the file. */
+export async function readConfigurationDocument(file: string): Promise<unknown> {
+  const jsonnet = new Jsonnet();
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined) jsonnet.extString(name, value);
+  }
   let text: string;
-  if (file.endsWith('.jsonnet') || file.endsWith('.libsonnet')) {
-    const extVars = Object.keys(process.env)
-      .filter((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
-      .flatMap((name) => ['--ext-str', name]);
-    try {
-      text = execFileSync('jsonnet', [...extVars, file], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-    } catch (error) {
-      const failure = error as NodeJS.ErrnoException & { stderr?: string };
-      if (failure.code === 'ENOENT') {
-        throw new ConfigurationError(
-          `${file}: cannot evaluate Jsonnet: no \`jsonnet\` evaluator on PATH ` +
-            '(Debian: apt-get install jsonnet), or give the configuration as .json',
-        );
-      }
-      throw new ConfigurationError(`${file}: ${failure.stderr?.trim() || failure.message}`);
-    }
-  } else {
-    text = readFileSync(file, 'utf8');
-  }
   try {
-    return JSON.parse(text);
+    text =
+      file === '-'
+        ? await jsonnet.evaluateSnippet(readFileSync(0, 'utf8'), '<stdin>')
+        : await jsonnet.evaluateFile(file);
   } catch (error) {
-    throw new ConfigurationError(`${file}: ${(error as Error).message}`);
+    throw new ConfigurationError(`${file}: ${(error as Error).message.trim()}`);
   }
+  return JSON.parse(text);
 }
 
-export function loadConfiguration(
+export async function loadConfiguration(
   file: string,
   overrides: { isolation?: IsolationMode } = {},
-): ApplicationConfiguration {
-  const document = readConfigurationDocument(file);
+): Promise<ApplicationConfiguration> {
+  const document = await readConfigurationDocument(file);
   try {
     return parseConfiguration(document, overrides);
   } catch (error) {
