@@ -11,6 +11,7 @@ import {
   type RunResponse,
   RunResponseSchema,
 } from '../proto/index.js';
+import { mountsTemporaryDirectory } from '../sandbox/index.js';
 import {
   ActionError,
   type ActionResult,
@@ -19,16 +20,23 @@ import {
   type IsolationSettings,
   type ResourceUsage,
 } from '../sandbox/types.js';
-import { type DirectoryHandle, openDirectoryBeneath, statAt } from '../syscalls/index.js';
+import {
+  type DirectoryHandle,
+  openDirectory,
+  openDirectoryBeneath,
+  statAt,
+} from '../syscalls/index.js';
 import { resolveRelativePath } from './paths.js';
 import { type Runner, RunnerError, wrapError, wrapErrorWithCode } from './runner.js';
 
 export type ExecuteAction = (spec: ActionSpec) => Promise<ActionResult>;
 
 export interface LocalRunnerOptions {
-  /** Handle on the build directory, opened once at start-up. */
-  readonly buildDirectory: DirectoryHandle;
-  /** Absolute host path of the same directory, for TMPDIR outside a chroot's /tmp. */
+  /** The build directory, opened anew by every call (as bb_runner's lazy directory does), so
+   * that a file system mounted over it after start-up (bb_worker's FUSE mount, remounted when
+   * the worker restarts) is seen at the next call, nothing pins an old mount, and a runner
+   * started before the directory exists is only not ready. Also TMPDIR's base outside a
+   * chroot's /tmp. */
   readonly buildDirectoryPath: string;
   readonly isolation: IsolationSettings;
   /** runCommandsAs; the runner's own credentials when absent. */
@@ -77,8 +85,9 @@ export class LocalRunner implements Runner {
     }
     Object.assign(environment, request.environmentVariables);
 
+    const buildDirectory = this.#openBuildDirectory();
     const spec: ActionSpec = {
-      buildDirectory: this.#options.buildDirectory,
+      buildDirectory,
       inputRoot,
       arguments: request.arguments,
       environment,
@@ -95,6 +104,8 @@ export class LocalRunner implements Runner {
       result = await this.#options.execute(spec);
     } catch (error) {
       throw runError(error, signal);
+    } finally {
+      buildDirectory.close();
     }
     const response = create(RunResponseSchema, {
       exitCode: BigInt(result.exitCode ?? -1),
@@ -109,9 +120,21 @@ export class LocalRunner implements Runner {
   /** TMPDIR as the action sees it: /tmp where the engine mounts the temporary directory,
    * otherwise its host path, as bb_runner sets it. */
   #temporaryDirectoryInside(temporaryDirectory: string): string {
-    const { mode, filesystems } = this.#options.isolation;
-    if (mode !== 'none' && filesystems.tmp) return '/tmp';
+    if (mountsTemporaryDirectory(this.#options.isolation)) return '/tmp';
     return join(this.#options.buildDirectoryPath, temporaryDirectory);
+  }
+
+  #openBuildDirectory(): DirectoryHandle {
+    const path = this.#options.buildDirectoryPath;
+    try {
+      return openDirectory(path);
+    } catch (error) {
+      throw wrapErrorWithCode(
+        error,
+        status.INTERNAL,
+        `Failed to open build directory ${JSON.stringify(path)}`,
+      );
+    }
   }
 
   async checkReadiness(request: CheckReadinessRequest): Promise<void> {
@@ -126,20 +149,20 @@ export class LocalRunner implements Runner {
         `Failed to resolve path ${quoted} in build directory`,
       );
     }
+    const buildDirectory = this.#openBuildDirectory();
     const name = components.at(-1);
-    if (name === undefined) return;
     let parent: DirectoryHandle;
     try {
-      parent = openDirectoryBeneath(
-        this.#options.buildDirectory,
-        components.slice(0, -1).join('/'),
-      );
+      if (name === undefined) return;
+      parent = openDirectoryBeneath(buildDirectory, components.slice(0, -1).join('/'));
     } catch (error) {
       throw wrapErrorWithCode(
         error,
         status.INTERNAL,
         `Failed to resolve path ${quoted} in build directory`,
       );
+    } finally {
+      buildDirectory.close();
     }
     try {
       statAt(parent, name);

@@ -11,15 +11,10 @@ import { processTableCleaner } from '../runner/process-table-cleaner.js';
 import type { Runner } from '../runner/runner.js';
 import { TemporaryDirectorySymlinkingRunner } from '../runner/temporary-directory-symlinking.js';
 import { runAction } from '../sandbox/index.js';
-import type { DirectoryHandle } from '../syscalls/index.js';
 import type { ApplicationConfiguration } from './config.js';
 
-export async function composeRunner(
-  configuration: ApplicationConfiguration,
-  buildDirectory: DirectoryHandle,
-): Promise<Runner> {
+export async function composeRunner(configuration: ApplicationConfiguration): Promise<Runner> {
   let runner: Runner = new LocalRunner({
-    buildDirectory,
     buildDirectoryPath: configuration.buildDirectoryPath,
     isolation: configuration.isolation,
     credentials: configuration.runCommandsAs,

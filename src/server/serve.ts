@@ -2,13 +2,12 @@
 // servers and the diagnostics HTTP server; and stops it gracefully.
 
 import { once } from 'node:events';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
 import { RunnerError } from '../runner/runner.js';
 import { prepareSandbox, sweepStaleMounts } from '../sandbox/index.js';
-import { openDirectory } from '../syscalls/index.js';
 import { composeRunner } from './compose.js';
 import type { ApplicationConfiguration } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -73,16 +72,21 @@ export async function startServer(
   for (const key of configuration.ignoredKeys) {
     logger.warn({ key }, 'configuration key accepted for compatibility and ignored');
   }
-  if (configuration.isolation.mode === 'shared') {
+  if (!existsSync(configuration.buildDirectoryPath)) {
+    // As bb_runner: serving, but not ready (CheckReadiness and Run fail) until it exists.
+    logger.warn(
+      { buildDirectoryPath: configuration.buildDirectoryPath },
+      'build directory does not exist (yet): not ready until it does',
+    );
+  } else if (configuration.isolation.mode === 'shared') {
     const swept = sweepStaleMounts(configuration.buildDirectoryPath);
     if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
   }
   prepareSandbox();
-  const buildDirectory = openDirectory(configuration.buildDirectoryPath);
-  const closers: (() => Promise<void> | void)[] = [() => buildDirectory.close()];
+  const closers: (() => Promise<void> | void)[] = [];
   const grpcServers: Server[] = [];
   try {
-    const runner = await composeRunner(configuration, buildDirectory);
+    const runner = await composeRunner(configuration);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;
