@@ -80,7 +80,10 @@ describe('configuration', () => {
       global: {
         diagnosticsHttpServer: {
           listenAddress: ':9980',
-          httpServers: [{ listenAddresses: ['127.0.0.1:9981'] }],
+          httpServers: [
+            { listenAddresses: ['127.0.0.1:9981'] },
+            { listenAddresses: ['[::1]:9982'], authenticationPolicy: { deny: 'closed' } },
+          ],
           enablePrometheus: true,
         },
         tracing: {},
@@ -97,7 +100,11 @@ describe('configuration', () => {
       additionalGroups: [5, 6],
     });
     assert.deepEqual(configuration.diagnosticsHttpServer, {
-      listenAddresses: [':9980', '127.0.0.1:9981'],
+      listeners: [
+        { address: ':9980', denyMessage: undefined },
+        { address: '127.0.0.1:9981', denyMessage: undefined },
+        { address: '[::1]:9982', denyMessage: 'closed' },
+      ],
       enablePrometheus: true,
     });
     assert.deepEqual(configuration.ignoredKeys, ['global.tracing']);

@@ -24,7 +24,13 @@ import {
   type ModeSupport,
 } from '../src/sandbox/features.js';
 import { prepareSandbox } from '../src/sandbox/index.js';
-import { assertNothingLeft, mountPoints, needsRoot, processState } from './helpers/leaks.js';
+import {
+  assertNothingLeft,
+  mountPoints,
+  mountsBeneath,
+  needsRoot,
+  processState,
+} from './helpers/leaks.js';
 import { binary } from './helpers/serve.js';
 import { unprivileged } from './helpers/unprivileged.js';
 
@@ -260,10 +266,15 @@ describe('chroot-runner doctor', () => {
   });
 
   leakFree('--probe runs an action in each available mode, and leaves nothing behind', () => {
-    const scratch = (): string[] =>
-      readdirSync(tmpdir()).filter((name) => name.startsWith('chroot-runner-doctor-probe-'));
-    const before = scratch();
-    const result = spawnSync(process.execPath, [binary, 'doctor', '--probe'], { encoding: 'utf8' });
+    // Its own temporary directory: other suites' probes come and go in the shared one.
+    const temporary = mkdtempSync(join(tmpdir(), 'chroot-runner-doctor-tmp-'));
+    const result = spawnSync(process.execPath, [binary, 'doctor', '--probe'], {
+      encoding: 'utf8',
+      env: { ...process.env, TMPDIR: temporary },
+    });
+    const mounted = mountsBeneath(temporary);
+    const left = readdirSync(temporary);
+    if (mounted.length === 0) rmSync(temporary, { recursive: true, force: true });
     assert.equal(result.status, 0, result.stdout + result.stderr);
     for (const mode of ['namespaces', 'shared', 'none']) {
       assert.match(
@@ -271,11 +282,8 @@ describe('chroot-runner doctor', () => {
         new RegExp(`^  ${mode} +available \\(a probe action ran\\)$`, 'm'),
       );
     }
-    assert.deepEqual(scratch(), before);
-    assert.deepEqual(
-      mountPoints().filter((point) => point.includes('chroot-runner-doctor-probe-')),
-      [],
-    );
+    assert.deepEqual(mounted, []);
+    assert.deepEqual(left, []);
   });
 
   leakFree('--probe catches what the checks cannot see: a seccomp filter refusing chroot', () => {

@@ -202,7 +202,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
         const cancelled = (line: Record<string, unknown>) =>
           line.msg === 'action not run' && line.code === 'CANCELLED';
         // serve logs each action once it is killed and cleaned up.
-        await serve.waitForLog(() => serve.logs.slice(before).filter(cancelled).length >= 100);
+        await serve.waitForLogs(cancelled, 100, before);
         assertServeClean(mark, 1);
       } finally {
         raw.close();

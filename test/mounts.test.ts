@@ -40,6 +40,7 @@ import {
   statAt,
   symlinkat,
 } from '../src/syscalls/index.js';
+import { hostMountTable } from './helpers/hostile.js';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
 
 const proc: MountSpec = { fstype: 'proc', attributes: { nosuid: true, nodev: true, noexec: true } };
@@ -282,7 +283,7 @@ describe('mounts', { skip: needsRoot }, () => {
     symlinkSync('../outside/proc', join(root, 'relative'));
     symlinkSync(join(caseDir, 'outside/proc'), join(root, 'absolute'));
     symlinkSync('../outside', join(root, 'parent'));
-    const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
+    const mountinfo = hostMountTable(testRoot);
     for (const spec of [proc, { bind: '/dev/null' }, { bind: join(caseDir, 'outside/dir') }]) {
       for (const name of ['relative', 'absolute', 'parent/proc']) {
         assert.throws(() => mountat(dir, name, spec), {
@@ -299,14 +300,14 @@ describe('mounts', { skip: needsRoot }, () => {
       });
     }
     assert.equal(existsSync(join(caseDir, 'outside/created')), false);
-    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), mountinfo);
+    assert.equal(hostMountTable(testRoot), mountinfo);
   });
 
   test('200 concurrent mount/unmount pairs leave mountinfo and the cwd exactly as before', async () => {
     const pairs = 200;
     using dir = layout('root');
     for (let i = 0; i < pairs; i++) mkdirSync(join(caseDir, 'root', `m${i}`));
-    const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
+    const mountinfo = hostMountTable(testRoot);
     const cwd = process.cwd();
     const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
     let mounted = 0;
@@ -326,7 +327,7 @@ describe('mounts', { skip: needsRoot }, () => {
       }),
     );
     assert.ok(peak > pairs / 2, `pairs interleaved (peak ${peak} mounted at once)`);
-    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), mountinfo);
+    assert.equal(hostMountTable(testRoot), mountinfo);
     assert.equal(process.cwd(), cwd);
   });
 

@@ -428,9 +428,12 @@ describe('decorators', () => {
     skip: needsRoot,
   }, async () => {
     const state = processState();
-    const cleaner = await processTableCleaner(65534);
-    const child = spawn('/bin/sleep', ['60'], { uid: 65534, gid: 65534, stdio: 'ignore' });
-    const exited = once(child, 'exit');
+    // A uid of its own: the cleaner kills every process of its user on the machine, and other
+    // suites run as 65534 meanwhile.
+    const userId = 3_000_000 + Math.floor(Math.random() * 1_000_000);
+    const cleaner = await processTableCleaner(userId);
+    const child = spawn('/bin/sleep', ['60'], { uid: userId, gid: userId, stdio: 'ignore' });
+    const exited = once(child, 'close');
     const unrelated = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
     try {
       await once(child, 'spawn');
@@ -441,7 +444,7 @@ describe('decorators', () => {
       assert.ok(existsSync(`/proc/${unrelated.pid}`));
     } finally {
       unrelated.kill('SIGKILL');
-      await once(unrelated, 'exit');
+      await once(unrelated, 'close');
     }
     assertNothingLeft(state, []);
   });

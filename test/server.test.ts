@@ -14,6 +14,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { get, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -60,6 +61,14 @@ function writeConfiguration(build: BuildDirectory, name: string, options: ServeO
     },
     ...options.extra,
   });
+}
+
+/** GET on a connection of its own, closed with the response: no pooled socket outlives it. */
+async function httpGet(url: string): Promise<{ status: number; body: string }> {
+  const [response] = (await once(get(url, { agent: false }), 'response')) as [IncomingMessage];
+  let body = '';
+  for await (const chunk of response) body += chunk;
+  return { status: response.statusCode ?? 0, body };
 }
 
 /** An action's own directory in the build directory: input root, temporary directory, logs. */
@@ -361,19 +370,44 @@ for (const mode of ['namespaces', 'shared'] as const) {
       assert.deepEqual(mountsBeneath(join(buildPath, a.name)), []);
     });
 
-    it('exports Prometheus metrics', async () => {
+    it('exports Prometheus metrics, bb’s gRPC series among them', async () => {
       const serving = await serve.waitForLog((line) => line.msg === 'serving');
       const [address] = serving.diagnosticsAddresses as string[];
-      const text = await (await fetch(`http://${address}/metrics`)).text();
-      assert.match(text, /^chroot_runner_actions_total\{outcome="succeeded"\} [1-9]\d*$/m);
-      assert.match(text, /^chroot_runner_actions_total\{outcome="error"\} [1-9]\d*$/m);
+      // Matched by path: a query string changes nothing.
+      const { body: text } = await httpGet(`http://${address}/metrics?x=1`);
+      const run = 'grpc_method="Run",grpc_service="buildbarn.runner.Runner",grpc_type="unary"';
+      assert.match(text, new RegExp(`^grpc_server_started_total\\{${run}\\} [1-9]\\d*$`, 'm'));
       assert.match(
         text,
-        /^chroot_runner_action_duration_seconds_count\{phase="setup"\} [1-9]\d*$/m,
+        new RegExp(`^grpc_server_handled_total\\{grpc_code="OK",${run}\\} [1-9]\\d*$`, 'm'),
       );
       assert.match(
         text,
-        /^chroot_runner_rpc_errors_total\{method="Run",code="INVALID_ARGUMENT"\} [1-9]\d*$/m,
+        new RegExp(`^grpc_server_handled_total\\{grpc_code="InvalidArgument",${run}\\} [1-9]`, 'm'),
+      );
+      // Every code of every method exists from the start, as go-grpc-prometheus makes them.
+      assert.match(
+        text,
+        /^grpc_server_handled_total\{grpc_code="DataLoss",grpc_method="Watch",grpc_service="grpc.health.v1.Health",grpc_type="server_stream"\} 0$/m,
+      );
+      assert.match(text, new RegExp(`^grpc_server_msg_received_total\\{${run}\\} [1-9]`, 'm'));
+      assert.match(text, new RegExp(`^grpc_server_msg_sent_total\\{${run}\\} [1-9]`, 'm'));
+      // bb-storage's buckets: three per power of ten, 1 ms to 1000 s.
+      const buckets = [
+        ...text.matchAll(
+          new RegExp(`^grpc_server_handling_seconds_bucket\\{le="([^"]+)",${run}\\}`, 'gm'),
+        ),
+      ].map((match) => match[1]);
+      assert.deepEqual(buckets.slice(0, 4), ['0.001', '0.0021544', '0.0046415', '0.01']);
+      assert.deepEqual(buckets.slice(-3), ['464.15', '1000', '+Inf']);
+      assert.match(text, /^chroot_runner_actions_total\{outcome="succeeded"\} [1-9]\d*$/m);
+      // The error kinds apart: a refused request and a killed one.
+      assert.match(text, /^chroot_runner_actions_total\{outcome="INVALID_ARGUMENT"\} [1-9]\d*$/m);
+      assert.match(text, /^chroot_runner_actions_total\{outcome="CANCELLED"\} [1-9]\d*$/m);
+      assert.doesNotMatch(text, /outcome="error"/);
+      assert.match(
+        text,
+        /^chroot_runner_action_duration_seconds_count\{phase="setup",outcome="succeeded"\} [1-9]\d*$/m,
       );
       assert.match(text, /^chroot_runner_actions_in_flight 0$/m);
       assert.match(text, /^chroot_runner_mounts_attached 0$/m);
@@ -449,8 +483,10 @@ describe('serve options', { skip: needsRoot }, () => {
       await client.checkReadiness();
     } finally {
       client.close();
+      // 'close', not 'exit': its stdout and stderr pipes are fds of this process until then.
+      const closed = once(child, 'close');
       child.kill('SIGTERM');
-      assert.deepEqual(await once(child, 'exit'), [0, null]);
+      assert.deepEqual(await closed, [0, null]);
     }
     assert.deepEqual(readdirSync(join(directory, '.chroot-runner')), ['build']);
     rmSync(directory, { recursive: true, force: true });
@@ -556,6 +592,45 @@ describe('serve options', { skip: needsRoot }, () => {
     await clientSocketsClosed(state);
     assertNothingLeft(state, [build.path]);
   });
+
+  it('enforces the diagnostics servers’ authentication policies: allow serves, deny answers 403 and logs', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    mkdirSync(join(build.path, 'build'));
+    const { file } = writeConfiguration(build, 'runner', {
+      mode: 'none',
+      extra: {
+        global: {
+          diagnosticsHttpServer: {
+            httpServers: [
+              { listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { allow: {} } },
+              { listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { deny: 'Closed here' } },
+            ],
+            enablePrometheus: true,
+          },
+        },
+      },
+    });
+    const serve = await ServeProcess.start(['--config', file]);
+    try {
+      const serving = await serve.waitForLog((line) => line.msg === 'serving');
+      const [allowed, denied] = serving.diagnosticsAddresses as string[];
+      assert.equal((await httpGet(`http://${allowed}/metrics`)).status, 200);
+      assert.deepEqual(await httpGet(`http://${denied}/metrics?from=test`), {
+        status: 403,
+        body: 'Closed here\n',
+      });
+      assert.equal((await httpGet(`http://${denied}/-/healthy`)).status, 403);
+      const logged = await serve.waitForLog((line) => line.msg === 'diagnostics request denied');
+      assert.equal(logged.path, '/metrics');
+      assert.equal(logged.error, 'Closed here');
+    } finally {
+      assert.deepEqual(await serve.stop(), [0, null]);
+      build.remove();
+    }
+    await clientSocketsClosed(state);
+    assertNothingLeft(state, [build.path]);
+  });
 });
 
 describe('demo', { skip: needsRoot }, () => {
@@ -572,7 +647,7 @@ describe('demo', { skip: needsRoot }, () => {
       const row = (label: string) => lines.find((line) => line.startsWith(label)) ?? '';
       assert.match(
         row('realpath /proc/self/exe'),
-        /exit 0: \/bin\/busybox .*exit 1: realpath: \/proc\/self\/exe: No such file or directory/,
+        /exit 0: \/bin\/realpath .*exit 1: realpath: \/proc\/self\/exe: No such file or directory/,
       );
       assert.match(row('ls /proc'), /exit 0: 1 .*exit 0: \(no output\)$/);
       assert.match(row('echo hi > /dev/null'), /exit 0: a device .*exit 0: a file: hi$/);

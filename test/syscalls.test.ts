@@ -178,19 +178,25 @@ describe('resolution beneath a handle', () => {
     // Renames anywhere on the system make the kernel refuse a '..' under RESOLVE_BENEATH
     // with EAGAIN; openat2 retries as its man page says.
     mkdirSync(join(root, 'renamed'));
-    const renamer = spawn('python3', [
-      '-c',
-      'import os, sys\nwhile True:\n  os.rename(sys.argv[1], sys.argv[2]); os.rename(sys.argv[2], sys.argv[1])',
-      join(root, 'renamed'),
-      join(root, 'renamed-again'),
-    ]);
+    // No pipes (stderr is ours): once it is reaped, it holds no fd of this process.
+    const renamer = spawn(
+      'python3',
+      [
+        '-c',
+        'import os, sys\nwhile True:\n  os.rename(sys.argv[1], sys.argv[2]); os.rename(sys.argv[2], sys.argv[1])',
+        join(root, 'renamed'),
+        join(root, 'renamed-again'),
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    const closed = once(renamer, 'close');
     try {
       await once(renamer, 'spawn');
       using dir = openDirectory(join(root, 'a'));
       for (let i = 0; i < 50_000; i++) openDirectoryBeneath(dir, 'b/../b/..').close();
     } finally {
       renamer.kill('SIGKILL');
-      await once(renamer, 'exit');
+      await closed;
     }
     rmSync(join(root, 'renamed'), { recursive: true, force: true });
     rmSync(join(root, 'renamed-again'), { recursive: true, force: true });

@@ -1,15 +1,19 @@
-// `chroot-runner demo`: serves the embedded default configuration in-process, lays out a
-// busybox input root, and sends the same Runs through a gRPC client in `namespaces` mode and in
-// `none` mode (a plain chroot, as bb_runner does), printing both side by side.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+// `chroot-runner demo`: serves the embedded default configuration in-process, lays out an
+// input root from the host's own sh, ls, cat and realpath (with the libraries they need), and
+// sends the same Runs through a gRPC client in `namespaces` mode and in `none` mode (a plain
+// chroot, as bb_runner does), printing both side by side.
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { IsolationMode } from '../sandbox/types.js';
 import { RunnerClient } from '../server/client.js';
 import { defaultConfigurationDocument, parseConfiguration } from '../server/config.js';
 import { type RunningServer, startServer } from '../server/serve.js';
-import { busyboxPath, populateBusyboxRoot } from './busybox-root.js';
+import { type HostRoot, populateHostRoot } from './host-root.js';
 import { defaultDirectory } from './serve.js';
+
+/** The host programs the demo's input root holds. */
+const programs = ['sh', 'ls', 'cat', 'realpath'];
 
 /** What each demo action shows, and its argv. */
 const commands: readonly { readonly label: string; readonly argv: readonly string[] }[] = [
@@ -69,12 +73,6 @@ export async function demo(): Promise<number> {
     process.stderr.write('chroot-runner demo: needs root (chroot, mounts and namespaces)\n');
     return 1;
   }
-  if (!existsSync(busyboxPath)) {
-    process.stderr.write(
-      `chroot-runner demo: needs ${busyboxPath} (Debian: apt-get install busybox-static)\n`,
-    );
-    return 1;
-  }
   const document = defaultConfigurationDocument(resolve(defaultDirectory));
   const namespaces = parseConfiguration(document);
   const buildDirectory = namespaces.buildDirectoryPath;
@@ -93,17 +91,25 @@ export async function demo(): Promise<number> {
       servers.push(await startServer(configuration, { logLevel: 'warn' }));
     }
     const [namespacesServer, noneServer] = servers;
+    let root: HostRoot | undefined;
+    for (const mode of ['namespaces', 'none']) {
+      root = populateHostRoot(join(buildDirectory, actionDirectory, mode, 'root'), programs);
+    }
+    const hostFiles = [...(root?.programs ?? [])].map(([name, host]) => `bin/${name} (${host})`);
     process.stdout.write(
       `Serving the embedded default configuration (chroot-runner serve):\n` +
         `  build directory ${relative('.', buildDirectory)}, sockets ` +
         `${namespacesServer?.grpcAddresses.join(' ')} (namespaces) and ` +
         `${noneServer?.grpcAddresses.join(' ')} (none)\n` +
-        `Input root: a busybox userland with empty proc, sys, dev and tmp directories.\n\n`,
+        `Input root, copied from this host: ${hostFiles.join(', ')};\n` +
+        `  the loader and libraries they need (from their ELF headers): ` +
+        `${root?.libraries.join(', ')};\n` +
+        `  /etc/ld.so.cache, and empty proc, sys, dev and tmp directories.\n` +
+        `Each action runs with PATH=/bin through a gRPC Run.\n\n`,
     );
     const results: Outcome[][] = [];
     for (const [index, server] of servers.entries()) {
       const mode = index === 0 ? 'namespaces' : 'none';
-      populateBusyboxRoot(join(buildDirectory, actionDirectory, mode, 'root'));
       const client = new RunnerClient(server.grpcAddresses[0] ?? '');
       clients.push(client);
       results.push(await runAll(client, buildDirectory, actionDirectory, mode));

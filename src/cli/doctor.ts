@@ -15,8 +15,9 @@ import {
   type ModeSupport,
 } from '../sandbox/features.js';
 import { ActionError, defaultIsolation, type IsolationMode, runAction } from '../sandbox/index.js';
+import { withAlternatives } from '../server/preflight.js';
 import { openDirectory } from '../syscalls/index.js';
-import { populateBusyboxRoot } from './busybox-root.js';
+import { populateHostRoot } from './host-root.js';
 
 interface DoctorOptions {
   readonly buildDirectory?: string;
@@ -25,11 +26,13 @@ interface DoctorOptions {
 }
 
 /** What a probe action checks in each mode: the special filesystems where there are some. */
+const specialFilesystemsWork =
+  'test "$(realpath /proc/self/exe)" = /bin/realpath && test -c /dev/null';
 const probeScripts: Readonly<Record<IsolationMode, string>> = {
-  namespaces: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
-  shared: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
-  none: 'test -x /bin/busybox',
-  rootless: 'test "$(readlink /proc/self/exe)" = /bin/busybox && test -c /dev/null',
+  namespaces: specialFilesystemsWork,
+  shared: specialFilesystemsWork,
+  none: 'test -x /bin/realpath',
+  rootless: specialFilesystemsWork,
 };
 
 interface ProbeFailure {
@@ -39,13 +42,14 @@ interface ProbeFailure {
 
 const unexplained = 'none of the checks above explains it: please report it with their output';
 
-/** Runs a trivial action in `mode` in a scratch busybox input root; returns why it failed,
+/** Runs a trivial action in `mode` in a scratch input root of the host's sh and realpath
+ * (see populateHostRoot); returns why it failed,
  * or undefined when it ran as expected. */
 async function probeMode(mode: IsolationMode): Promise<ProbeFailure | undefined> {
   const base = mkdtempSync(join(tmpdir(), 'chroot-runner-doctor-probe-'));
   const buildDirectory = openDirectory(base);
   try {
-    populateBusyboxRoot(join(base, 'root'));
+    populateHostRoot(join(base, 'root'), ['sh', 'realpath']);
     mkdirSync(join(base, 'tmp'));
     const result = await runAction({
       buildDirectory,
@@ -96,12 +100,12 @@ async function probeModes(modes: readonly ModeSupport[]): Promise<ModeSupport[]>
 
 const statusWidth = 'unavailable'.length;
 
-function formatCheck(check: Check): string {
+export function formatCheck(check: Check): string {
   const line = `  ${check.status.padEnd(statusWidth)}  ${check.title}: ${check.detail}`;
   return check.fix === undefined ? line : `${line}\n  ${''.padEnd(statusWidth)}  fix: ${check.fix}`;
 }
 
-function formatMode(support: ModeSupport, probed: boolean): string {
+export function formatMode(support: ModeSupport, probed: boolean): string {
   const mode = support.mode.padEnd('namespaces'.length);
   if (support.available) return `  ${mode}  available${probed ? ' (a probe action ran)' : ''}`;
   return `  ${mode}  unavailable: ${support.reason}. Fix: ${support.fix}`;
@@ -113,7 +117,7 @@ async function doctor(options: DoctorOptions): Promise<number> {
   );
   const probed = options.probe === true;
   const detected = isolationModeSupport(features);
-  const modes = probed ? await probeModes(detected) : detected;
+  const modes = withAlternatives(probed ? await probeModes(detected) : detected);
   const usable = modes.filter((support) => support.available).map((support) => support.mode);
   if (options.json === true) {
     process.stdout.write(`${JSON.stringify({ checks: features.checks, modes }, null, 2)}\n`);

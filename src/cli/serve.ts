@@ -1,7 +1,7 @@
 // `chroot-runner serve [FILE | --config FILE] [--isolation MODE]`: the Runner gRPC service, a
 // drop-in for bb_runner (`bb_runner runner.jsonnet`). Without a configuration file it serves an
 // embedded default under the current directory.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { type IsolationMode, isolationModes } from '../sandbox/types.js';
@@ -12,11 +12,62 @@ import {
   loadConfiguration,
   parseConfiguration,
 } from '../server/config.js';
+import { StartupError } from '../server/preflight.js';
 import { type RunningServer, startServer } from '../server/serve.js';
 
 export interface ServeOptions {
   readonly config?: string;
   readonly isolation?: IsolationMode;
+  readonly logLevel?: string;
+  readonly debug?: boolean;
+}
+
+/** pino's levels, for --log-level. */
+const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** A configuration file that cannot be read, as what to do about it. */
+function unreadableConfiguration(file: string, error: NodeJS.ErrnoException): ConfigurationError {
+  const fixes: Record<string, string> = {
+    ENOENT: 'give the path of an existing bb_runner configuration file (.json or .jsonnet)',
+    EACCES: `make it readable by uid ${process.getuid?.()}`,
+    EISDIR: 'give the path of the configuration file, not of its directory',
+  };
+  const fix = fixes[error.code ?? ''] ?? 'give the path of a readable configuration file';
+  return new ConfigurationError(
+    `cannot read the configuration file ${file} (${error.code ?? error.message}). Fix: ${fix}`,
+  );
+}
+
+/** The configuration file named by --config, read and validated. */
+export async function loadConfigurationFile(
+  file: string,
+  overrides: { isolation?: IsolationMode },
+): Promise<ApplicationConfiguration> {
+  if (file === '-') {
+    throw new ConfigurationError(
+      'cannot read the configuration from standard input (--config -). Fix: give a file, as Buildbarn’s programs take it (for a pipe: --config /dev/stdin)',
+    );
+  }
+  try {
+    // Read first, for the system error: the Jsonnet evaluator only says that it failed.
+    readFileSync(file);
+  } catch (error) {
+    throw unreadableConfiguration(file, error as NodeJS.ErrnoException);
+  }
+  return await loadConfiguration(file, overrides);
+}
+
+/** A start-up failure as one paragraph on stderr, exit status 2; the stack only with --debug
+ * (a failure of ours, not of the configuration or the host). */
+export function reportStartupFailure(command: string, error: unknown, debug: boolean): void {
+  const known = error instanceof ConfigurationError || error instanceof StartupError;
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(
+    `chroot-runner ${command}: ${known ? message : `cannot start: ${message}`}\n` +
+      (debug && error instanceof Error && error.stack !== undefined ? `${error.stack}\n` : '') +
+      (known || debug ? '' : '(run with --debug for the stack trace)\n'),
+  );
+  process.exitCode = 2;
 }
 
 /** Where the embedded default configuration puts the build directory and the socket. */
@@ -26,7 +77,7 @@ export const defaultDirectory = '.chroot-runner';
  * created). */
 export async function serveConfiguration(options: ServeOptions): Promise<ApplicationConfiguration> {
   const overrides = options.isolation === undefined ? {} : { isolation: options.isolation };
-  if (options.config !== undefined) return await loadConfiguration(options.config, overrides);
+  if (options.config !== undefined) return await loadConfigurationFile(options.config, overrides);
   const configuration = parseConfiguration(
     defaultConfigurationDocument(resolve(defaultDirectory)),
     overrides,
@@ -79,23 +130,32 @@ export function addServeCommand(program: Command): void {
         isolationModes,
       ),
     )
+    .addOption(
+      new Option('--log-level <level>', 'least severe log lines written')
+        .choices(logLevels)
+        .default('info'),
+    )
+    .option('--debug', 'print the stack trace of a start-up failure')
     .action(async (file: string | undefined, options: ServeOptions, command: Command) => {
       if (file !== undefined && options.config !== undefined && file !== options.config) {
         command.error('chroot-runner serve: give the configuration file once');
       }
       const config = file ?? options.config;
       let configuration: ApplicationConfiguration;
+      let starting: Promise<RunningServer>;
+      let stopped: Promise<void>;
+      let server: RunningServer;
       try {
         configuration = await serveConfiguration({ ...options, config });
+        starting = startServer(configuration, { logLevel: options.logLevel ?? 'info' });
+        stopped = stopOnSignals(starting);
+        // A failure to start is reported below, through `starting`.
+        stopped.catch(() => {});
+        server = await starting;
       } catch (error) {
-        if (!(error instanceof ConfigurationError)) throw error;
-        process.stderr.write(`chroot-runner serve: ${error.message}\n`);
-        process.exitCode = 2;
+        reportStartupFailure('serve', error, options.debug === true);
         return;
       }
-      const starting = startServer(configuration);
-      const stopped = stopOnSignals(starting);
-      const server = await starting;
       if (config === undefined) {
         process.stdout.write(
           `chroot-runner: no configuration file given; serving the embedded default configuration:\n` +

@@ -2,7 +2,6 @@
 // file evaluated as Jsonnet with every environment variable as an external variable, the result
 // parsed as protojson), plus the `chrootRunner` section of our own. docs/configuration.md
 // documents every key.
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Jsonnet } from '@hanazuki/node-jsonnet';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
@@ -42,8 +41,15 @@ export interface GrpcServerConfiguration {
   readonly maximumReceivedMessageSizeBytes: number | undefined;
 }
 
+export interface DiagnosticsListener {
+  /** A TCP address in Go's form. */
+  readonly address: string;
+  /** As GrpcServerConfiguration's: that server's authenticationPolicy.deny. */
+  readonly denyMessage: string | undefined;
+}
+
 export interface DiagnosticsHttpServerConfiguration {
-  readonly listenAddresses: readonly string[];
+  readonly listeners: readonly DiagnosticsListener[];
   readonly enablePrometheus: boolean;
 }
 
@@ -240,9 +246,16 @@ export function parseConfiguration(
     symlinkTemporaryDirectories: parsed.symlinkTemporaryDirectories,
     runCommandCleaner: parsed.runCommandCleaner,
     diagnosticsHttpServer: diagnostics && {
-      listenAddresses: [
-        ...(diagnostics.listenAddress === undefined ? [] : [diagnostics.listenAddress]),
-        ...diagnostics.httpServers.flatMap((server) => server.listenAddresses),
+      listeners: [
+        ...(diagnostics.listenAddress === undefined
+          ? []
+          : [{ address: diagnostics.listenAddress, denyMessage: undefined }]),
+        ...diagnostics.httpServers.flatMap((server) =>
+          server.listenAddresses.map((address) => ({
+            address,
+            denyMessage: server.authenticationPolicy?.deny,
+          })),
+        ),
       ],
       enablePrometheus: diagnostics.enablePrometheus,
     },
@@ -265,9 +278,9 @@ export function parseConfiguration(
   };
 }
 
-/** Evaluates a configuration file (or standard input, for "-") as bb_runner does: as Jsonnet,
- * whatever its name (JSON is Jsonnet), with each environment variable as an external string
- * variable (std.extVar('PWD')), imports relative to the file. */
+/** Evaluates a configuration file as bb_runner does: as Jsonnet, whatever its name (JSON is
+ * Jsonnet), with each environment variable as an external string variable (std.extVar('PWD')),
+ * imports relative to the file. */
 export async function readConfigurationDocument(file: string): Promise<unknown> {
   const jsonnet = new Jsonnet();
   for (const [name, value] of Object.entries(process.env)) {
@@ -275,10 +288,7 @@ export async function readConfigurationDocument(file: string): Promise<unknown> 
   }
   let text: string;
   try {
-    text =
-      file === '-'
-        ? await jsonnet.evaluateSnippet(readFileSync(0, 'utf8'), '<stdin>')
-        : await jsonnet.evaluateFile(file);
+    text = await jsonnet.evaluateFile(file);
   } catch (error) {
     throw new ConfigurationError(`${file}: ${(error as Error).message.trim()}`);
   }

@@ -1,55 +1,57 @@
 // Prometheus metrics of the runner, served on /metrics by the diagnostics HTTP server.
 import { realpathSync } from 'node:fs';
+import { status } from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { listMounts } from '../mounts/index.js';
 import type { ActionResult } from '../sandbox/types.js';
+import { GrpcServerMetrics } from './grpc-metrics.js';
 
 /** Seconds, from 1 ms to about 1 h. */
 const durationBuckets = [
   0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
 ];
 
-export type ActionOutcome = 'succeeded' | 'failed' | 'signalled' | 'error';
+/** How an action ended: it ran and exited 0, exited otherwise, or was killed by a signal; or it
+ * did not run or finish, by the gRPC code it was answered with (INVALID_ARGUMENT, CANCELLED,
+ * DEADLINE_EXCEEDED, UNAVAILABLE, INTERNAL, ...). */
+export type ActionOutcome = RanOutcome | keyof typeof status;
 
-const outcomes: readonly ActionOutcome[] = ['succeeded', 'failed', 'signalled', 'error'];
+export type RanOutcome = 'succeeded' | 'failed' | 'signalled';
+const ranOutcomes: readonly RanOutcome[] = ['succeeded', 'failed', 'signalled'];
 const phases = ['setup', 'run', 'teardown'] as const;
+type PhaseDurations = Record<(typeof phases)[number], Histogram.Internal<'phase' | 'outcome'>>;
 
 export class RunnerMetrics {
   readonly registry = new Registry();
+  readonly grpc = new GrpcServerMetrics(this.registry);
+  readonly #actionsTotal: Counter<'outcome'>;
   /** Bound once: labelling a metric on each action hashes its labels every time. */
-  readonly #actions: Record<ActionOutcome, Counter.Internal>;
-  readonly #phases: Record<(typeof phases)[number], Histogram.Internal<'phase'>>;
-  readonly #rpcErrors: Counter<'method' | 'code'>;
+  readonly #actions = new Map<ActionOutcome, Counter.Internal>();
+  readonly #phases: Record<RanOutcome, PhaseDurations>;
   readonly #inFlight: Gauge;
 
   constructor(buildDirectoryPath: string) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    const actions = new Counter({
+    this.#actionsTotal = new Counter({
       name: 'chroot_runner_actions_total',
-      help: 'Actions run, by outcome: succeeded (exit 0), failed (other exit codes), signalled, error (not run or not finished)',
+      help: 'Actions, by outcome: succeeded (exit 0), failed (other exit codes), signalled, or the gRPC code of a Run that did not run or finish its action (INVALID_ARGUMENT, CANCELLED, INTERNAL, ...)',
       labelNames: ['outcome'],
       registers,
     });
-    this.#actions = Object.fromEntries(
-      outcomes.map((outcome) => [outcome, actions.labels({ outcome })]),
-    ) as Record<ActionOutcome, Counter.Internal>;
+    for (const outcome of ranOutcomes) this.#actionCounter(outcome);
     const durations = new Histogram({
       name: 'chroot_runner_action_duration_seconds',
-      help: 'Time spent per action in each phase: setup, run, teardown',
-      labelNames: ['phase'],
+      help: 'Time spent per action that ran, in each phase (setup, run, teardown), by outcome',
+      labelNames: ['phase', 'outcome'],
       buckets: durationBuckets,
       registers,
     });
+    const byPhase = (outcome: RanOutcome) =>
+      Object.fromEntries(phases.map((phase) => [phase, durations.labels({ phase, outcome })]));
     this.#phases = Object.fromEntries(
-      phases.map((phase) => [phase, durations.labels({ phase })]),
-    ) as Record<(typeof phases)[number], Histogram.Internal<'phase'>>;
-    this.#rpcErrors = new Counter({
-      name: 'chroot_runner_rpc_errors_total',
-      help: 'Runner RPCs that ended with an error, by method and gRPC status code',
-      labelNames: ['method', 'code'],
-      registers,
-    });
+      ranOutcomes.map((outcome) => [outcome, byPhase(outcome)]),
+    ) as Record<RanOutcome, PhaseDurations>;
     this.#inFlight = new Gauge({
       name: 'chroot_runner_actions_in_flight',
       help: 'Actions running now',
@@ -79,14 +81,28 @@ export class RunnerMetrics {
     this.#inFlight.inc();
   }
 
-  actionFinished(outcome: ActionOutcome, result: ActionResult | undefined): void {
-    this.#inFlight.dec();
-    this.#actions[outcome].inc();
-    if (result === undefined) return;
-    for (const phase of phases) this.#phases[phase].observe(result.timings[phase] / 1000);
+  #actionCounter(outcome: ActionOutcome): Counter.Internal {
+    let counter = this.#actions.get(outcome);
+    if (counter === undefined) {
+      counter = this.#actionsTotal.labels({ outcome });
+      counter.inc(0);
+      this.#actions.set(outcome, counter);
+    }
+    return counter;
   }
 
-  rpcFailed(method: string, code: string): void {
-    this.#rpcErrors.inc({ method, code });
+  /** An action that ran to its end; `result` is the engine's, when the response came from it. */
+  actionRan(outcome: RanOutcome, result: ActionResult | undefined): void {
+    this.#inFlight.dec();
+    this.#actionCounter(outcome).inc();
+    if (result === undefined) return;
+    const durations = this.#phases[outcome];
+    for (const phase of phases) durations[phase].observe(result.timings[phase] / 1000);
+  }
+
+  /** A Run answered with an error: the action did not run, or did not finish. */
+  actionFailed(code: status): void {
+    this.#inFlight.dec();
+    this.#actionCounter((status[code] ?? 'UNKNOWN') as keyof typeof status).inc();
   }
 }

@@ -3,8 +3,8 @@
 
 import { once } from 'node:events';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
-import { createServer, type Server as HttpServer } from 'node:http';
-import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { createServer, type Server as HttpServer, type RequestListener } from 'node:http';
+import { Server, ServerCredentials, type ServerOptions, status } from '@grpc/grpc-js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
 import { RunnerError } from '../runner/runner.js';
 import { prepareSandbox, sweepStaleMounts } from '../sandbox/index.js';
@@ -12,6 +12,7 @@ import { composeRunner } from './compose.js';
 import type { ApplicationConfiguration } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { RunnerMetrics } from './metrics.js';
+import { refuseUnservableConfiguration, StartupError } from './preflight.js';
 import {
   healthServiceImplementation,
   RunnerServiceState,
@@ -50,12 +51,78 @@ function removeStaleSocket(path: string): void {
   }
 }
 
+/** `step`'s result; its failure as a StartupError saying what could not be done. */
+function startupStep<T>(what: string, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    throw new StartupError(`${what}: ${(error as Error).message}`);
+  }
+}
+
+/** The listening socket's port; a failure to listen as a StartupError naming the address and,
+ * for an address in use, the fix. */
+async function listening<T>(what: string, bound: Promise<T>): Promise<T> {
+  try {
+    return await bound;
+  } catch (error) {
+    const failure = error as NodeJS.ErrnoException;
+    const inUse = failure.code === 'EADDRINUSE' || /EADDRINUSE|in use/i.test(failure.message);
+    throw new StartupError(
+      inUse
+        ? `${what}: the address is in use (EADDRINUSE). Fix: stop what listens there, or choose another address`
+        : `${what}: ${failure.message}`,
+    );
+  }
+}
+
 function bind(server: Server, target: string): Promise<number> {
   return new Promise((resolve, reject) =>
     server.bindAsync(target, ServerCredentials.createInsecure(), (error, port) =>
       error ? reject(error) : resolve(port),
     ),
   );
+}
+
+interface DiagnosticsContext {
+  readonly metrics: RunnerMetrics | undefined;
+  readonly state: RunnerServiceState;
+  readonly logger: Logger;
+  /** The server's authenticationPolicy.deny: every request is refused with it. */
+  readonly denyMessage: string | undefined;
+}
+
+/** The diagnostics HTTP server's routes, matched by path (a query string is ignored, as Go's
+ * ServeMux does): /metrics, /-/healthy and /-/ready. A denying policy answers 403 with its
+ * message, and is logged. */
+function diagnosticsHandler(context: DiagnosticsContext): RequestListener {
+  const { metrics, state, logger, denyMessage } = context;
+  return (request, response) => {
+    const path = new URL(request.url ?? '/', 'http://diagnostics').pathname;
+    if (denyMessage !== undefined) {
+      logger.warn(
+        { path, remoteAddress: request.socket.remoteAddress, error: denyMessage },
+        'diagnostics request denied',
+      );
+      response
+        .writeHead(403, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(`${denyMessage}\n`);
+      return;
+    }
+    if (metrics !== undefined && path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) =>
+          response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (error: Error) => response.writeHead(500).end(error.message),
+      );
+      return;
+    }
+    if (path === '/-/healthy' || path === '/-/ready') {
+      response.writeHead(state.serving ? 200 : 503).end();
+      return;
+    }
+    response.writeHead(404).end();
+  };
 }
 
 export interface StartOptions {
@@ -67,7 +134,10 @@ export async function startServer(
   configuration: ApplicationConfiguration,
   options: StartOptions = {},
 ): Promise<RunningServer> {
-  const logger = createLogger(configuration.logPaths, options.logLevel);
+  await refuseUnservableConfiguration(configuration);
+  const logger = startupStep('cannot open the log files of global.logPaths', () =>
+    createLogger(configuration.logPaths, options.logLevel),
+  );
   if (configuration.umask !== undefined) process.umask(configuration.umask);
   for (const key of configuration.ignoredKeys) {
     logger.warn({ key }, 'configuration key accepted for compatibility and ignored');
@@ -91,12 +161,19 @@ export async function startServer(
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;
     const state = new RunnerServiceState(runner, logger, metrics, configuration.isolation.mode);
+    const runnerDefinition = grpcServiceDefinition(RunnerService);
+    const healthDefinition = grpcServiceDefinition(Health);
+    metrics?.grpc.register(runnerDefinition);
+    metrics?.grpc.register(healthDefinition);
 
     const grpcAddresses: string[] = [];
     for (const serverConfiguration of configuration.grpcServers) {
       // Channelz (on by default in grpc-js) keeps statistics of every call for an admin
       // service the runner does not offer.
-      const options: Record<string, number> = { 'grpc.enable_channelz': 0 };
+      const options: ServerOptions = {
+        'grpc.enable_channelz': 0,
+        interceptors: metrics === undefined ? [] : [metrics.grpc.interceptor],
+      };
       if (serverConfiguration.maximumReceivedMessageSizeBytes !== undefined) {
         options['grpc.max_receive_message_length'] =
           serverConfiguration.maximumReceivedMessageSizeBytes;
@@ -104,7 +181,7 @@ export async function startServer(
       const server = new Server(options);
       grpcServers.push(server);
       server.addService(
-        grpcServiceDefinition(RunnerService),
+        runnerDefinition,
         refusingMalformedRequests(
           RunnerService,
           runnerServiceImplementation(state, serverConfiguration.denyMessage),
@@ -112,7 +189,7 @@ export async function startServer(
         ),
       );
       server.addService(
-        grpcServiceDefinition(Health),
+        healthDefinition,
         refusingMalformedRequests(
           Health,
           healthServiceImplementation(state, new Set(['', serverConfiguration.healthCheckService])),
@@ -121,39 +198,33 @@ export async function startServer(
       );
       for (const path of serverConfiguration.listenPaths) {
         removeStaleSocket(path);
-        await bind(server, `unix://${path}`);
+        await listening(`cannot listen on the unix socket ${path}`, bind(server, `unix://${path}`));
         grpcAddresses.push(`unix://${path}`);
         closers.push(() => removeStaleSocket(path));
       }
       for (const address of serverConfiguration.listenAddresses) {
         const listen = parseListenAddress(address);
-        const port = await bind(server, grpcTarget(listen));
+        const port = await listening(
+          `cannot listen on ${address}`,
+          bind(server, grpcTarget(listen)),
+        );
         grpcAddresses.push(grpcTarget({ ...listen, port }));
       }
     }
 
     const httpServers: HttpServer[] = [];
     const diagnosticsAddresses: string[] = [];
-    for (const address of configuration.diagnosticsHttpServer?.listenAddresses ?? []) {
-      const httpServer = createServer((request, response) => {
-        if (metrics !== undefined && request.url === '/metrics') {
-          metrics.registry.metrics().then(
-            (text) =>
-              response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-            (error: Error) => response.writeHead(500).end(error.message),
-          );
-          return;
-        }
-        if (request.url === '/-/healthy' || request.url === '/-/ready') {
-          response.writeHead(state.serving ? 200 : 503).end();
-          return;
-        }
-        response.writeHead(404).end();
-      });
+    for (const listener of configuration.diagnosticsHttpServer?.listeners ?? []) {
+      const httpServer = createServer(
+        diagnosticsHandler({ metrics, state, logger, denyMessage: listener.denyMessage }),
+      );
       httpServers.push(httpServer);
-      const listen = parseListenAddress(address);
+      const listen = parseListenAddress(listener.address);
       httpServer.listen(listen.port, listen.host);
-      await once(httpServer, 'listening');
+      await listening(
+        `the diagnostics server cannot listen on ${listener.address}`,
+        once(httpServer, 'listening'),
+      );
       const bound = httpServer.address();
       const port = typeof bound === 'object' && bound !== null ? bound.port : listen.port;
       diagnosticsAddresses.push(grpcTarget({ ...listen, port }));

@@ -1,5 +1,6 @@
 // The gRPC face of a Runner: buildbarn.runner.Runner and grpc.health.v1.Health on
 // @grpc/grpc-js, with cancellation, metrics and one log line per action.
+import { randomUUID } from 'node:crypto';
 import { create, type DescService } from '@bufbuild/protobuf';
 import { anyUnpack, EmptySchema } from '@bufbuild/protobuf/wkt';
 import {
@@ -25,12 +26,11 @@ import { actionResults } from '../runner/local.js';
 import { type Runner, RunnerError } from '../runner/runner.js';
 import type { ActionResult, IsolationMode } from '../sandbox/types.js';
 import type { Logger } from './log.js';
-import type { ActionOutcome, RunnerMetrics } from './metrics.js';
+import type { RanOutcome, RunnerMetrics } from './metrics.js';
 
 /** State shared by every gRPC server of one runner: in-flight actions and health. */
 export class RunnerServiceState {
   readonly #inFlight = new Set<AbortController>();
-  #nextActionId = 1;
   #serving = true;
   readonly #healthWatchers = new Set<() => void>();
 
@@ -47,10 +47,6 @@ export class RunnerServiceState {
 
   get inFlight(): number {
     return this.#inFlight.size;
-  }
-
-  nextActionId(): number {
-    return this.#nextActionId++;
   }
 
   track(controller: AbortController): () => void {
@@ -88,7 +84,7 @@ function serviceError(error: unknown): ServerErrorResponse {
   return Object.assign(new Error(message), { code: status.INTERNAL, details: message });
 }
 
-function outcome(response: RunResponse): ActionOutcome {
+function outcome(response: RunResponse): RanOutcome {
   if (response.exitCode === 0n) return 'succeeded';
   return response.exitCode === -1n ? 'signalled' : 'failed';
 }
@@ -120,12 +116,12 @@ export function runnerServiceImplementation(
       return;
     }
     if (!state.serving) {
-      state.metrics?.rpcFailed('Run', status[status.UNAVAILABLE]);
       callback(serviceError(new RunnerError(status.UNAVAILABLE, 'Runner is shutting down')));
       return;
     }
     const request = call.request;
-    const id = state.nextActionId();
+    // Unique across runners and restarts, to find one action in logs gathered from many.
+    const id = randomUUID();
     const controller = new AbortController();
     const untrack = state.track(controller);
     // The client went away or its deadline passed: kill the action. grpc-js also reports
@@ -149,7 +145,7 @@ export function runnerServiceImplementation(
         // Answer first: metrics and the log line are not on bb_worker's path.
         callback(null, response);
         const result = actionResults.get(response);
-        state.metrics?.actionFinished(outcome(response), result);
+        state.metrics?.actionRan(outcome(response), result);
         state.logger.info(
           {
             id,
@@ -173,8 +169,7 @@ export function runnerServiceImplementation(
         const failure = serviceError(error);
         callback(failure);
         const code = status[failure.code ?? status.UNKNOWN] ?? 'UNKNOWN';
-        state.metrics?.actionFinished('error', undefined);
-        state.metrics?.rpcFailed('Run', code);
+        state.metrics?.actionFailed(failure.code ?? status.UNKNOWN);
         state.logger.info(
           {
             id,
@@ -198,14 +193,7 @@ export function runnerServiceImplementation(
     }
     state.runner.checkReadiness(call.request).then(
       () => callback(null, create(EmptySchema)),
-      (error: unknown) => {
-        const failure = serviceError(error);
-        state.metrics?.rpcFailed(
-          'CheckReadiness',
-          status[failure.code ?? status.UNKNOWN] ?? 'UNKNOWN',
-        );
-        callback(failure);
-      },
+      (error: unknown) => callback(serviceError(error)),
     );
   };
 
@@ -273,7 +261,6 @@ export function refusingMalformedRequests(
         return;
       }
       const { reason } = call.request;
-      state.metrics?.rpcFailed(method.name, status[status.INVALID_ARGUMENT]);
       state.logger.info({ method: method.name, error: reason }, 'request refused');
       const error = Object.assign(new Error(reason), {
         code: status.INVALID_ARGUMENT,

@@ -49,6 +49,11 @@ function mountTable(drop: (point: string) => boolean): string {
     .join('\n');
 }
 
+/** /proc/self/mountinfo without the mounts of other test processes (see foreignTestMount). */
+export function hostMountTable(own: string): string {
+  return mountTable((point) => foreignTestMount(point, own));
+}
+
 export interface HostSnapshot {
   readonly mountinfo: string;
   readonly dev: readonly string[];
@@ -64,7 +69,7 @@ const settings = ['/proc/sys/kernel/hostname', '/proc/sys/kernel/domainname'];
 export function hostSnapshot(canary: string, buildDirectory: string): HostSnapshot {
   return {
     // The whole table: a mount anywhere, not only beneath the test's directories.
-    mountinfo: mountTable((point) => foreignTestMount(point, buildDirectory)),
+    mountinfo: hostMountTable(buildDirectory),
     dev: [...readdirSync('/dev').sort(), ...readdirSync('/dev/shm').map((name) => `shm/${name}`)],
     root: readdirSync('/').sort(),
     settings: settings.map((path) => readFileSync(path, 'utf8')),

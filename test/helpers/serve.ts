@@ -16,6 +16,8 @@ export class ServeProcess {
   readonly logs: LogLine[] = [];
   readonly #waiters = new Set<{
     match: (line: LogLine) => boolean;
+    /** Matches still to see before resolving. */
+    remaining: number;
     resolve: (line: LogLine) => void;
   }>();
   readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
@@ -23,7 +25,8 @@ export class ServeProcess {
   stderrText = '';
 
   private constructor(readonly child: ChildProcess) {
-    this.exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    // 'close', not 'exit': its stdout and stderr pipes are fds of this process until then.
+    this.exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
     const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
     lines.on('line', (text) => {
       let line: LogLine;
@@ -35,7 +38,7 @@ export class ServeProcess {
       }
       this.logs.push(line);
       for (const waiter of this.#waiters) {
-        if (waiter.match(line)) {
+        if (waiter.match(line) && --waiter.remaining === 0) {
           this.#waiters.delete(waiter);
           waiter.resolve(line);
         }
@@ -62,11 +65,20 @@ export class ServeProcess {
     return serve;
   }
 
-  /** The first log line, past or future, that matches. */
-  waitForLog(match: (line: LogLine) => boolean): Promise<LogLine> {
-    const seen = this.logs.find(match);
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve) => this.#waiters.add({ match, resolve }));
+  /** The first log line at or after index `from` of `logs`, past or future, that matches.
+   * Only the lines from `from` on are looked at, once each: a wait costs O(new lines). */
+  waitForLog(match: (line: LogLine) => boolean, from = 0): Promise<LogLine> {
+    return this.waitForLogs(match, 1, from);
+  }
+
+  /** The `count`th log line at or after index `from` that matches, past or future. */
+  waitForLogs(match: (line: LogLine) => boolean, count: number, from = 0): Promise<LogLine> {
+    let remaining = count;
+    for (let index = from; index < this.logs.length; index++) {
+      const line = this.logs[index] as LogLine;
+      if (match(line) && --remaining === 0) return Promise.resolve(line);
+    }
+    return new Promise((resolve) => this.#waiters.add({ match, remaining, resolve }));
   }
 
   /** Sends `signal` unless it has exited already, and resolves with how it exited. */

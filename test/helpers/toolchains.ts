@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { findRustup, type Userland } from './userland.js';
+import { findRustup, hostGoBin, type Userland } from './userland.js';
 
 /** Where one action works: a directory of its own inside the input root. */
 export interface Workspace {
@@ -123,6 +123,7 @@ export const cases: readonly ToolCase[] = [
         '\tfmt.Println(path)\n}\n',
     },
     argv: ['sh', '-ec', 'go build -o hello main.go; ./hello'],
+    skip: hostGoBin() === null && 'no go on PATH (Go at /usr/local/go/bin, or Debian’s golang-go)',
     environment: (workspace) => ({
       GOCACHE: `${workspace.directory}/.cache/go`,
       GOPATH: `${workspace.directory}/go`,

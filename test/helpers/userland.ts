@@ -115,6 +115,13 @@ function hostRust(): { bin: string; rustupHome: string | null; cargoHome: string
   return { bin: dirname(realpathSync(rustc)), rustupHome: null, cargoHome: null };
 }
 
+/** The bin directory of whichever Go is first on the runner's PATH (e.g. /usr/local/go/bin,
+ * or Debian's /usr/lib/go-1.x/bin), or null when there is none. */
+export function hostGoBin(): string | null {
+  const go = findOnHostPath('go');
+  return go === null ? null : dirname(realpathSync(go));
+}
+
 /** Builds the input root at `root` (which must not exist yet). */
 export function buildUserland(root: string): Userland {
   const started = performance.now();
@@ -144,6 +151,9 @@ export function buildUserland(root: string): Userland {
   } else if (!rust.bin.startsWith('/usr/')) {
     copyTree(root, dirname(rust.bin), true);
   }
+  // Go finds its GOROOT from its executable's path: the whole tree, when /usr does not hold it.
+  const goBin = hostGoBin();
+  if (goBin !== null && !goBin.startsWith('/usr/')) copyTree(root, dirname(goBin), true);
   for (const name of ['proc', 'sys', 'dev', 'tmp']) mkdirSync(join(root, name));
   chmodSync(join(root, 'tmp'), 0o1777);
   return {
@@ -153,7 +163,7 @@ export function buildUserland(root: string): Userland {
       rust.rustupHome !== null && rust.cargoHome !== null
         ? { home: rust.rustupHome, cargoHome: rust.cargoHome }
         : null,
-    path: `${rust.bin}:/usr/local/bin:/usr/bin:/bin`,
+    path: [rust.bin, goBin, '/usr/local/bin', '/usr/bin', '/bin'].filter(Boolean).join(':'),
     copyMethod: linked ? 'hard links' : 'copies',
     buildSeconds: (performance.now() - started) / 1000,
   };

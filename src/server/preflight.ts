@@ -1,0 +1,149 @@
+// What `serve` checks before it listens, so that it refuses to start, naming the fix, rather than
+// serve Runs that would all fail: the configured isolation mode works on this host with these
+// privileges (doctor's checks, in doctor's words), and the directories the configuration names
+// exist and can be used. `check-config` runs the same checks without serving.
+import { accessSync, existsSync, constants as fsConstants, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  detectFeatures,
+  type Features,
+  isolationModeSupport,
+  type ModeSupport,
+} from '../sandbox/features.js';
+import type { IsolationMode } from '../sandbox/types.js';
+import type { ApplicationConfiguration } from './config.js';
+
+/** Start-up refused: what is wrong, and what to do about it. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+export interface Problem {
+  /** What is wrong, one sentence without its full stop. */
+  readonly problem: string;
+  readonly fix: string;
+}
+
+/** A problem as one paragraph, in doctor's form ("… . Fix: …"). */
+export function describeProblem({ problem, fix }: Problem): string {
+  return `${problem}. Fix: ${fix}`;
+}
+
+/** Modes worth switching to, best first; `none` (a plain chroot) is never suggested. */
+const alternatives: readonly IsolationMode[] = ['namespaces', 'rootless', 'shared'];
+
+/** Each unavailable mode's fix, followed by the mode to use instead where one works here (for
+ * a runner without privileges, `--isolation rootless`). doctor prints these words too. */
+export function withAlternatives(modes: readonly ModeSupport[]): ModeSupport[] {
+  const working = alternatives.find((mode) =>
+    modes.some((support) => support.mode === mode && support.available),
+  );
+  return modes.map((support) =>
+    support.available || working === undefined
+      ? support
+      : {
+          ...support,
+          fix: `${support.fix}; or use --isolation ${working} (chrootRunner.isolation: "${working}"), which works here`,
+        },
+  );
+}
+
+/** Why `path` cannot be used as a directory this process writes in (undefined when it can). */
+function unusableDirectory(path: string): string | undefined {
+  try {
+    if (!statSync(path).isDirectory()) return 'is not a directory';
+    accessSync(path, fsConstants.W_OK | fsConstants.X_OK);
+    return undefined;
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    if (code === 'ENOENT') return 'does not exist';
+    if (code === 'EACCES') return `is not writable by uid ${process.getuid?.()}`;
+    return `cannot be used (${code ?? (error as Error).message})`;
+  }
+}
+
+/** The directories and files the configuration names, checked as the runner will use them. */
+function pathProblems(configuration: ApplicationConfiguration): Problem[] {
+  const problems: Problem[] = [];
+  for (const server of configuration.grpcServers) {
+    for (const socket of server.listenPaths) {
+      const directory = dirname(socket);
+      const why = unusableDirectory(directory);
+      if (why === undefined) continue;
+      problems.push({
+        problem: `the directory of the socket ${socket}, ${directory}, ${why}`,
+        fix:
+          why === 'does not exist'
+            ? `create ${directory} before starting the runner (bb-deployments: in the volume-init container), or change grpcServers[].listenPaths`
+            : `let the runner's user create files in ${directory}, or change grpcServers[].listenPaths`,
+      });
+    }
+  }
+  for (const directory of configuration.cleanTemporaryDirectories) {
+    const why = unusableDirectory(directory);
+    if (why === undefined) continue;
+    problems.push({
+      problem: `cleanTemporaryDirectories entry ${directory} ${why}`,
+      fix: `create ${directory} writable by the runner, or remove it from cleanTemporaryDirectories`,
+    });
+  }
+  for (const file of configuration.logPaths) {
+    const why = unusableDirectory(dirname(file));
+    if (why === undefined) continue;
+    problems.push({
+      problem: `the directory of the log file ${file}, ${dirname(file)}, ${why}`,
+      fix: `create ${dirname(file)} writable by the runner, or change global.logPaths`,
+    });
+  }
+  return problems;
+}
+
+/** The configured mode as doctor judges it on this host, the build directory aside (a problem
+ * of its own). */
+function configuredModeSupport(
+  configuration: ApplicationConfiguration,
+  features: Features,
+): ModeSupport {
+  const { buildDirectory: _, ...checks } = features.checks;
+  const modes = withAlternatives(isolationModeSupport({ ...features, checks }));
+  const mode = modes.find((support) => support.mode === configuration.isolation.mode);
+  if (mode === undefined) throw new Error(`unknown isolation mode ${configuration.isolation.mode}`);
+  return mode;
+}
+
+export interface Preflight {
+  readonly features: Features;
+  readonly mode: ModeSupport;
+  readonly problems: readonly Problem[];
+}
+
+/** Every check of the configuration against this host; no problem means `serve` would start. */
+export async function preflight(configuration: ApplicationConfiguration): Promise<Preflight> {
+  const features = await detectFeatures({ buildDirectory: configuration.buildDirectoryPath });
+  const mode = configuredModeSupport(configuration, features);
+  const problems: Problem[] = [];
+  if (!mode.available) {
+    problems.push({
+      problem: `isolation mode ${mode.mode} does not work here: ${mode.reason}`,
+      fix: mode.fix,
+    });
+  }
+  const build = features.checks.buildDirectory;
+  // One that does not exist yet (bb_worker mounts it later) only makes the runner not ready, as
+  // bb_runner: it is opened at every call.
+  if (build?.status === 'unavailable' && existsSync(configuration.buildDirectoryPath)) {
+    problems.push({ problem: `${build.title} ${build.detail}`, fix: build.fix ?? '' });
+  }
+  problems.push(...pathProblems(configuration));
+  return { features, mode, problems };
+}
+
+/** Throws a StartupError naming every problem, each with its fix. */
+export async function refuseUnservableConfiguration(
+  configuration: ApplicationConfiguration,
+): Promise<void> {
+  const { problems } = await preflight(configuration);
+  if (problems.length > 0) {
+    throw new StartupError(problems.map(describeProblem).join('\n'));
+  }
+}
