@@ -4,7 +4,7 @@
 // yet when the runner starts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +15,7 @@ import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './hel
 import {
   binary,
   clientSocketsClosed,
+  relativeSearchPathCase,
   ServeProcess,
   writeServeConfiguration,
 } from './helpers/serve.js';
@@ -52,6 +53,36 @@ function action(buildPath: string, name: string, busybox = true) {
   };
 }
 
+/** Serves `args` (with `command`, as ServeProcess.start) and hands `body` a client of the
+ * socket `address` names; then stops serve and proves that nothing is left beneath
+ * `leakChecked`, and removes `directory`. */
+async function withServe(
+  directory: string,
+  start: {
+    readonly args: readonly string[];
+    readonly command?: readonly string[];
+    readonly address: (serve: ServeProcess) => string;
+  },
+  body: (client: RunnerClient, serve: ServeProcess) => Promise<void>,
+  leakChecked: readonly string[] = [directory],
+): Promise<void> {
+  const state = processState();
+  try {
+    const serve = await ServeProcess.start(start.args, start.command);
+    const client = new RunnerClient(start.address(serve));
+    try {
+      await body(client, serve);
+    } finally {
+      client.close();
+      assert.deepEqual(await serve.stop(), [0, null], serve.stderrText);
+    }
+    await clientSocketsClosed(state);
+    assertNothingLeft(state, leakChecked);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
 /** Processes visible in the action's /proc, and where it runs: the host's /bin/sh and tools. */
 const whereAmI = [
   'sh',
@@ -71,39 +102,27 @@ describe('bb-deployments’ runner configurations, unchanged', { skip: needsRoot
     ['kubernetes/config/runner-ubuntu22-04.jsonnet', '/worker'],
   ] as const) {
     it(`serves ${file}, running actions as bb_runner would (no chroot)`, async () => {
-      const state = processState();
       const directory = mkdtempSync(join(tmpdir(), 'chroot-runner-deployments-'));
-      try {
-        // The bare deployment runs from its checkout: PWD and relative socket paths.
-        const setup =
-          worker === 'bare'
-            ? 'mkdir -p worker/build'
-            : 'mount -t tmpfs -o mode=0755 tmpfs /worker && mkdir /worker/build';
-        const serve = await ServeProcess.start(
-          [join(deployments, file)],
-          [
-            'unshare',
-            '--mount',
-            '--net',
-            '--propagation',
-            'private',
-            '--',
-            'sh',
-            '-c',
-            `cd "$0" && export PWD="$0" OS=Linux && ${setup} && exec "$@"`,
-            directory,
-            process.execPath,
-            binary,
-          ],
-        );
-        const pid = serve.child.pid as number;
-        // The runner's view, through its root: its /worker is not the test's.
-        const workerPath = worker === 'bare' ? join(directory, 'worker') : '/worker';
-        const seen = `/proc/${pid}/root${workerPath}`;
-        const client = new RunnerClient(`unix://${seen}/runner`);
-        try {
-          const a = action(`${seen}/build`, 'action', false);
-          mkdirSync(`${seen}/build/ready`);
+      // The bare deployment runs from its checkout: PWD and relative socket paths.
+      const setup =
+        worker === 'bare'
+          ? 'mkdir -p worker/build'
+          : 'mount -t tmpfs -o mode=0755 tmpfs /worker && mkdir /worker/build';
+      const workerPath = worker === 'bare' ? join(directory, 'worker') : '/worker';
+      // The runner's view, through its root: its /worker is not the test's.
+      const seen = (serve: ServeProcess) => `/proc/${serve.child.pid}/root${workerPath}`;
+      const command = ['unshare', '--mount', '--net', '--propagation', 'private', '--', 'sh'];
+      const script = `cd "$0" && export PWD="$0" OS=Linux && ${setup} && exec "$@"`;
+      await withServe(
+        directory,
+        {
+          args: [join(deployments, file)],
+          command: [...command, '-c', script, directory, process.execPath, binary],
+          address: (serve) => `unix://${seen(serve)}/runner`,
+        },
+        async (client, serve) => {
+          const a = action(`${seen(serve)}/build`, 'action', false);
+          mkdirSync(`${seen(serve)}/build/ready`);
           await client.checkReadiness('ready');
           const response = await client.run(a.request(whereAmI));
           assert.equal(response.exitCode, 0n, a.read('stderr'));
@@ -113,15 +132,9 @@ describe('bb-deployments’ runner configurations, unchanged', { skip: needsRoot
           assert.equal(tmpdir, 'TMPDIR=');
           // Its own PID namespace (namespaces mode, the default): sh, ls, grep and the init.
           assert.ok(Number(processes) <= 4, `processes visible: ${processes}`);
-        } finally {
-          client.close();
-          assert.deepEqual(await serve.stop(), [0, null], serve.stderrText);
-        }
-        await clientSocketsClosed(state);
-        assertNothingLeft(state, [directory, '/worker']);
-      } finally {
-        rmSync(directory, { recursive: true, force: true });
-      }
+        },
+        [directory, '/worker'],
+      );
     });
   }
 });
@@ -174,18 +187,8 @@ for (const mode of ['namespaces', 'shared', 'none'] as const) {
 
     it('finds programs in relative search paths relative to it, as bb_runner', async () => {
       const a = action(buildPath, 'relative', false);
-      mkdirSync(join(buildPath, 'relative/root/work/subdirectory'), { recursive: true });
-      writeFileSync(
-        join(buildPath, 'relative/root/work/subdirectory/hello.sh'),
-        '#!/bin/sh\npwd\necho $0\nexit 42\n',
-        { mode: 0o755 },
-      );
-      const response = await client.run(
-        a.request(['hello.sh'], {
-          workingDirectory: 'work',
-          environmentVariables: { PATH: 'subdirectory' },
-        }),
-      );
+      const fields = relativeSearchPathCase(join(buildPath, 'relative/root'));
+      const response = await client.run(a.request(fields.arguments, fields));
       assert.equal(response.exitCode, 42n, a.read('stderr'));
       assert.equal(
         a.read('stdout'),
@@ -198,26 +201,19 @@ for (const mode of ['namespaces', 'shared', 'none'] as const) {
 for (const mode of ['namespaces', 'shared'] as const) {
   describe(`the build directory, resolved at every call (${mode})`, { skip: needsRoot }, () => {
     it('is not ready while missing at start, and works once it exists', async () => {
-      const state = processState();
       const directory = mkdtempSync(join(tmpdir(), 'chroot-runner-missing-'));
+      const diagnostics = { httpServers: [{ listenAddresses: ['127.0.0.1:0'] }] };
       const { file, socket, buildPath } = writeServeConfiguration(
         directory,
         'runner',
         mode,
         {},
         {
-          global: {
-            diagnosticsHttpServer: {
-              httpServers: [{ listenAddresses: ['127.0.0.1:0'] }],
-              enablePrometheus: true,
-            },
-          },
+          global: { diagnosticsHttpServer: { ...diagnostics, enablePrometheus: true } },
         },
       );
       rmSync(buildPath, { recursive: true });
-      const serve = await ServeProcess.start([file]);
-      const client = new RunnerClient(socket);
-      try {
+      await withServe(directory, { args: [file], address: () => socket }, async (client, serve) => {
         assert.ok(
           serve.logs.some((line) => line.msg?.startsWith('build directory does not exist')),
         );
@@ -237,46 +233,35 @@ for (const mode of ['namespaces', 'shared'] as const) {
         const response = await client.run(a.request(['sh', '-c', 'echo late']));
         assert.equal(response.exitCode, 0n, a.read('stderr'));
         assert.equal(a.read('stdout'), 'late\n');
-      } finally {
-        client.close();
-        assert.deepEqual(await serve.stop(), [0, null], serve.stderrText);
-      }
-      await clientSocketsClosed(state);
-      assertNothingLeft(state, [directory]);
-      rmSync(directory, { recursive: true, force: true });
+      });
     });
 
     it('sees a file system mounted over it after start, and pins neither mount', async () => {
-      const state = processState();
       const directory = mkdtempSync(join(tmpdir(), 'chroot-runner-remount-'));
       const { file, socket, buildPath } = writeServeConfiguration(directory, 'runner', mode);
-      const serve = await ServeProcess.start([file]);
-      const client = new RunnerClient(socket);
-      try {
-        const before = action(buildPath, 'before');
-        assert.equal((await client.run(before.request(['/bin/true']))).exitCode, 0n);
-        // As bb_worker mounts its FUSE build directory, and again after a restart.
-        for (const round of [1, 2]) {
-          execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', buildPath]);
-          mkdirSync(join(buildPath, 'ready'));
-          await client.checkReadiness('ready');
-          const a = action(buildPath, `mounted-${round}`);
-          const response = await client.run(a.request(['sh', '-c', 'echo on the new mount']));
-          assert.equal(response.exitCode, 0n, a.read('stderr'));
-          assert.equal(a.read('stdout'), 'on the new mount\n');
-          // Not lazily: umount fails with EBUSY if the runner held anything in it.
-          execFileSync('umount', [buildPath]);
+      await withServe(directory, { args: [file], address: () => socket }, async (client) => {
+        try {
+          const before = action(buildPath, 'before');
+          assert.equal((await client.run(before.request(['/bin/true']))).exitCode, 0n);
+          // As bb_worker mounts its FUSE build directory, and again after a restart.
+          for (const round of [1, 2]) {
+            execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', buildPath]);
+            mkdirSync(join(buildPath, 'ready'));
+            await client.checkReadiness('ready');
+            const a = action(buildPath, `mounted-${round}`);
+            const response = await client.run(a.request(['sh', '-c', 'echo on the new mount']));
+            assert.equal(response.exitCode, 0n, a.read('stderr'));
+            assert.equal(a.read('stdout'), 'on the new mount\n');
+            // Not lazily: umount fails with EBUSY if the runner held anything in it.
+            execFileSync('umount', [buildPath]);
+          }
+          // The old directory, underneath, is the build directory again.
+          await client.checkReadiness('before/stdout');
+        } finally {
+          // Only after a failure above: a tmpfs left over the build directory.
+          while (mountsBeneath(buildPath).length > 0) execFileSync('umount', ['-l', buildPath]);
         }
-        // The old directory, underneath, is the build directory again.
-        await client.checkReadiness('before/stdout');
-      } finally {
-        client.close();
-        assert.deepEqual(await serve.stop(), [0, null], serve.stderrText);
-        while (mountsBeneath(buildPath).length > 0) execFileSync('umount', ['-l', buildPath]);
-      }
-      await clientSocketsClosed(state);
-      assertNothingLeft(state, [directory]);
-      rmSync(directory, { recursive: true, force: true });
+      });
     });
   });
 }

@@ -308,7 +308,7 @@ describe('configuration', () => {
       assert.equal(bare.buildDirectoryPath, '/home/operator/bb-deployments/bare/worker/build');
       assert.deepEqual(bare.grpcServers[0]?.listenPaths, [resolve('worker/runner')]);
       assert.deepEqual(bare.diagnosticsHttpServer, {
-        listenAddresses: [':9987'],
+        listeners: [{ address: ':9987', denyMessage: undefined }],
         enablePrometheus: true,
       });
       assert.equal(bare.isolation.chrootIntoInputRoot, false);

@@ -14,7 +14,9 @@ import { clientSocketsClosed, ServeProcess } from './helpers/serve.js';
 const repository = new URL('../../', import.meta.url).pathname;
 
 describe('npm pack', { skip: needsRoot }, () => {
-  it('installs into an empty directory and serves an action', { timeout: 300_000 }, async () => {
+  // The install builds libjsonnet (@hanazuki/node-jsonnet, C++ through CMake): about 90 s of
+  // CPU, minutes on a loaded machine.
+  it('installs into an empty directory and serves an action', { timeout: 900_000 }, async () => {
     const state = processState();
     const scratch = makeBuildDirectory('chroot-runner-pack-');
     try {
