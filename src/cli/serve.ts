@@ -1,10 +1,10 @@
 // `chroot-runner serve [FILE | --config FILE] [--isolation MODE]`: the Runner gRPC service, a
 // drop-in for bb_runner (`bb_runner runner.jsonnet`). Without a configuration file it serves an
 // embedded default under the current directory.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { type IsolationMode, isolationModes } from '../sandbox/types.js';
+import { type IsolationMode, isolationModes } from '../sandbox/index.js';
 import {
   type ApplicationConfiguration,
   ConfigurationError,
@@ -14,6 +14,7 @@ import {
 } from '../server/config.js';
 import { StartupError } from '../server/preflight.js';
 import { type RunningServer, startServer } from '../server/serve.js';
+import { isSystemError } from '../syscalls/index.js';
 
 export interface ServeOptions {
   readonly config?: string;
@@ -43,18 +44,14 @@ export async function loadConfigurationFile(
   file: string,
   overrides: { isolation?: IsolationMode },
 ): Promise<ApplicationConfiguration> {
-  if (file === '-') {
-    throw new ConfigurationError(
-      'cannot read the configuration from standard input (--config -). Fix: give a file, as Buildbarn’s programs take it (for a pipe: --config /dev/stdin)',
-    );
-  }
   try {
-    // Read first, for the system error: the Jsonnet evaluator only says that it failed.
-    readFileSync(file);
+    // `-` is standard input, as bb-storage's loader reads it.
+    return await loadConfiguration(file, overrides);
   } catch (error) {
-    throw unreadableConfiguration(file, error as NodeJS.ErrnoException);
+    // Reading the file is the only system call of loading it.
+    if (isSystemError(error)) throw unreadableConfiguration(file, error);
+    throw error;
   }
-  return await loadConfiguration(file, overrides);
 }
 
 /** A start-up failure as one paragraph on stderr, exit status 2; the stack only with --debug

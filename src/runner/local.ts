@@ -1,6 +1,5 @@
 // The core runner: maps a RunRequest onto one action of the execution engine, and bb_runner's
 // errors and results onto gRPC statuses and a RunResponse.
-import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { anyPack, type Duration, DurationSchema } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
@@ -11,39 +10,34 @@ import {
   type RunResponse,
   RunResponseSchema,
 } from '../proto/index.js';
-import { mountsTemporaryDirectory } from '../sandbox/index.js';
 import {
   ActionError,
   type ActionResult,
   type ActionSpec,
   type Credentials,
-  type IsolationSettings,
   type ResourceUsage,
 } from '../sandbox/types.js';
-import {
-  type DirectoryHandle,
-  openDirectory,
-  openDirectoryBeneath,
-  statAt,
-} from '../syscalls/index.js';
+import { type DirectoryHandle, openDirectoryBeneath, statAt } from '../syscalls/index.js';
 import { resolveRelativePath } from './paths.js';
 import { type Runner, RunnerError, wrapError, wrapErrorWithCode } from './runner.js';
 
-export type ExecuteAction = (spec: ActionSpec) => Promise<ActionResult>;
-
-export interface LocalRunnerOptions {
+/** What LocalRunner uses of the execution engine (src/sandbox's Engine). */
+export interface ActionEngine {
+  run(spec: ActionSpec): Promise<ActionResult>;
+  /** TMPDIR for an action whose temporary directory is `relative` to the build directory. */
+  temporaryDirectoryPath(relative: string): string;
   /** The build directory, opened anew by every call (as bb_runner's lazy directory does), so
    * that a file system mounted over it after start-up (bb_worker's FUSE mount, remounted when
    * the worker restarts) is seen at the next call, nothing pins an old mount, and a runner
-   * started before the directory exists is only not ready. Also TMPDIR's base outside a
-   * chroot's /tmp. */
-  readonly buildDirectoryPath: string;
-  readonly isolation: IsolationSettings;
+   * started before the directory exists is only not ready. Throws ActionError. */
+  openBuildDirectory(): DirectoryHandle;
+}
+
+export interface LocalRunnerOptions {
   /** runCommandsAs; the runner's own credentials when absent. */
   readonly credentials: Credentials | undefined;
   readonly setTmpdirEnvironmentVariable: boolean;
-  /** The execution engine (src/sandbox's runAction). */
-  readonly execute: ExecuteAction;
+  readonly engine: ActionEngine;
 }
 
 /** The engine's result behind each response of LocalRunner, for metrics and logs. Decorators
@@ -62,7 +56,6 @@ export class LocalRunner implements Runner {
     if (program === undefined) {
       throw new RunnerError(status.INVALID_ARGUMENT, 'Insufficient number of command arguments');
     }
-    const { isolation } = this.#options;
     const inputRoot = relative(
       request.inputRootDirectory,
       'Failed to resolve input root directory',
@@ -81,13 +74,11 @@ export class LocalRunner implements Runner {
     // TMPDIR comes first so that the request's own TMPDIR wins.
     const environment: Record<string, string> = {};
     if (this.#options.setTmpdirEnvironmentVariable && temporaryDirectory !== undefined) {
-      environment.TMPDIR = this.#temporaryDirectoryInside(temporaryDirectory);
+      environment.TMPDIR = this.#options.engine.temporaryDirectoryPath(temporaryDirectory);
     }
     Object.assign(environment, request.environmentVariables);
 
-    const buildDirectory = this.#openBuildDirectory();
     const spec: ActionSpec = {
-      buildDirectory,
       inputRoot,
       arguments: request.arguments,
       environment,
@@ -96,16 +87,13 @@ export class LocalRunner implements Runner {
       stderrPath,
       temporaryDirectory,
       credentials: this.#options.credentials,
-      isolation,
       signal,
     };
     let result: ActionResult;
     try {
-      result = await this.#options.execute(spec);
+      result = await this.#options.engine.run(spec);
     } catch (error) {
       throw runError(error, signal);
-    } finally {
-      buildDirectory.close();
     }
     const response = create(RunResponseSchema, {
       exitCode: BigInt(result.exitCode ?? -1),
@@ -117,23 +105,14 @@ export class LocalRunner implements Runner {
     return response;
   }
 
-  /** TMPDIR as the action sees it: /tmp where the engine mounts the temporary directory,
-   * otherwise its host path, as bb_runner sets it. */
-  #temporaryDirectoryInside(temporaryDirectory: string): string {
-    if (mountsTemporaryDirectory(this.#options.isolation)) return '/tmp';
-    return join(this.#options.buildDirectoryPath, temporaryDirectory);
-  }
-
+  /** The build directory, opened for this call (see ActionEngine). */
   #openBuildDirectory(): DirectoryHandle {
-    const path = this.#options.buildDirectoryPath;
     try {
-      return openDirectory(path);
+      return this.#options.engine.openBuildDirectory();
     } catch (error) {
-      throw wrapErrorWithCode(
-        error,
-        status.INTERNAL,
-        `Failed to open build directory ${JSON.stringify(path)}`,
-      );
+      throw error instanceof ActionError
+        ? new RunnerError(status.INTERNAL, error.message, error)
+        : error;
     }
   }
 

@@ -2,15 +2,13 @@
 // file evaluated as Jsonnet with every environment variable as an external variable, the result
 // parsed as protojson), plus the `chrootRunner` section of our own. docs/configuration.md
 // documents every key.
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Jsonnet } from '@hanazuki/node-jsonnet';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
-import {
-  type Credentials,
-  type IsolationMode,
-  type IsolationSettings,
-  isolationModes,
-} from '../sandbox/types.js';
+import { isolationModes } from '../sandbox/modes/registry.js';
+import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
+import { isSystemError } from '../syscalls/index.js';
+import { evaluateJsonnet, jsonnetLibrary } from '../syscalls/jsonnet.js';
 import {
   absolutePath,
   anyObject,
@@ -278,28 +276,43 @@ export function parseConfiguration(
   };
 }
 
-/** Evaluates a configuration file as bb_runner does: as Jsonnet, whatever its name (JSON is
- * Jsonnet), with each environment variable as an external string variable (std.extVar('PWD')),
- * imports relative to the file. */
-export async function readConfigurationDocument(file: string): Promise<unknown> {
-  const jsonnet = new Jsonnet();
-  for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined) jsonnet.extString(name, value);
-  }
-  let text: string;
+/** Evaluates a configuration as bb_runner does (bb-storage's configuration loader): the file's
+ * contents, or standard input's for `-`, as Jsonnet whatever its name (JSON is Jsonnet), with
+ * each environment variable as an external string variable (std.extVar('PWD')), imports
+ * relative to the file. Without libjsonnet a plain JSON configuration still loads. */
+export function readConfigurationDocument(file: string): unknown {
+  const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  const environment = Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined,
+    ),
+  );
+  let json: string;
   try {
-    text = await jsonnet.evaluateFile(file);
+    json = evaluateJsonnet(file, text, environment);
   } catch (error) {
+    if (isSystemError(error, 'ELIBACC')) return parseWithoutJsonnet(file, text);
     throw new ConfigurationError(`${file}: ${(error as Error).message.trim()}`);
   }
-  return JSON.parse(text);
+  return JSON.parse(json);
+}
+
+/** A configuration read without libjsonnet: only plain JSON can be. */
+function parseWithoutJsonnet(file: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ConfigurationError(
+      `${file} is Jsonnet, not plain JSON, and ${jsonnetLibrary.name} cannot be loaded to evaluate it. Fix: ${jsonnetLibrary.fix}`,
+    );
+  }
 }
 
 export async function loadConfiguration(
   file: string,
   overrides: { isolation?: IsolationMode } = {},
 ): Promise<ApplicationConfiguration> {
-  const document = await readConfigurationDocument(file);
+  const document = readConfigurationDocument(file);
   try {
     return parseConfiguration(document, overrides);
   } catch (error) {

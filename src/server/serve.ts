@@ -1,4 +1,4 @@
-// Starts the runner: build directory handle, stale mount sweep, the composed runner, its gRPC
+// Starts the runner: the execution engine, its stale-resource sweep, the composed runner, its gRPC
 // servers and the diagnostics HTTP server; and stops it gracefully.
 
 import { once } from 'node:events';
@@ -7,7 +7,7 @@ import { createServer, type Server as HttpServer, type RequestListener } from 'n
 import { Server, ServerCredentials, type ServerOptions, status } from '@grpc/grpc-js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
 import { RunnerError } from '../runner/runner.js';
-import { prepareSandbox, sweepStaleMounts } from '../sandbox/index.js';
+import { Engine } from '../sandbox/index.js';
 import { composeRunner } from './compose.js';
 import type { ApplicationConfiguration } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -60,8 +60,8 @@ function startupStep<T>(what: string, step: () => T): T {
   }
 }
 
-/** The listening socket's port; a failure to listen as a StartupError naming the address and,
- * for an address in use, the fix. */
+/** What `bound` resolves to; a failure to listen as a StartupError naming the address and, for
+ * an address in use, the fix. */
 async function listening<T>(what: string, bound: Promise<T>): Promise<T> {
   try {
     return await bound;
@@ -142,21 +142,31 @@ export async function startServer(
   for (const key of configuration.ignoredKeys) {
     logger.warn({ key }, 'configuration key accepted for compatibility and ignored');
   }
-  if (!existsSync(configuration.buildDirectoryPath)) {
-    // As bb_runner: serving, but not ready (CheckReadiness and Run fail) until it exists.
-    logger.warn(
-      { buildDirectoryPath: configuration.buildDirectoryPath },
-      'build directory does not exist (yet): not ready until it does',
-    );
-  } else if (configuration.isolation.mode === 'shared') {
-    const swept = sweepStaleMounts(configuration.buildDirectoryPath);
-    if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
-  }
-  prepareSandbox();
-  const closers: (() => Promise<void> | void)[] = [];
-  const grpcServers: Server[] = [];
+  let engine: Engine;
   try {
-    const runner = await composeRunner(configuration);
+    engine = await Engine.open({
+      buildDirectory: configuration.buildDirectoryPath,
+      isolation: configuration.isolation,
+    });
+  } catch (error) {
+    throw new StartupError(`cannot prepare the sandbox: ${(error as Error).message}`);
+  }
+  const closers: (() => Promise<void> | void)[] = [() => engine.close()];
+  const grpcServers: Server[] = [];
+  const httpServers: HttpServer[] = [];
+  try {
+    if (!existsSync(configuration.buildDirectoryPath)) {
+      // As bb_runner: serving, but not ready (CheckReadiness and Run fail) until it exists.
+      logger.warn(
+        { buildDirectoryPath: configuration.buildDirectoryPath },
+        'build directory does not exist (yet): not ready until it does',
+      );
+    } else {
+      // What the actions of a runner that was killed left behind (shared mode's mounts).
+      const swept = engine.sweep();
+      if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
+    }
+    const runner = await composeRunner(configuration, engine);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;
@@ -212,7 +222,6 @@ export async function startServer(
       }
     }
 
-    const httpServers: HttpServer[] = [];
     const diagnosticsAddresses: string[] = [];
     for (const listener of configuration.diagnosticsHttpServer?.listeners ?? []) {
       const httpServer = createServer(
@@ -270,6 +279,7 @@ export async function startServer(
     return { grpcAddresses, diagnosticsAddresses, logger, shutdown };
   } catch (error) {
     for (const server of grpcServers) server.forceShutdown();
+    for (const server of httpServers) server.close();
     for (const close of closers.reverse()) await close();
     throw error;
   }

@@ -1,0 +1,517 @@
+// The execution engine against the real kernel, on a busybox input root: special
+// filesystems, isolation, errors and cancellation, in namespaces, shared and none modes.
+// Every test proves afterwards that nothing is left: no mount, no fd, no child, no handle.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { mountat, unmountat } from '../../src/mounts/index.js';
+import {
+  ActionError,
+  type ActionResult,
+  defaultIsolation,
+  type IsolationMode,
+} from '../../src/sandbox/index.js';
+import {
+  type DirectoryHandle,
+  openDirectory,
+  openDirectoryBeneath,
+  openHandleCount,
+} from '../../src/syscalls/index.js';
+import { type BuildDirectory, busyboxPath, makeBuildDirectory } from '../helpers/busybox.js';
+import { type ActionSpec, openEngine, runAction, sweepStaleMounts } from '../helpers/engine.js';
+import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import { processesWithArgument } from '../helpers/processes.js';
+
+let build: BuildDirectory;
+let buildDirectory: DirectoryHandle;
+let actionCount = 0;
+
+before(() => {
+  if (needsRoot !== false) return;
+  build = makeBuildDirectory();
+  buildDirectory = openDirectory(build.path);
+});
+
+after(() => {
+  if (needsRoot !== false) return;
+  buildDirectory.close();
+  build.remove();
+});
+
+interface Run {
+  readonly result: ActionResult;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function spec(
+  mode: IsolationMode,
+  argv: readonly string[],
+  overrides: Partial<ActionSpec> = {},
+): ActionSpec {
+  actionCount += 1;
+  return {
+    buildDirectory,
+    inputRoot: 'root',
+    arguments: argv,
+    environment: { PATH: '/bin' },
+    workingDirectory: '',
+    stdoutPath: `stdout-${actionCount}`,
+    stderrPath: `stderr-${actionCount}`,
+    temporaryDirectory: 'tmp',
+    isolation: { ...defaultIsolation, mode },
+    ...overrides,
+  };
+}
+
+async function run(
+  mode: IsolationMode,
+  argv: readonly string[],
+  overrides: Partial<ActionSpec> = {},
+): Promise<Run> {
+  const action = spec(mode, argv, overrides);
+  const result = await runAction(action);
+  return {
+    result,
+    stdout: readFileSync(join(build.path, action.stdoutPath), 'utf8'),
+    stderr: readFileSync(join(build.path, action.stderrPath), 'utf8'),
+  };
+}
+
+function shell(
+  mode: IsolationMode,
+  script: string,
+  overrides: Partial<ActionSpec> = {},
+): Promise<Run> {
+  return run(mode, ['sh', '-c', script], overrides);
+}
+
+/** A test that must leave nothing behind: mounts beneath the build directory, fds, children
+ * and handles are checked after it, also when it failed. */
+function leakFree(name: string, body: () => Promise<void>): void {
+  it(name, { skip: needsRoot, timeout: 60_000 }, async () => {
+    const state = processState();
+    const handles = openHandleCount();
+    await body();
+    assertNothingLeft(state, [build.path]);
+    assert.equal(openHandleCount(), handles, 'handles left open');
+  });
+}
+
+async function rejectsWith(
+  promise: Promise<unknown>,
+  kind: ActionError['kind'],
+  message: RegExp,
+): Promise<ActionError> {
+  const error = await promise.then(
+    () => assert.fail('expected the action to be refused'),
+    (caught: unknown) => caught,
+  );
+  assert.ok(error instanceof ActionError, `expected an ActionError, got ${error}`);
+  assert.equal(error.kind, kind, error.message);
+  assert.match(error.message, message);
+  return error;
+}
+
+for (const mode of ['namespaces', 'shared'] as const) {
+  describe(`runAction in ${mode} mode`, () => {
+    leakFree('/proc/self/exe resolves', async () => {
+      const { result, stdout } = await run(mode, ['readlink', '/proc/self/exe']);
+      assert.equal(result.exitCode, 0);
+      assert.equal(stdout, '/bin/busybox\n');
+    });
+
+    leakFree('/sys is read-only', async () => {
+      const { result, stderr } = await shell(mode, 'touch /sys/x');
+      assert.equal(result.exitCode, 1);
+      assert.match(stderr, /Read-only file system/);
+    });
+
+    leakFree(
+      '/dev/null and /dev/urandom are character devices; nothing lands in the input root',
+      async () => {
+        const { result, stdout } = await shell(
+          mode,
+          'test -c /dev/null && test -c /dev/urandom && echo hi > /dev/null && head -c 4 /dev/urandom | wc -c',
+        );
+        assert.equal(result.exitCode, 0);
+        assert.equal(stdout.trim(), '4');
+        assert.deepEqual(readdirSync(join(build.path, 'root/dev')), []);
+      },
+    );
+
+    leakFree('/dev/stdin and /dev/fd resolve', async () => {
+      const { result, stdout } = await shell(
+        mode,
+        'echo piped | cat /dev/stdin; ls /dev/fd/ | head -n 3',
+      );
+      assert.equal(result.exitCode, 0);
+      assert.equal(stdout, 'piped\n0\n1\n2\n');
+    });
+
+    leakFree('the working directory is entered inside the input root', async () => {
+      const { stdout } = await run(mode, ['pwd'], { workingDirectory: 'usr/bin' });
+      assert.equal(stdout, '/usr/bin\n');
+    });
+
+    leakFree("the environment is exactly the request's", async () => {
+      const { stdout } = await run(mode, ['env'], { environment: { PATH: '/bin', A: 'b c' } });
+      assert.deepEqual(stdout.split('\n').sort(), ['', 'A=b c', 'PATH=/bin']);
+    });
+
+    leakFree('exit codes come back', async () => {
+      const { result } = await shell(mode, 'exit 3');
+      assert.equal(result.exitCode, 3);
+      assert.equal(result.terminationSignal, null);
+    });
+
+    leakFree('a signal that killed the action comes back by name', async () => {
+      const { result } = await shell(mode, 'kill -SEGV $$');
+      assert.equal(result.exitCode, null);
+      assert.equal(result.terminationSignal, 'SEGV');
+    });
+
+    leakFree("stdout and stderr land in their files; resource usage is the action's", async () => {
+      const { result, stdout, stderr } = await shell(mode, 'echo out; echo err >&2');
+      assert.equal(stdout, 'out\n');
+      assert.equal(stderr, 'err\n');
+      // The runner's own peak RSS (tens of MB) must not leak into the action's figures.
+      assert.ok(result.resourceUsage.maximumResidentSetSizeBytes > 0);
+      assert.ok(result.resourceUsage.maximumResidentSetSizeBytes < 16 * 1024 * 1024);
+    });
+
+    leakFree("the request's temporary directory is /tmp", async () => {
+      const { result } = await shell(mode, `echo ${mode} > /tmp/written`);
+      assert.equal(result.exitCode, 0);
+      assert.equal(readFileSync(join(build.path, 'tmp/written'), 'utf8'), `${mode}\n`);
+    });
+
+    leakFree('a background process is gone when the action returns', async () => {
+      const marker = `31${mode === 'namespaces' ? 1 : 2}37`;
+      const { result } = await shell(mode, `sleep ${marker} & echo started`);
+      assert.equal(result.exitCode, 0);
+      assert.deepEqual(processesWithArgument(marker), []);
+    });
+
+    leakFree('the action runs with the requested credentials', async () => {
+      const { stdout } = await shell(mode, 'id -u; id -g; id -G', {
+        credentials: { uid: 65534, gid: 65534, additionalGroups: [65533] },
+      });
+      assert.equal(stdout, '65534\n65534\n65534 65533\n');
+    });
+
+    leakFree('aborting kills the whole tree and rejects with an AbortError', async () => {
+      const fifo = join(build.path, 'tmp', `ready-${mode}`);
+      // Node has no mkfifo; the action opens the fifo once it has started its background job.
+      execFileSync(busyboxPath, ['mkfifo', fifo]);
+      const controller = new AbortController();
+      const running = runAction(
+        spec(mode, ['sh', '-c', `sleep 31447 & echo > /tmp/ready-${mode}; wait`], {
+          signal: controller.signal,
+        }),
+      );
+      await readFile(fifo);
+      controller.abort();
+      await assert.rejects(running, { name: 'AbortError' });
+      assert.deepEqual(processesWithArgument('31447'), []);
+    });
+
+    leakFree('a timeout does the same', async () => {
+      await assert.rejects(run(mode, ['sleep', '31557'], { signal: AbortSignal.timeout(100) }), {
+        name: 'AbortError',
+      });
+      assert.deepEqual(processesWithArgument('31557'), []);
+    });
+
+    leakFree('a missing working directory is reported with the failed step intact', async () => {
+      const error = await rejectsWith(
+        run(mode, ['true'], { workingDirectory: 'missing' }),
+        'invalidArgument',
+        /working directory "missing"/,
+      );
+      assert.equal(error.cause?.code, 'ENOENT');
+      assert.equal(error.cause?.syscall, 'openat2');
+      assert.equal(error.cause?.path, 'missing');
+    });
+
+    leakFree('a symlink as mountpoint is refused and names it', async () => {
+      const root = join(build.path, `hostile-${mode}`);
+      mkdirSync(join(root, 'bin'), { recursive: true });
+      symlinkSync('../../../../etc', join(root, 'proc'));
+      try {
+        const error = await rejectsWith(
+          run(mode, ['/bin/true'], { inputRoot: `hostile-${mode}` }),
+          'invalidArgument',
+          /\/proc/,
+        );
+        assert.equal(error.cause?.code, 'ELOOP');
+      } finally {
+        rmSync(root, { recursive: true });
+      }
+    });
+  });
+}
+
+describe('runAction in namespaces mode only', () => {
+  leakFree("/proc lists only the action's processes", async () => {
+    const { stdout } = await run('namespaces', ['ls', '-1', '/proc']);
+    // The init (1) and ls (2).
+    assert.deepEqual(
+      stdout.split('\n').filter((entry) => /^\d+$/.test(entry)),
+      ['1', '2'],
+    );
+  });
+
+  leakFree('a uid-0 action cannot mount, mknod a block device or write /proc/sys', async () => {
+    const { stdout } = await shell(
+      'namespaces',
+      'mount -t tmpfs none /tmp 2>/dev/null || echo no-mount; ' +
+        'mknod /tmp/disk b 8 0 2>/dev/null || echo no-mknod; ' +
+        '(echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo no-sysctl',
+    );
+    assert.equal(stdout, 'no-mount\nno-mknod\nno-sysctl\n');
+  });
+});
+
+describe('runAction settings', () => {
+  leakFree('network: a new network namespace with only loopback, up', async () => {
+    const { stdout } = await shell(
+      'namespaces',
+      'ls /sys/class/net; cat /sys/class/net/lo/operstate',
+      {
+        isolation: { ...defaultIsolation, network: true },
+      },
+    );
+    assert.match(stdout, /^lo\n(unknown|up)\n$/);
+  });
+
+  leakFree('procfs options reach the mount', async () => {
+    const { stdout } = await shell(
+      'namespaces',
+      'test -e /proc/sys || echo no-sys; test -e /proc/self/exe && echo self',
+      {
+        isolation: {
+          ...defaultIsolation,
+          filesystems: { ...defaultIsolation.filesystems, procOptions: { subset: 'pid' } },
+        },
+      },
+    );
+    assert.equal(stdout, 'no-sys\nself\n');
+  });
+
+  for (const mode of ['namespaces', 'shared'] as const) {
+    leakFree(`missing mountpoints are created, or named when that is off (${mode})`, async () => {
+      const root = join(build.path, `bare-${mode}`);
+      mkdirSync(join(root, 'bin'), { recursive: true });
+      execFileSync('cp', [busyboxPath, join(root, 'bin/sh')]);
+      try {
+        const isolation = { ...defaultIsolation, mode };
+        const noCreate = {
+          ...isolation,
+          filesystems: { ...isolation.filesystems, createMountpoints: false },
+        };
+        const error = await rejectsWith(
+          run(mode, ['/bin/sh', '-c', 'true'], { inputRoot: `bare-${mode}`, isolation: noCreate }),
+          'invalidArgument',
+          /mountpoint \/proc/,
+        );
+        assert.equal(error.cause?.code, 'ENOENT');
+        const { stdout } = await run(mode, ['/bin/sh', '-c', 'echo /proc/self/fd/*'], {
+          inputRoot: `bare-${mode}`,
+          isolation,
+        });
+        assert.match(stdout, /\/proc\/self\/fd\/0/);
+        assert.deepEqual(readdirSync(root).sort(), ['bin', 'dev', 'proc', 'sys', 'tmp']);
+      } finally {
+        rmSync(root, { recursive: true });
+      }
+    });
+  }
+
+  for (const mode of ['namespaces', 'shared'] as const) {
+    leakFree(`a setup step the kernel refuses is the runner's error, named (${mode})`, async () => {
+      const error = await rejectsWith(
+        run(mode, ['true'], {
+          isolation: {
+            ...defaultIsolation,
+            mode,
+            filesystems: { ...defaultIsolation.filesystems, procOptions: { bogus: 'x' } },
+          },
+        }),
+        'internal',
+        /^Failed to mount proc at \/proc: EINVAL/,
+      );
+      assert.equal(error.cause?.syscall, 'fsconfig');
+    });
+  }
+
+  leakFree('an environment that cannot be passed on is refused', async () => {
+    await rejectsWith(
+      run('namespaces', ['true'], { environment: { PATH: '/bin', 'A=B': 'c' } }),
+      'invalidArgument',
+      /environment variable/,
+    );
+  });
+});
+
+describe('runAction in shared mode only', () => {
+  leakFree('an input root that another action has mounted into is refused', async () => {
+    using engine = await openEngine(buildDirectory, { ...defaultIsolation, mode: 'shared' });
+    // Engine.run mounts before its first await, so the first action holds the root here.
+    const first = engine.run(spec('shared', ['true']));
+    await rejectsWith(
+      engine.run(spec('shared', ['true'])),
+      'invalidArgument',
+      /in use by another action/,
+    );
+    assert.equal((await first).exitCode, 0);
+    assert.equal((await run('shared', ['true'])).result.exitCode, 0);
+  });
+
+  leakFree(
+    'a mount detached behind its back fails the unmount, named by its mountpoint',
+    async () => {
+      using engine = await openEngine(buildDirectory, { ...defaultIsolation, mode: 'shared' });
+      const running = engine.run(spec('shared', ['true']));
+      execFileSync('umount', ['--lazy', join(build.path, 'root/dev')]);
+      // Detaching /dev took what is mounted inside it along; the innermost fails first.
+      await rejectsWith(running, 'internal', /^Failed to unmount: EINVAL: .*, umount2 'shm'$/);
+    },
+  );
+});
+
+describe('runAction in none mode', () => {
+  leakFree('/proc/self/exe does not resolve', async () => {
+    const { result } = await run('none', ['readlink', '/proc/self/exe']);
+    assert.equal(result.exitCode, 1);
+  });
+});
+
+describe('runAction refuses requests', () => {
+  leakFree('no arguments', async () => {
+    await rejectsWith(
+      run('namespaces', []),
+      'invalidArgument',
+      /Insufficient number of command arguments/,
+    );
+  });
+
+  leakFree('a missing input root', async () => {
+    await rejectsWith(
+      run('namespaces', ['true'], { inputRoot: 'missing' }),
+      'invalidArgument',
+      /input root directory "missing"/,
+    );
+  });
+
+  leakFree('a log path outside the build directory', async () => {
+    await rejectsWith(
+      run('namespaces', ['true'], { stdoutPath: 'hello/../../../../../../etc/passwd' }),
+      'invalidArgument',
+      /stdout path .*Path resolves to a location outside the build directory/,
+    );
+  });
+
+  leakFree('an existing log file', async () => {
+    writeFileSync(join(build.path, 'existing'), '');
+    await rejectsWith(
+      run('namespaces', ['true'], { stderrPath: 'existing' }),
+      'invalidArgument',
+      /stderr path "existing"/,
+    );
+  });
+
+  leakFree('a working directory outside the input root', async () => {
+    await rejectsWith(
+      run('namespaces', ['true'], { workingDirectory: 'bin/../..' }),
+      'invalidArgument',
+      /outside the input root/,
+    );
+  });
+
+  leakFree('an executable not in PATH', async () => {
+    await rejectsWith(
+      run('namespaces', ['nope'], { environment: { PATH: '/usr/bin:bin' } }),
+      'invalidArgument',
+      /^Cannot find executable "nope" in search paths "\/usr\/bin:bin"$/,
+    );
+    const logs = { stdoutPath: 'refused-stdout', stderrPath: 'refused-stderr' };
+    await rejectsWith(
+      run('namespaces', ['true'], { environment: {}, ...logs }),
+      'invalidArgument',
+      /^Cannot find executable "true" in search paths ""$/,
+    );
+    // As bb_runner: the program is looked up before the log files are created.
+    assert.equal(existsSync(join(build.path, logs.stdoutPath)), false, 'stdout file created');
+    assert.equal(existsSync(join(build.path, logs.stderrPath)), false, 'stderr file created');
+  });
+
+  leakFree('a relative PATH entry is taken against the working directory', async () => {
+    const { stdout } = await run('namespaces', ['pwd'], {
+      environment: { PATH: '../bin' },
+      workingDirectory: 'usr',
+    });
+    assert.equal(stdout, '/usr\n');
+  });
+
+  for (const mode of ['namespaces', 'shared', 'none'] as const) {
+    leakFree(`programs that cannot be started, in ${mode} mode`, async () => {
+      const notExecutable = join(build.path, 'root/bin/picture.jpg');
+      writeFileSync(notExecutable, Buffer.from([0xff, 0xd8, 0xff, 0xe0]));
+      chmodSync(notExecutable, 0o755);
+      const cases: [string, string][] = [
+        ['/bin/missing', 'ENOENT'],
+        ['/etc', 'EACCES'],
+        ['/bin/picture.jpg', 'ENOEXEC'],
+      ];
+      for (const [program, code] of cases) {
+        const error = await rejectsWith(
+          run(mode, [program]),
+          'invalidArgument',
+          /^Failed to start process: /,
+        );
+        assert.equal(error.cause?.code, code);
+      }
+    });
+  }
+});
+
+describe('sweepStaleMounts', () => {
+  leakFree('detaches what shared mode mounts in input roots, and nothing else', async () => {
+    // What a killed runner leaves: mounts whose handles are gone.
+    using root = openDirectoryBeneath(buildDirectory, 'root');
+    mountat(root, 'proc', { fstype: 'proc' }).close();
+    const dev = mountat(root, 'dev', { fstype: 'tmpfs' });
+    mountat(
+      dev,
+      'pts',
+      { fstype: 'devpts', options: { newinstance: true } },
+      { createMountpoint: true },
+    ).close();
+    dev.close();
+    // Not ours: kept.
+    mkdirSync(join(build.path, 'other'), { recursive: true });
+    const other = mountat(buildDirectory, 'other', { fstype: 'tmpfs' });
+    try {
+      assert.deepEqual(
+        await sweepStaleMounts(build.path, { ...defaultIsolation, mode: 'shared' }),
+        ['root/proc', 'root/dev'],
+      );
+      assert.deepEqual(mountsBeneath(build.path), [join(build.path, 'other')]);
+    } finally {
+      unmountat(other);
+    }
+  });
+});

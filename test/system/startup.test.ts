@@ -1,0 +1,291 @@
+// What an operator sees when `serve` cannot start: one paragraph saying what is wrong and what
+// to do, exit status 2, no stack trace; the configured isolation mode checked before listening;
+// `check-config`, `--version` and `--log-level`.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, it } from 'node:test';
+import type { ModeSupport } from '../../src/doctor/index.js';
+import { parseConfiguration } from '../../src/server/config.js';
+import { withAlternatives } from '../../src/server/preflight.js';
+import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
+import { binary, writeServeConfiguration } from '../helpers/serve.js';
+import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivileged.js';
+
+const repository = new URL('../../../', import.meta.url).pathname;
+
+/** `chroot-runner ARGS` to its end, optionally under a command prefix (e.g. setpriv). */
+function chrootRunner(args: readonly string[], prefix: readonly string[] = [], input = '') {
+  const [program = process.execPath, ...rest] = [...prefix, process.execPath, binary, ...args];
+  return spawnSync(program, rest, { encoding: 'utf8', input });
+}
+
+/** A start-up failure as the issue asks: exit 2, `chroot-runner serve: …` and a fix, in one
+ * paragraph, with no stack frame. */
+function assertRefused(result: ReturnType<typeof chrootRunner>, message: RegExp): void {
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^chroot-runner (serve|check-config): /);
+  assert.match(result.stderr, message);
+  assert.match(result.stderr, /Fix: /);
+  assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack frame');
+  assert.doesNotMatch(result.stderr.trimEnd(), /\n\s*\n/, 'one paragraph');
+  assert.equal(result.stdout, '');
+}
+
+/** A configuration in `build` whose socket and build directory exist, with `extra` merged. */
+function configuration(build: BuildDirectory, extra: Record<string, unknown> = {}): string {
+  return writeServeConfiguration(build.path, 'runner', 'namespaces', {}, extra).file;
+}
+
+describe('start-up failures', { skip: needsRoot }, () => {
+  it('a missing or unreadable configuration file', () => {
+    const build = makeBuildDirectory();
+    try {
+      const missing = join(build.path, 'missing.json');
+      assertRefused(
+        chrootRunner(['serve', '--config', missing]),
+        new RegExp(`cannot read the configuration file ${missing} \\(ENOENT\\)`),
+      );
+      const unreadable = join(build.path, 'unreadable.json');
+      writeFileSync(unreadable, '{}');
+      chmodSync(unreadable, 0o600);
+      assertRefused(
+        chrootRunner(['serve', '--config', unreadable], unprivileged),
+        /\(EACCES\)\. Fix: make it readable by uid 65534/,
+      );
+    } finally {
+      build.remove();
+    }
+  });
+
+  it('a socket directory, log directory or temporary directory to clean that does not exist', () => {
+    const build = makeBuildDirectory();
+    try {
+      const file = configuration(build);
+      const document = JSON.parse(readFileSync(file, 'utf8'));
+      const socket = join(build.path, 'absent', 'runner');
+      document.grpcServers[0].listenPaths = [socket];
+      writeFileSync(file, JSON.stringify(document));
+      const refused = chrootRunner(['serve', '--config', file]);
+      assertRefused(
+        refused,
+        new RegExp(`socket ${socket}, ${join(build.path, 'absent')}, does not exist`),
+      );
+      assert.doesNotMatch(refused.stderr, /EACCES/);
+
+      const logged = configuration(build, {
+        global: { logPaths: [join(build.path, 'no-such-directory', 'runner.log')] },
+      });
+      assertRefused(
+        chrootRunner(['serve', '--config', logged]),
+        /no-such-directory, does not exist/,
+      );
+
+      const cleaned = configuration(build, {
+        cleanTemporaryDirectories: [join(build.path, 'no-such-tmp')],
+      });
+      assertRefused(
+        chrootRunner(['serve', '--config', cleaned]),
+        /cleanTemporaryDirectories entry .*no-such-tmp does not exist/,
+      );
+    } finally {
+      build.remove();
+    }
+  });
+
+  it('a diagnostics port in use', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    const holder = createServer().listen(0, '127.0.0.1');
+    try {
+      await once(holder, 'listening');
+      const { port } = holder.address() as { port: number };
+      // The first server listens before the second fails: the runner must still exit.
+      const file = configuration(build, {
+        global: {
+          diagnosticsHttpServer: {
+            httpServers: [
+              { listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { allow: {} } },
+              { listenAddresses: [`127.0.0.1:${port}`], authenticationPolicy: { allow: {} } },
+            ],
+            enablePrometheus: true,
+          },
+        },
+      });
+      assertRefused(
+        chrootRunner(['serve', '--config', file]),
+        new RegExp(`diagnostics server cannot listen on 127\\.0\\.0\\.1:${port}: .*in use`),
+      );
+    } finally {
+      holder.close();
+      await once(holder, 'close');
+      build.remove();
+    }
+    assertNothingLeft(state, [build.path]);
+  });
+
+  it('a non-root runner in namespaces mode refuses, in doctor’s words, with the rootless hint', () => {
+    const build = makeUnprivilegedBuildDirectory();
+    try {
+      const file = configuration(build);
+      const refused = chrootRunner(['serve', '--config', file], unprivileged);
+      assertRefused(
+        refused,
+        /isolation mode namespaces does not work here: needs root or CAP_SYS_ADMIN/,
+      );
+      assert.match(refused.stderr, /--isolation rootless \(chrootRunner\.isolation: "rootless"\)/);
+      const doctor = chrootRunner(['doctor', '--json'], unprivileged);
+      const modes = JSON.parse(doctor.stdout).modes as ModeSupport[];
+      const namespaces = modes.find((support) => support.mode === 'namespaces');
+      assert.ok(namespaces !== undefined && !namespaces.available);
+      assert.ok(refused.stderr.includes(`${namespaces.reason}. Fix: ${namespaces.fix}`));
+    } finally {
+      build.remove();
+    }
+  });
+});
+
+describe('check-config, --version, --log-level', { skip: needsRoot }, () => {
+  it('check-config says whether serve would start, and exits as serve would', () => {
+    const build = makeBuildDirectory();
+    try {
+      const file = configuration(build);
+      const valid = chrootRunner(['check-config', file]);
+      assert.equal(valid.status, 0, valid.stderr);
+      assert.match(valid.stdout, /^Configured isolation mode:\n {2}namespaces {2}available$/m);
+      assert.match(valid.stdout, /serve` would start/);
+      // `-` is standard input, as bb-storage's loader reads it, and Jsonnet there too.
+      const { buildDirectoryPath, ...rest } = JSON.parse(readFileSync(file, 'utf8'));
+      const piped = chrootRunner(
+        ['check-config', '-'],
+        [],
+        `local build = ${JSON.stringify(buildDirectoryPath)};\n${JSON.stringify(rest)} + { buildDirectoryPath: build }`,
+      );
+      assert.equal(piped.status, 0, piped.stderr);
+      assert.match(piped.stdout, /^Configuration -: valid\.$/m);
+      const unprivilegedBuild = makeUnprivilegedBuildDirectory();
+      try {
+        const refused = chrootRunner(
+          ['check-config', configuration(unprivilegedBuild)],
+          unprivileged,
+        );
+        assert.equal(refused.status, 2, refused.stderr);
+        assert.match(refused.stdout, /would refuse to start:\n {2}- isolation mode namespaces/);
+        const rootless = chrootRunner(
+          ['check-config', configuration(unprivilegedBuild), '--isolation', 'rootless'],
+          unprivileged,
+        );
+        assert.equal(rootless.status, 0, rootless.stdout);
+      } finally {
+        unprivilegedBuild.remove();
+      }
+      const invalid = join(build.path, 'invalid.json');
+      writeFileSync(invalid, JSON.stringify({ buildDirectoryPath: 'relative' }));
+      const rejected = chrootRunner(['check-config', invalid]);
+      assert.equal(rejected.status, 2);
+      assert.match(rejected.stderr, /^chroot-runner check-config: .*buildDirectoryPath/);
+    } finally {
+      build.remove();
+    }
+  });
+
+  it('--version prints the package’s version', () => {
+    const { version } = JSON.parse(readFileSync(join(repository, 'package.json'), 'utf8'));
+    const result = chrootRunner(['--version']);
+    assert.equal(result.status, 0);
+    assert.equal(result.stdout, `${version}\n`);
+  });
+
+  it('--log-level warn keeps warnings and drops the info lines', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    try {
+      // global.tracing is accepted and ignored with a warning, logged before serving.
+      const file = configuration(build, { global: { tracing: {} } });
+      const serve = spawn(
+        process.execPath,
+        [binary, 'serve', '--config', file, '--log-level', 'warn'],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      // 'close', not 'exit': its stderr pipe is an fd of this process until then.
+      const exited = once(serve, 'close');
+      const lines: { level: number; msg: string }[] = [];
+      for await (const text of createInterface({ input: serve.stderr })) {
+        const line = JSON.parse(text);
+        lines.push(line);
+        // A signal while starting stops the runner as soon as it is up.
+        if (line.msg === 'configuration key accepted for compatibility and ignored')
+          serve.kill('SIGTERM');
+      }
+      assert.deepEqual(await exited, [0, null]);
+      assert.deepEqual(
+        lines.map((line) => [line.level, line.msg]),
+        [[40, 'configuration key accepted for compatibility and ignored']],
+      );
+    } finally {
+      build.remove();
+    }
+    assertNothingLeft(state, [build.path]);
+  });
+});
+
+describe('diagnostics authentication policies', () => {
+  it('refuses at start-up every kind it cannot enforce', () => {
+    for (const policy of [{ jwt: {} }, { oidc: {} }, { any: { policies: [] } }]) {
+      assert.throws(
+        () =>
+          parseConfiguration({
+            buildDirectoryPath: '/worker/build',
+            grpcServers: [{ listenPaths: ['/worker/runner'] }],
+            chrootIntoInputRoot: true,
+            global: {
+              diagnosticsHttpServer: {
+                httpServers: [{ listenAddresses: [':9987'], authenticationPolicy: policy }],
+              },
+            },
+          }),
+        /^ConfigurationError: global\.diagnosticsHttpServer\.httpServers\[0\]\.authenticationPolicy\.\w+: unknown key \(known keys: allow, deny\)$/,
+      );
+    }
+  });
+});
+
+describe('withAlternatives', () => {
+  const mode = (name: ModeSupport['mode'], available: boolean): ModeSupport => ({
+    mode: name,
+    supported: available,
+    available,
+    reason: available ? '' : 'why',
+    fix: available ? '' : 'fix',
+  });
+
+  it('names the best mode that works here in the fix of each that does not', () => {
+    const modes = withAlternatives([
+      mode('namespaces', false),
+      mode('shared', false),
+      mode('none', true),
+      mode('rootless', true),
+    ]);
+    assert.deepEqual(
+      modes.map((support) => support.fix),
+      [
+        'fix; or use --isolation rootless (chrootRunner.isolation: "rootless"), which works here',
+        'fix; or use --isolation rootless (chrootRunner.isolation: "rootless"), which works here',
+        '',
+        '',
+      ],
+    );
+  });
+
+  it('never suggests a plain chroot', () => {
+    const modes = withAlternatives([mode('namespaces', false), mode('none', true)]);
+    assert.equal(modes[0]?.fix, 'fix');
+  });
+});
