@@ -5,14 +5,15 @@
 # themselves skipped with that reason.
 set -euo pipefail
 
-# busybox-static: tiny static input roots; jsonnet: Jsonnet configurations; bindfs and fuse
+# busybox-static: tiny static input roots; libjsonnet0: Jsonnet configurations (loaded by the
+# addon at run time); bindfs and fuse
 # (fusermount): FUSE input roots like bb_worker's; protobuf-compiler and libprotobuf-dev: protoc
 # and the well-known types, to check the generated code; python3-grpcio and python3-protobuf: a
 # gRPC client that is not ours; gcc, libc6-dev, python3, bash, procps, util-linux (setpriv,
 # unshare) and perl: the addon's build, the helpers and the acceptance suite's tools (usually
 # there already); bubblewrap and librsvg2-bin: `npm run bench`. Go comes with the machine
 # (/usr/local/go): the toolchain rows use whichever go is on PATH.
-packages=(busybox-static jsonnet bindfs fuse protobuf-compiler libprotobuf-dev python3-grpcio
+packages=(busybox-static libjsonnet0 bindfs fuse protobuf-compiler libprotobuf-dev python3-grpcio
   python3-protobuf gcc libc6-dev python3 bash procps util-linux perl bubblewrap librsvg2-bin)
 command -v javac >/dev/null || packages+=(default-jdk-headless)
 

@@ -2,7 +2,7 @@
 // to do, exit status 2, no stack trace; the configured isolation mode checked before listening;
 // `check-config`, `--version` and `--log-level`.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -144,6 +144,45 @@ describe('start-up failures', { skip: needsRoot }, () => {
       const namespaces = modes.find((support) => support.mode === 'namespaces');
       assert.ok(namespaces !== undefined && !namespaces.available);
       assert.ok(refused.stderr.includes(`${namespaces.reason}. Fix: ${namespaces.fix}`));
+    } finally {
+      build.remove();
+    }
+  });
+});
+
+/** A prefix for chrootRunner that runs it where libjsonnet.so.0 cannot be loaded: in a mount
+ * namespace of its own with /dev/null bound over the library. */
+function withoutLibjsonnet(): string[] {
+  const found = /libjsonnet\.so\.0 .*=> (\S+)/.exec(
+    execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }),
+  );
+  assert.ok(found?.[1] !== undefined, 'libjsonnet0 is installed (test/install-packages.sh)');
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'mount --bind /dev/null "$0" && exec "$@"',
+    found[1],
+  ];
+}
+
+describe('without libjsonnet', { skip: needsRoot }, () => {
+  it('a JSON configuration loads; one that needs Jsonnet is refused with the fix', () => {
+    const build = makeBuildDirectory();
+    try {
+      const file = configuration(build);
+      const json = chrootRunner(['check-config', file], withoutLibjsonnet());
+      assert.equal(json.status, 0, json.stderr);
+      assert.match(json.stdout, /unavailable +Jsonnet configurations \(libjsonnet\.so\.0\)/);
+      const jsonnet = join(build.path, 'runner.jsonnet');
+      writeFileSync(jsonnet, `// Jsonnet\n${readFileSync(file, 'utf8')}`);
+      assertRefused(
+        chrootRunner(['check-config', jsonnet], withoutLibjsonnet()),
+        /is Jsonnet, not plain JSON, .*Fix: apt-get install libjsonnet0$/m,
+      );
     } finally {
       build.remove();
     }
