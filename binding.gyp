@@ -9,10 +9,11 @@
         "native/spawn.c",
         "native/interpreter.c",
         "native/exit-watch.c",
+        "native/seccomp.c",
         "native/jsonnet.c"
       ],
-      "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],
       "libraries": ["-ldl"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
     },
     {
