@@ -10,7 +10,8 @@
         "native/interpreter.c",
         "native/exit-watch.c",
         "native/seccomp.c",
-        "native/pidfd.c"
+        "native/pidfd.c",
+        "native/jsonnet.c"
       ],
       "libraries": ["-ldl"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],

@@ -36,5 +36,6 @@ bool register_spawn(napi_env env, napi_value exports);
 bool register_exit_watch(napi_env env, napi_value exports);
 bool register_seccomp(napi_env env, napi_value exports);
 bool register_pidfd(napi_env env, napi_value exports);
+bool register_jsonnet(napi_env env, napi_value exports);
 
 #endif

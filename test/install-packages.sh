@@ -5,7 +5,8 @@
 # themselves skipped with that reason.
 set -euo pipefail
 
-# busybox-static: tiny static input roots; jsonnet: Jsonnet configurations; bindfs and fuse
+# busybox-static: tiny static input roots; libjsonnet0: Jsonnet configurations (loaded by the
+# addon at run time); bindfs and fuse
 # (fusermount): FUSE input roots like bb_worker's; protobuf-compiler and libprotobuf-dev: protoc
 # and the well-known types, to check the generated code; python3-grpcio and python3-protobuf: a
 # gRPC client that is not ours; gcc, libc6-dev, python3, bash, procps, util-linux (setpriv,
@@ -13,7 +14,7 @@ set -euo pipefail
 # there already); bubblewrap and librsvg2-bin: `npm run bench`; qemu-system-x86 and
 # linux-image-amd64 (Linux 6.1): the cgroup v2 guest (test/helpers/guest.ts). Go comes with the machine
 # (/usr/local/go): the toolchain rows use whichever go is on PATH.
-packages=(busybox-static jsonnet bindfs fuse protobuf-compiler libprotobuf-dev python3-grpcio
+packages=(busybox-static libjsonnet0 bindfs fuse protobuf-compiler libprotobuf-dev python3-grpcio
   python3-protobuf gcc libc6-dev python3 bash procps util-linux perl bubblewrap librsvg2-bin
   qemu-system-x86 linux-image-amd64)
 command -v javac >/dev/null || packages+=(default-jdk-headless)

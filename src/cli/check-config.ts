@@ -16,7 +16,7 @@ interface CheckConfigOptions {
 }
 
 async function checkConfig(file: string, options: CheckConfigOptions): Promise<void> {
-  const configuration = loadConfigurationFile(
+  const configuration = await loadConfigurationFile(
     file,
     options.isolation === undefined ? {} : { isolation: options.isolation },
   );

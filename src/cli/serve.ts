@@ -1,5 +1,6 @@
-// `chroot-runner serve [--config FILE] [--isolation MODE]`: the Runner gRPC service, a drop-in
-// for bb_runner. Without --config it serves an embedded default under the current directory.
+// `chroot-runner serve [FILE | --config FILE] [--isolation MODE]`: the Runner gRPC service, a
+// drop-in for bb_runner (`bb_runner runner.jsonnet`). Without a configuration file it serves an
+// embedded default under the current directory.
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
@@ -13,6 +14,7 @@ import {
 } from '../server/config.js';
 import { StartupError } from '../server/preflight.js';
 import { type RunningServer, startServer } from '../server/serve.js';
+import { isSystemError } from '../syscalls/index.js';
 
 export interface ServeOptions {
   readonly config?: string;
@@ -38,25 +40,17 @@ function unreadableConfiguration(file: string, error: NodeJS.ErrnoException): Co
 }
 
 /** The configuration file named by --config, read and validated. */
-export function loadConfigurationFile(
+export async function loadConfigurationFile(
   file: string,
   overrides: { isolation?: IsolationMode },
-): ApplicationConfiguration {
-  if (file === '-') {
-    throw new ConfigurationError(
-      'cannot read the configuration from standard input (--config -). Fix: give a file, as Buildbarn’s programs take it (for a pipe: --config /dev/stdin)',
-    );
-  }
+): Promise<ApplicationConfiguration> {
   try {
-    return loadConfiguration(file, overrides);
+    // `-` is standard input, as bb-storage's loader reads it.
+    return await loadConfiguration(file, overrides);
   } catch (error) {
-    if (
-      error instanceof ConfigurationError ||
-      typeof (error as NodeJS.ErrnoException).code !== 'string'
-    ) {
-      throw error;
-    }
-    throw unreadableConfiguration(file, error as NodeJS.ErrnoException);
+    // Reading the file is the only system call of loading it.
+    if (isSystemError(error)) throw unreadableConfiguration(file, error);
+    throw error;
   }
 }
 
@@ -78,9 +72,9 @@ export const defaultDirectory = '.chroot-runner';
 
 /** The configuration `serve` uses: the file's, or the embedded default (whose directories are
  * created). */
-export function serveConfiguration(options: ServeOptions): ApplicationConfiguration {
+export async function serveConfiguration(options: ServeOptions): Promise<ApplicationConfiguration> {
   const overrides = options.isolation === undefined ? {} : { isolation: options.isolation };
-  if (options.config !== undefined) return loadConfigurationFile(options.config, overrides);
+  if (options.config !== undefined) return await loadConfigurationFile(options.config, overrides);
   const configuration = parseConfiguration(
     defaultConfigurationDocument(resolve(defaultDirectory)),
     overrides,
@@ -126,10 +120,8 @@ export function addServeCommand(program: Command): void {
   program
     .command('serve')
     .description('serve the Buildbarn Runner gRPC service (a drop-in for bb_runner)')
-    .option(
-      '--config <file>',
-      'bb_runner configuration (.json, or .jsonnet with jsonnet installed)',
-    )
+    .argument('[configuration]', 'bb_runner configuration file, as bb_runner takes it')
+    .option('--config <file>', 'the same as the configuration argument')
     .addOption(
       new Option('--isolation <mode>', 'isolation mode, overriding the configuration').choices(
         isolationModes,
@@ -141,13 +133,17 @@ export function addServeCommand(program: Command): void {
         .default('info'),
     )
     .option('--debug', 'print the stack trace of a start-up failure')
-    .action(async (options: ServeOptions) => {
+    .action(async (file: string | undefined, options: ServeOptions, command: Command) => {
+      if (file !== undefined && options.config !== undefined && file !== options.config) {
+        command.error('chroot-runner serve: give the configuration file once');
+      }
+      const config = file ?? options.config;
       let configuration: ApplicationConfiguration;
       let starting: Promise<RunningServer>;
       let stopped: Promise<void>;
       let server: RunningServer;
       try {
-        configuration = serveConfiguration(options);
+        configuration = await serveConfiguration({ ...options, config });
         starting = startServer(configuration, { logLevel: options.logLevel ?? 'info' });
         stopped = stopOnSignals(starting);
         // A failure to start is reported below, through `starting`.
@@ -157,9 +153,9 @@ export function addServeCommand(program: Command): void {
         reportStartupFailure('serve', error, options.debug === true);
         return;
       }
-      if (options.config === undefined) {
+      if (config === undefined) {
         process.stdout.write(
-          `chroot-runner: no --config given; serving the embedded default configuration:\n` +
+          `chroot-runner: no configuration file given; serving the embedded default configuration:\n` +
             `  build directory: ${configuration.buildDirectoryPath}\n` +
             `  socket:          ${server.grpcAddresses.join(' ')}\n` +
             `  isolation:       ${configuration.isolation.mode}\n`,

@@ -6,6 +6,7 @@ import { buildDirectory } from './checks/build-directory.js';
 import { capabilities } from './checks/capabilities.js';
 import { cgroup } from './checks/cgroup.js';
 import { clonePidfd } from './checks/clone-pidfd.js';
+import { jsonnet } from './checks/jsonnet.js';
 import { kernel } from './checks/kernel.js';
 import { listmount } from './checks/listmount.js';
 import { mountApi } from './checks/mount-api.js';
@@ -39,4 +40,5 @@ export const doctorChecks: readonly DoctorCheck[] = [
   seccomp,
   cgroup,
   buildDirectory,
+  jsonnet,
 ];

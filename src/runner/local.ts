@@ -30,6 +30,11 @@ export interface ActionEngine {
   run(spec: ActionSpec): Promise<ActionResult>;
   /** TMPDIR for an action whose temporary directory is `relative` to the build directory. */
   temporaryDirectoryPath(relative: string): string;
+  /** The build directory, opened anew by every call (as bb_runner's lazy directory does), so
+   * that a file system mounted over it after start-up (bb_worker's FUSE mount, remounted when
+   * the worker restarts) is seen at the next call, nothing pins an old mount, and a runner
+   * started before the directory exists is only not ready. Throws ActionError. */
+  openBuildDirectory(): DirectoryHandle;
 }
 
 /** exitStatus: the response bb_runner would give, with oom_killed in the usage message;
@@ -38,8 +43,6 @@ export interface ActionEngine {
 export type OomReporting = 'exitStatus' | 'resourceExhausted';
 
 export interface LocalRunnerOptions {
-  /** Handle on the build directory, opened once at start-up. */
-  readonly buildDirectory: DirectoryHandle;
   /** runCommandsAs; the runner's own credentials when absent. */
   readonly credentials: Credentials | undefined;
   readonly setTmpdirEnvironmentVariable: boolean;
@@ -124,6 +127,17 @@ export class LocalRunner implements Runner {
     return response;
   }
 
+  /** The build directory, opened for this call (see ActionEngine). */
+  #openBuildDirectory(): DirectoryHandle {
+    try {
+      return this.#options.engine.openBuildDirectory();
+    } catch (error) {
+      throw error instanceof ActionError
+        ? new RunnerError(status.INTERNAL, error.message, error)
+        : error;
+    }
+  }
+
   async checkReadiness(request: CheckReadinessRequest): Promise<void> {
     const quoted = JSON.stringify(request.path);
     let components: readonly string[];
@@ -136,20 +150,20 @@ export class LocalRunner implements Runner {
         `Failed to resolve path ${quoted} in build directory`,
       );
     }
+    const buildDirectory = this.#openBuildDirectory();
     const name = components.at(-1);
-    if (name === undefined) return;
     let parent: DirectoryHandle;
     try {
-      parent = openDirectoryBeneath(
-        this.#options.buildDirectory,
-        components.slice(0, -1).join('/'),
-      );
+      if (name === undefined) return;
+      parent = openDirectoryBeneath(buildDirectory, components.slice(0, -1).join('/'));
     } catch (error) {
       throw wrapErrorWithCode(
         error,
         status.INTERNAL,
         `Failed to resolve path ${quoted} in build directory`,
       );
+    } finally {
+      buildDirectory.close();
     }
     try {
       statAt(parent, name);

@@ -3,7 +3,8 @@
 // actions share (the host resources, what the mode prepared, the input-root claims); each
 // action's own resources are contributions (contributions/), held in a stack and torn down
 // in reverse order.
-import { join } from 'node:path';
+import { readlinkSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { type DirectoryHandle, type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
 import {
   isStepError,
@@ -104,6 +105,15 @@ async function launch(plan: PlanBuilder): Promise<SpawnedProcess> {
   }
 }
 
+/** Whether the request's temporary directory is the action's /tmp. Never without
+ * chrootIntoInputRoot: /tmp is then the runner's own (the build directory may be beneath it). */
+function temporaryDirectoryInside(settings: IsolationSettings): boolean {
+  return (
+    settings.chrootIntoInputRoot !== false &&
+    isolationStrategy(settings.mode).temporaryDirectoryInside(settings)
+  );
+}
+
 /** TMPDIR for an action whose temporary directory is `relative` to the build directory:
  * /tmp where the mode mounts it there, otherwise its host path, as bb_runner sets it. */
 export function temporaryDirectoryPath(
@@ -111,9 +121,24 @@ export function temporaryDirectoryPath(
   buildDirectoryPath: string,
   relative: string,
 ): string {
-  return isolationStrategy(settings.mode).temporaryDirectoryInside(settings)
-    ? '/tmp'
-    : join(buildDirectoryPath, relative);
+  return temporaryDirectoryInside(settings) ? '/tmp' : join(buildDirectoryPath, relative);
+}
+
+/** Without chrootIntoInputRoot (bb_runner's plain command) the action's root is the runner's,
+ * and its working directory the input root's, reached from there by the path the runner sees
+ * it at. */
+function runnerRootView(
+  inputRoot: DirectoryHandle,
+  workingDirectory: string,
+): { root: DirectoryHandle; workingDirectory: string } {
+  const path = readlinkSync(`/proc/self/fd/${inputRoot.fd}`);
+  if (!path.startsWith('/')) {
+    throw new ActionError(
+      'internal',
+      `The input root is not reachable from the runner's root (${path})`,
+    );
+  }
+  return { root: openDirectory('/'), workingDirectory: posix.join(path, workingDirectory) };
 }
 
 export class Engine {
@@ -128,18 +153,17 @@ export class Engine {
     this.#contributions = contributions.filter((contribution) => contribution.appliesTo(context));
   }
 
-  /** Opens the build directory and what every action needs from the host, and prepares the
-   * mode (namespaces mode's template mount namespace): none of it costs the first action. */
+  /** Opens what every action needs from the host and prepares the mode (namespaces mode's
+   * template mount namespace): none of it costs the first action. The build directory is not
+   * held: every call opens it (see openBuildDirectory), and it need not exist yet. */
   static async open(options: EngineOptions): Promise<Engine> {
     const strategy = isolationStrategy(options.isolation.mode);
-    const buildDirectory = openDirectory(options.buildDirectory);
     let host: HostResources | undefined;
     try {
       host = HostResources.open();
       const prepared = await strategy.prepare();
       return new Engine(
         {
-          buildDirectory,
           buildDirectoryPath: options.buildDirectory,
           settings: options.isolation,
           strategy,
@@ -151,13 +175,25 @@ export class Engine {
       );
     } catch (error) {
       host?.close();
-      buildDirectory.close();
       throw error;
     }
   }
 
-  get buildDirectory(): DirectoryHandle {
-    return this.#context.buildDirectory;
+  /** Opens the build directory by its path, as bb_runner does on every call: a file system
+   * mounted over it after start-up (bb_worker's FUSE mount, remounted when the worker
+   * restarts) is seen by the next action, and no handle pins an old mount. One openat2. */
+  openBuildDirectory(): DirectoryHandle {
+    const path = this.#context.buildDirectoryPath;
+    try {
+      return openDirectory(path);
+    } catch (error) {
+      const cause = isSystemError(error) ? error : undefined;
+      throw new ActionError(
+        'internal',
+        `Failed to open build directory ${JSON.stringify(path)}: ${(error as Error).message}`,
+        cause,
+      );
+    }
   }
 
   get isolation(): IsolationSettings {
@@ -183,7 +219,6 @@ export class Engine {
   close(): void {
     this.#prepared.close();
     this.#context.host.close();
-    this.#context.buildDirectory.close();
   }
 
   [Symbol.dispose](): void {
@@ -197,7 +232,7 @@ export class Engine {
     const { signal } = spec;
     checkArguments(spec.arguments);
     if (signal?.aborted === true) throw abortError(signal);
-    const { buildDirectory, host, settings, strategy } = this.#context;
+    const { host, settings, strategy } = this.#context;
     const opened: Fd[] = [];
     const resources = new ResourceStack();
     const named: [string, ActionResource][] = [];
@@ -209,16 +244,22 @@ export class Engine {
     let launched = started;
     let exited = started;
     try {
-      const inputRoot = openInputRoot(buildDirectory, spec.inputRoot);
-      opened.push(inputRoot);
-      const workingDirectory = workingDirectoryPath(spec.workingDirectory);
+      const buildDirectory = this.openBuildDirectory();
+      opened.push(buildDirectory);
+      let root = openInputRoot(buildDirectory, spec.inputRoot);
+      opened.push(root);
+      let workingDirectory = workingDirectoryPath(spec.workingDirectory);
+      if (settings.chrootIntoInputRoot === false) {
+        ({ root, workingDirectory } = runnerRootView(root, workingDirectory));
+        opened.push(root);
+      }
       program = findExecutable(
-        inputRoot,
+        root,
         spec.arguments[0] ?? '',
         spec.environment.PATH,
         workingDirectory,
       );
-      const files = this.#openRequestFiles(spec, inputRoot, opened);
+      const files = this.#openRequestFiles(spec, buildDirectory, root, opened);
       for (const contribution of this.#contributions) {
         let resource: ActionResource;
         try {
@@ -286,12 +327,17 @@ export class Engine {
   /** Opens what the request names beneath the build directory, besides the input root.
    * Called once the program was found, so that a refused request leaves no log files (as
    * bb_runner). */
-  #openRequestFiles(spec: ActionSpec, inputRoot: DirectoryHandle, opened: Fd[]): RequestFiles {
+  #openRequestFiles(
+    spec: ActionSpec,
+    buildDirectory: DirectoryHandle,
+    inputRoot: DirectoryHandle,
+    opened: Fd[],
+  ): RequestFiles {
     const keep = <T extends Fd>(fd: T): T => {
       opened.push(fd);
       return fd;
     };
-    const { buildDirectory, strategy, settings } = this.#context;
+    const { settings } = this.#context;
     const stdout =
       spec.inheritStdio === true
         ? undefined
@@ -303,7 +349,7 @@ export class Engine {
     const wantsTemporary =
       spec.temporaryDirectory !== undefined &&
       spec.temporaryDirectory !== '' &&
-      strategy.temporaryDirectoryInside(settings);
+      temporaryDirectoryInside(settings);
     const temporaryDirectory = wantsTemporary
       ? keep(openTemporaryDirectory(buildDirectory, spec.temporaryDirectory ?? ''))
       : undefined;

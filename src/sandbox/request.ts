@@ -154,9 +154,9 @@ export function findExecutable(
       const inside = posix.isAbsolute(candidate)
         ? candidate
         : posix.join(workingDirectory, candidate);
-      if (isExecutable(root, inside)) {
-        return posix.isAbsolute(candidate) ? candidate : `./${candidate}`;
-      }
+      // Relative as found (bb_runner's "subdirectory/hello.sh", not "./subdirectory/…"): a
+      // script gets this path as its $0.
+      if (isExecutable(root, inside)) return candidate;
     }
   }
   throw new ActionError(

@@ -28,6 +28,13 @@ export interface SpecialFilesystems {
 export interface IsolationSettings {
   /** One of modes/registry.ts (what each is: the file of that name in modes/). */
   readonly mode: IsolationMode;
+  /** bb_runner's chrootIntoInputRoot; absent means true. When false the action sees the
+   * runner's own file system, from the input root's working directory (bb_runner's plain
+   * command: PATH entries are host paths, relative ones relative to that directory), isolated
+   * otherwise as `mode` says: in namespaces and rootless mode in a copy of the runner's mount
+   * tree with the special filesystems mounted over it; shared and none mode mount nothing,
+   * since that would change the runner's own view. */
+  readonly chrootIntoInputRoot?: boolean;
   readonly filesystems: SpecialFilesystems;
   /** Capability names (without CAP_) kept in the bounding set; all others are dropped. */
   readonly keepCapabilities: readonly string[];

@@ -19,7 +19,6 @@ export async function composeRunner(
   oomReporting?: OomReporting,
 ): Promise<Runner> {
   let runner: Runner = new LocalRunner({
-    buildDirectory: engine.buildDirectory,
     credentials: configuration.runCommandsAs,
     setTmpdirEnvironmentVariable: configuration.setTmpdirEnvironmentVariable,
     engine,

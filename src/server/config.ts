@@ -1,6 +1,7 @@
-// bb_runner's ApplicationConfiguration (JSON or Jsonnet, camelCase keys), plus the
-// `chrootRunner` section of our own. docs/configuration.md documents every key.
-import { execFileSync } from 'node:child_process';
+// bb_runner's ApplicationConfiguration, read as bb_runner reads it (bb-storage's loader: the
+// file evaluated as Jsonnet with every environment variable as an external variable, the result
+// parsed as protojson), plus the `chrootRunner` section of our own. docs/configuration.md
+// documents every key.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -11,6 +12,8 @@ import { defaultFilesystems } from '../sandbox/defaults.js';
 import { isolationModes } from '../sandbox/modes/registry.js';
 import { seccompEntryNames } from '../sandbox/seccomp.js';
 import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
+import { isSystemError } from '../syscalls/index.js';
+import { evaluateJsonnet, jsonnetLibrary } from '../syscalls/jsonnet.js';
 import {
   absolutePath,
   anyObject,
@@ -260,13 +263,6 @@ export function parseConfiguration(
   overrides: { isolation?: IsolationMode } = {},
 ): ApplicationConfiguration {
   const parsed = applicationConfiguration(document, '');
-  if (!parsed.chrootIntoInputRoot) {
-    throw new ConfigurationError(
-      'chrootIntoInputRoot: must be true: chroot-runner always runs actions chrooted into their ' +
-        'input root (bb_runner without it runs actions on the runner’s own file system, which ' +
-        'chroot-runner does not do)',
-    );
-  }
   if (Object.keys(parsed.appleXcodeDeveloperDirectories).length > 0) {
     throw new ConfigurationError('appleXcodeDeveloperDirectories: not supported: macOS only');
   }
@@ -344,6 +340,7 @@ export function parseConfiguration(
     ignoredKeys,
     isolation: {
       mode,
+      chrootIntoInputRoot: parsed.chrootIntoInputRoot,
       filesystems: runner.filesystems,
       keepCapabilities: runner.keepCapabilities,
       network: runner.network,
@@ -394,43 +391,42 @@ function cgroupConfiguration(
   };
 }
 
-/** Reads a .json file, or evaluates a .jsonnet file with the `jsonnet` binary, passing the
- * environment as external variables as Buildbarn's programs do. */
+/** Evaluates a configuration as bb_runner does (bb-storage's configuration loader): the file's
+ * contents, or standard input's for `-`, as Jsonnet whatever its name (JSON is Jsonnet), with
+ * each environment variable as an external string variable (std.extVar('PWD')), imports
+ * relative to the file. Without libjsonnet a plain JSON configuration still loads. */
 export function readConfigurationDocument(file: string): unknown {
-  let text: string;
-  if (file.endsWith('.jsonnet') || file.endsWith('.libsonnet')) {
-    const extVars = Object.keys(process.env)
-      .filter((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
-      .flatMap((name) => ['--ext-str', name]);
-    try {
-      text = execFileSync('jsonnet', [...extVars, file], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-    } catch (error) {
-      const failure = error as NodeJS.ErrnoException & { stderr?: string };
-      if (failure.code === 'ENOENT') {
-        throw new ConfigurationError(
-          `${file}: cannot evaluate Jsonnet: no \`jsonnet\` evaluator on PATH ` +
-            '(Debian: apt-get install jsonnet), or give the configuration as .json',
-        );
-      }
-      throw new ConfigurationError(`${file}: ${failure.stderr?.trim() || failure.message}`);
-    }
-  } else {
-    text = readFileSync(file, 'utf8');
+  const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  const environment = Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined,
+    ),
+  );
+  let json: string;
+  try {
+    json = evaluateJsonnet(file, text, environment);
+  } catch (error) {
+    if (isSystemError(error, 'ELIBACC')) return parseWithoutJsonnet(file, text);
+    throw new ConfigurationError(`${file}: ${(error as Error).message.trim()}`);
   }
+  return JSON.parse(json);
+}
+
+/** A configuration read without libjsonnet: only plain JSON can be. */
+function parseWithoutJsonnet(file: string, text: string): unknown {
   try {
     return JSON.parse(text);
-  } catch (error) {
-    throw new ConfigurationError(`${file}: ${(error as Error).message}`);
+  } catch {
+    throw new ConfigurationError(
+      `${file} is Jsonnet, not plain JSON, and ${jsonnetLibrary.name} cannot be loaded to evaluate it. Fix: ${jsonnetLibrary.fix}`,
+    );
   }
 }
 
-export function loadConfiguration(
+export async function loadConfiguration(
   file: string,
   overrides: { isolation?: IsolationMode } = {},
-): ApplicationConfiguration {
+): Promise<ApplicationConfiguration> {
   const document = readConfigurationDocument(file);
   try {
     return parseConfiguration(document, overrides);

@@ -80,12 +80,19 @@ export class RunnerMetrics {
     });
     // The runner's own mount namespace: the mounts of `shared` actions; namespaces mode mounts
     // in each action's namespace, which the kernel removes with the action.
-    const directory = realpathSync.native(buildDirectoryPath);
     new Gauge({
       name: 'chroot_runner_mounts_attached',
       help: 'Mounts attached beneath the build directory in the runner’s mount namespace',
       registers,
       collect() {
+        // Resolved at each scrape: the build directory may be mounted over, or not exist yet.
+        let directory: string;
+        try {
+          directory = realpathSync.native(buildDirectoryPath);
+        } catch {
+          this.set(0);
+          return;
+        }
         this.set(listMounts(directory).filter((mount) => mount.mountPoint !== directory).length);
       },
     });

@@ -2,7 +2,7 @@
 // serve Runs that would all fail: the configured isolation mode works on this host with these
 // privileges (doctor's checks, in doctor's words), and the directories the configuration names
 // exist and can be used. `check-config` runs the same checks without serving.
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { accessSync, existsSync, constants as fsConstants, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   detectFeatures,
@@ -129,7 +129,9 @@ export async function preflight(configuration: ApplicationConfiguration): Promis
     });
   }
   const build = features.checks.buildDirectory;
-  if (build?.status === 'unavailable') {
+  // One that does not exist yet (bb_worker mounts it later) only makes the runner not ready, as
+  // bb_runner: it is opened at every call.
+  if (build?.status === 'unavailable' && existsSync(configuration.buildDirectoryPath)) {
     problems.push({ problem: `${build.title} ${build.detail}`, fix: build.fix ?? '' });
   }
   problems.push(...pathProblems(configuration));

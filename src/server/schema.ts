@@ -1,6 +1,8 @@
 // A small validator for JSON configuration: each parser checks one value and names its key path
 // (e.g. grpcServers[0].listenPaths[1]) in every error. Hand-written rather than a library so
 // that keys bb_runner knows but chroot-runner does not support get an error saying why.
+// Objects follow protojson, as bb_runner parses its configuration: a field may be named in
+// lowerCamelCase or by its proto name in snake_case, and null stands for an absent field.
 
 export class ConfigurationError extends Error {
   override readonly name = 'ConfigurationError';
@@ -121,25 +123,42 @@ export function join(path: string, key: string): string {
   return path === '' ? key : `${path}.${key}`;
 }
 
-/** An object with exactly the keys of `shape`. `unsupported` maps keys that are valid in
- * bb_runner's schema but not supported here to the reason, given in the error. */
+/** protojson's other name of a field: its proto name (listenPaths → listen_paths). */
+function protoName(camelCase: string): string {
+  return camelCase.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+}
+
+/** An object with exactly the keys of `shape`, each also accepted by its proto name; a null
+ * value is an absent field. `unsupported` maps keys that are valid in bb_runner's schema but
+ * not supported here to the reason, given in the error. */
 export function object<S extends Shape>(
   shape: S,
   unsupported: Readonly<Record<string, string>> = {},
 ): Parser<Parsed<S>> {
+  const names = new Map<string, string>();
+  for (const key of [...Object.keys(shape), ...Object.keys(unsupported)]) {
+    names.set(key, key);
+    names.set(protoName(key), key);
+  }
   return (value, path) => {
     required(value, path, 'an object');
     if (!isObject(value)) fail(path, `expected an object, got ${describe(value)}`);
-    for (const key of Object.keys(value)) {
+    const fields: Record<string, unknown> = {};
+    for (const [name, field] of Object.entries(value)) {
+      const key = names.get(name);
+      if (key === undefined) {
+        fail(join(path, name), `unknown key (known keys: ${Object.keys(shape).join(', ')})`);
+      }
+      if (Object.hasOwn(fields, key)) fail(join(path, name), `duplicate of ${key}`);
+      fields[key] = field;
+      if (field === null) continue;
       const reason = unsupported[key];
       if (reason !== undefined) fail(join(path, key), `not supported: ${reason}`);
-      if (!Object.hasOwn(shape, key)) {
-        fail(join(path, key), `unknown key (known keys: ${Object.keys(shape).join(', ')})`);
-      }
     }
     const result: Record<string, unknown> = {};
     for (const [key, parser] of Object.entries(shape)) {
-      result[key] = parser(value[key], join(path, key));
+      const field = fields[key];
+      result[key] = parser(field === null ? undefined : field, join(path, key));
     }
     return result as Parsed<S>;
   };

@@ -2,7 +2,7 @@
 // servers and the diagnostics HTTP server; and stops it gracefully.
 
 import { once } from 'node:events';
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import { Server, ServerCredentials, type ServerOptions, status } from '@grpc/grpc-js';
 import {
@@ -200,17 +200,23 @@ export async function startServer(
     });
   } catch (error) {
     cgroups?.tree.close();
-    throw new StartupError(
-      `cannot open the build directory ${configuration.buildDirectoryPath} and prepare the sandbox: ${(error as Error).message}`,
-    );
+    throw new StartupError(`cannot prepare the sandbox: ${(error as Error).message}`);
   }
   const closers: (() => Promise<void> | void)[] = [() => engine.close()];
   const grpcServers: Server[] = [];
   const httpServers: HttpServer[] = [];
   try {
-    // What the actions of a runner that was killed left behind (shared mode's mounts).
-    const swept = engine.sweep();
-    if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
+    if (!existsSync(configuration.buildDirectoryPath)) {
+      // As bb_runner: serving, but not ready (CheckReadiness and Run fail) until it exists.
+      logger.warn(
+        { buildDirectoryPath: configuration.buildDirectoryPath },
+        'build directory does not exist (yet): not ready until it does',
+      );
+    } else {
+      // What the actions of a runner that was killed left behind (shared mode's mounts).
+      const swept = engine.sweep();
+      if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
+    }
     if (cgroups !== undefined) closers.push(() => cgroups.tree.close());
     const runner = await composeRunner(configuration, engine, cgroups?.oomReporting);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus

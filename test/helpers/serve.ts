@@ -147,3 +147,22 @@ export function processFootprint(pid: number): { fds: number; children: number[]
   const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
   return { fds: openFds(pid).size, children: childProcesses(pid), rssKiB: Number(rss) };
 }
+
+/** bb_runner's RelativeSearchPath case in the input root at `inputRoot`: a script
+ * work/subdirectory/hello.sh that prints its working directory and $0 and exits 42, and the
+ * request fields that find it through the relative PATH entry. */
+export function relativeSearchPathCase(inputRoot: string) {
+  mkdirSync(join(inputRoot, 'work/subdirectory'), { recursive: true });
+  writeFileSync(
+    join(inputRoot, 'work/subdirectory/hello.sh'),
+    '#!/bin/sh\npwd\necho $0\nexit 42\n',
+    {
+      mode: 0o755,
+    },
+  );
+  return {
+    arguments: ['hello.sh'],
+    workingDirectory: 'work',
+    environmentVariables: { PATH: 'subdirectory' },
+  };
+}

@@ -40,6 +40,7 @@ import { processesMentioning, uniqueSleepDuration } from '../helpers/processes.j
 import {
   binary,
   clientSocketsClosed,
+  relativeSearchPathCase,
   ServeProcess,
   writeServeConfiguration,
 } from '../helpers/serve.js';
@@ -236,20 +237,11 @@ for (const mode of ['namespaces', 'shared'] as const) {
 
     it('runs in the working directory, and finds programs in relative search paths', async () => {
       const a = action();
-      mkdirSync(join(buildPath, a.name, 'root/work/subdirectory'), { recursive: true });
-      writeFileSync(
-        join(buildPath, a.name, 'root/work/subdirectory/hello.sh'),
-        '#!/bin/sh\npwd\necho $0\nexit 42\n',
-        { mode: 0o755 },
-      );
-      const response = await client.run(
-        a.request(['hello.sh'], {
-          workingDirectory: 'work',
-          environmentVariables: { PATH: 'subdirectory' },
-        }),
-      );
+      const fields = relativeSearchPathCase(join(buildPath, a.name, 'root'));
+      const response = await client.run(a.request(fields.arguments, fields));
       assert.equal(response.exitCode, 42n, a.read('stderr'));
-      assert.equal(a.read('stdout'), '/work\n./subdirectory/hello.sh\n');
+      // bb_runner's RelativeSearchPath case: $0 as found, relative, without "./".
+      assert.equal(a.read('stdout'), '/work\nsubdirectory/hello.sh\n');
     });
 
     it('refuses requests as bb_runner does', async () => {

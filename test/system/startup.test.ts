@@ -2,7 +2,7 @@
 // to do, exit status 2, no stack trace; the configured isolation mode checked before listening;
 // `check-config`, `--version` and `--log-level`.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -20,9 +20,9 @@ import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivi
 const repository = new URL('../../../', import.meta.url).pathname;
 
 /** `chroot-runner ARGS` to its end, optionally under a command prefix (e.g. setpriv). */
-function chrootRunner(args: readonly string[], prefix: readonly string[] = []) {
+function chrootRunner(args: readonly string[], prefix: readonly string[] = [], input = '') {
   const [program = process.execPath, ...rest] = [...prefix, process.execPath, binary, ...args];
-  return spawnSync(program, rest, { encoding: 'utf8' });
+  return spawnSync(program, rest, { encoding: 'utf8', input });
 }
 
 /** A start-up failure as the issue asks: exit 2, `chroot-runner serve: …` and a fix, in one
@@ -43,7 +43,7 @@ function configuration(build: BuildDirectory, extra: Record<string, unknown> = {
 }
 
 describe('start-up failures', { skip: needsRoot }, () => {
-  it('a missing, unreadable or standard-input configuration file', () => {
+  it('a missing or unreadable configuration file', () => {
     const build = makeBuildDirectory();
     try {
       const missing = join(build.path, 'missing.json');
@@ -51,7 +51,6 @@ describe('start-up failures', { skip: needsRoot }, () => {
         chrootRunner(['serve', '--config', missing]),
         new RegExp(`cannot read the configuration file ${missing} \\(ENOENT\\)`),
       );
-      assertRefused(chrootRunner(['serve', '--config', '-']), /standard input/);
       const unreadable = join(build.path, 'unreadable.json');
       writeFileSync(unreadable, '{}');
       chmodSync(unreadable, 0o600);
@@ -151,6 +150,45 @@ describe('start-up failures', { skip: needsRoot }, () => {
   });
 });
 
+/** A prefix for chrootRunner that runs it where libjsonnet.so.0 cannot be loaded: in a mount
+ * namespace of its own with /dev/null bound over the library. */
+function withoutLibjsonnet(): string[] {
+  const found = /libjsonnet\.so\.0 .*=> (\S+)/.exec(
+    execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }),
+  );
+  assert.ok(found?.[1] !== undefined, 'libjsonnet0 is installed (test/install-packages.sh)');
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'mount --bind /dev/null "$0" && exec "$@"',
+    found[1],
+  ];
+}
+
+describe('without libjsonnet', { skip: needsRoot }, () => {
+  it('a JSON configuration loads; one that needs Jsonnet is refused with the fix', () => {
+    const build = makeBuildDirectory();
+    try {
+      const file = configuration(build);
+      const json = chrootRunner(['check-config', file], withoutLibjsonnet());
+      assert.equal(json.status, 0, json.stderr);
+      assert.match(json.stdout, /unavailable +Jsonnet configurations \(libjsonnet\.so\.0\)/);
+      const jsonnet = join(build.path, 'runner.jsonnet');
+      writeFileSync(jsonnet, `// Jsonnet\n${readFileSync(file, 'utf8')}`);
+      assertRefused(
+        chrootRunner(['check-config', jsonnet], withoutLibjsonnet()),
+        /is Jsonnet, not plain JSON, .*Fix: apt-get install libjsonnet0$/m,
+      );
+    } finally {
+      build.remove();
+    }
+  });
+});
+
 describe('check-config, --version, --log-level', { skip: needsRoot }, () => {
   it('check-config says whether serve would start, and exits as serve would', () => {
     const build = makeBuildDirectory();
@@ -160,6 +198,15 @@ describe('check-config, --version, --log-level', { skip: needsRoot }, () => {
       assert.equal(valid.status, 0, valid.stderr);
       assert.match(valid.stdout, /^Configured isolation mode:\n {2}namespaces {2}available$/m);
       assert.match(valid.stdout, /serve` would start/);
+      // `-` is standard input, as bb-storage's loader reads it, and Jsonnet there too.
+      const { buildDirectoryPath, ...rest } = JSON.parse(readFileSync(file, 'utf8'));
+      const piped = chrootRunner(
+        ['check-config', '-'],
+        [],
+        `local build = ${JSON.stringify(buildDirectoryPath)};\n${JSON.stringify(rest)} + { buildDirectoryPath: build }`,
+      );
+      assert.equal(piped.status, 0, piped.stderr);
+      assert.match(piped.stdout, /^Configuration -: valid\.$/m);
       const unprivilegedBuild = makeUnprivilegedBuildDirectory();
       try {
         const refused = chrootRunner(

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { defaultCapabilities } from '../../src/sandbox/capabilities.js';
 import {
@@ -58,6 +58,7 @@ describe('configuration', () => {
     assert.equal(configuration.diagnosticsHttpServer, undefined);
     assert.deepEqual(configuration.isolation, {
       mode: 'namespaces',
+      chrootIntoInputRoot: true,
       filesystems: {
         proc: true,
         procOptions: {},
@@ -197,60 +198,139 @@ describe('configuration', () => {
     );
   });
 
-  it('refuses chrootIntoInputRoot false or absent, saying why', () => {
-    const { chrootIntoInputRoot: _, ...withoutChroot } = minimal;
+  it('reads field names as protojson does: lowerCamelCase or snake_case, null as absent', () => {
+    const configuration = parseConfiguration({
+      build_directory_path: '/worker/build',
+      grpc_servers: [{ listen_paths: ['/worker/runner'], authentication_policy: { allow: {} } }],
+      chroot_into_input_root: true,
+      run_commands_as: { user_id: 1000, group_id: '1000', additional_group_ids: null },
+      global: { diagnostics_http_server: null, log_paths: null },
+      clean_temporary_directories: null,
+      chroot_runner: { isolation: 'shared', filesystems: { create_mountpoints: false } },
+    });
+    assert.equal(configuration.buildDirectoryPath, '/worker/build');
+    assert.deepEqual(configuration.grpcServers[0]?.listenPaths, ['/worker/runner']);
+    assert.deepEqual(configuration.runCommandsAs, { uid: 1000, gid: 1000, additionalGroups: [] });
+    assert.equal(configuration.diagnosticsHttpServer, undefined);
+    assert.equal(configuration.isolation.mode, 'shared');
+    assert.equal(configuration.isolation.filesystems.createMountpoints, false);
+    assert.equal(parseConfiguration({ ...minimal, global: null }).umask, undefined);
+    // Keys of maps are data, not field names.
+    const proc = parseConfiguration({
+      ...minimal,
+      chrootRunner: { filesystems: { procOptions: { hide_pid: 'x' } } },
+    });
+    assert.deepEqual(proc.isolation.filesystems.procOptions, { hide_pid: 'x' });
     rejects(
-      withoutChroot,
-      /^chrootIntoInputRoot: must be true: chroot-runner always runs actions chrooted/,
+      { ...minimal, build_directory_path: '/elsewhere' },
+      'build_directory_path: duplicate of buildDirectoryPath',
     );
-    rejects({ ...minimal, chrootIntoInputRoot: false }, /^chrootIntoInputRoot: must be true/);
+    rejects({ ...minimal, buildDirectory_path: '/x' }, /^buildDirectory_path: unknown key/);
+    rejects(
+      { ...minimal, temporary_directory_installer: { address: 'unix:///x' } },
+      /^temporaryDirectoryInstaller: not supported: /,
+    );
+    rejects(
+      { ...minimal, buildDirectoryPath: null },
+      'buildDirectoryPath: missing; expected a string',
+    );
   });
 
-  it('loads JSON files and names the file in errors', () => {
+  it('accepts chrootIntoInputRoot false or absent, as bb_runner does', () => {
+    const { chrootIntoInputRoot: _, ...withoutChroot } = minimal;
+    assert.equal(parseConfiguration(withoutChroot).isolation.chrootIntoInputRoot, false);
+    assert.equal(
+      parseConfiguration({ ...minimal, chrootIntoInputRoot: false }).isolation.chrootIntoInputRoot,
+      false,
+    );
+    assert.equal(parseConfiguration(minimal).isolation.chrootIntoInputRoot, true);
+  });
+
+  it('evaluates every file as Jsonnet, whatever its name, and names the file in errors', async () => {
     const file = join(directory, 'runner.json');
     writeFileSync(file, JSON.stringify({ ...minimal, cleanTemporaryDirectories: ['tmp'] }));
-    assert.throws(() => loadConfiguration(file), {
+    await assert.rejects(loadConfiguration(file), {
       name: 'ConfigurationError',
       message: `${file}: cleanTemporaryDirectories[0]: expected an absolute path, got "tmp"`,
     });
     writeFileSync(file, '{"buildDirectoryPath": ');
-    assert.throws(() => loadConfiguration(file), {
+    await assert.rejects(loadConfiguration(file), {
       name: 'ConfigurationError',
       message: new RegExp(`^${file}: `),
     });
-  });
-
-  it('evaluates Jsonnet with the environment as external variables', () => {
-    const file = join(directory, 'runner.jsonnet');
+    // Jsonnet in a .json file, as bb-storage's loader reads it.
     writeFileSync(
       file,
-      `{ buildDirectoryPath: std.extVar('CHROOT_RUNNER_TEST_DIRECTORY'), grpcServers: [{ listenPaths: ['/s'] }], chrootIntoInputRoot: true }`,
+      `// a comment\n{ buildDirectoryPath: '/a' + '/b', grpcServers: [{ listenPaths: ['/s'] }], }`,
     );
-    process.env.CHROOT_RUNNER_TEST_DIRECTORY = '/from/environment';
-    try {
-      assert.equal(loadConfiguration(file).buildDirectoryPath, '/from/environment');
-    } finally {
-      delete process.env.CHROOT_RUNNER_TEST_DIRECTORY;
-    }
-    writeFileSync(file, '{ x: }');
-    assert.throws(() => loadConfiguration(file), {
-      name: 'ConfigurationError',
-      message: /STATIC ERROR|Unexpected/,
+    assert.equal((await loadConfiguration(file)).buildDirectoryPath, '/a/b');
+    // Unreadable: the system error, for serve to name the fix.
+    await assert.rejects(loadConfiguration(join(directory, 'missing.jsonnet')), {
+      code: 'ENOENT',
+      path: join(directory, 'missing.jsonnet'),
     });
   });
 
-  it('says clearly when no jsonnet evaluator is installed', () => {
-    const file = join(directory, 'missing-evaluator.jsonnet');
-    writeFileSync(file, '{}');
-    const path = process.env.PATH;
-    process.env.PATH = join(directory, 'no-such-directory');
+  it('passes every environment variable as an external variable, and imports beside the file', async () => {
+    const file = join(directory, 'runner.jsonnet');
+    writeFileSync(join(directory, 'common.libsonnet'), `{ server: { listenPaths: ['/s'] } }`);
+    writeFileSync(
+      file,
+      `local common = import 'common.libsonnet';
+{ buildDirectoryPath: std.extVar('CHROOT_RUNNER_TEST_DIRECTORY'), grpcServers: [common.server],
+  setTmpdirEnvironmentVariable: std.extVar('chroot-runner.test') == 'x=y' }`,
+    );
+    process.env.CHROOT_RUNNER_TEST_DIRECTORY = '/from/environment';
+    process.env['chroot-runner.test'] = 'x=y';
     try {
-      assert.throws(() => loadConfiguration(file), {
-        name: 'ConfigurationError',
-        message: `${file}: cannot evaluate Jsonnet: no \`jsonnet\` evaluator on PATH (Debian: apt-get install jsonnet), or give the configuration as .json`,
-      });
+      const configuration = await loadConfiguration(file);
+      assert.equal(configuration.buildDirectoryPath, '/from/environment');
+      assert.equal(configuration.setTmpdirEnvironmentVariable, true);
     } finally {
-      process.env.PATH = path;
+      delete process.env.CHROOT_RUNNER_TEST_DIRECTORY;
+      delete process.env['chroot-runner.test'];
+    }
+    writeFileSync(file, '{ x: }');
+    await assert.rejects(loadConfiguration(file), {
+      name: 'ConfigurationError',
+      message: /STATIC ERROR|Unexpected/,
+    });
+    writeFileSync(file, `{ x: std.extVar('CHROOT_RUNNER_TEST_UNSET') }`);
+    await assert.rejects(loadConfiguration(file), {
+      name: 'ConfigurationError',
+      message: /CHROOT_RUNNER_TEST_UNSET/,
+    });
+  });
+
+  it('loads bb-deployments’ three runner configurations unchanged', async () => {
+    const deployments = new URL('../../../test/fixtures/bb-deployments/', import.meta.url).pathname;
+    const saved = { PWD: process.env.PWD, OS: process.env.OS };
+    process.env.PWD = '/home/operator/bb-deployments/bare';
+    process.env.OS = 'Linux';
+    try {
+      const bare = await loadConfiguration(join(deployments, 'bare/config/runner.jsonnet'));
+      assert.equal(bare.buildDirectoryPath, '/home/operator/bb-deployments/bare/worker/build');
+      assert.deepEqual(bare.grpcServers[0]?.listenPaths, [resolve('worker/runner')]);
+      assert.deepEqual(bare.diagnosticsHttpServer, {
+        listeners: [{ address: ':9987', denyMessage: undefined }],
+        enablePrometheus: true,
+      });
+      assert.equal(bare.isolation.chrootIntoInputRoot, false);
+      for (const file of [
+        'docker-compose/config/runner-ubuntu22-04.jsonnet',
+        'kubernetes/config/runner-ubuntu22-04.jsonnet',
+      ]) {
+        const configuration = await loadConfiguration(join(deployments, file));
+        assert.equal(configuration.buildDirectoryPath, '/worker/build');
+        assert.deepEqual(configuration.grpcServers[0]?.listenPaths, ['/worker/runner']);
+        assert.equal(configuration.grpcServers[0]?.denyMessage, undefined);
+        assert.equal(configuration.isolation.mode, 'namespaces');
+      }
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
   });
 
@@ -261,7 +341,7 @@ describe('configuration', () => {
     assert.equal(configuration.isolation.mode, 'namespaces');
   });
 
-  it('loads every example of docs/configuration.md', () => {
+  it('loads every example of docs/configuration.md', async () => {
     const markdown = readFileSync(
       new URL('../../../docs/configuration.md', import.meta.url),
       'utf8',
@@ -275,7 +355,7 @@ describe('configuration', () => {
     try {
       for (const example of jsonnet) {
         writeFileSync(file, example);
-        assert.equal(loadConfiguration(file).buildDirectoryPath, '/worker/build');
+        assert.equal((await loadConfiguration(file)).buildDirectoryPath, '/worker/build');
       }
     } finally {
       delete process.env.WORKER_DIRECTORY;

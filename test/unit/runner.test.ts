@@ -106,10 +106,8 @@ function localRunner(
   setTmpdirEnvironmentVariable = true,
 ) {
   const specs: ActionSpec[] = [];
-  const buildDirectory = openDirectory(directory);
   const settings = isolation(mode);
   const runner = new LocalRunner({
-    buildDirectory,
     credentials: { uid: 65534, gid: 65534, additionalGroups: [] },
     setTmpdirEnvironmentVariable,
     engine: {
@@ -118,9 +116,10 @@ function localRunner(
         return outcome(spec);
       },
       temporaryDirectoryPath: (relative) => temporaryDirectoryPath(settings, directory, relative),
+      openBuildDirectory: () => openDirectory(directory),
     },
   });
-  return { runner, specs, [Symbol.dispose]: () => buildDirectory.close() };
+  return { runner, specs };
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: status, message: string | RegExp) {
@@ -155,7 +154,7 @@ describe('resolveRelativePath', () => {
 
 describe('LocalRunner', () => {
   it('maps a request onto an action spec exactly', async () => {
-    using local = localRunner('namespaces', async () => exited);
+    const local = localRunner('namespaces', async () => exited);
     const controller = new AbortController();
     const response = await local.runner.run(
       request({
@@ -195,7 +194,7 @@ describe('LocalRunner', () => {
   });
 
   it('sets TMPDIR to the host path where /tmp is not the temporary directory, and lets the request win', async () => {
-    using none = localRunner('none', async () => exited);
+    const none = localRunner('none', async () => exited);
     await none.runner.run(request(), new AbortController().signal);
     assert.equal(none.specs[0]?.environment.TMPDIR, join(directory, 'action/tmp'));
     await none.runner.run(
@@ -207,13 +206,13 @@ describe('LocalRunner', () => {
     assert.deepEqual(none.specs[2]?.environment, {});
     assert.equal(none.specs[2]?.temporaryDirectory, undefined);
 
-    using without = localRunner('namespaces', async () => exited, false);
+    const without = localRunner('namespaces', async () => exited, false);
     await without.runner.run(request(), new AbortController().signal);
     assert.deepEqual(without.specs[0]?.environment, {});
   });
 
   it('returns -1 and the signal name for an action killed by a signal', async () => {
-    using local = localRunner('namespaces', async () => ({
+    const local = localRunner('namespaces', async () => ({
       ...exited,
       exitCode: null,
       terminationSignal: 'KILL',
@@ -226,7 +225,7 @@ describe('LocalRunner', () => {
   });
 
   it('answers bad requests with bb_runner statuses before running anything', async () => {
-    using local = localRunner('namespaces', async () => exited);
+    const local = localRunner('namespaces', async () => exited);
     const signal = new AbortController().signal;
     await rejectsWith(
       local.runner.run(request({ arguments: [] }), signal),
@@ -258,7 +257,7 @@ describe('LocalRunner', () => {
 
   it('maps engine errors and aborts to statuses', async () => {
     const signal = new AbortController().signal;
-    using invalid = localRunner('namespaces', async () => {
+    const invalid = localRunner('namespaces', async () => {
       throw new ActionError('invalidArgument', 'Cannot find executable "x" in search paths ""');
     });
     await rejectsWith(
@@ -266,7 +265,7 @@ describe('LocalRunner', () => {
       status.INVALID_ARGUMENT,
       'Cannot find executable "x" in search paths ""',
     );
-    using internal = localRunner('namespaces', async () => {
+    const internal = localRunner('namespaces', async () => {
       throw new ActionError('internal', 'Failed to start process: clone: EAGAIN');
     });
     await rejectsWith(
@@ -274,7 +273,7 @@ describe('LocalRunner', () => {
       status.INTERNAL,
       'Failed to start process: clone: EAGAIN',
     );
-    using unexpected = localRunner('namespaces', async () => {
+    const unexpected = localRunner('namespaces', async () => {
       throw new Error('boom');
     });
     await rejectsWith(
@@ -283,7 +282,7 @@ describe('LocalRunner', () => {
       'Failed to run action: boom',
     );
 
-    using aborted = localRunner('namespaces', async (spec) => {
+    const aborted = localRunner('namespaces', async (spec) => {
       await once(spec.signal as AbortSignal, 'abort');
       throw new DOMException('aborted', 'AbortError');
     });
@@ -297,7 +296,7 @@ describe('LocalRunner', () => {
     mkdirSync(join(directory, 'ready/dir'), { recursive: true });
     symlinkSync('/nonexistent', join(directory, 'ready/dangling'));
     const handles = openHandleCount();
-    using local = localRunner('namespaces', async () => exited);
+    const local = localRunner('namespaces', async () => exited);
     const check = (path: string) =>
       local.runner.checkReadiness(create(CheckReadinessRequestSchema, { path }));
     await check('');
@@ -324,7 +323,8 @@ describe('LocalRunner', () => {
       status.INTERNAL,
       /^Failed to resolve path "ready\/dangling\/x" in build directory: /,
     );
-    assert.equal(openHandleCount(), handles + 1);
+    // The build directory is opened by each call: nothing stays open.
+    assert.equal(openHandleCount(), handles);
   });
 });
 

@@ -2,7 +2,6 @@
 // (prepare), adding steps to the child's plan, torn down after the action in reverse order
 // of preparation, and reporting what it measured (usage). A new one is one file of this
 // folder and one line of registry.ts.
-import type { DirectoryHandle } from '../../syscalls/index.js';
 import type { HostResources } from '../host.js';
 import type { IsolationStrategy } from '../modes/mode.js';
 import type { PlanBuilder, Slot } from '../plan.js';
@@ -12,8 +11,7 @@ import type { ActionCgroups } from './cgroup.js';
 
 /** What the engine is, for deciding whether a contribution applies and for sweeping. */
 export interface EngineContext {
-  readonly buildDirectory: DirectoryHandle;
-  /** The build directory's canonical host path. */
+  /** The build directory's host path (opened by each action, never held). */
   readonly buildDirectoryPath: string;
   readonly settings: IsolationSettings;
   readonly strategy: IsolationStrategy;

@@ -174,7 +174,10 @@ function detachStack(directory: DirectoryHandle, relative: string): void {
 
 export const sharedMounts: Contribution = {
   name: 'sharedMounts',
-  appliesTo: (engine) => engine.strategy.specialMounts === 'runner',
+  // Without chrootIntoInputRoot the action's root is the runner's own: mounting there would
+  // change the runner's view, so such actions get none.
+  appliesTo: (engine) =>
+    engine.strategy.specialMounts === 'runner' && engine.settings.chrootIntoInputRoot !== false,
   prepare({ engine, spec, files }) {
     const mounts = new SharedMounts(engine.inputRootClaims, files.inputRoot, spec.inputRoot);
     try {
