@@ -66,15 +66,24 @@ export function processesIn(directory: string): number[] {
 /** Kills every process in the cgroups at `directories` (one per hierarchy on v1) and
  * beneath them, and resolves once all have exited (a pidfd polls readable once its process
  * has left its cgroups). Where the kernel has cgroup.kill, one write kills the tree with no
- * race against forks; elsewhere each process listed is killed through a pidfd and listing
- * starts again until none is left: a killed process forks no more, and pids.max bounds
- * what it forked before. A pidfd counts only once its pid is listed again after it was
+ * race against forks; elsewhere pids.max is set to 0 first, then each process listed is
+ * killed through a pidfd and listing starts again until none is left. A pidfd counts only once its pid is listed again after it was
  * opened, so a reused pid is never signalled. */
 export async function killProcesses(
   directories: readonly string[],
   killFile: string | undefined,
+  pidsMaxFile?: string,
 ): Promise<void> {
   const { SIGKILL } = osConstants.signals;
+  // Without cgroup.kill, a fork loop could outpace the loop below: with pids.max at 0 no
+  // process of the cgroup forks any more, so each round only shrinks what is left.
+  if (killFile === undefined && pidsMaxFile !== undefined) {
+    try {
+      writeValue(pidsMaxFile, '0');
+    } catch (error) {
+      if (!isSystemError(error, 'ENOENT')) throw error;
+    }
+  }
   for (;;) {
     const listed = new Set(directories.flatMap(processesIn));
     if (listed.size === 0) return;

@@ -122,7 +122,8 @@ class V1ActionCgroup implements ActionCgroup {
   }
 
   kill(): Promise<void> {
-    return killProcesses(this.#paths, undefined);
+    const pids = this.#directories.get('pids');
+    return killProcesses(this.#paths, undefined, pids && `${pids}/pids.max`);
   }
 
   async remove(): Promise<void> {

@@ -109,7 +109,7 @@ class V2ActionCgroup implements ActionCgroup {
   }
 
   kill(): Promise<void> {
-    return killProcesses([this.#directory], this.#killFile);
+    return killProcesses([this.#directory], this.#killFile, `${this.#directory}/pids.max`);
   }
 
   async remove(): Promise<void> {
