@@ -30,8 +30,28 @@ interface FloorOutput {
   readonly wallSeconds: number;
   readonly peakRssBytes: number;
   readonly cpuSeconds: number;
+  readonly childrenCpuSeconds: number;
   readonly childPeakRssBytes: number;
+  /** `floor run`: the mean time of each phase of an action. */
+  readonly phasesMicroseconds?: Record<string, number>;
   readonly latenciesMicroseconds: readonly number[];
+}
+
+/** The mean time of each phase of the floor's actions at one concurrency (floor.c's phases:
+ * beforeClone, clone, mounts, toExec, run, after), and the CPU time of the floor and all its
+ * children (the actions' processes included) per action. */
+export interface FloorPhases {
+  readonly concurrency: number;
+  readonly actions: number;
+  readonly phasesMicroseconds: Record<string, number>;
+  readonly cpuMicroseconds: number;
+}
+
+/** The options of floor.c that make its actions do the kernel work of the engine's default
+ * isolation (floor.c's header lists them); the engine's default today: namespaces mode with
+ * none of them. */
+export function floorOptions(): string[] {
+  return [];
 }
 
 async function load(executable: string, args: readonly string[]): Promise<FloorOutput> {
@@ -54,25 +74,33 @@ function sample(
   return { concurrency, latenciesMs, wallSeconds: output.wallSeconds, peakRssBytes, cpuMs };
 }
 
-/** The floor: `actions` namespaces actions on the input root, `concurrency` threads; their
- * log files are created in a new directory beneath `logs`, removed afterwards. `direct`
- * leaves out the init. */
+/** The floor: `actions` namespaces actions on the input root, `concurrency` threads, with
+ * floor.c's `options`; their log files are created in a new directory beneath `logs`,
+ * removed afterwards. */
 export async function runFloor(
   executable: string,
   root: string,
   logs: string,
   actions: number,
   concurrency: number,
-  direct = false,
-): Promise<Sample> {
+  options: readonly string[],
+): Promise<{ sample: Sample; phases: FloorPhases }> {
   const directory = mkdtempSync(join(logs, 'floor-'));
   try {
-    const args = [
+    const output = await load(executable, [
       ...['run', root, directory, initExecutablePath],
-      ...[String(actions), String(concurrency)],
-    ];
-    const output = await load(executable, direct ? [...args, 'direct'] : args);
-    return sample(concurrency, output, output.peakRssBytes, output.cpuSeconds * 1000);
+      ...[String(actions), String(concurrency), ...options],
+    ]);
+    const cpuSeconds = output.cpuSeconds + output.childrenCpuSeconds;
+    return {
+      sample: sample(concurrency, output, output.peakRssBytes, output.cpuSeconds * 1000),
+      phases: {
+        concurrency,
+        actions,
+        phasesMicroseconds: output.phasesMicroseconds ?? {},
+        cpuMicroseconds: (cpuSeconds * 1e6) / actions,
+      },
+    };
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
