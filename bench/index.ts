@@ -32,6 +32,7 @@ import {
   targets,
 } from './report.js';
 import { serveMissing } from './serve.js';
+import { measureStartup } from './startup.js';
 import type { EngineTimings, Job, LoadResult, MountScalingResult } from './worker.js';
 
 function count(name: string, fallback: number): number {
@@ -65,6 +66,8 @@ const settings = {
   scalingRounds: count('BENCH_SCALING_ROUNDS', 3),
   concurrencies: (process.env.BENCH_CONCURRENCY ?? '1,12,64').split(',').map(Number),
   mountCounts: [0, 100, 1000],
+  /** Runs of each command of the start-up part. */
+  startupRuns: count('BENCH_STARTUP_RUNS', 50),
   /** Sandboxes in the pool of the warm floor. */
   warmPool: count('BENCH_WARM_POOL', 4),
   heapMegabytes: [50, 500],
@@ -83,7 +86,7 @@ const workerScript = fileURLToPath(new URL('./worker.js', import.meta.url));
 const onPath = (command: string) => findOnPath(command) !== undefined;
 
 /** The Debian packages the bench needs: the floor's compiler and C library, the input root's
- * busybox, the chart's renderer, two of the peers. */
+ * busybox, the chart's renderer, two of the peers, the start-up part's hyperfine. */
 const debianPackages = [
   'gcc',
   'libc6-dev',
@@ -91,6 +94,7 @@ const debianPackages = [
   'librsvg2-bin',
   'bubblewrap',
   'bazel-bootstrap',
+  'hyperfine',
 ];
 
 /** Installs what is missing, then names what the bench cannot run without. A missing peer is
@@ -493,10 +497,17 @@ async function measureAll(
   let mountScaling: Results['mountScaling'] = { skipped: 'not selected (BENCH_ONLY)' };
   if (selected('mount scaling'))
     mountScaling = await measureMountScaling(work, floor, buildDirectory);
+  let startup: Results['startup'] = { skipped: 'not selected (BENCH_ONLY)' };
+  if (selected('start-up')) {
+    log('start-up (hyperfine)');
+    startup = await measureStartup(root, work, settings.startupRuns).catch((error) => ({
+      skipped: reason(error),
+    }));
+  }
   const heapScaling = selected('heap scaling')
     ? await measureHeapScaling(root, buildDirectory, engineMissing)
     : { skipped: 'not selected (BENCH_ONLY)' };
-  const ratioValues = ratios(contenders, heapScaling, mountScaling);
+  const ratioValues = ratios(contenders, heapScaling, mountScaling, startup);
   return {
     date: new Date().toISOString(),
     machine: {
@@ -510,6 +521,7 @@ async function measureAll(
     contenders,
     mountScaling,
     heapScaling,
+    startup,
     ratios: ratioValues,
     targets: targets(ratioValues),
   };

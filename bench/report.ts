@@ -2,6 +2,7 @@
 // and targets of issue 7, and the Markdown tables written as latest.md.
 import type { FloorPhases } from './floor.js';
 import type { Level } from './load.js';
+import type { StartupRow } from './startup.js';
 import type { EngineTimings, MountScalingResult } from './worker.js';
 
 export interface Contender {
@@ -54,6 +55,7 @@ export interface Results {
   readonly contenders: Contender[];
   readonly mountScaling: MountScalingResult | { skipped: string };
   readonly heapScaling: HeapScalingRow[] | { skipped: string };
+  readonly startup: StartupRow[] | { skipped: string };
   readonly ratios: Record<string, number | null>;
   readonly targets: Target[];
 }
@@ -86,7 +88,10 @@ export function ratios(
   contenders: Contender[],
   heapScaling: Results['heapScaling'],
   mountScaling: Results['mountScaling'],
+  startup: Results['startup'],
 ): Results['ratios'] {
+  const startupMedian = (name: string) =>
+    Array.isArray(startup) ? startup.find((row) => row.name === name)?.medianMs : undefined;
   const serve = (concurrency: number) => level(contenders, 'serve namespaces', concurrency);
   const median1 = (name: string) => level(contenders, name, 1)?.medianMs;
   const mountCounts = 'rows' in mountScaling ? mountScaling.rows.map((row) => row.mounts) : [];
@@ -111,6 +116,8 @@ export function ratios(
       mountMedian(mountScaling, Math.min(...mountCounts)),
     ),
     servePeakRssMegabytesAt64: ratio(serve(64)?.peakRssBytes ?? undefined, 1024 * 1024),
+    runStartupMs: ratio(startupMedian('chroot-runner run'), 1),
+    runStartupOverNode: ratio(startupMedian('chroot-runner run'), startupMedian('node -e 0')),
   };
 }
 
@@ -338,6 +345,24 @@ export function markdown(results: Results): string {
     );
   } else if ('skipped' in results.mountScaling) {
     sections.push(`Mount scaling: skipped (${results.mountScaling.skipped}).`);
+  }
+
+  if (Array.isArray(results.startup)) {
+    sections.push(
+      'Start-up of one action in one process (hyperfine, one run; CPU is the process’s and its children’s):',
+      table(
+        ['command', 'median ms', 'mean ms', 'user CPU ms', 'system CPU ms'],
+        results.startup.map((row) => [
+          `${row.name}: \`${row.command}\``,
+          fixed(row.medianMs, 1),
+          fixed(row.meanMs, 1),
+          fixed(row.userMs, 1),
+          fixed(row.systemMs, 1),
+        ]),
+      ),
+    );
+  } else {
+    sections.push(`Start-up: skipped (${results.startup.skipped}).`);
   }
 
   if (Array.isArray(results.heapScaling) && results.heapScaling.length > 0) {
