@@ -2,7 +2,14 @@
   "targets": [
     {
       "target_name": "chroot_runner",
-      "sources": ["native/addon.c", "native/errors.c", "native/syscalls.c", "native/spawn.c"],
+      "sources": [
+        "native/addon.c",
+        "native/errors.c",
+        "native/syscalls.c",
+        "native/spawn.c",
+        "native/interpreter.c",
+        "native/exit-watch.c"
+      ],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
     },

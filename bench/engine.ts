@@ -1,22 +1,15 @@
-// The engine contender: runAction through its TypeScript API, one action being the input
+// The engine contender: Engine.run through its TypeScript API, one action being the input
 // root's `true` with the default special filesystems.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type {
-  ActionResult,
-  ActionSpec,
-  IsolationMode,
-  IsolationSettings,
-} from '../src/sandbox/types.js';
-import type { DirectoryHandle } from '../src/syscalls/index.js';
+import type { Engine as SandboxEngine } from '../src/sandbox/index.js';
+import type { ActionResult, IsolationMode, IsolationSettings } from '../src/sandbox/types.js';
 import type { Action } from './load.js';
-
-export type RunAction = (spec: ActionSpec) => Promise<ActionResult>;
 
 /** What the bench uses of the engine's module. */
 export interface Engine {
-  readonly runAction: RunAction;
+  readonly Engine: typeof SandboxEngine;
   /** The engine's default isolation (all special filesystems, default capabilities). */
   readonly defaultIsolation: IsolationSettings;
 }
@@ -36,10 +29,19 @@ export async function loadEngine(): Promise<Engine | string> {
   } catch (error) {
     return `the engine does not load: ${error instanceof Error ? error.message.split('\n')[0] : error}`;
   }
-  if (module.runAction === undefined || module.defaultIsolation === undefined) {
-    return 'src/sandbox/index.ts does not export runAction and defaultIsolation';
+  if (module.Engine === undefined || module.defaultIsolation === undefined) {
+    return 'src/sandbox/index.ts does not export Engine and defaultIsolation';
   }
-  return { runAction: module.runAction, defaultIsolation: module.defaultIsolation };
+  return { Engine: module.Engine, defaultIsolation: module.defaultIsolation };
+}
+
+/** An engine of the loaded module on `buildDirectory`, isolated as `mode` by default. */
+export function openEngine(
+  engine: Engine,
+  buildDirectory: string,
+  mode: IsolationMode,
+): Promise<SandboxEngine> {
+  return engine.Engine.open({ buildDirectory, isolation: { ...engine.defaultIsolation, mode } });
 }
 
 /** The input root of the actions of loop `loop`: like bb_worker's, each concurrent action has
@@ -52,25 +54,20 @@ export function inputRootOf(loop: number): string {
  * action's stdout and stderr files are created in (each action's are new). `record` receives
  * the engine's own setup/run/teardown split of every action. */
 export function trueAction(
-  engine: Engine,
-  buildDirectory: DirectoryHandle,
+  engine: SandboxEngine,
   buildDirectoryPath: string,
   logs: string,
-  mode: IsolationMode,
   record: (timings: ActionResult['timings']) => void,
 ): Action {
   mkdirSync(join(buildDirectoryPath, logs), { recursive: true });
-  const isolation = { ...engine.defaultIsolation, mode };
   return async (index, loop) => {
-    const result = await engine.runAction({
-      buildDirectory,
+    const result = await engine.run({
       inputRoot: inputRootOf(loop),
       arguments: ['/bin/true'],
       environment: { PATH: '/bin' },
       workingDirectory: '',
       stdoutPath: `${logs}/${index}.stdout`,
       stderrPath: `${logs}/${index}.stderr`,
-      isolation,
     });
     if (result.exitCode !== 0) {
       throw new Error(`true exited with ${result.exitCode ?? result.terminationSignal}`);

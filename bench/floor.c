@@ -998,7 +998,7 @@ static int usage(void) {
   return 2;
 }
 
-/* The empty mount namespace (native/spawn.c's mountNamespaceTemplate): made by a child that
+/* The empty mount namespace (src/sandbox/modes/namespaces.ts's template): made by a child that
  * shares the fd table, in which it leaves the namespace's fd. */
 struct template {
   int namespace_fd;

@@ -447,7 +447,7 @@ async function measureAll(
       (isolation): Measurement => ({
         contender: {
           name: `engine ${isolation}`,
-          description: `runAction() of the TypeScript API, isolation \`${isolation}\`, true with /proc, /sys, /dev; N concurrent calls in one Node process`,
+          description: `Engine.run() of the TypeScript API, isolation \`${isolation}\`, true with /proc, /sys, /dev; N concurrent calls in one Node process`,
           rssOf: 'the Node process running the engine',
         },
         missing: engineMissing,

@@ -5,10 +5,10 @@ import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Engine as SandboxEngine } from '../src/sandbox/index.js';
 import type { IsolationMode } from '../src/sandbox/types.js';
-import { openDirectory } from '../src/syscalls/index.js';
 import { mountsBeneath } from '../test/helpers/leaks.js';
-import { inputRootOf, loadEngine, trueAction } from './engine.js';
+import { inputRootOf, loadEngine, openEngine, trueAction } from './engine.js';
 import { type FloorPhases, floorOptions, makeMounts, runFloor } from './floor.js';
 import {
   type Action,
@@ -140,9 +140,9 @@ function nodeSpawnAction(root: string): Action {
 }
 
 async function measureEngine(job: Extract<Job, { kind: 'engine' }>): Promise<LoadResult> {
-  const engine = await loadEngine();
-  if (typeof engine === 'string') throw new Error(engine);
-  using buildDirectory = openDirectory(job.buildDirectory);
+  const module = await loadEngine();
+  if (typeof module === 'string') throw new Error(module);
+  using engine = await openEngine(module, job.buildDirectory, job.isolation);
   const engineTimings: EngineTimings[] = [];
   let round = 0;
   const samples = await measure(
@@ -150,19 +150,12 @@ async function measureEngine(job: Extract<Job, { kind: 'engine' }>): Promise<Loa
     (phase, concurrency) => {
       const logs = `logs/engine-${job.isolation}-${round++}`;
       const sums = { concurrency, actions: 0, setupMs: 0, runMs: 0, teardownMs: 0 };
-      const run = trueAction(
-        engine,
-        buildDirectory,
-        job.buildDirectory,
-        logs,
-        job.isolation,
-        (timings) => {
-          sums.actions++;
-          sums.setupMs += timings.setup;
-          sums.runMs += timings.run;
-          sums.teardownMs += timings.teardown;
-        },
-      );
+      const run = trueAction(engine, job.buildDirectory, logs, (timings) => {
+        sums.actions++;
+        sums.setupMs += timings.setup;
+        sums.runMs += timings.run;
+        sums.teardownMs += timings.teardown;
+      });
       return {
         run,
         done() {
@@ -205,7 +198,7 @@ async function measureServe(job: Extract<Job, { kind: 'serve' }>): Promise<LoadR
 async function measureMountScaling(
   job: Extract<Job, { kind: 'mounts' }>,
 ): Promise<MountScalingResult> {
-  const engine = await loadEngine();
+  const module = await loadEngine();
   const root = join(job.buildDirectory, inputRootOf(0));
   const logs = join(job.buildDirectory, 'logs');
   const samples = new Map<number, Map<string, number[]>>(
@@ -215,7 +208,18 @@ async function measureMountScaling(
     const byName = samples.get(mounts) as Map<string, number[]>;
     byName.set(name, [...(byName.get(name) ?? []), medianMs]);
   };
-  using buildDirectory = openDirectory(job.buildDirectory);
+  const isolations = ['namespaces', 'shared'] as const;
+  const engines =
+    typeof module === 'string'
+      ? module
+      : await Promise.all(
+          isolations.map((isolation) => openEngine(module, job.buildDirectory, isolation)),
+        );
+  using _closeEngines = {
+    [Symbol.dispose]: () => {
+      if (typeof engines !== 'string') for (const engine of engines) engine.close();
+    },
+  };
   for (let round = 0; round < job.rounds; round++) {
     for (const mounts of job.mountCounts) {
       await makeMounts(job.floor, job.scratch, mounts);
@@ -223,15 +227,13 @@ async function measureMountScaling(
         await runFloor(job.floor, root, logs, job.warmup, 1, floorOptions());
         const floor = await runFloor(job.floor, root, logs, job.actions, 1, floorOptions());
         record(mounts, 'floor', median(floor.sample.latenciesMs));
-        if (typeof engine === 'string') continue;
-        for (const isolation of ['namespaces', 'shared'] as const) {
+        if (typeof engines === 'string') continue;
+        for (const [index, isolation] of isolations.entries()) {
           const directory = `logs/mounts-${round}-${mounts}-${isolation}`;
           const run = trueAction(
-            engine,
-            buildDirectory,
+            engines[index] as SandboxEngine,
             job.buildDirectory,
             directory,
-            isolation,
             () => {},
           );
           await closedLoop(job.warmup, 1, (index, loop) => run(job.actions + index, loop));
@@ -251,7 +253,7 @@ async function measureMountScaling(
       medianMs: Object.fromEntries(
         names.map((name) => {
           const medians = samples.get(mounts)?.get(name);
-          return [name, medians === undefined ? String(engine) : median(medians)];
+          return [name, medians === undefined ? String(engines) : median(medians)];
         }),
       ),
     })),

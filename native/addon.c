@@ -2,7 +2,9 @@
 #include "errors.h"
 
 static napi_value init(napi_env env, napi_value exports) {
-  if (!register_syscalls(env, exports) || !register_spawn(env, exports)) return NULL;
+  if (!register_syscalls(env, exports) || !register_spawn(env, exports) ||
+      !register_exit_watch(env, exports))
+    return NULL;
   return exports;
 }
 

@@ -33,5 +33,6 @@ bool export_function(napi_env env, napi_value exports, const char *name, napi_ca
 /* Each source file of the addon registers its functions with one of these. */
 bool register_syscalls(napi_env env, napi_value exports);
 bool register_spawn(napi_env env, napi_value exports);
+bool register_exit_watch(napi_env env, napi_value exports);
 
 #endif

@@ -25,32 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-/* Record kinds, each followed by one int32; src/sandbox/index.ts has the same numbers. */
-enum record_kind {
-  RECORD_EXEC_FAILED = 1, /* errno of the action's execve */
-  RECORD_EXITED = 2,      /* exit code of the action's main process */
-  RECORD_SIGNALED = 3,    /* signal that killed the action's main process */
-  RECORD_INIT_FAILED = 4, /* errno of the init's own fork */
-  RECORD_CANCELLED = 5,   /* signal that asked the init to kill the tree */
-  /* getrusage(RUSAGE_CHILDREN) after the tree was reaped, one field per record. The runner
-   * cannot use its own wait4 figures for the init: exec from a vfork child folds the
-   * runner's peak RSS into the init's maxrss. */
-  RECORD_USAGE_UTIME_SEC = 16,
-  RECORD_USAGE_UTIME_USEC,
-  RECORD_USAGE_STIME_SEC,
-  RECORD_USAGE_STIME_USEC,
-  RECORD_USAGE_MAXRSS,
-  RECORD_USAGE_MINFLT,
-  RECORD_USAGE_MAJFLT,
-  RECORD_USAGE_NSWAP,
-  RECORD_USAGE_INBLOCK,
-  RECORD_USAGE_OUBLOCK,
-  RECORD_USAGE_MSGSND,
-  RECORD_USAGE_MSGRCV,
-  RECORD_USAGE_NSIGNALS,
-  RECORD_USAGE_NVCSW,
-  RECORD_USAGE_NIVCSW,
-};
+#include "plan-format.h" /* the record kinds */
 
 enum { STATUS_FD = 3, CHILDREN_FD = 4 };
 

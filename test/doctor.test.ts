@@ -17,13 +17,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
-  type Check,
+  type CheckResult as Check,
   decodeCapabilities,
   detectFeatures,
   isolationModeSupport,
   type ModeSupport,
-} from '../src/sandbox/features.js';
-import { prepareSandbox } from '../src/sandbox/index.js';
+} from '../src/doctor/index.js';
 import {
   assertNothingLeft,
   mountPoints,
@@ -113,9 +112,6 @@ function hostMaxUserNamespaces(): string {
 
 function leakFree(name: string, body: () => Promise<void> | void): void {
   it(name, { skip: needsRoot, timeout: 60_000 }, async () => {
-    // The runner's long-lived fds (host nodes, the template mount namespace the namespaces
-    // probe copies) are opened once, as serve does at start-up.
-    prepareSandbox();
     const state = processState();
     await body();
     assertNothingLeft(state, []);

@@ -16,14 +16,7 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
-import {
-  ActionError,
-  type ActionResult,
-  type ActionSpec,
-  defaultIsolation,
-  prepareSandbox,
-  runAction,
-} from '../src/sandbox/index.js';
+import { ActionError, type ActionResult, defaultIsolation } from '../src/sandbox/index.js';
 import {
   constants,
   type DirectoryHandle,
@@ -32,6 +25,7 @@ import {
   openHandleCount,
 } from '../src/syscalls/index.js';
 import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
+import { type ActionSpec, runAction } from './helpers/engine.js';
 import {
   assertHostUnchanged,
   compileHostileHelper,
@@ -56,7 +50,6 @@ let logs = 0;
 
 before(() => {
   if (needsRoot !== false) return;
-  prepareSandbox();
   build = makeBuildDirectory('chroot-runner-hostile-');
   buildDirectory = openDirectory(build.path);
   canary = join(build.path, 'canary');

@@ -10,13 +10,14 @@ import { after, before, describe, it } from 'node:test';
 import { anyIs, anyUnpack } from '@bufbuild/protobuf/wkt';
 import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
 import { POSIXResourceUsageSchema } from '../src/proto/index.js';
-import { ActionError, defaultIsolation, prepareSandbox, runAction } from '../src/sandbox/index.js';
+import { ActionError, defaultIsolation } from '../src/sandbox/index.js';
 import { cwd, PlanBuilder, runnerStep } from '../src/sandbox/plan.js';
 import { RunnerClient } from '../src/server/client.js';
 import { ConfigurationError, parseConfiguration } from '../src/server/config.js';
 import { constants, openDirectory } from '../src/syscalls/index.js';
 import { isStepError, spawn as spawnPlan } from '../src/syscalls/process.js';
 import type { BuildDirectory } from './helpers/busybox.js';
+import { runAction } from './helpers/engine.js';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
 import { killRunnerDuringAction, processesWithArgument } from './helpers/processes.js';
 import {
@@ -37,8 +38,6 @@ let marker: string;
 
 before(() => {
   if (needsRoot !== false) return;
-  // The engine's long-lived fds, opened before any fd count is taken.
-  prepareSandbox();
   build = makeUnprivilegedBuildDirectory('chroot-runner-rootless-');
   marker = `rootless-${basename(build.path)}`;
 });

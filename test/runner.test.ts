@@ -38,6 +38,7 @@ import { processTableCleaner } from '../src/runner/process-table-cleaner.js';
 import { type Runner, RunnerError } from '../src/runner/runner.js';
 import { TemporaryDirectorySymlinkingRunner } from '../src/runner/temporary-directory-symlinking.js';
 import { defaultCapabilities } from '../src/sandbox/capabilities.js';
+import { temporaryDirectoryPath } from '../src/sandbox/index.js';
 import {
   ActionError,
   type ActionResult,
@@ -106,15 +107,17 @@ function localRunner(
 ) {
   const specs: ActionSpec[] = [];
   const buildDirectory = openDirectory(directory);
+  const settings = isolation(mode);
   const runner = new LocalRunner({
     buildDirectory,
-    buildDirectoryPath: directory,
-    isolation: isolation(mode),
     credentials: { uid: 65534, gid: 65534, additionalGroups: [] },
     setTmpdirEnvironmentVariable,
-    execute: (spec) => {
-      specs.push(spec);
-      return outcome(spec);
+    engine: {
+      run: (spec) => {
+        specs.push(spec);
+        return outcome(spec);
+      },
+      temporaryDirectoryPath: (relative) => temporaryDirectoryPath(settings, directory, relative),
     },
   });
   return { runner, specs, [Symbol.dispose]: () => buildDirectory.close() };
@@ -173,7 +176,6 @@ describe('LocalRunner', () => {
     assert.equal(spec.stderrPath, 'action/stderr');
     assert.equal(spec.temporaryDirectory, 'action/tmp');
     assert.deepEqual(spec.credentials, { uid: 65534, gid: 65534, additionalGroups: [] });
-    assert.equal(spec.isolation.mode, 'namespaces');
     assert.equal(spec.signal, controller.signal);
 
     assert.equal(response.exitCode, 0n);

@@ -20,12 +20,8 @@ import { mountat, unmountat } from '../src/mounts/index.js';
 import {
   ActionError,
   type ActionResult,
-  type ActionSpec,
   defaultIsolation,
   type IsolationMode,
-  prepareSandbox,
-  runAction,
-  sweepStaleMounts,
 } from '../src/sandbox/index.js';
 import {
   type DirectoryHandle,
@@ -34,6 +30,7 @@ import {
   openHandleCount,
 } from '../src/syscalls/index.js';
 import { type BuildDirectory, busyboxPath, makeBuildDirectory } from './helpers/busybox.js';
+import { type ActionSpec, openEngine, runAction, sweepStaleMounts } from './helpers/engine.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
 import { processesWithArgument } from './helpers/processes.js';
 
@@ -43,7 +40,6 @@ let actionCount = 0;
 
 before(() => {
   if (needsRoot !== false) return;
-  prepareSandbox();
   build = makeBuildDirectory();
   buildDirectory = openDirectory(build.path);
 });
@@ -372,17 +368,23 @@ describe('runAction settings', () => {
 
 describe('runAction in shared mode only', () => {
   leakFree('an input root that another action has mounted into is refused', async () => {
-    // runAction mounts before its first await, so the first action holds the root here.
-    const first = run('shared', ['true']);
-    await rejectsWith(run('shared', ['true']), 'invalidArgument', /in use by another action/);
-    assert.equal((await first).result.exitCode, 0);
+    using engine = await openEngine(buildDirectory, { ...defaultIsolation, mode: 'shared' });
+    // Engine.run mounts before its first await, so the first action holds the root here.
+    const first = engine.run(spec('shared', ['true']));
+    await rejectsWith(
+      engine.run(spec('shared', ['true'])),
+      'invalidArgument',
+      /in use by another action/,
+    );
+    assert.equal((await first).exitCode, 0);
     assert.equal((await run('shared', ['true'])).result.exitCode, 0);
   });
 
   leakFree(
     'a mount detached behind its back fails the unmount, named by its mountpoint',
     async () => {
-      const running = run('shared', ['true']);
+      using engine = await openEngine(buildDirectory, { ...defaultIsolation, mode: 'shared' });
+      const running = engine.run(spec('shared', ['true']));
       execFileSync('umount', ['--lazy', join(build.path, 'root/dev')]);
       // Detaching /dev took what is mounted inside it along; the innermost fails first.
       await rejectsWith(running, 'internal', /^Failed to unmount: EINVAL: .*, umount2 'shm'$/);
@@ -503,7 +505,10 @@ describe('sweepStaleMounts', () => {
     mkdirSync(join(build.path, 'other'), { recursive: true });
     const other = mountat(buildDirectory, 'other', { fstype: 'tmpfs' });
     try {
-      assert.deepEqual(sweepStaleMounts(build.path), ['root/proc', 'root/dev']);
+      assert.deepEqual(
+        await sweepStaleMounts(build.path, { ...defaultIsolation, mode: 'shared' }),
+        ['root/proc', 'root/dev'],
+      );
       assert.deepEqual(mountsBeneath(build.path), [join(build.path, 'other')]);
     } finally {
       unmountat(other);

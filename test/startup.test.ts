@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
-import type { ModeSupport } from '../src/sandbox/features.js';
+import type { ModeSupport } from '../src/doctor/index.js';
 import { withAlternatives } from '../src/server/preflight.js';
 import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
 import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';

@@ -5,7 +5,7 @@
 // Exit status: 0 when `serve` would start with it, 2 when it would refuse (the reasons and their
 // fixes printed), as `serve` exits.
 import { type Command, Option } from 'commander';
-import { type IsolationMode, isolationModes } from '../sandbox/types.js';
+import { type IsolationMode, isolationModes } from '../sandbox/index.js';
 import { describeProblem, preflight } from '../server/preflight.js';
 import { formatCheck, formatMode } from './doctor.js';
 import { loadConfigurationFile, reportStartupFailure } from './serve.js';

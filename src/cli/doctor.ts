@@ -9,14 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
-  type Check,
+  type CheckResult,
   detectFeatures,
   isolationModeSupport,
   type ModeSupport,
-} from '../sandbox/features.js';
-import { ActionError, defaultIsolation, type IsolationMode, runAction } from '../sandbox/index.js';
+} from '../doctor/index.js';
+import {
+  ActionError,
+  defaultIsolation,
+  Engine,
+  type IsolationMode,
+  isolationStrategy,
+} from '../sandbox/index.js';
 import { withAlternatives } from '../server/preflight.js';
-import { openDirectory } from '../syscalls/index.js';
 import { populateHostRoot } from './host-root.js';
 
 interface DoctorOptions {
@@ -24,16 +29,6 @@ interface DoctorOptions {
   readonly probe?: boolean;
   readonly json?: boolean;
 }
-
-/** What a probe action checks in each mode: the special filesystems where there are some. */
-const specialFilesystemsWork =
-  'test "$(realpath /proc/self/exe)" = /bin/realpath && test -c /dev/null';
-const probeScripts: Readonly<Record<IsolationMode, string>> = {
-  namespaces: specialFilesystemsWork,
-  shared: specialFilesystemsWork,
-  none: 'test -x /bin/realpath',
-  rootless: specialFilesystemsWork,
-};
 
 interface ProbeFailure {
   readonly reason: string;
@@ -47,20 +42,19 @@ const unexplained = 'none of the checks above explains it: please report it with
  * or undefined when it ran as expected. */
 async function probeMode(mode: IsolationMode): Promise<ProbeFailure | undefined> {
   const base = mkdtempSync(join(tmpdir(), 'chroot-runner-doctor-probe-'));
-  const buildDirectory = openDirectory(base);
+  let engine: Engine | undefined;
   try {
     populateHostRoot(join(base, 'root'), ['sh', 'realpath']);
     mkdirSync(join(base, 'tmp'));
-    const result = await runAction({
-      buildDirectory,
+    engine = await Engine.open({ buildDirectory: base, isolation: { ...defaultIsolation, mode } });
+    const result = await engine.run({
       inputRoot: 'root',
-      arguments: ['sh', '-c', probeScripts[mode]],
+      arguments: ['sh', '-c', isolationStrategy(mode).probeScript],
       environment: { PATH: '/bin' },
       workingDirectory: '',
       stdoutPath: 'stdout',
       stderrPath: 'stderr',
       temporaryDirectory: 'tmp',
-      isolation: { ...defaultIsolation, mode },
     });
     if (result.exitCode === 0) return undefined;
     const stderr = readFileSync(join(base, 'stderr'), 'utf8').trim();
@@ -83,7 +77,7 @@ async function probeMode(mode: IsolationMode): Promise<ProbeFailure | undefined>
         : unexplained,
     };
   } finally {
-    buildDirectory.close();
+    engine?.close();
     rmSync(base, { recursive: true, force: true });
   }
 }
@@ -100,7 +94,7 @@ async function probeModes(modes: readonly ModeSupport[]): Promise<ModeSupport[]>
 
 const statusWidth = 'unavailable'.length;
 
-export function formatCheck(check: Check): string {
+export function formatCheck(check: CheckResult): string {
   const line = `  ${check.status.padEnd(statusWidth)}  ${check.title}: ${check.detail}`;
   return check.fix === undefined ? line : `${line}\n  ${''.padEnd(statusWidth)}  fix: ${check.fix}`;
 }

@@ -1,6 +1,6 @@
 // `chroot-runner run`: runs one action with stdio passed through and exits with its status.
 //
-//   chroot-runner run --input-root DIR [--isolation namespaces|shared|none|rootless]
+//   chroot-runner run --input-root DIR [--isolation MODE]
 //                     [--workdir PATH] [--env K=V]... [--tmp DIR] -- ARGV...
 //
 // Exit status: the action's exit code; 128+N when signal N killed it. When the action could
@@ -12,11 +12,10 @@ import { Command, Option } from 'commander';
 import {
   ActionError,
   defaultIsolation,
+  Engine,
   type IsolationMode,
-  runAction,
-  sweepStaleMounts,
+  isolationModes,
 } from '../sandbox/index.js';
-import { openDirectory } from '../syscalls/index.js';
 
 const defaultPath = 'PATH=/usr/local/bin:/usr/bin:/bin';
 
@@ -65,8 +64,10 @@ function exitStatusForError(error: ActionError): number {
 async function run(argv: readonly string[], options: RunOptions): Promise<number> {
   const inputRoot = beneathRoot(options.inputRoot);
   if (inputRoot === '') throw new Error('--input-root must not be /');
-  // A runner killed in shared mode leaves its mounts in the input root.
-  if (options.isolation === 'shared') sweepStaleMounts(`/${inputRoot}`);
+  const engine = await Engine.open({
+    buildDirectory: '/',
+    isolation: { ...defaultIsolation, mode: options.isolation },
+  });
   const abort = new AbortController();
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   let received: NodeJS.Signals | undefined;
@@ -75,10 +76,10 @@ async function run(argv: readonly string[], options: RunOptions): Promise<number
     abort.abort();
   };
   for (const signal of signals) process.on(signal, onSignal);
-  const buildDirectory = openDirectory('/');
   try {
-    const result = await runAction({
-      buildDirectory,
+    // What a killed runner left in the input root (shared mode's mounts).
+    engine.sweep(inputRoot);
+    const result = await engine.run({
       inputRoot,
       arguments: argv,
       environment: parseEnvironment(options.env),
@@ -87,7 +88,6 @@ async function run(argv: readonly string[], options: RunOptions): Promise<number
       stderrPath: '',
       inheritStdio: true,
       ...(options.tmp !== undefined ? { temporaryDirectory: beneathRoot(options.tmp) } : {}),
-      isolation: { ...defaultIsolation, mode: options.isolation },
       signal: abort.signal,
     });
     if (result.exitCode !== null) return result.exitCode;
@@ -98,7 +98,7 @@ async function run(argv: readonly string[], options: RunOptions): Promise<number
     process.stderr.write(`chroot-runner run: ${error.message}\n`);
     return exitStatusForError(error);
   } finally {
-    buildDirectory.close();
+    engine.close();
     for (const signal of signals) process.off(signal, onSignal);
   }
 }
@@ -110,7 +110,7 @@ export function addRunCommand(program: Command): void {
       .requiredOption('--input-root <dir>', 'the input root: becomes / of the action')
       .addOption(
         new Option('--isolation <mode>', 'how the action is isolated')
-          .choices(['namespaces', 'shared', 'none', 'rootless'])
+          .choices(isolationModes)
           .default('namespaces'),
       )
       .option('--workdir <path>', 'working directory, relative to the input root', '')

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { type IsolationMode, isolationModes } from '../sandbox/types.js';
+import { type IsolationMode, isolationModes } from '../sandbox/index.js';
 import {
   type ApplicationConfiguration,
   ConfigurationError,

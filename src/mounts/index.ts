@@ -1,5 +1,6 @@
 // Fd-relative mounts: mountat, unmountat, and the mount table.
 export {
+  attributeFlags,
   type BindSpec,
   type FilesystemSpec,
   Mount,

@@ -22,6 +22,7 @@ import {
   openat2,
   openDirectoryBeneath,
   openTree,
+  resolveBeneathOnly,
   systemError,
   umount2Stack,
   withPath,
@@ -93,8 +94,6 @@ export class Mount extends Fd {
   }
 }
 
-const beneathOnly =
-  constants.RESOLVE_BENEATH | constants.RESOLVE_NO_SYMLINKS | constants.RESOLVE_NO_MAGICLINKS;
 const emptyPaths = constants.MOVE_MOUNT_F_EMPTY_PATH | constants.MOVE_MOUNT_T_EMPTY_PATH;
 
 const propagationFlags: Record<Propagation, number> = {
@@ -104,7 +103,8 @@ const propagationFlags: Record<Propagation, number> = {
   unbindable: constants.MS_UNBINDABLE,
 };
 
-function attributeFlags(flags: MountFlags | undefined): number {
+/** MountFlags as mount_setattr and fsmount take them (MOUNT_ATTR_*). */
+export function attributeFlags(flags: MountFlags | undefined): number {
   if (flags === undefined) return 0;
   return (
     (flags.readonly === true ? constants.MOUNT_ATTR_RDONLY : 0) |
@@ -125,11 +125,11 @@ function openMountpoint(
   const flags = directory ? constants.O_PATH | constants.O_DIRECTORY : constants.O_PATH;
   let target: Fd;
   try {
-    target = openat2(dir, name, { flags, resolve: beneathOnly });
+    target = openat2(dir, name, { flags, resolve: resolveBeneathOnly });
   } catch (error) {
     if (!create || !isSystemError(error, 'ENOENT')) throw error;
     createMountpoint(dir, name, directory);
-    target = openat2(dir, name, { flags, resolve: beneathOnly });
+    target = openat2(dir, name, { flags, resolve: resolveBeneathOnly });
   }
   if (!directory && fstat(target).type === 'directory') {
     target.close();
@@ -320,7 +320,7 @@ export function unmountat(mount: Mount, options: UnmountOptions = {}): void {
  * are stacked), for unmounting a mount that no handle refers to any more. EINVAL when `name`
  * is not the root of a mount. */
 export function openMount(dir: DirectoryHandle, name: string): Mount {
-  const root = openat2(dir, name, { flags: constants.O_PATH, resolve: beneathOnly });
+  const root = openat2(dir, name, { flags: constants.O_PATH, resolve: resolveBeneathOnly });
   try {
     const status = fstat(root);
     if (!status.isMountRoot) throw systemError('EINVAL', 'openMount', name, 'not a mount point');

@@ -1,6 +1,5 @@
 // The core runner: maps a RunRequest onto one action of the execution engine, and bb_runner's
 // errors and results onto gRPC statuses and a RunResponse.
-import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { anyPack, type Duration, DurationSchema } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
@@ -16,26 +15,26 @@ import {
   type ActionResult,
   type ActionSpec,
   type Credentials,
-  type IsolationSettings,
   type ResourceUsage,
 } from '../sandbox/types.js';
 import { type DirectoryHandle, openDirectoryBeneath, statAt } from '../syscalls/index.js';
 import { resolveRelativePath } from './paths.js';
 import { type Runner, RunnerError, wrapError, wrapErrorWithCode } from './runner.js';
 
-export type ExecuteAction = (spec: ActionSpec) => Promise<ActionResult>;
+/** What LocalRunner uses of the execution engine (src/sandbox's Engine). */
+export interface ActionEngine {
+  run(spec: ActionSpec): Promise<ActionResult>;
+  /** TMPDIR for an action whose temporary directory is `relative` to the build directory. */
+  temporaryDirectoryPath(relative: string): string;
+}
 
 export interface LocalRunnerOptions {
   /** Handle on the build directory, opened once at start-up. */
   readonly buildDirectory: DirectoryHandle;
-  /** Absolute host path of the same directory, for TMPDIR outside a chroot's /tmp. */
-  readonly buildDirectoryPath: string;
-  readonly isolation: IsolationSettings;
   /** runCommandsAs; the runner's own credentials when absent. */
   readonly credentials: Credentials | undefined;
   readonly setTmpdirEnvironmentVariable: boolean;
-  /** The execution engine (src/sandbox's runAction). */
-  readonly execute: ExecuteAction;
+  readonly engine: ActionEngine;
 }
 
 /** The engine's result behind each response of LocalRunner, for metrics and logs. Decorators
@@ -54,7 +53,6 @@ export class LocalRunner implements Runner {
     if (program === undefined) {
       throw new RunnerError(status.INVALID_ARGUMENT, 'Insufficient number of command arguments');
     }
-    const { isolation } = this.#options;
     const inputRoot = relative(
       request.inputRootDirectory,
       'Failed to resolve input root directory',
@@ -73,12 +71,11 @@ export class LocalRunner implements Runner {
     // TMPDIR comes first so that the request's own TMPDIR wins.
     const environment: Record<string, string> = {};
     if (this.#options.setTmpdirEnvironmentVariable && temporaryDirectory !== undefined) {
-      environment.TMPDIR = this.#temporaryDirectoryInside(temporaryDirectory);
+      environment.TMPDIR = this.#options.engine.temporaryDirectoryPath(temporaryDirectory);
     }
     Object.assign(environment, request.environmentVariables);
 
     const spec: ActionSpec = {
-      buildDirectory: this.#options.buildDirectory,
       inputRoot,
       arguments: request.arguments,
       environment,
@@ -87,12 +84,11 @@ export class LocalRunner implements Runner {
       stderrPath,
       temporaryDirectory,
       credentials: this.#options.credentials,
-      isolation,
       signal,
     };
     let result: ActionResult;
     try {
-      result = await this.#options.execute(spec);
+      result = await this.#options.engine.run(spec);
     } catch (error) {
       throw runError(error, signal);
     }
@@ -104,14 +100,6 @@ export class LocalRunner implements Runner {
     });
     actionResults.set(response, result);
     return response;
-  }
-
-  /** TMPDIR as the action sees it: /tmp where the engine mounts the temporary directory,
-   * otherwise its host path, as bb_runner sets it. */
-  #temporaryDirectoryInside(temporaryDirectory: string): string {
-    const { mode, filesystems } = this.#options.isolation;
-    if (mode !== 'none' && filesystems.tmp) return '/tmp';
-    return join(this.#options.buildDirectoryPath, temporaryDirectory);
   }
 
   async checkReadiness(request: CheckReadinessRequest): Promise<void> {

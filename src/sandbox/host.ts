@@ -1,12 +1,9 @@
-// What every action needs from the host, opened once for the runner's lifetime: the device
-// nodes of /dev, /dev/null for stdin, and the init executable. No per-action opens.
+// What every action needs from the host, opened once by the Engine and closed with it: the
+// device nodes of /dev, /dev/null for stdin, and the init executable. No per-action opens.
 import { readFileSync } from 'node:fs';
 import { constants, type Fd, fstat, openat2 } from '../syscalls/index.js';
 import { initExecutablePath } from '../syscalls/native.js';
-import { mountNamespaceTemplate as newMountNamespaceTemplate } from '../syscalls/process.js';
-
-/** The device nodes of an action's /dev. */
-const deviceNodeNames: readonly string[] = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+import { deviceNodeNames } from './special-mounts.js';
 
 /** A host device node, as an action's /dev gets it. */
 export interface DeviceNode {
@@ -19,19 +16,6 @@ export interface DeviceNode {
   readonly mode: number;
   readonly major: number;
   readonly minor: number;
-}
-
-export interface HostResources {
-  /** The host's device nodes, by name. */
-  readonly deviceNodes: ReadonlyMap<string, DeviceNode>;
-  /** Whether the runner holds CAP_MKNOD, so that namespaces mode can make the nodes anew
-   * (a container whose capabilities were dropped may lack it: the nodes are bound then). */
-  readonly makesDeviceNodes: boolean;
-  /** /dev/null opened for reading: every action's stdin. */
-  readonly devNull: Fd;
-  /** O_PATH handle on the static init, executed with execveat so that it works after
-   * pivot_root into an input root that has no such file. */
-  readonly init: Fd;
 }
 
 function openDeviceNode(name: string): DeviceNode {
@@ -58,28 +42,47 @@ function holdsMknod(): boolean {
   return effective?.[1] !== undefined && ((BigInt(`0x${effective[1]}`) >> CAP_MKNOD) & 1n) === 1n;
 }
 
-let resources: HostResources | undefined;
-let mountNamespace: Fd | undefined;
+export class HostResources {
+  /** The host's device nodes, by name. */
+  readonly deviceNodes: ReadonlyMap<string, DeviceNode>;
+  /** Whether the runner holds CAP_MKNOD, so that namespaces mode can make the nodes anew
+   * (a container whose capabilities were dropped may lack it: the nodes are bound then). */
+  readonly makesDeviceNodes: boolean;
+  /** /dev/null opened for reading: every action's stdin. */
+  readonly devNull: Fd;
+  /** O_PATH handle on the static init, executed with execveat so that it works after
+   * pivot_root into an input root that has no such file. */
+  readonly init: Fd;
 
-/** The empty mount namespace that namespaces mode copies for each action (see
- * mountNamespaceTemplate in src/syscalls/process.ts), made on first use: it needs
- * CAP_SYS_ADMIN, which a rootless runner does not have. */
-export function mountNamespaceTemplate(): Fd {
-  mountNamespace ??= newMountNamespaceTemplate();
-  return mountNamespace;
-}
-
-/** Opens the host resources on first use and returns the same ones afterwards. */
-export function hostResources(): HostResources {
-  if (resources === undefined) {
-    const deviceNodes = new Map<string, DeviceNode>();
-    for (const name of deviceNodeNames) deviceNodes.set(name, openDeviceNode(name));
-    resources = {
-      deviceNodes,
-      makesDeviceNodes: holdsMknod(),
-      devNull: openat2(null, '/dev/null', { flags: constants.O_RDONLY }),
-      init: openat2(null, initExecutablePath, { flags: constants.O_PATH }),
-    };
+  private constructor(deviceNodes: ReadonlyMap<string, DeviceNode>, devNull: Fd, init: Fd) {
+    this.deviceNodes = deviceNodes;
+    this.makesDeviceNodes = holdsMknod();
+    this.devNull = devNull;
+    this.init = init;
   }
-  return resources;
+
+  static open(): HostResources {
+    const deviceNodes = new Map<string, DeviceNode>();
+    const opened: Fd[] = [];
+    try {
+      for (const name of deviceNodeNames) {
+        const node = openDeviceNode(name);
+        opened.push(node.fd);
+        deviceNodes.set(name, node);
+      }
+      const devNull = openat2(null, '/dev/null', { flags: constants.O_RDONLY });
+      opened.push(devNull);
+      const init = openat2(null, initExecutablePath, { flags: constants.O_PATH });
+      return new HostResources(deviceNodes, devNull, init);
+    } catch (error) {
+      for (const fd of opened) fd.close();
+      throw error;
+    }
+  }
+
+  close(): void {
+    for (const node of this.deviceNodes.values()) node.fd.close();
+    this.devNull.close();
+    this.init.close();
+  }
 }

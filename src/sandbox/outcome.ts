@@ -1,31 +1,16 @@
-// How an action ended, from what its init wrote to the status pipe before exiting.
+// How an action ended, from what its init wrote to the status pipe before exiting (record
+// kinds: native/plan-format.h).
 import { constants as osConstants } from 'node:os';
 import { systemError } from '../syscalls/index.js';
-import type { ProcessExit } from '../syscalls/process.js';
+import { type InitUsageRecord, type ProcessExit, planFormat } from '../syscalls/process.js';
 import { ActionError, type ActionResult } from './types.js';
 
-/** Record kinds of native/init.c, each followed by one value. */
-const Record = { execFailed: 1, exited: 2, signaled: 3, initFailed: 4, cancelled: 5 } as const;
+const { records: Record, usageRecords } = planFormat;
 
-/** The init's getrusage(RUSAGE_CHILDREN) fields: record kind 16 + index. */
-const usageFields = [
-  'utimeSeconds',
-  'utimeMicroseconds',
-  'stimeSeconds',
-  'stimeMicroseconds',
-  'maxrss',
-  'minflt',
-  'majflt',
-  'nswap',
-  'inblock',
-  'oublock',
-  'msgsnd',
-  'msgrcv',
-  'nsignals',
-  'nvcsw',
-  'nivcsw',
-] as const;
-const firstUsageRecord = 16;
+/** The usage field of each usage record kind. */
+const usageFields = new Map(
+  Object.entries(usageRecords).map(([field, kind]) => [kind, field as InitUsageRecord]),
+);
 
 const signalNames = new Map<number, string>(
   Object.entries(osConstants.signals).map(([name, number]) => [number, name.replace(/^SIG/, '')]),
@@ -70,7 +55,7 @@ function nanoseconds(seconds: number, microseconds: number): bigint {
 /** How the action ended, from the init's records. */
 export function outcome(exit: ProcessExit, program: string): Omit<ActionResult, 'timings'> {
   let ended: Pick<ActionResult, 'exitCode' | 'terminationSignal'> | undefined;
-  const usage = new Map<string, number>();
+  const usage = new Map<InitUsageRecord, number>();
   for (let i = 0; i + 1 < exit.records.length; i += 2) {
     const kind = exit.records[i] ?? 0;
     const value = exit.records[i + 1] ?? 0;
@@ -91,7 +76,7 @@ export function outcome(exit: ProcessExit, program: string): Omit<ActionResult, 
     if (kind === Record.signaled) {
       ended = { exitCode: null, terminationSignal: signalNames.get(value) ?? String(value) };
     }
-    const field = usageFields[kind - firstUsageRecord];
+    const field = usageFields.get(kind);
     if (field !== undefined) usage.set(field, value);
   }
   if (ended === undefined) {
@@ -104,7 +89,7 @@ export function outcome(exit: ProcessExit, program: string): Omit<ActionResult, 
       `The action's init ${how} without reporting the action's status`,
     );
   }
-  const field = (name: (typeof usageFields)[number]): number => usage.get(name) ?? 0;
+  const field = (name: InitUsageRecord): number => usage.get(name) ?? 0;
   return {
     ...ended,
     resourceUsage: {

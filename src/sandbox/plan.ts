@@ -1,43 +1,11 @@
-// The setup program that the child of a spawn runs between clone and exec (native/spawn.c
-// interprets it). Policy lives here: which steps, in which order, on which fds. Each step
-// carries a description so that a failure in the child reads as what was being done.
-import { constants } from '../syscalls/index.js';
-import type { SpawnPlan } from '../syscalls/process.js';
+// The setup program that the child of a spawn runs between clone and exec
+// (native/interpreter.c interprets it; native/plan-format.h numbers its operations). Policy
+// lives here: which steps, in which order, on which fds. Each step carries a description so
+// that a failure in the child reads as what was being done.
+import { constants, type SystemError } from '../syscalls/index.js';
+import { planFormat, type SpawnPlan } from '../syscalls/process.js';
 
-/** Operation numbers; native/spawn.c's enum op has the same. */
-const Op = {
-  open: 1,
-  openTree: 2,
-  moveMount: 3,
-  fsopen: 4,
-  fsconfig: 5,
-  fsmount: 6,
-  mountSetattr: 7,
-  mkdirat: 8,
-  createFile: 9,
-  symlinkat: 10,
-  fchdir: 11,
-  unshare: 12,
-  makeRootPrivate: 13,
-  pivotRoot: 14,
-  chroot: 15,
-  chdir: 16,
-  dup2: 17,
-  setCredentials: 18,
-  dropBoundingCaps: 19,
-  noNewPrivs: 20,
-  pdeathsig: 21,
-  loopbackUp: 22,
-  cloexecFrom: 23,
-  exec: 24,
-  writeFile: 25,
-  sameInode: 26,
-  mknodat: 27,
-  setns: 28,
-} as const;
-
-const optionMkdir = 1;
-const optionOptional = 2;
+const { operations: Op, openOptions } = planFormat;
 
 /** An index into the plan's fd table. `cwd` stands for AT_FDCWD where a base is expected. */
 export type Slot = number & { readonly __slot: unique symbol };
@@ -55,6 +23,17 @@ export interface StepInfo {
 /** A step whose failure is the runner's, not the request's. */
 export function runnerStep(description: string): StepInfo {
   return { description, subject: 'runner' };
+}
+
+/** A setup step that failed, in the child or in the runner: what was being done, and the
+ * system error. */
+export class SetupError extends Error {
+  constructor(
+    readonly step: StepInfo,
+    override readonly cause: SystemError,
+  ) {
+    super(`Failed to ${step.description}: ${cause.message}`);
+  }
 }
 
 export class PlanBuilder {
@@ -117,6 +96,7 @@ export class PlanBuilder {
 
   #add(info: StepInfo, op: number, args: readonly number[], first?: string, second?: string): void {
     const [a = 0, b = 0, c = 0, d = 0, e = 0] = args;
+    // The width of native/plan-format.h: op, five arguments, two strings.
     this.#steps.push(op, a, b, c, d, e, this.#string(first), this.#string(second));
     this.#info.push(info);
   }
@@ -131,7 +111,8 @@ export class PlanBuilder {
   ): Slot {
     const slot = this.#newSlot();
     const options =
-      (how.mkdir === true ? optionMkdir : 0) | (how.optional === true ? optionOptional : 0);
+      (how.mkdir === true ? openOptions.mkdir : 0) |
+      (how.optional === true ? openOptions.optional : 0);
     this.#add(info, Op.open, [slot, base, how.flags, how.resolve, options], path);
     return slot;
   }
@@ -142,7 +123,7 @@ export class PlanBuilder {
     this.#add(
       info,
       Op.openTree,
-      [slot, base, flags | emptyPath, 0, optional ? optionOptional : 0],
+      [slot, base, flags | emptyPath, 0, optional ? openOptions.optional : 0],
       path,
     );
     return slot;
@@ -212,9 +193,10 @@ export class PlanBuilder {
     this.#add(info, Op.unshare, [flags]);
   }
 
-  /** mount(NULL, "/", NULL, MS_REC|propagation, NULL). */
-  makeRootPrivate(info: StepInfo, propagation: number): void {
-    this.#add(info, Op.makeRootPrivate, [propagation]);
+  /** mount(NULL, "/", NULL, MS_REC|propagation, NULL): MS_SLAVE or MS_PRIVATE for the
+   * whole tree. */
+  setRootPropagation(info: StepInfo, propagation: number): void {
+    this.#add(info, Op.setRootPropagation, [propagation]);
   }
 
   /** fchdir(root); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/"). */
@@ -290,8 +272,10 @@ export class PlanBuilder {
     this.#envp = [...envp];
     this.#add(info, Op.exec, [executable]);
   }
-}
 
-/** Flags for opening mountpoints inside an untrusted tree. */
-export const beneathNoSymlinks =
-  constants.RESOLVE_BENEATH | constants.RESOLVE_NO_SYMLINKS | constants.RESOLVE_NO_MAGICLINKS;
+  /** Ends the plan with exit(0) instead of an exec: for plans run for what they leave in the
+   * runner's fd table (runInRunnerFdTable). */
+  exit(info: StepInfo): void {
+    this.#add(info, Op.exit, []);
+  }
+}

@@ -9,9 +9,9 @@ import {
   isSystemError,
   openat2,
   openDirectoryBeneath,
+  resolveBeneathOnly,
   type SystemError,
 } from '../syscalls/index.js';
-import { beneathNoSymlinks } from './plan.js';
 import { ActionError } from './types.js';
 
 /** Errors of path resolution that are the request's fault. */
@@ -96,7 +96,7 @@ export function createLogFile(buildDirectory: DirectoryHandle, field: string, pa
     return openat2(buildDirectory, path, {
       flags: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND,
       mode: 0o666,
-      resolve: beneathNoSymlinks,
+      resolve: resolveBeneathOnly,
     });
   } catch (error) {
     throw openFailure(field, path, error);
@@ -163,4 +163,12 @@ export function findExecutable(
     'invalidArgument',
     `Cannot find executable "${name}" in search paths "${paths}"`,
   );
+}
+
+/** Everything an action holds open while it is being set up. */
+export interface RequestFiles {
+  readonly inputRoot: DirectoryHandle;
+  readonly stdout: Fd | undefined;
+  readonly stderr: Fd | undefined;
+  readonly temporaryDirectory: DirectoryHandle | undefined;
 }

@@ -1,22 +1,7 @@
 // The execution engine's contract: what an action is, how it is isolated, what comes back.
-// The runner layer (src/runner) depends on this file only through src/sandbox/index.ts.
-import type { DirectoryHandle } from '../syscalls/index.js';
+import type { IsolationMode } from './modes/registry.js';
 
-/** How an action is isolated.
- * - namespaces: new mount, PID, IPC and UTS namespaces; special filesystems mounted inside;
- *   pivot_root into the input root; nothing to unmount afterwards.
- * - shared: the runner mounts the special filesystems into the input root in its own mount
- *   namespace (mountat), chroots, and unmounts them by handle afterwards.
- * - none: a plain chroot with nothing mounted, as bb_runner does.
- * - rootless: like namespaces, inside a new user namespace, for an unprivileged runner. */
-export type IsolationMode = 'namespaces' | 'shared' | 'none' | 'rootless';
-
-export const isolationModes: readonly IsolationMode[] = [
-  'namespaces',
-  'shared',
-  'none',
-  'rootless',
-];
+export type { IsolationMode } from './modes/registry.js';
 
 /** Which special filesystems are provided inside the input root, and their options. */
 export interface SpecialFilesystems {
@@ -36,6 +21,7 @@ export interface SpecialFilesystems {
 }
 
 export interface IsolationSettings {
+  /** One of modes/registry.ts (what each is: the file of that name in modes/). */
   readonly mode: IsolationMode;
   readonly filesystems: SpecialFilesystems;
   /** Capability names (without CAP_) kept in the bounding set; all others are dropped. */
@@ -59,9 +45,9 @@ export interface Credentials {
   readonly additionalGroups: readonly number[];
 }
 
+/** One action, as Engine.run takes it: every path is resolved beneath the engine's build
+ * directory, and it is isolated as the engine's settings say. */
 export interface ActionSpec {
-  /** Handle on the build directory; every path below is resolved beneath it. */
-  readonly buildDirectory: DirectoryHandle;
   /** The input root, relative to the build directory. */
   readonly inputRoot: string;
   /** argv; argv[0] is looked up in the environment's PATH inside the input root when it has
@@ -81,7 +67,6 @@ export interface ActionSpec {
   readonly inheritStdio?: boolean;
   /** Credentials to run the action as; the runner's own when absent. */
   readonly credentials?: Credentials;
-  readonly isolation: IsolationSettings;
   /** Aborting kills the whole action tree; run() then rejects with an AbortError. */
   readonly signal?: AbortSignal;
 }
@@ -109,6 +94,8 @@ export interface ActionResult {
   /** The signal's name without SIG ("KILL", "SEGV") when a signal killed it, else null. */
   readonly terminationSignal: string | null;
   readonly resourceUsage: ResourceUsage;
+  /** What each per-action contribution measured, by its name (contributions/registry.ts). */
+  readonly usage?: Readonly<Record<string, Readonly<Record<string, number | bigint | boolean>>>>;
   /** Milliseconds spent setting up, running and tearing down, for metrics and logs. */
   readonly timings: { readonly setup: number; readonly run: number; readonly teardown: number };
 }

@@ -10,21 +10,18 @@ import { PathExistenceCheckingRunner } from '../runner/path-existence-checking.j
 import { processTableCleaner } from '../runner/process-table-cleaner.js';
 import type { Runner } from '../runner/runner.js';
 import { TemporaryDirectorySymlinkingRunner } from '../runner/temporary-directory-symlinking.js';
-import { runAction } from '../sandbox/index.js';
-import type { DirectoryHandle } from '../syscalls/index.js';
+import type { Engine } from '../sandbox/index.js';
 import type { ApplicationConfiguration } from './config.js';
 
 export async function composeRunner(
   configuration: ApplicationConfiguration,
-  buildDirectory: DirectoryHandle,
+  engine: Engine,
 ): Promise<Runner> {
   let runner: Runner = new LocalRunner({
-    buildDirectory,
-    buildDirectoryPath: configuration.buildDirectoryPath,
-    isolation: configuration.isolation,
+    buildDirectory: engine.buildDirectory,
     credentials: configuration.runCommandsAs,
     setTmpdirEnvironmentVariable: configuration.setTmpdirEnvironmentVariable,
-    execute: runAction,
+    engine,
   });
 
   for (const symlinkPath of configuration.symlinkTemporaryDirectories) {

@@ -4,12 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
-import {
-  type Credentials,
-  type IsolationMode,
-  type IsolationSettings,
-  isolationModes,
-} from '../sandbox/types.js';
+import { isolationModes } from '../sandbox/modes/registry.js';
+import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
 import {
   absolutePath,
   anyObject,

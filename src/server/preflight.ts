@@ -9,7 +9,7 @@ import {
   type Features,
   isolationModeSupport,
   type ModeSupport,
-} from '../sandbox/features.js';
+} from '../doctor/index.js';
 import type { IsolationMode } from '../sandbox/types.js';
 import type { ApplicationConfiguration } from './config.js';
 

@@ -1,4 +1,4 @@
-// Starts the runner: build directory handle, stale mount sweep, the composed runner, its gRPC
+// Starts the runner: the execution engine, its stale-resource sweep, the composed runner, its gRPC
 // servers and the diagnostics HTTP server; and stops it gracefully.
 
 import { once } from 'node:events';
@@ -7,8 +7,7 @@ import { createServer, type Server as HttpServer, type RequestListener } from 'n
 import { Server, ServerCredentials, type ServerOptions, status } from '@grpc/grpc-js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
 import { RunnerError } from '../runner/runner.js';
-import { prepareSandbox, sweepStaleMounts } from '../sandbox/index.js';
-import { openDirectory } from '../syscalls/index.js';
+import { Engine } from '../sandbox/index.js';
 import { composeRunner } from './compose.js';
 import type { ApplicationConfiguration } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -143,19 +142,24 @@ export async function startServer(
   for (const key of configuration.ignoredKeys) {
     logger.warn({ key }, 'configuration key accepted for compatibility and ignored');
   }
-  if (configuration.isolation.mode === 'shared') {
-    const swept = sweepStaleMounts(configuration.buildDirectoryPath);
-    if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
+  let engine: Engine;
+  try {
+    engine = await Engine.open({
+      buildDirectory: configuration.buildDirectoryPath,
+      isolation: configuration.isolation,
+    });
+  } catch (error) {
+    throw new StartupError(
+      `cannot open the build directory ${configuration.buildDirectoryPath} and prepare the sandbox: ${(error as Error).message}`,
+    );
   }
-  prepareSandbox();
-  const buildDirectory = startupStep(
-    `cannot open the build directory ${configuration.buildDirectoryPath}`,
-    () => openDirectory(configuration.buildDirectoryPath),
-  );
-  const closers: (() => Promise<void> | void)[] = [() => buildDirectory.close()];
+  const closers: (() => Promise<void> | void)[] = [() => engine.close()];
   const grpcServers: Server[] = [];
   try {
-    const runner = await composeRunner(configuration, buildDirectory);
+    // What the actions of a runner that was killed left behind (shared mode's mounts).
+    const swept = engine.sweep();
+    if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
+    const runner = await composeRunner(configuration, engine);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;

@@ -1,6 +1,6 @@
 // The kernel constants the TypeScript side passes to the addon, in one place. Open flags and
 // file types come from Node (they differ between architectures); the rest are the values of
-// the uapi headers (linux/fcntl.h, linux/openat2.h, linux/mount.h, linux/stat.h), which are
+// the uapi headers (linux/fcntl.h, linux/openat2.h, linux/mount.h, linux/sched.h, linux/stat.h), which are
 // the same on every architecture.
 import { constants as fs } from 'node:fs';
 
@@ -72,6 +72,14 @@ export const constants = {
   OPEN_TREE_CLONE: 0x1,
   OPEN_TREE_CLOEXEC: 0o2000000,
 
+  CLONE_FILES: 0x00000400,
+  CLONE_NEWNS: 0x00020000,
+  CLONE_NEWUTS: 0x04000000,
+  CLONE_NEWIPC: 0x08000000,
+  CLONE_NEWUSER: 0x10000000,
+  CLONE_NEWPID: 0x20000000,
+  CLONE_NEWNET: 0x40000000,
+
   MS_UNBINDABLE: 1 << 17,
   MS_PRIVATE: 1 << 18,
   MS_SLAVE: 1 << 19,
@@ -118,3 +126,8 @@ export const constants = {
   S_IFCHR: fs.S_IFCHR,
   S_IFIFO: fs.S_IFIFO,
 } as const;
+
+/** How a path inside an untrusted tree is resolved: beneath its base, through no symlink and
+ * no magic link. */
+export const resolveBeneathOnly =
+  constants.RESOLVE_BENEATH | constants.RESOLVE_NO_SYMLINKS | constants.RESOLVE_NO_MAGICLINKS;

@@ -3,10 +3,10 @@
 // system errors (code, errno, syscall, path).
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
-import { constants } from './constants.js';
+import { constants, resolveBeneathOnly } from './constants.js';
 import { native } from './native.js';
 
-export { constants } from './constants.js';
+export { constants, resolveBeneathOnly } from './constants.js';
 
 /** Handles that are open now, so that tests can prove none is forgotten. */
 const openHandles = new Set<Fd>();
@@ -109,8 +109,6 @@ function dirFd(dir: Fd | null): number {
   return dir === null ? constants.AT_FDCWD : dir.fd;
 }
 
-const beneathOnly =
-  constants.RESOLVE_BENEATH | constants.RESOLVE_NO_SYMLINKS | constants.RESOLVE_NO_MAGICLINKS;
 const directoryPath = constants.O_PATH | constants.O_DIRECTORY;
 
 /** Opens a host directory by absolute path (the build directory): a trusted path, so
@@ -137,7 +135,7 @@ export function openat2(dir: Fd | null, path: string, how: OpenHow): Fd {
  * through '..' or absolute paths (EXDEV). '' and '.' give a new handle on `dir` itself. */
 export function openDirectoryBeneath(dir: DirectoryHandle, path: string): DirectoryHandle {
   return new DirectoryHandle(
-    native.openat2(dir.fd, path === '' ? '.' : path, directoryPath, 0, beneathOnly),
+    native.openat2(dir.fd, path === '' ? '.' : path, directoryPath, 0, resolveBeneathOnly),
   );
 }
 

@@ -1,14 +1,110 @@
-// The typed façade over native/spawn.c: launching a setup plan with a vfork-style clone,
-// watching an exit through a pidfd, and signalling through it; and the empty mount namespace
-// that actions' namespaces are copied from.
+// The typed façade over native/spawn.c and native/exit-watch.c: the plan's binary format,
+// launching a plan with a vfork-style clone, watching an exit through a pidfd, and
+// signalling through it.
 import { Fd } from './index.js';
 import { native } from './native.js';
+
+/** The operations a plan's steps name (native/plan-format.h numbers them). */
+const planOperations = [
+  'open',
+  'openTree',
+  'moveMount',
+  'fsopen',
+  'fsconfig',
+  'fsmount',
+  'mountSetattr',
+  'mkdirat',
+  'createFile',
+  'symlinkat',
+  'fchdir',
+  'unshare',
+  'setRootPropagation',
+  'pivotRoot',
+  'chroot',
+  'chdir',
+  'dup2',
+  'setCredentials',
+  'dropBoundingCaps',
+  'noNewPrivs',
+  'pdeathsig',
+  'loopbackUp',
+  'cloexecFrom',
+  'exec',
+  'writeFile',
+  'sameInode',
+  'mknodat',
+  'setns',
+  'exit',
+] as const;
+
+/** The records the init writes to its status pipe, each a kind and one value. */
+const initRecords = ['execFailed', 'exited', 'signaled', 'initFailed', 'cancelled'] as const;
+
+/** The init's getrusage(RUSAGE_CHILDREN) fields, one record each. */
+const initUsageRecords = [
+  'utimeSeconds',
+  'utimeMicroseconds',
+  'stimeSeconds',
+  'stimeMicroseconds',
+  'maxrss',
+  'minflt',
+  'majflt',
+  'nswap',
+  'inblock',
+  'oublock',
+  'msgsnd',
+  'msgrcv',
+  'nsignals',
+  'nvcsw',
+  'nivcsw',
+] as const;
+
+export type PlanOperation = (typeof planOperations)[number];
+export type InitRecord = (typeof initRecords)[number];
+export type InitUsageRecord = (typeof initUsageRecords)[number];
+
+export interface PlanFormat {
+  /** int32s per step: the operation, five arguments, two indices into the strings. */
+  readonly stepWidth: number;
+  readonly operations: Readonly<Record<PlanOperation, number>>;
+  /** Option bits of the open and openTree operations. */
+  readonly openOptions: Readonly<Record<'mkdir' | 'optional', number>>;
+  readonly records: Readonly<Record<InitRecord, number>>;
+  readonly usageRecords: Readonly<Record<InitUsageRecord, number>>;
+}
+
+/** A table of the addon's, checked to name exactly what this side uses. */
+function table<Name extends string>(
+  what: string,
+  exported: Record<string, number>,
+  names: readonly Name[],
+): Record<Name, number> {
+  const actual = Object.keys(exported).sort().join(',');
+  const expected = [...names].sort().join(',');
+  if (actual !== expected) {
+    throw new Error(`the addon's ${what} are [${actual}], this code expects [${expected}]`);
+  }
+  return exported as Record<Name, number>;
+}
+
+/** The plan's format as the addon defines it (native/plan-format.h), checked at load. */
+export const planFormat: PlanFormat = (() => {
+  const exported = native.planFormat;
+  return {
+    stepWidth: exported.stepWidth,
+    operations: table('plan operations', exported.operations, planOperations),
+    openOptions: table('open options', exported.openOptions, ['mkdir', 'optional'] as const),
+    records: table('init records', exported.records, initRecords),
+    usageRecords: table('init usage records', exported.usageRecords, initUsageRecords),
+  };
+})();
 
 /** A setup program for the child, as native/spawn.c reads it (src/sandbox/plan.ts builds
  * it): fixed-width steps over a table of fd slots. Typed arrays and one string buffer, so
  * that handing it to the addon is a few copies rather than a thousand property reads. */
 export interface SpawnPlan {
-  /** 8 int32 per step: operation, five arguments, two indices into `strings` (-1: none). */
+  /** planFormat.stepWidth int32 per step: operation, five arguments, two indices into
+   * `strings` (-1: none). */
   readonly steps: Int32Array;
   /** Every string of the plan, each NUL-terminated: the steps', then argv, then envp. */
   readonly strings: Buffer;
@@ -21,7 +117,8 @@ export interface SpawnPlan {
   readonly envpCount: number;
   /** Supplementary groups of OP_SET_CREDENTIALS. */
   readonly groups: Int32Array;
-  /** CLONE_NEW* flags added to CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD. */
+  /** CLONE_NEW* flags (and CLONE_FILES for runInRunnerFdTable) added to
+   * CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD. */
   readonly cloneFlags: number;
   /** The slot that receives the write end of a new status pipe, or -1 for none. */
   readonly statusSlot: number;
@@ -48,13 +145,6 @@ export function isStepError(error: unknown): error is StepError {
   return error instanceof Error && typeof (error as StepError).step === 'number';
 }
 
-/** A new mount namespace whose only mount is an empty read-only tmpfs holding an empty
- * directory `root` (its root). Entering it (setns) and unsharing it makes a namespace of one
- * mount, whatever the number of mounts of the runner's. Needs CAP_SYS_ADMIN. */
-export function mountNamespaceTemplate(): Fd {
-  return new Fd(native.mountNamespaceTemplate() as number);
-}
-
 /** Runs the plan in a new child and resolves once it has exec'd; rejects with a StepError
  * (the child has then been reaped) or a clone error. */
 export async function spawn(plan: SpawnPlan): Promise<SpawnedProcess> {
@@ -64,6 +154,15 @@ export async function spawn(plan: SpawnPlan): Promise<SpawnedProcess> {
     statusFd: number;
   };
   return { pid, pidfd: new Fd(pidfd), statusPipe: statusFd >= 0 ? new Fd(statusFd) : undefined };
+}
+
+/** Runs a plan that shares the runner's fd table (CLONE_FILES) and ends with the exit step,
+ * for what it leaves there; resolves with its slots once the child has exited (it has been
+ * reaped). The caller owns every fd the steps opened. On a StepError those were closed. */
+export async function runInRunnerFdTable(plan: SpawnPlan): Promise<Int32Array> {
+  const { slots } = (await native.spawn(plan)) as { slots?: Int32Array };
+  if (slots === undefined) throw new TypeError('a plan run for its fds must end with exit');
+  return slots;
 }
 
 export interface ProcessExit {

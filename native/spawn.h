@@ -1,0 +1,67 @@
+/* What the N-API side of spawn (spawn.c) and the plan interpreter (interpreter.c) share: the
+ * plan as the interpreter reads it, and what the child reports back through shared memory. */
+#ifndef CHROOT_RUNNER_SPAWN_H
+#define CHROOT_RUNNER_SPAWN_H
+
+#include "plan-format.h"
+
+#include <node_api.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The system calls a step can fail in, for errors: X(ID, "name"). */
+#define SPAWN_SYSCALLS(X)                                                                   \
+  X(OPENAT2, "openat2") X(MKDIRAT, "mkdirat") X(OPEN_TREE, "open_tree")                    \
+  X(MOVE_MOUNT, "move_mount") X(FSOPEN, "fsopen") X(FSCONFIG, "fsconfig")                  \
+  X(FSMOUNT, "fsmount") X(MOUNT_SETATTR, "mount_setattr") X(OPENAT, "openat")              \
+  X(SYMLINKAT, "symlinkat") X(FCHDIR, "fchdir") X(UNSHARE, "unshare") X(MOUNT, "mount")    \
+  X(PIVOT_ROOT, "pivot_root") X(UMOUNT2, "umount2") X(CHDIR, "chdir") X(CHROOT, "chroot")  \
+  X(DUP2, "dup2") X(FCNTL, "fcntl") X(SETGROUPS, "setgroups") X(SETRESGID, "setresgid")    \
+  X(SETRESUID, "setresuid") X(PRCTL, "prctl") X(SOCKET, "socket") X(IOCTL, "ioctl")        \
+  X(CLOSE_RANGE, "close_range") X(EXECVEAT, "execveat") X(WRITE, "write")                  \
+  X(FSTAT, "fstat") X(MKNODAT, "mknodat") X(SETNS, "setns") X(BADSLOT, "slot")
+
+enum syscall_id {
+#define SPAWN_SYSCALL_ENUM(id, name) SYS_ID_##id,
+  SPAWN_SYSCALLS(SPAWN_SYSCALL_ENUM)
+#undef SPAWN_SYSCALL_ENUM
+};
+
+struct spawn_context {
+  /* The plan, copied out of JavaScript values: one allocation each. */
+  int32_t *steps;
+  size_t step_count;
+  char *string_data; /* the strings, each NUL-terminated */
+  char **strings;    /* pointers into string_data */
+  size_t string_count;
+  int *slots;
+  size_t slot_count;
+  char **argv; /* NULL-terminated vectors of pointers into string_data */
+  char **envp;
+  gid_t *groups;
+  size_t group_count;
+  int clone_flags;
+  int status_slot;
+  /* Written by the child (the memory is shared until exec or exit): the step that failed,
+   * or that the child reached OP_EXIT. */
+  volatile int failed_step;
+  volatile int failed_errno;
+  volatile int failed_syscall;
+  volatile bool exited;
+  int *initial_slots; /* the slots before the steps ran, to tell what the steps opened */
+  /* Results of the clone, for the completion callback. */
+  int clone_errno;
+  pid_t pid;
+  int pidfd;
+  int status_read_fd;
+  void *stack;
+  napi_async_work work;
+  napi_deferred deferred;
+};
+
+/* The child's entry point (clone's fn): runs the plan's steps and execs, or exits. */
+int plan_child_main(void *arg);
+
+#endif

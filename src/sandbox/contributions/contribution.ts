@@ -1,0 +1,102 @@
+// The interface of a per-action resource: made for each action before its child is cloned
+// (prepare), adding steps to the child's plan, torn down after the action in reverse order
+// of preparation, and reporting what it measured (usage). A new one is one file of this
+// folder and one line of registry.ts.
+import type { DirectoryHandle } from '../../syscalls/index.js';
+import type { HostResources } from '../host.js';
+import type { IsolationStrategy } from '../modes/mode.js';
+import type { PlanBuilder, Slot } from '../plan.js';
+import type { RequestFiles } from '../request.js';
+import type { ActionSpec, IsolationSettings } from '../types.js';
+
+/** What the engine is, for deciding whether a contribution applies and for sweeping. */
+export interface EngineContext {
+  readonly buildDirectory: DirectoryHandle;
+  /** The build directory's canonical host path. */
+  readonly buildDirectoryPath: string;
+  readonly settings: IsolationSettings;
+  readonly strategy: IsolationStrategy;
+  readonly host: HostResources;
+  /** Input roots held by running actions, by device and inode, shared by every action of
+   * the engine. */
+  readonly inputRootClaims: Set<string>;
+}
+
+/** One action, opened: what prepare() works with. */
+export interface ActionContext {
+  readonly engine: EngineContext;
+  readonly spec: ActionSpec;
+  readonly files: RequestFiles;
+}
+
+/** Where in the child's plan a contribution's steps go, in this order:
+ * - namespaces: first, in the child's new namespaces, before anything is mounted (clone
+ *   flags, id maps, joining a cgroup);
+ * - filesystems: once the mode made the action's root with its special mounts, before the
+ *   child enters it (`root` is the root's slot);
+ * - exec: last, after the capabilities, credentials and no_new_privs, just before the init
+ *   is executed (a new session, a keyring, a seccomp filter). */
+export interface PlanContribution {
+  namespaces?(plan: PlanBuilder): void;
+  filesystems?(plan: PlanBuilder, root: Slot): void;
+  exec?(plan: PlanBuilder): void;
+}
+
+/** The resource prepare() made for one action. */
+export interface ActionResource {
+  readonly plan?: PlanContribution;
+  /** What it measured, once the action has exited and before teardown; merged into the
+   * result's `usage` under the contribution's name. */
+  usage?(): Readonly<Record<string, number | bigint | boolean>>;
+  /** Releases it, after the action's processes are gone (or when a later step failed). A
+   * throw is reported as the action's internal error once every resource was torn down. */
+  teardown(): void;
+}
+
+export interface Contribution {
+  /** Names its usage and its errors. */
+  readonly name: string;
+  /** Whether the engine's actions need it (from the mode and the settings); asked once. */
+  appliesTo(engine: EngineContext): boolean;
+  /** Makes the resource for one action, in the runner, synchronously: everything before the
+   * clone happens before Engine.run's first await, so an action has claimed and mounted
+   * what it needs by the time run() returns its promise. A throw (ActionError for what the
+   * request got wrong) fails the action after the resources made before it are torn down. */
+  prepare(action: ActionContext): ActionResource;
+  /** Removes what a killed runner's actions left of this resource beneath `path` (relative
+   * to the build directory; '' for all of it); returns what was removed, for the log. Called
+   * at start-up, before any action runs. */
+  sweep?(engine: EngineContext, path: string): string[];
+}
+
+/** The resources of one action, torn down in reverse order of preparation. */
+export class ResourceStack {
+  readonly #resources: ActionResource[] = [];
+
+  push(resource: ActionResource): ActionResource {
+    this.#resources.push(resource);
+    return resource;
+  }
+
+  get resources(): readonly ActionResource[] {
+    return this.#resources;
+  }
+
+  /** Tears everything down, newest first; the first failure is thrown after all were tried,
+   * so that one stuck resource does not leave the others behind. */
+  teardown(): void {
+    let failure: unknown;
+    for (
+      let resource = this.#resources.pop();
+      resource !== undefined;
+      resource = this.#resources.pop()
+    ) {
+      try {
+        resource.teardown();
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+}

@@ -1,0 +1,221 @@
+// Shared mode's mounts: the special mounts of special-mounts.ts made with mountat in the
+// runner's own mount namespace, into the action's input root, and removed by handle after the
+// action; what a killed runner left of them is swept at start-up.
+import { realpathSync } from 'node:fs';
+import {
+  listMounts,
+  type Mount,
+  type MountSpec,
+  mountat,
+  openMount,
+  unmountat,
+} from '../../mounts/index.js';
+import {
+  type DirectoryHandle,
+  fstat,
+  isSystemError,
+  openDirectory,
+  symlinkat,
+  withPath,
+} from '../../syscalls/index.js';
+import { mountDescription, mountpointStep, planProc } from '../filesystems.js';
+import { runnerStep, SetupError, type StepInfo } from '../plan.js';
+import { enabledSpecialMounts, isSpecialMountpoint, nameOf, parentOf } from '../special-mounts.js';
+import { ActionError, type SpecialFilesystems } from '../types.js';
+import type {
+  ActionResource,
+  Contribution,
+  EngineContext,
+  PlanContribution,
+} from './contribution.js';
+
+/** The procfs must be made by the action's child, in the action's PID namespace. A small
+ * read-only tmpfs is mounted at /proc instead, and the child mounts the procfs onto that
+ * holder's root, so that detaching the holder by its handle takes the procfs along,
+ * wherever the mountpoint directory went meanwhile. */
+const procHolder: MountSpec = {
+  fstype: 'tmpfs',
+  options: { size: '4k', nr_inodes: '1', mode: '0555' },
+  attributes: { readonly: true, nosuid: true, nodev: true, noexec: true },
+};
+
+function mountpointError(error: unknown): boolean {
+  return (
+    isSystemError(error) && ['ELOOP', 'ENOENT', 'ENOTDIR', 'EXDEV', 'EISDIR'].includes(error.code)
+  );
+}
+
+/** Runs one operation; a system error becomes a SetupError naming the step (for a mountpoint
+ * of the input root, errors that concern the mountpoint are the request's). */
+function step<T>(info: StepInfo, operation: () => T, mountpoint?: string): T {
+  try {
+    return operation();
+  } catch (error) {
+    if (!isSystemError(error)) throw error;
+    const blamed =
+      mountpoint !== undefined && mountpointError(error) ? mountpointStep(mountpoint) : info;
+    throw new SetupError(blamed, error);
+  }
+}
+
+/** Mounts made for one action, removed by handle in reverse order; its input root claimed
+ * meanwhile. */
+class SharedMounts implements ActionResource {
+  readonly #mounts: Mount[] = [];
+  readonly #claims: Set<string>;
+  readonly #claimed: string;
+  /** The child mounts the procfs onto the holder at /proc, when there is one. */
+  plan: PlanContribution | undefined;
+
+  /** Reserves the input root: two actions mounting on the same directories would stack their
+   * mounts, and detaching one would take the other's along. Buildbarn gives every action its
+   * own input root; this catches the rest. */
+  constructor(claims: Set<string>, root: DirectoryHandle, path: string) {
+    const { devMajor, devMinor, ino } = fstat(root);
+    const key = `${devMajor}:${devMinor}:${ino}`;
+    if (claims.has(key)) {
+      throw new ActionError(
+        'invalidArgument',
+        `Input root directory "${path}" is in use by another action, which has mounted into it`,
+      );
+    }
+    claims.add(key);
+    this.#claims = claims;
+    this.#claimed = key;
+  }
+
+  /** Mounts the enabled entries of the table into `root`; the procfs and what it binds
+   * inside are left to the child (plan.filesystems). */
+  mount(
+    root: DirectoryHandle,
+    host: EngineContext['host'],
+    temporaryDirectory: DirectoryHandle | undefined,
+    filesystems: SpecialFilesystems,
+  ): void {
+    const made = new Map<string, Mount>();
+    for (const entry of enabledSpecialMounts(filesystems)) {
+      const parentAt = parentOf(entry);
+      const parent = parentAt === undefined ? root : made.get(parentAt);
+      // Beneath /proc: bound by the child, once it mounted the procfs.
+      if (parent === undefined) continue;
+      const name = nameOf(entry);
+      const info = runnerStep(mountDescription(entry));
+      const { source, attributes } = entry;
+      if (source.kind === 'symlink') {
+        step(info, () => symlinkat(source.target, parent, name));
+        continue;
+      }
+      let spec: MountSpec | undefined;
+      if (entry.at === 'proc') spec = procHolder;
+      else if (source.kind === 'filesystem') {
+        spec = { fstype: source.fstype, options: { ...source.options(filesystems) }, attributes };
+      } else if (source.kind === 'deviceNode') {
+        const node = host.deviceNodes.get(name);
+        if (node !== undefined) spec = { bind: node.fd, attributes };
+      } else if (source.kind === 'temporaryDirectory' && temporaryDirectory !== undefined) {
+        spec = { bind: temporaryDirectory, attributes };
+      }
+      if (spec === undefined) continue;
+      const mountSpec = spec;
+      const topLevel = parent === root;
+      const mount = step(
+        entry.at === 'proc' ? runnerStep('mount a holder for /proc') : info,
+        () =>
+          mountat(parent, name, mountSpec, {
+            createMountpoint: topLevel ? filesystems.createMountpoints : true,
+          }),
+        topLevel ? `/${entry.at}` : undefined,
+      );
+      this.#mounts.push(mount);
+      made.set(entry.at, mount);
+      if (entry.at === 'proc') {
+        this.plan = { filesystems: (plan) => planProc(plan, plan.inherit(mount.fd), filesystems) };
+      }
+    }
+  }
+
+  /** Unmounts everything (innermost first) and releases the claim; the first failure is
+   * thrown after all were tried, so that one stuck mount does not leave the others behind. */
+  teardown(): void {
+    let failure: unknown;
+    for (let mount = this.#mounts.pop(); mount !== undefined; mount = this.#mounts.pop()) {
+      try {
+        unmountat(mount);
+      } catch (error) {
+        // Named by its mountpoint: the error's own path is the handle's /proc/self/fd/N.
+        failure ??= withPath(error, mount.mountpoint);
+      }
+    }
+    this.#claims.delete(this.#claimed);
+    if (failure === undefined) return;
+    const cause = isSystemError(failure) ? failure : undefined;
+    throw new ActionError(
+      'internal',
+      `Failed to unmount: ${cause?.message ?? String(failure)}`,
+      cause,
+    );
+  }
+}
+
+/** Detaches every mount stacked at `relative` beneath `directory` (the procfs on its holder
+ * at /proc): a handle opened by path names the topmost one. */
+function detachStack(directory: DirectoryHandle, relative: string): void {
+  for (;;) {
+    let mount: Mount;
+    try {
+      mount = openMount(directory, relative);
+    } catch (error) {
+      if (isSystemError(error, 'EINVAL')) return;
+      throw error;
+    }
+    unmountat(mount);
+  }
+}
+
+export const sharedMounts: Contribution = {
+  name: 'sharedMounts',
+  appliesTo: (engine) => engine.strategy.specialMounts === 'runner',
+  prepare({ engine, spec, files }) {
+    const mounts = new SharedMounts(engine.inputRootClaims, files.inputRoot, spec.inputRoot);
+    try {
+      mounts.mount(
+        files.inputRoot,
+        engine.host,
+        files.temporaryDirectory,
+        engine.settings.filesystems,
+      );
+    } catch (error) {
+      try {
+        mounts.teardown();
+      } catch {
+        // The setup failure is the one to report; what could not be unmounted is swept.
+      }
+      throw error;
+    }
+    return mounts;
+  },
+  /** Detaches the table's mounts in input roots beneath `path`, never the build directory's
+   * own mount nor any other; outermost first (detaching one takes what is beneath it). */
+  sweep({ buildDirectoryPath }, path) {
+    // mountinfo shows canonical paths.
+    const canonical = realpathSync.native(
+      path === '' ? buildDirectoryPath : `${buildDirectoryPath}/${path}`,
+    );
+    if (canonical === '/') throw new Error('refusing to sweep mounts beneath /');
+    const prefix = `${canonical}/`;
+    const directory = openDirectory(canonical);
+    try {
+      const swept: string[] = [];
+      for (const mount of listMounts(canonical)) {
+        const relative = mount.mountPoint.slice(prefix.length);
+        if (!mount.mountPoint.startsWith(prefix) || !isSpecialMountpoint(relative)) continue;
+        if (swept.some((done) => relative === done || relative.startsWith(`${done}/`))) continue;
+        detachStack(directory, relative);
+        swept.push(relative);
+      }
+      return swept;
+    } finally {
+      directory.close();
+    }
+  },
+};

@@ -1,0 +1,327 @@
+// The execution engine: runs actions chrooted into their input roots beneath one build
+// directory, isolated as its settings say, and reports how each ended. It owns what its
+// actions share (the host resources, what the mode prepared, the input-root claims); each
+// action's own resources are contributions (contributions/), held in a stack and torn down
+// in reverse order.
+import { join } from 'node:path';
+import { type DirectoryHandle, type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
+import {
+  isStepError,
+  type ProcessExit,
+  pidfdSendSignal,
+  type SpawnedProcess,
+  spawn,
+  watchExit,
+} from '../syscalls/process.js';
+import type { ActionResource, Contribution, EngineContext } from './contributions/contribution.js';
+import { ResourceStack } from './contributions/contribution.js';
+import { contributions } from './contributions/registry.js';
+import { HostResources } from './host.js';
+import type { PreparedMode } from './modes/mode.js';
+import { isolationStrategy } from './modes/registry.js';
+import { outcome } from './outcome.js';
+import { type PlanBuilder, runnerStep, SetupError } from './plan.js';
+import {
+  createLogFile,
+  findExecutable,
+  openInputRoot,
+  openTemporaryDirectory,
+  type RequestFiles,
+  workingDirectoryPath,
+} from './request.js';
+import { buildPlan } from './setup.js';
+import {
+  ActionError,
+  type ActionResult,
+  type ActionSpec,
+  type IsolationSettings,
+} from './types.js';
+
+export interface EngineOptions {
+  /** The build directory's host path: every path of an action is resolved beneath it. */
+  readonly buildDirectory: string;
+  readonly isolation: IsolationSettings;
+}
+
+/** Errors of the input root's layout that are the request's fault. */
+const inputRootErrors = new Set([
+  'ELOOP',
+  'ENOENT',
+  'ENOTDIR',
+  'EXDEV',
+  'EISDIR',
+  'EROFS',
+  'EACCES',
+  'ENAMETOOLONG',
+  // open_tree of a mount the kernel detached because its mountpoint was replaced.
+  'EINVAL',
+]);
+
+function setupFailure(error: SetupError): ActionError {
+  // execve refused the request's argv and environment together: too large for the kernel.
+  if (error.cause.code === 'E2BIG') {
+    return new ActionError(
+      'invalidArgument',
+      `Failed to start process: the arguments and environment are too large: ${error.cause.message}`,
+      error.cause,
+    );
+  }
+  const { subject } = error.step;
+  // Only errors of the tree's layout are the request's: EMFILE, ENOMEM and the like are ours.
+  const request =
+    (subject === 'workingDirectory' || subject === 'inputRoot') &&
+    inputRootErrors.has(error.cause.code);
+  return new ActionError(request ? 'invalidArgument' : 'internal', error.message, error.cause);
+}
+
+function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  (error as NodeJS.ErrnoException).code = 'ABORT_ERR';
+  return error;
+}
+
+function checkArguments(argv: readonly string[]): void {
+  if (argv.length === 0) {
+    throw new ActionError('invalidArgument', 'Insufficient number of command arguments');
+  }
+  if (argv.some((argument) => argument.includes('\0'))) {
+    throw new ActionError('invalidArgument', 'Command arguments must not contain NUL bytes');
+  }
+}
+
+async function launch(plan: PlanBuilder): Promise<SpawnedProcess> {
+  try {
+    return await spawn(plan.build());
+  } catch (error) {
+    if (!isStepError(error)) throw error;
+    const step = plan.step(error.step) ?? runnerStep('set up the action');
+    throw setupFailure(new SetupError(step, error));
+  }
+}
+
+/** TMPDIR for an action whose temporary directory is `relative` to the build directory:
+ * /tmp where the mode mounts it there, otherwise its host path, as bb_runner sets it. */
+export function temporaryDirectoryPath(
+  settings: IsolationSettings,
+  buildDirectoryPath: string,
+  relative: string,
+): string {
+  return isolationStrategy(settings.mode).temporaryDirectoryInside(settings)
+    ? '/tmp'
+    : join(buildDirectoryPath, relative);
+}
+
+export class Engine {
+  readonly #context: EngineContext;
+  readonly #prepared: PreparedMode;
+  /** The contributions this engine's actions get, in preparation order. */
+  readonly #contributions: readonly Contribution[];
+
+  private constructor(context: EngineContext, prepared: PreparedMode) {
+    this.#context = context;
+    this.#prepared = prepared;
+    this.#contributions = contributions.filter((contribution) => contribution.appliesTo(context));
+  }
+
+  /** Opens the build directory and what every action needs from the host, and prepares the
+   * mode (namespaces mode's template mount namespace): none of it costs the first action. */
+  static async open(options: EngineOptions): Promise<Engine> {
+    const strategy = isolationStrategy(options.isolation.mode);
+    const buildDirectory = openDirectory(options.buildDirectory);
+    let host: HostResources | undefined;
+    try {
+      host = HostResources.open();
+      const prepared = await strategy.prepare();
+      return new Engine(
+        {
+          buildDirectory,
+          buildDirectoryPath: options.buildDirectory,
+          settings: options.isolation,
+          strategy,
+          host,
+          inputRootClaims: new Set(),
+        },
+        prepared,
+      );
+    } catch (error) {
+      host?.close();
+      buildDirectory.close();
+      throw error;
+    }
+  }
+
+  get buildDirectory(): DirectoryHandle {
+    return this.#context.buildDirectory;
+  }
+
+  get isolation(): IsolationSettings {
+    return this.#context.settings;
+  }
+
+  /** TMPDIR for an action whose temporary directory is `relative` (see the function). */
+  temporaryDirectoryPath(relative: string): string {
+    const { settings, buildDirectoryPath } = this.#context;
+    return temporaryDirectoryPath(settings, buildDirectoryPath, relative);
+  }
+
+  /** Removes what a killed runner's actions left beneath `path` (relative to the build
+   * directory; all of it by default): shared mode's mounts. Call it at start-up, before any
+   * action runs. Returns what was removed. */
+  sweep(path = ''): string[] {
+    return this.#contributions.flatMap(
+      (contribution) => contribution.sweep?.(this.#context, path) ?? [],
+    );
+  }
+
+  /** Closes what the engine holds. Actions still running keep their own copies. */
+  close(): void {
+    this.#prepared.close();
+    this.#context.host.close();
+    this.#context.buildDirectory.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Runs one action. Rejects with ActionError when it could not be run, with an AbortError
+   * when spec.signal aborted it. */
+  async run(spec: ActionSpec): Promise<ActionResult> {
+    const started = performance.now();
+    const { signal } = spec;
+    checkArguments(spec.arguments);
+    if (signal?.aborted === true) throw abortError(signal);
+    const { buildDirectory, host, settings, strategy } = this.#context;
+    const opened: Fd[] = [];
+    const resources = new ResourceStack();
+    const named: [string, ActionResource][] = [];
+    let spawned: SpawnedProcess | undefined;
+    let ran: { exit: ProcessExit; aborted: boolean };
+    let usage: Record<string, Readonly<Record<string, number | bigint | boolean>>> = {};
+    let teardownFailure: unknown;
+    let program = '';
+    let launched = started;
+    let exited = started;
+    try {
+      const inputRoot = openInputRoot(buildDirectory, spec.inputRoot);
+      opened.push(inputRoot);
+      const workingDirectory = workingDirectoryPath(spec.workingDirectory);
+      program = findExecutable(
+        inputRoot,
+        spec.arguments[0] ?? '',
+        spec.environment.PATH,
+        workingDirectory,
+      );
+      const files = this.#openRequestFiles(spec, inputRoot, opened);
+      for (const contribution of this.#contributions) {
+        let resource: ActionResource;
+        try {
+          resource = contribution.prepare({ engine: this.#context, spec, files });
+        } catch (error) {
+          throw error instanceof SetupError ? setupFailure(error) : error;
+        }
+        named.push([contribution.name, resources.push(resource)]);
+      }
+      spawned = await launch(
+        buildPlan({
+          spec,
+          settings,
+          host,
+          files,
+          prepared: this.#prepared,
+          strategy,
+          resources: resources.resources,
+          program,
+          workingDirectory,
+        }),
+      );
+      launched = performance.now();
+      // The action holds its own copies now.
+      for (const fd of opened.splice(0)) fd.close();
+      ran = await this.#waitForExit(spec, spawned);
+      exited = performance.now();
+      usage = Object.fromEntries(
+        named.flatMap(([name, resource]) =>
+          resource.usage === undefined ? [] : [[name, resource.usage()]],
+        ),
+      );
+    } finally {
+      for (const fd of opened) fd.close();
+      spawned?.pidfd.close();
+      spawned?.statusPipe?.close();
+      try {
+        resources.teardown();
+      } catch (error) {
+        // Reported below, unless something else is being thrown already.
+        teardownFailure = error;
+      }
+    }
+    if (teardownFailure !== undefined) {
+      if (teardownFailure instanceof ActionError) throw teardownFailure;
+      const cause = isSystemError(teardownFailure) ? teardownFailure : undefined;
+      throw new ActionError(
+        'internal',
+        `Failed to tear down the action: ${cause?.message ?? String(teardownFailure)}`,
+        cause,
+      );
+    }
+    if (ran.aborted && signal !== undefined) throw abortError(signal);
+    return {
+      ...outcome(ran.exit, program),
+      ...(named.length === 0 ? {} : { usage }),
+      timings: {
+        setup: launched - started,
+        run: exited - launched,
+        teardown: performance.now() - exited,
+      },
+    };
+  }
+
+  /** Opens what the request names beneath the build directory, besides the input root.
+   * Called once the program was found, so that a refused request leaves no log files (as
+   * bb_runner). */
+  #openRequestFiles(spec: ActionSpec, inputRoot: DirectoryHandle, opened: Fd[]): RequestFiles {
+    const keep = <T extends Fd>(fd: T): T => {
+      opened.push(fd);
+      return fd;
+    };
+    const { buildDirectory, strategy, settings } = this.#context;
+    const stdout =
+      spec.inheritStdio === true
+        ? undefined
+        : keep(createLogFile(buildDirectory, 'stdout path', spec.stdoutPath));
+    const stderr =
+      spec.inheritStdio === true
+        ? undefined
+        : keep(createLogFile(buildDirectory, 'stderr path', spec.stderrPath));
+    const wantsTemporary =
+      spec.temporaryDirectory !== undefined &&
+      spec.temporaryDirectory !== '' &&
+      strategy.temporaryDirectoryInside(settings);
+    const temporaryDirectory = wantsTemporary
+      ? keep(openTemporaryDirectory(buildDirectory, spec.temporaryDirectory ?? ''))
+      : undefined;
+    return { inputRoot, stdout, stderr, temporaryDirectory };
+  }
+
+  /** Waits for the init to exit; an abort kills the tree first. */
+  async #waitForExit(
+    spec: ActionSpec,
+    spawned: SpawnedProcess,
+  ): Promise<{ exit: ProcessExit; aborted: boolean }> {
+    const { signal } = spec;
+    let aborted = false;
+    const kill = (): void => {
+      aborted = true;
+      pidfdSendSignal(spawned.pidfd, this.#context.strategy.killSignal);
+    };
+    if (signal?.aborted === true) kill();
+    else signal?.addEventListener('abort', kill, { once: true });
+    try {
+      return { exit: await watchExit(spawned.pidfd, spawned.pid, spawned.statusPipe), aborted };
+    } finally {
+      signal?.removeEventListener('abort', kill);
+    }
+  }
+}

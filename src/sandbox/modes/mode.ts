@@ -1,0 +1,69 @@
+// The interface of an isolation mode: everything the engine, the runner and doctor need to
+// know about one. A mode is one file of this folder and one line of registry.ts; nothing
+// outside this folder asks a mode's name.
+import type { HostResources } from '../host.js';
+import type { PlanBuilder, Slot } from '../plan.js';
+import type { RequestFiles } from '../request.js';
+import type { ActionSpec, IsolationSettings } from '../types.js';
+import type { HostFindings, Requirement } from './requirements.js';
+
+/** What a mode's part of the plan gets. */
+export interface IsolationContext {
+  readonly spec: ActionSpec;
+  readonly settings: IsolationSettings;
+  readonly host: HostResources;
+  readonly files: RequestFiles;
+  /** What the mode's prepare() made, once per engine (the template mount namespace). */
+  readonly prepared: PreparedMode;
+}
+
+/** What a mode's plan leaves for the common steps after it. */
+export interface PlannedRoot {
+  /** The slot of the action's root directory, to enter and resolve the working directory in. */
+  readonly root: Slot;
+  /** Enters the root (pivot_root or chroot): after the contributions' filesystem steps. */
+  readonly enter: (plan: PlanBuilder) => void;
+  /** The init's children list (subreaper inits), dup'ed to fd 4. */
+  readonly children?: Slot;
+  /** The mode's user namespace maps already made the action's credentials. */
+  readonly credentialsSet?: boolean;
+}
+
+/** What a mode holds for the engine's lifetime. */
+export interface PreparedMode {
+  close(): void;
+}
+
+export const nothingPrepared: PreparedMode = { close: () => {} };
+
+export interface IsolationStrategy {
+  readonly name: string;
+  /** One line for --help and doctor. */
+  readonly summary: string;
+  /** How the init runs: PID 1 of the action's own PID namespace (the kernel kills what is
+   * left when it exits), or a child subreaper in the runner's that kills its tree itself. */
+  readonly init: 'pid1' | 'subreaper';
+  /** The signal that ends the whole action from outside: for a pid1 init SIGKILL (its
+   * namespace dies with it), for a subreaper SIGTERM (it kills its tree, then exits). */
+  readonly killSignal: number;
+  /** Whether the action's root is a mount of its own that it pivoted into: ".." from a
+   * chroot inside finds nothing above it, so CAP_SYS_CHROOT may be kept. */
+  readonly pivotsIntoRoot: boolean;
+  /** Where the special mounts are made: in the action's own mount namespace by the child
+   * ('action'), in the runner's by mountat ('runner': shared-mode mounts, swept at
+   * start-up), or not at all ('none'). */
+  readonly specialMounts: 'action' | 'runner' | 'none';
+  /** Whether the request's temporary directory appears at /tmp inside (TMPDIR=/tmp), rather
+   * than at its host path. */
+  temporaryDirectoryInside(settings: IsolationSettings): boolean;
+  /** Makes what every action of this mode needs beyond the host resources, once per engine. */
+  prepare(): Promise<PreparedMode>;
+  /** The mode's part of the child's plan: its namespaces (clone flags), its root and the
+   * special mounts in it; the caller enters the root with `enter` once the contributions
+   * added their filesystem steps. */
+  plan(plan: PlanBuilder, context: IsolationContext): PlannedRoot;
+  /** What the mode requires of the host, from doctor's findings. */
+  requirements(findings: HostFindings): readonly Requirement[];
+  /** A shell command that succeeds in a probe action of this mode (doctor --probe). */
+  readonly probeScript: string;
+}

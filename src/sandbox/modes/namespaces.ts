@@ -1,0 +1,171 @@
+// namespaces: new mount, PID, IPC and UTS namespaces (and network, when configured); the
+// special filesystems mounted inside; pivot_root into the input root; nothing to unmount
+// afterwards. The action's mount namespace copies an empty template namespace rather than
+// the runner's: a copy of the runner's would copy every host mount, for pivot_root to detach
+// again, at a cost per action that grows with the host's mounts.
+import { constants as osConstants } from 'node:os';
+import {
+  constants,
+  Fd,
+  isSystemError,
+  resolveBeneathOnly,
+  type SystemError,
+} from '../../syscalls/index.js';
+import { runInRunnerFdTable } from '../../syscalls/process.js';
+import { planHostClones, planSpecialFilesystems } from '../filesystems.js';
+import { cwd, PlanBuilder, runnerStep, type Slot } from '../plan.js';
+import { ActionError, type IsolationSettings } from '../types.js';
+import type { IsolationStrategy, PlannedRoot, PreparedMode } from './mode.js';
+import {
+  dropsBoundingSet,
+  launcherRequirements,
+  mountApi,
+  mountsHere,
+  needCheck,
+} from './requirements.js';
+
+const { O_PATH, O_DIRECTORY, O_RDONLY, MS_PRIVATE, MS_SLAVE } = constants;
+
+/** A mount namespace whose only mount is an empty read-only tmpfs holding an empty directory
+ * `root` (its root). Entering it (setns) and unsharing it makes a namespace of one mount,
+ * whatever the number of mounts of the runner's. Made by a child that shares the runner's
+ * fd table and exits, leaving its fd on the namespace there. Needs CAP_SYS_ADMIN. */
+export async function createTemplateMountNamespace(): Promise<Fd> {
+  const plan = new PlanBuilder();
+  plan.cloneFlags = constants.CLONE_FILES | constants.CLONE_NEWNS;
+  const info = runnerStep('create the empty mount namespace that actions copy');
+  const namespace = plan.open(info, cwd, '/proc/thread-self/ns/mnt', {
+    flags: O_RDONLY,
+    resolve: 0,
+  });
+  plan.setRootPropagation(info, MS_PRIVATE);
+  const { MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_RDONLY } = constants;
+  const tmpfs = plan.newFilesystem(
+    info,
+    'tmpfs',
+    { mode: '0755' },
+    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+  );
+  plan.mkdirat(info, tmpfs, 'root', 0o755);
+  plan.mountSetattr(info, tmpfs, MOUNT_ATTR_RDONLY);
+  // pivot_root wants an attached mount: stacked on the cwd, in this private copy only.
+  plan.moveMount(info, tmpfs, cwd);
+  plan.pivotRoot(info, tmpfs);
+  plan.exit(info);
+  const slots = await runInRunnerFdTable(plan.build());
+  // Every slot was filled by the child's steps: the runner owns those fds now.
+  for (const [slot, fd] of slots.entries()) {
+    if (slot !== namespace && fd >= 0) new Fd(fd).close();
+  }
+  return new Fd(slots[namespace] ?? -1);
+}
+
+/** The template namespace, or why it could not be made (a rootless runner, a seccomp profile
+ * without namespaces): then this mode's actions fail with that reason. */
+class TemplateNamespace implements PreparedMode {
+  constructor(readonly namespace: Fd | SystemError) {}
+
+  fd(): Fd {
+    if (this.namespace instanceof Fd) return this.namespace;
+    throw new ActionError(
+      'internal',
+      `Failed to create the empty mount namespace that actions' namespaces copy: ${this.namespace.message}`,
+      this.namespace,
+    );
+  }
+
+  close(): void {
+    if (this.namespace instanceof Fd) this.namespace.close();
+  }
+}
+
+/** The action's mount namespace, as a copy of the template with a clone of the input root
+ * attached in it; returns the clone's slot, the new root. */
+function planRootInEmptyNamespace(plan: PlanBuilder, inputRoot: Slot, template: Fd): Slot {
+  // Cloned while the runner's fd still refers to a mount of the current namespace.
+  const clone = runnerStep('clone the input root');
+  const root = plan.openTree(
+    clone,
+    inputRoot,
+    '',
+    constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE,
+  );
+  // Before anything is mounted beneath it: a clone of a shared mount joins its peer group,
+  // and the action's mounts would propagate to the host. As a slave it still receives the
+  // host's.
+  plan.mountSetattr(clone, root, 0, constants.AT_RECURSIVE, MS_SLAVE);
+  plan.setns(
+    runnerStep('enter the empty mount namespace'),
+    plan.inherit(template.fd),
+    constants.CLONE_NEWNS,
+  );
+  plan.unshare(runnerStep('create a mount namespace'), constants.CLONE_NEWNS);
+  // pivot_root needs the new root attached; the empty namespace's root has a directory for it.
+  const attach = runnerStep('attach the input root in the new mount namespace');
+  const mountpoint = plan.open(attach, cwd, 'root', {
+    flags: O_PATH | O_DIRECTORY,
+    resolve: resolveBeneathOnly,
+  });
+  plan.moveMount(attach, root, mountpoint);
+  return root;
+}
+
+/** Plans new PID, IPC and UTS namespaces (and a network namespace with loopback up when
+ * configured): what namespaces and rootless modes share. */
+export function planNamespaces(
+  plan: PlanBuilder,
+  settings: IsolationSettings,
+  extraCloneFlags = 0,
+): void {
+  // With CLONE_NEWUSER (extraCloneFlags) the other namespaces are owned by the new user
+  // namespace, where the child holds every capability.
+  plan.cloneFlags |=
+    constants.CLONE_NEWPID |
+    constants.CLONE_NEWIPC |
+    constants.CLONE_NEWUTS |
+    (settings.network ? constants.CLONE_NEWNET : 0) |
+    extraCloneFlags;
+}
+
+export function pivotInto(root: Slot): PlannedRoot['enter'] {
+  return (plan) => plan.pivotRoot(runnerStep('pivot into the input root'), root);
+}
+
+export const namespacesMode: IsolationStrategy = {
+  name: 'namespaces',
+  summary:
+    'new mount, PID, IPC and UTS namespaces; /proc, /sys, /dev and /tmp mounted inside; pivot_root into the input root',
+  init: 'pid1',
+  killSignal: osConstants.signals.SIGKILL,
+  pivotsIntoRoot: true,
+  specialMounts: 'action',
+  temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
+  async prepare() {
+    try {
+      return new TemplateNamespace(await createTemplateMountNamespace());
+    } catch (error) {
+      if (!isSystemError(error)) throw error;
+      return new TemplateNamespace(error);
+    }
+  },
+  plan(plan, { settings, host, files, prepared }) {
+    planNamespaces(plan, settings);
+    if (settings.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
+    const inputRoot = plan.inherit(files.inputRoot.fd);
+    const clones = planHostClones(plan, host, files.temporaryDirectory, settings.filesystems);
+    if (!(prepared instanceof TemplateNamespace))
+      throw new TypeError('namespaces mode is not prepared');
+    const template = prepared.fd();
+    const root = planRootInEmptyNamespace(plan, inputRoot, template);
+    planSpecialFilesystems(plan, root, clones, settings.filesystems);
+    return { root, enter: pivotInto(root) };
+  },
+  requirements: (findings) => [
+    ...mountsHere(findings),
+    ...mountApi(findings),
+    ...launcherRequirements(findings),
+    needCheck(findings, 'namespaces'),
+    dropsBoundingSet(findings),
+  ],
+  probeScript: 'test "$(realpath /proc/self/exe)" = /bin/realpath && test -c /dev/null',
+};

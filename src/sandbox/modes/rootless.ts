@@ -1,0 +1,121 @@
+// rootless: like namespaces, inside a new user namespace, for an unprivileged runner. The
+// runner's own uid and gid are the only ids it may map, so they are the action's.
+import { readlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { constants, type DirectoryHandle } from '../../syscalls/index.js';
+import {
+  planSpecialFilesystems,
+  planUserNamespaceClones,
+  type TemporaryDirectoryLocation,
+} from '../filesystems.js';
+import { cwd, type PlanBuilder, runnerStep } from '../plan.js';
+import {
+  ActionError,
+  type ActionSpec,
+  type IsolationSettings,
+  type UserNamespaceIds,
+} from '../types.js';
+import { type IsolationStrategy, nothingPrepared } from './mode.js';
+import { pivotInto, planNamespaces } from './namespaces.js';
+import { launcherRequirements, mountApi, needCheck } from './requirements.js';
+
+function runnerIds(): UserNamespaceIds {
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+/** The ids the action gets: the runner's own, mapped as configured. The request's
+ * credentials can only be those (setgroups is denied, other ids are unmapped). */
+function userNamespaceIds(spec: ActionSpec, settings: IsolationSettings): UserNamespaceIds {
+  const inside = settings.userNamespace ?? runnerIds();
+  const { credentials } = spec;
+  if (
+    credentials !== undefined &&
+    (credentials.uid !== inside.uid ||
+      credentials.gid !== inside.gid ||
+      credentials.additionalGroups.length > 0)
+  ) {
+    throw new ActionError(
+      'internal',
+      `In rootless mode actions run as uid ${inside.uid}, gid ${inside.gid} (the runner's ids ` +
+        'as mapped in their user namespace), without additional groups: cannot switch to ' +
+        `uid ${credentials.uid}, gid ${credentials.gid}`,
+    );
+  }
+  return inside;
+}
+
+/** Maps the runner's uid and gid (the only ids an unprivileged process may map, one line
+ * each) in the child's new user namespace; setgroups must be denied before gid_map. */
+function planIdMaps(plan: PlanBuilder, inside: UserNamespaceIds): void {
+  const info = runnerStep(`map the runner's ids to uid ${inside.uid}, gid ${inside.gid}`);
+  const outside = runnerIds();
+  plan.writeFile(info, cwd, '/proc/self/setgroups', 'deny');
+  plan.writeFile(info, cwd, '/proc/self/gid_map', `${inside.gid} ${outside.gid} 1\n`);
+  plan.writeFile(info, cwd, '/proc/self/uid_map', `${inside.uid} ${outside.uid} 1\n`);
+}
+
+/** Where the runner sees the temporary directory it opened: the child reaches it by this
+ * path in its new mount namespace, and checks that it is the same directory. */
+function temporaryDirectoryLocation(
+  temporaryDirectory: DirectoryHandle | undefined,
+): TemporaryDirectoryLocation | undefined {
+  if (temporaryDirectory === undefined) return undefined;
+  const path = readlinkSync(`/proc/self/fd/${temporaryDirectory.fd}`);
+  if (!path.startsWith('/')) {
+    throw new ActionError(
+      'internal',
+      `The temporary directory is not reachable from the runner's root (${path})`,
+    );
+  }
+  return { fd: temporaryDirectory, path };
+}
+
+export const rootlessMode: IsolationStrategy = {
+  name: 'rootless',
+  summary: 'like namespaces, inside a new user namespace, for an unprivileged runner',
+  init: 'pid1',
+  killSignal: osConstants.signals.SIGKILL,
+  pivotsIntoRoot: true,
+  specialMounts: 'action',
+  temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
+  prepare: async () => nothingPrepared,
+  plan(plan, { spec, settings, host, files }) {
+    planNamespaces(plan, settings, constants.CLONE_NEWUSER);
+    planIdMaps(plan, userNamespaceIds(spec, settings));
+    if (settings.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
+    plan.fchdir(runnerStep('enter the input root'), plan.inherit(files.inputRoot.fd));
+    plan.unshare(runnerStep('create a mount namespace'), constants.CLONE_NEWNS);
+    // Before anything is mounted, or mounts (and the detach of the old root) would propagate
+    // to the host wherever / is shared.
+    plan.setRootPropagation(
+      runnerStep('make the mount tree a slave of the host'),
+      constants.MS_SLAVE,
+    );
+    const clones = planUserNamespaceClones(
+      plan,
+      host,
+      temporaryDirectoryLocation(files.temporaryDirectory),
+      settings.filesystems,
+      !settings.network,
+    );
+    // pivot_root needs a mount point: bind the input root (now the cwd) onto itself. The
+    // clone's fd names the new root from here on.
+    const bind = runnerStep('bind the input root onto itself');
+    const root = plan.openTree(bind, cwd, '.', constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE);
+    plan.moveMount(bind, root, cwd);
+    planSpecialFilesystems(plan, root, clones, settings.filesystems);
+    // The id maps set the credentials.
+    return { root, enter: pivotInto(root), credentialsSet: true };
+  },
+  // No capability of the runner's: the action's user namespace grants what setup needs.
+  requirements: (findings) => [
+    needCheck(findings, 'userNamespaceSysctls'),
+    needCheck(findings, 'apparmorUserNamespaces'),
+    needCheck(findings, 'userNamespaces'),
+    needCheck(findings, 'procVisible'),
+    needCheck(findings, 'procInUserNamespace'),
+    ...mountApi(findings),
+    ...launcherRequirements(findings),
+  ],
+  probeScript: 'test "$(realpath /proc/self/exe)" = /bin/realpath && test -c /dev/null',
+};

@@ -1,0 +1,164 @@
+// The special mounts of an action's input root — /proc, /sys, /dev and what is in them, /tmp —
+// in one table. Everything else is derived from it: the steps of the child's plan
+// (filesystems.ts), shared mode's mountat calls and the stale-mount sweep's recognition
+// (contributions/shared-mounts.ts), and doctor's probes, which run the modes' own plans.
+import type { MountFlags } from '../mounts/index.js';
+import type { SpecialFilesystems } from './types.js';
+
+/** What is mounted (or made) at an entry's place. */
+export type SpecialMountSource =
+  /** A new filesystem instance. */
+  | {
+      readonly kind: 'filesystem';
+      readonly fstype: string;
+      readonly options: (
+        filesystems: SpecialFilesystems,
+      ) => Readonly<Record<string, string | true>>;
+    }
+  /** The host's device node of the same name (made anew with mknod, or bound). */
+  | { readonly kind: 'deviceNode' }
+  /** A symlink, no mount. */
+  | { readonly kind: 'symlink'; readonly target: string }
+  /** The request's temporary directory, bound. */
+  | { readonly kind: 'temporaryDirectory' }
+  /** The entry of the enclosing filesystem at the same place, bound read-only over itself;
+   * skipped where that filesystem has no such entry. */
+  | { readonly kind: 'readOnlyOverItself' };
+
+export interface SpecialMount {
+  /** Where, relative to the input root; an entry beneath another is made inside it. */
+  readonly at: string;
+  /** The setting of SpecialFilesystems that provides it. */
+  readonly enabledBy: 'proc' | 'sys' | 'dev' | 'tmp';
+  readonly source: SpecialMountSource;
+  readonly attributes: MountFlags;
+  /** Inside a fresh filesystem: the mode of the directory (or file, for a node) made for
+   * it. Top-level entries go on the input root's own mountpoints instead. */
+  readonly createMode?: number;
+}
+
+/** The device nodes of an action's /dev, from the host's. */
+export const deviceNodeNames: readonly string[] = [
+  'null',
+  'zero',
+  'full',
+  'random',
+  'urandom',
+  'tty',
+];
+
+const kernelFiles: MountFlags = { readonly: true, nosuid: true, nodev: true, noexec: true };
+const noOptions = () => ({});
+
+/** The table, in the order the mounts are made (a parent before what is inside it). */
+export const specialMounts: readonly SpecialMount[] = [
+  {
+    at: 'proc',
+    enabledBy: 'proc',
+    source: { kind: 'filesystem', fstype: 'proc', options: (f) => f.procOptions },
+    attributes: { nosuid: true, nodev: true, noexec: true },
+  },
+  // Writing kernel settings or triggering sysrq is never an action's business (as container
+  // runtimes do).
+  ...['sys', 'sysrq-trigger', 'irq', 'bus'].map(
+    (name): SpecialMount => ({
+      at: `proc/${name}`,
+      enabledBy: 'proc',
+      source: { kind: 'readOnlyOverItself' },
+      attributes: kernelFiles,
+    }),
+  ),
+  {
+    at: 'sys',
+    enabledBy: 'sys',
+    source: { kind: 'filesystem', fstype: 'sysfs', options: noOptions },
+    attributes: kernelFiles,
+  },
+  {
+    at: 'dev',
+    enabledBy: 'dev',
+    source: { kind: 'filesystem', fstype: 'tmpfs', options: () => ({ mode: '0755' }) },
+    attributes: { nosuid: true, noexec: true },
+  },
+  // Read-only, as every bind of a host node: the node stays writable (a device is not
+  // written through its mount), but a root action cannot chmod, chown or touch the host's.
+  ...deviceNodeNames.map(
+    (name): SpecialMount => ({
+      at: `dev/${name}`,
+      enabledBy: 'dev',
+      source: { kind: 'deviceNode' },
+      attributes: { readonly: true, nosuid: true, noexec: true },
+      createMode: 0o666,
+    }),
+  ),
+  ...(
+    [
+      ['fd', '/proc/self/fd'],
+      ['stdin', '/proc/self/fd/0'],
+      ['stdout', '/proc/self/fd/1'],
+      ['stderr', '/proc/self/fd/2'],
+      ['ptmx', 'pts/ptmx'],
+    ] as const
+  ).map(
+    ([name, target]): SpecialMount => ({
+      at: `dev/${name}`,
+      enabledBy: 'dev',
+      source: { kind: 'symlink', target },
+      attributes: {},
+    }),
+  ),
+  {
+    at: 'dev/pts',
+    enabledBy: 'dev',
+    source: {
+      kind: 'filesystem',
+      fstype: 'devpts',
+      options: () => ({ newinstance: true, ptmxmode: '0666', mode: '0620' }),
+    },
+    attributes: { nosuid: true, noexec: true },
+    createMode: 0o755,
+  },
+  {
+    at: 'dev/shm',
+    enabledBy: 'dev',
+    source: { kind: 'filesystem', fstype: 'tmpfs', options: () => ({ mode: '1777' }) },
+    attributes: { nosuid: true, nodev: true },
+    createMode: 0o1777,
+  },
+  {
+    at: 'tmp',
+    enabledBy: 'tmp',
+    source: { kind: 'temporaryDirectory' },
+    attributes: { nosuid: true, nodev: true },
+  },
+];
+
+/** The entries these settings provide. */
+export function enabledSpecialMounts(filesystems: SpecialFilesystems): SpecialMount[] {
+  return specialMounts.filter((entry) => filesystems[entry.enabledBy]);
+}
+
+/** The entry `entry` is made inside, if any. */
+export function parentOf(entry: SpecialMount): string | undefined {
+  const slash = entry.at.lastIndexOf('/');
+  return slash < 0 ? undefined : entry.at.slice(0, slash);
+}
+
+/** The name of `entry` inside its parent. */
+export function nameOf(entry: SpecialMount): string {
+  return entry.at.slice(entry.at.lastIndexOf('/') + 1);
+}
+
+const mountedPlaces = new Set(
+  specialMounts.filter((entry) => entry.source.kind !== 'symlink').map((entry) => entry.at),
+);
+
+/** Whether a mount at `relativePath` beneath a build directory is one of the table's, in
+ * some input root (…/proc, …/dev/pts). */
+export function isSpecialMountpoint(relativePath: string): boolean {
+  const parts = relativePath.split('/');
+  for (let start = 0; start < parts.length; start++) {
+    if (mountedPlaces.has(parts.slice(start).join('/'))) return true;
+  }
+  return false;
+}
