@@ -5,7 +5,7 @@
 // Debian packages it needs and builds bb_runner (bench/peers.ts).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,7 @@ import {
   markdown,
   type Results,
   ratios,
+  replaceMarkedSection,
   targets,
 } from './report.js';
 import { serveMissing } from './serve.js';
@@ -81,6 +82,8 @@ const settings = {
 };
 
 const resultsDirectory = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const readme = fileURLToPath(new URL('../../README.md', import.meta.url));
+const performanceDocument = fileURLToPath(new URL('../../docs/performance.md', import.meta.url));
 const workerScript = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 const onPath = (command: string) => findOnPath(command) !== undefined;
@@ -294,7 +297,16 @@ async function main(): Promise<void> {
     const title = `chroot-runner per-action latency — ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}`;
     writeFileSync(svg, latencySvg(results.contenders, title));
     await renderPng(svg, join(resultsDirectory, 'latency.png'));
-    log(`wrote ${resultsDirectory}latest.json, latest.md and latency.png`);
+    // The README's table and docs/performance.md's figures, between their bench markers.
+    for (const [document, content] of [
+      [readme, markdown(results, { summary: true })],
+      [performanceDocument, markdown(results)],
+    ] as const) {
+      writeFileSync(document, replaceMarkedSection(readFileSync(document, 'utf8'), content));
+    }
+    log(
+      `wrote ${resultsDirectory}latest.json, latest.md, latency.png, README.md and docs/performance.md`,
+    );
   } finally {
     const left = mountsBeneath(work).filter((point) => point !== work);
     if (left.length > 0) {

@@ -222,7 +222,20 @@ function table(header: string[], rows: string[][]): string {
   ].join('\n');
 }
 
-export function markdown(results: Results): string {
+/** Replaces what is between `<!-- bench:begin -->` and `<!-- bench:end -->` in `document`
+ * with `content`; the document unchanged when it has no such markers. */
+export function replaceMarkedSection(document: string, content: string): string {
+  const begin = '<!-- bench:begin -->';
+  const end = '<!-- bench:end -->';
+  const from = document.indexOf(begin);
+  const to = document.indexOf(end, from);
+  if (from < 0 || to < 0) return document;
+  return `${document.slice(0, from + begin.length)}\n\n${content.trim()}\n\n${document.slice(to)}`;
+}
+
+/** The results as Markdown: everything, or with `summary` only the measurement line, the
+ * table of every contender and the targets (the README's). */
+export function markdown(results: Results, { summary = false } = {}): string {
   const { machine } = results;
   const { settings } = results;
   const buildDirectory =
@@ -269,6 +282,16 @@ export function markdown(results: Results): string {
     (contender.warnings ?? []).map((warning) => `- ${contender.name}: ${warning}`),
   );
   if (warnings.length > 0) sections.push(`Warnings:\n\n${warnings.join('\n')}`);
+  const targetsTable = table(
+    ['target', 'value', 'wanted', 'result'],
+    results.targets.map((entry) => [
+      `${entry.name}: ${entry.description}`,
+      entry.value === null ? '–' : fixed(entry.value),
+      `${entry.comparison} ${entry.threshold}`,
+      entry.pass === null ? 'not measured' : entry.pass ? 'pass' : '**FAIL**',
+    ]),
+  );
+  if (summary) return `${[...sections, targetsTable].join('\n\n')}\n`;
 
   sections.push(
     table(
@@ -281,17 +304,7 @@ export function markdown(results: Results): string {
     ),
   );
 
-  sections.push(
-    table(
-      ['target', 'value', 'wanted', 'result'],
-      results.targets.map((entry) => [
-        `${entry.name}: ${entry.description}`,
-        entry.value === null ? '–' : fixed(entry.value),
-        `${entry.comparison} ${entry.threshold}`,
-        entry.pass === null ? 'not measured' : entry.pass ? 'pass' : '**FAIL**',
-      ]),
-    ),
-  );
+  sections.push(targetsTable);
 
   const timings = results.contenders.filter((contender) => contender.engineTimings !== undefined);
   if (timings.length > 0) {
