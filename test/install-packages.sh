@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`'s first step (the pretest script): installs the Debian packages the suite needs
 # that are missing, and says which. Idempotent: with everything installed it only checks. As
-# non-root it installs nothing: it names what is missing, and the tests that need root (or a
-# missing tool) report themselves skipped with the reason.
+# non-root it installs nothing: it names what is missing, and the tests that need root report
+# themselves skipped with that reason.
 set -euo pipefail
 
 # busybox-static: tiny static input roots; jsonnet: Jsonnet configurations; bindfs and fuse
@@ -31,7 +31,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "npm test: missing Debian packages: ${missing[*]}; as root: apt-get install ${missing[*]}"
-  echo "npm test: not root, so the tests that need root or these packages are skipped"
+  echo "npm test: not root: the tests that need root skip themselves (npm test as root installs these)"
   exit 0
 fi
 echo "npm test: installing the missing Debian packages: ${missing[*]}"

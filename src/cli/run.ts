@@ -54,8 +54,8 @@ function beneathRoot(path: string): string {
 }
 
 function exitStatusForError(error: ActionError): number {
-  if (error.message.startsWith('Cannot find executable')) return exitNotFound;
-  if (error.message.startsWith('Failed to start process')) {
+  if (error.reason === 'programNotFound') return exitNotFound;
+  if (error.reason === 'execFailed') {
     return error.cause?.code === 'ENOENT' ? exitNotFound : exitNotExecutable;
   }
   return exitRunnerFailure;

@@ -46,8 +46,8 @@ export const capabilityNumbers: Readonly<Record<string, number>> = {
 };
 
 /** What container runtimes grant by default (Docker's list), without MKNOD: an action never
- * needs to create device nodes, as /dev holds bind mounts of the host's. SYS_ADMIN,
- * SYS_MODULE and SYS_PTRACE are not in it either. */
+ * needs to create device nodes, as the runner makes its /dev. SYS_ADMIN, SYS_MODULE and
+ * SYS_PTRACE are not in it either. */
 export const defaultCapabilities: readonly string[] = [
   'CHOWN',
   'DAC_OVERRIDE',

@@ -1,4 +1,5 @@
-// The default isolation: everything the issue asks for, nothing more.
+// The default isolation: namespaces mode with every special filesystem, Docker's default
+// capabilities, and no network namespace (the action shares the runner's network).
 import { defaultCapabilities } from './capabilities.js';
 import type { IsolationSettings, SpecialFilesystems } from './types.js';
 

@@ -64,6 +64,7 @@ function setupFailure(error: SetupError): ActionError {
       'invalidArgument',
       `Failed to start process: the arguments and environment are too large: ${error.cause.message}`,
       error.cause,
+      'execFailed',
     );
   }
   const { subject } = error.step;

@@ -45,6 +45,7 @@ function startFailure(errno: number, program: string): ActionError {
     startErrors.has(code) ? 'invalidArgument' : 'internal',
     `Failed to start process: ${cause.message}`,
     cause,
+    'execFailed',
   );
 }
 

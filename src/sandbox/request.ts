@@ -162,6 +162,8 @@ export function findExecutable(
   throw new ActionError(
     'invalidArgument',
     `Cannot find executable "${name}" in search paths "${paths}"`,
+    undefined,
+    'programNotFound',
   );
 }
 

@@ -104,6 +104,11 @@ export interface ActionResult {
  * invalidArgument → INVALID_ARGUMENT, internal → INTERNAL. */
 export type ActionErrorKind = 'invalidArgument' | 'internal';
 
+/** Which part of starting the program failed, for callers that report it as exec would
+ * (the CLI's exit statuses 127 and 126): the program was not found in the input root, or
+ * execve refused it. Undefined for every other failure. */
+export type ActionErrorReason = 'programNotFound' | 'execFailed';
+
 export class ActionError extends Error {
   override readonly name = 'ActionError';
   constructor(
@@ -111,6 +116,7 @@ export class ActionError extends Error {
     message: string,
     /** The underlying system error, when there is one (code, errno, syscall, path). */
     override readonly cause?: NodeJS.ErrnoException,
+    readonly reason?: ActionErrorReason,
   ) {
     super(message);
   }

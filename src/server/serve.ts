@@ -60,8 +60,8 @@ function startupStep<T>(what: string, step: () => T): T {
   }
 }
 
-/** The listening socket's port; a failure to listen as a StartupError naming the address and,
- * for an address in use, the fix. */
+/** What `bound` resolves to; a failure to listen as a StartupError naming the address and, for
+ * an address in use, the fix. */
 async function listening<T>(what: string, bound: Promise<T>): Promise<T> {
   try {
     return await bound;
@@ -155,6 +155,7 @@ export async function startServer(
   }
   const closers: (() => Promise<void> | void)[] = [() => engine.close()];
   const grpcServers: Server[] = [];
+  const httpServers: HttpServer[] = [];
   try {
     // What the actions of a runner that was killed left behind (shared mode's mounts).
     const swept = engine.sweep();
@@ -215,7 +216,6 @@ export async function startServer(
       }
     }
 
-    const httpServers: HttpServer[] = [];
     const diagnosticsAddresses: string[] = [];
     for (const listener of configuration.diagnosticsHttpServer?.listeners ?? []) {
       const httpServer = createServer(
@@ -273,6 +273,7 @@ export async function startServer(
     return { grpcAddresses, diagnosticsAddresses, logger, shutdown };
   } catch (error) {
     for (const server of grpcServers) server.forceShutdown();
+    for (const server of httpServers) server.close();
     for (const close of closers.reverse()) await close();
     throw error;
   }

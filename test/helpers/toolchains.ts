@@ -124,16 +124,18 @@ export const cases: readonly ToolCase[] = [
     },
     argv: ['sh', '-ec', 'go build -o hello main.go; ./hello'],
     skip: hostGoBin() === null && 'no go on PATH (Go at /usr/local/go/bin, or Debian’s golang-go)',
-    environment: (workspace) => ({
-      GOCACHE: `${workspace.directory}/.cache/go`,
+    environment: (workspace, userland) => ({
+      GOCACHE: userland.goCache,
       GOPATH: `${workspace.directory}/go`,
       CGO_ENABLED: '0',
     }),
     verify: (outcome, workspace) => printed(outcome, `${workspace.directory}/hello\n`),
-    // bb_runner's TMPDIR is the temporary directory's host path, which a chroot cannot see;
-    // with TMPDIR=/tmp, `go build` fails next on the missing /dev/null.
+    // The official Go finds its GOROOT through /proc/self/exe. Debian's has one compiled in;
+    // then bb_runner's TMPDIR, the temporary directory's host path, which a chroot cannot see,
+    // fails (with TMPDIR=/tmp, `go build` fails next on the missing /dev/null).
     withoutSpecialFilesystems: {
-      fails: /go: creating work dir: stat \S+: no such file or directory/,
+      fails:
+        /go: cannot find GOROOT directory: 'go' binary is trimmed and GOROOT is not set|go: creating work dir: stat \S+: no such file or directory/,
     },
   },
   {

@@ -62,7 +62,7 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
 
 /** The template namespace, or why it could not be made (a rootless runner, a seccomp profile
  * without namespaces): then this mode's actions fail with that reason. */
-class TemplateNamespace implements PreparedMode {
+export class TemplateNamespace implements PreparedMode {
   constructor(readonly namespace: Fd | SystemError) {}
 
   fd(): Fd {

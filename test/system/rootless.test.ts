@@ -8,29 +8,29 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { anyIs, anyUnpack } from '@bufbuild/protobuf/wkt';
-import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
-import { POSIXResourceUsageSchema } from '../src/proto/index.js';
-import { ActionError, defaultIsolation } from '../src/sandbox/index.js';
-import { cwd, PlanBuilder, runnerStep } from '../src/sandbox/plan.js';
-import { RunnerClient } from '../src/server/client.js';
-import { ConfigurationError, parseConfiguration } from '../src/server/config.js';
-import { constants, openDirectory } from '../src/syscalls/index.js';
-import { isStepError, spawn as spawnPlan } from '../src/syscalls/process.js';
-import type { BuildDirectory } from './helpers/busybox.js';
-import { runAction } from './helpers/engine.js';
-import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
-import { killRunnerDuringAction, processesWithArgument } from './helpers/processes.js';
+import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import { POSIXResourceUsageSchema } from '../../src/proto/index.js';
+import { ActionError, defaultIsolation } from '../../src/sandbox/index.js';
+import { cwd, PlanBuilder, runnerStep } from '../../src/sandbox/plan.js';
+import { RunnerClient } from '../../src/server/client.js';
+import { ConfigurationError, parseConfiguration } from '../../src/server/config.js';
+import { constants, openDirectory } from '../../src/syscalls/index.js';
+import { isStepError, spawn as spawnPlan } from '../../src/syscalls/process.js';
+import type { BuildDirectory } from '../helpers/busybox.js';
+import { runAction } from '../helpers/engine.js';
+import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
+import { killRunnerDuringAction, processesWithArgument } from '../helpers/processes.js';
 import {
   binary,
   clientSocketsClosed,
   ServeProcess,
   writeServeConfiguration,
-} from './helpers/serve.js';
+} from '../helpers/serve.js';
 import {
   makeUnprivilegedBuildDirectory,
   rootlessRunCommand,
   unprivileged,
-} from './helpers/unprivileged.js';
+} from '../helpers/unprivileged.js';
 
 let build: BuildDirectory;
 /** An argument every action's shell carries ($0), to find processes that outlive it. */

@@ -30,7 +30,7 @@ import {
   sweepMounts,
   unmountat,
   usesStatmount,
-} from '../src/mounts/index.js';
+} from '../../src/mounts/index.js';
 import {
   constants,
   type DirectoryHandle,
@@ -39,9 +39,9 @@ import {
   openHandleCount,
   statAt,
   symlinkat,
-} from '../src/syscalls/index.js';
-import { hostMountTable } from './helpers/hostile.js';
-import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
+} from '../../src/syscalls/index.js';
+import { hostMountTable } from '../helpers/hostile.js';
+import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
 
 const proc: MountSpec = { fstype: 'proc', attributes: { nosuid: true, nodev: true, noexec: true } };
 const tmpfs: MountSpec = { fstype: 'tmpfs', options: { size: '1m' } };

@@ -22,16 +22,16 @@ import {
   detectFeatures,
   isolationModeSupport,
   type ModeSupport,
-} from '../src/doctor/index.js';
+} from '../../src/doctor/index.js';
 import {
   assertNothingLeft,
   mountPoints,
   mountsBeneath,
   needsRoot,
   processState,
-} from './helpers/leaks.js';
-import { binary } from './helpers/serve.js';
-import { unprivileged } from './helpers/unprivileged.js';
+} from '../helpers/leaks.js';
+import { binary } from '../helpers/serve.js';
+import { unprivileged } from '../helpers/unprivileged.js';
 
 interface Report {
   readonly status: number | null;

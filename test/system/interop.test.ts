@@ -7,13 +7,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';
-import { ServeProcess } from './helpers/serve.js';
+import { makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
+import { ServeProcess } from '../helpers/serve.js';
 
 const python = '/usr/bin/python3';
-const protos = new URL('../../proto/', import.meta.url).pathname;
-const client = new URL('../../test/interop/runner_client.py', import.meta.url).pathname;
+const protos = new URL('../../../proto/', import.meta.url).pathname;
+const client = new URL('../../../test/interop/runner_client.py', import.meta.url).pathname;
 
 function missingTools(): string | false {
   const probe = spawnSync(python, ['-c', 'import grpc, google.protobuf'], { stdio: 'ignore' });

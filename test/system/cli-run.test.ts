@@ -5,10 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { killRunnerDuringAction } from './helpers/processes.js';
-import { binary } from './helpers/serve.js';
+import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import { killRunnerDuringAction } from '../helpers/processes.js';
+import { binary } from '../helpers/serve.js';
 
 let build: BuildDirectory;
 let root: string;

@@ -4,7 +4,8 @@
 // within 10% of what it was after warm-up (the first half of the run: the second half must not
 // grow it). SOAK_ACTIONS sets the count (default 300). Figures are taken per block of actions
 // (throughput, serve's CPU, RSS, fds, mounts, children); with SOAK_REPORT=DIR they are written to
-// DIR/<mode>.json, which `npm run soak` (bench/soak.ts) judges for flatness.
+// DIR/<mode>.json, which `npm run soak` (bench/soak.ts) judges for flatness. SOAK_MODES (comma
+// separated) selects modes.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,25 +16,25 @@ import { describe, it } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
-import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
+import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import {
   POSIXResourceUsageSchema,
   type RunRequest,
   RunRequestSchema,
   type RunResponse,
   RunResponseSchema,
-} from '../src/proto/index.js';
-import { makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { processesWithArgument } from './helpers/processes.js';
+} from '../../src/proto/index.js';
+import { makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import { processesWithArgument } from '../helpers/processes.js';
 import {
   binary,
   clientSocketsClosed,
   processFootprint,
   ServeProcess,
   writeServeConfiguration,
-} from './helpers/serve.js';
-import { unprivileged } from './helpers/unprivileged.js';
+} from '../helpers/serve.js';
+import { unprivileged } from '../helpers/unprivileged.js';
 
 const total = Number(process.env.SOAK_ACTIONS ?? 300);
 const concurrency = 12;
@@ -51,11 +52,6 @@ function cpuMilliseconds(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / userHz;
 }
 
-/** How many mounts serve's mount namespace holds. */
-function mountCount(pid: number): number {
-  return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').length - 1;
-}
-
 /** One block's figures, taken when its last action completed. */
 interface BlockFigures {
   readonly actions: number;
@@ -64,6 +60,7 @@ interface BlockFigures {
   readonly serveCpuMsPerAction: number;
   readonly rssMB: number;
   readonly fds: number;
+  /** Mounted beneath the build directory, in serve's mount namespace. */
   readonly mounts: number;
   readonly children: number;
 }
@@ -137,7 +134,9 @@ function run(
   return { cancel: () => call.cancel(), done };
 }
 
-for (const mode of ['namespaces', 'shared', 'rootless'] as const) {
+const modes = (process.env.SOAK_MODES ?? 'namespaces,shared,rootless').split(',');
+
+for (const mode of modes) {
   describe(`soak through serve (${mode})`, { skip: needsRoot }, () => {
     it(`${total} mixed actions at concurrency ${concurrency} leave serve as they found it`, {
       timeout: 3 * 3_600_000,
@@ -268,7 +267,8 @@ for (const mode of ['namespaces', 'shared', 'rootless'] as const) {
                 ),
                 rssMB: Number((footprint.rssKiB / 1024).toFixed(1)),
                 fds: footprint.fds,
-                mounts: mountCount(pid),
+                // Beneath the build directory: other suites mount elsewhere meanwhile.
+                mounts: mountsBeneath(build.path, pid).length,
                 children: footprint.children.length,
               });
               blockStart = now;

@@ -22,7 +22,7 @@ import { after, before, describe, it } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
-import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
+import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import {
   type HealthCheckRequest,
   HealthCheckRequestSchema,
@@ -31,18 +31,18 @@ import {
   HealthCheckResponseSchema,
   POSIXResourceUsageSchema,
   type RunResponse,
-} from '../src/proto/index.js';
-import type { IsolationMode } from '../src/sandbox/types.js';
-import { RunnerClient } from '../src/server/client.js';
-import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { processesMentioning, uniqueSleepDuration } from './helpers/processes.js';
+} from '../../src/proto/index.js';
+import type { IsolationMode } from '../../src/sandbox/types.js';
+import { RunnerClient } from '../../src/server/client.js';
+import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import { processesMentioning, uniqueSleepDuration } from '../helpers/processes.js';
 import {
   binary,
   clientSocketsClosed,
   ServeProcess,
   writeServeConfiguration,
-} from './helpers/serve.js';
+} from '../helpers/serve.js';
 
 interface ServeOptions {
   readonly mode: IsolationMode;

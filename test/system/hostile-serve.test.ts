@@ -15,10 +15,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
-import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
-import { RunRequestSchema, type RunResponse } from '../src/proto/index.js';
-import { RunnerClient } from '../src/server/client.js';
-import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
+import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import { RunRequestSchema, type RunResponse } from '../../src/proto/index.js';
+import { RunnerClient } from '../../src/server/client.js';
+import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
 import {
   assertHostUnchanged,
   compileHostileHelper,
@@ -27,14 +27,14 @@ import {
   makeCanary,
   mountsOutside,
   Swapper,
-} from './helpers/hostile.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
+} from '../helpers/hostile.js';
+import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
 import {
   clientSocketsClosed,
   processFootprint,
   ServeProcess,
   writeServeConfiguration,
-} from './helpers/serve.js';
+} from '../helpers/serve.js';
 
 async function rejectsWith(promise: Promise<unknown>, code: status, message: RegExp) {
   await assert.rejects(promise, (error: ServiceError) => {

@@ -1,11 +1,10 @@
-// The runner layer without the engine: request mapping and status codes of LocalRunner (with a
-// recording engine in place of runAction), CheckReadiness on a real build directory, and each
-// decorator and cleaner against the real file system and process table.
+// The runner layer without the engine, and without root: request mapping and status codes of
+// LocalRunner (with a recording engine in place of the Engine), CheckReadiness on a real build
+// directory, and each decorator and cleaner against the real file system
+// (test/system/process-table-cleaner.test.ts kills processes as root).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
-  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -26,27 +25,25 @@ import {
   type RunRequest,
   RunRequestSchema,
   RunResponseSchema,
-} from '../src/proto/index.js';
-import { CleanRunner } from '../src/runner/clean.js';
-import { chainCleaners, IdleInvoker } from '../src/runner/cleaner.js';
-import { commandCleaner } from '../src/runner/command-cleaner.js';
-import { directoryCleaner } from '../src/runner/directory-cleaner.js';
-import { actionResults, LocalRunner } from '../src/runner/local.js';
-import { PathExistenceCheckingRunner } from '../src/runner/path-existence-checking.js';
-import { resolveRelativePath } from '../src/runner/paths.js';
-import { processTableCleaner } from '../src/runner/process-table-cleaner.js';
-import { type Runner, RunnerError } from '../src/runner/runner.js';
-import { TemporaryDirectorySymlinkingRunner } from '../src/runner/temporary-directory-symlinking.js';
-import { defaultCapabilities } from '../src/sandbox/capabilities.js';
-import { temporaryDirectoryPath } from '../src/sandbox/index.js';
+} from '../../src/proto/index.js';
+import { CleanRunner } from '../../src/runner/clean.js';
+import { chainCleaners, IdleInvoker } from '../../src/runner/cleaner.js';
+import { commandCleaner } from '../../src/runner/command-cleaner.js';
+import { directoryCleaner } from '../../src/runner/directory-cleaner.js';
+import { actionResults, LocalRunner } from '../../src/runner/local.js';
+import { PathExistenceCheckingRunner } from '../../src/runner/path-existence-checking.js';
+import { resolveRelativePath } from '../../src/runner/paths.js';
+import { type Runner, RunnerError } from '../../src/runner/runner.js';
+import { TemporaryDirectorySymlinkingRunner } from '../../src/runner/temporary-directory-symlinking.js';
+import { defaultCapabilities } from '../../src/sandbox/capabilities.js';
+import { temporaryDirectoryPath } from '../../src/sandbox/index.js';
 import {
   ActionError,
   type ActionResult,
   type ActionSpec,
   type IsolationSettings,
-} from '../src/sandbox/types.js';
-import { openDirectory, openHandleCount } from '../src/syscalls/index.js';
-import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';
+} from '../../src/sandbox/types.js';
+import { openDirectory, openHandleCount } from '../../src/syscalls/index.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'chroot-runner-runner-'));
 after(() => rmSync(directory, { recursive: true, force: true }));
@@ -425,30 +422,5 @@ describe('decorators', () => {
     assert.deepEqual(base.calls, [`run /bin/true ${join(directory, 'action/tmp')}`]);
     await runner.checkReadiness(create(CheckReadinessRequestSchema));
     assert.equal(readlinkSync(link), '/nonexistent');
-  });
-
-  it('the process table cleaner kills processes of the user started after the runner', {
-    skip: needsRoot,
-  }, async () => {
-    const state = processState();
-    // A uid of its own: the cleaner kills every process of its user on the machine, and other
-    // suites run as 65534 meanwhile.
-    const userId = 3_000_000 + Math.floor(Math.random() * 1_000_000);
-    const cleaner = await processTableCleaner(userId);
-    const child = spawn('/bin/sleep', ['60'], { uid: userId, gid: userId, stdio: 'ignore' });
-    const exited = once(child, 'close');
-    const unrelated = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
-    try {
-      await once(child, 'spawn');
-      await cleaner();
-      const [code, signal] = await exited;
-      assert.deepEqual([code, signal], [null, 'SIGKILL']);
-      assert.equal(unrelated.exitCode, null);
-      assert.ok(existsSync(`/proc/${unrelated.pid}`));
-    } finally {
-      unrelated.kill('SIGKILL');
-      await once(unrelated, 'close');
-    }
-    assertNothingLeft(state, []);
   });
 });

@@ -6,9 +6,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
-import { Health, Runner, RunRequestSchema } from '../src/proto/index.js';
+import { Health, Runner, RunRequestSchema } from '../../src/proto/index.js';
 
-const repository = new URL('../../', import.meta.url).pathname;
+const repository = new URL('../../../', import.meta.url).pathname;
 // Debian: protobuf-compiler, and libprotobuf-dev for the well-known types' .proto files.
 const protoc =
   spawnSync('protoc', ['--version']).status === 0 &&

@@ -26,23 +26,23 @@ import {
   POSIXResourceUsageSchema,
   type RunRequestSchema,
   type RunResponse,
-} from '../src/proto/index.js';
-import { RunnerClient } from '../src/server/client.js';
+} from '../../src/proto/index.js';
+import { RunnerClient } from '../../src/server/client.js';
 import {
   assertNothingLeft,
   mountsBeneath,
   needsRoot,
   type ProcessState,
   processState,
-} from './helpers/leaks.js';
-import { processesWithArgument, processesWithEnvironment } from './helpers/processes.js';
-import { binary } from './helpers/serve.js';
-import { cases, type Outcome, type ToolCase, type Workspace } from './helpers/toolchains.js';
-import { buildUserland, removeUserland, type Userland } from './helpers/userland.js';
+} from '../helpers/leaks.js';
+import { processesWithArgument, processesWithEnvironment } from '../helpers/processes.js';
+import { binary } from '../helpers/serve.js';
+import { cases, type Outcome, type ToolCase, type Workspace } from '../helpers/toolchains.js';
+import { buildUserland, removeUserland, type Userland } from '../helpers/userland.js';
 
 type Mode = 'namespaces' | 'shared' | 'none';
 
-const toolchainsDocument = fileURLToPath(new URL('../../README.md', import.meta.url));
+const toolchainsDocument = fileURLToPath(new URL('../../../README.md', import.meta.url));
 /** Long enough for javac on a loaded 2-core machine; a hung action fails instead of hanging. */
 const runTimeoutMs = 120_000;
 /** Longer than serve's default shutdown grace period (30 s). */

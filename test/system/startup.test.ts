@@ -9,14 +9,15 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
-import type { ModeSupport } from '../src/doctor/index.js';
-import { withAlternatives } from '../src/server/preflight.js';
-import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';
-import { binary, writeServeConfiguration } from './helpers/serve.js';
-import { makeUnprivilegedBuildDirectory, unprivileged } from './helpers/unprivileged.js';
+import type { ModeSupport } from '../../src/doctor/index.js';
+import { parseConfiguration } from '../../src/server/config.js';
+import { withAlternatives } from '../../src/server/preflight.js';
+import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
+import { binary, writeServeConfiguration } from '../helpers/serve.js';
+import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivileged.js';
 
-const repository = new URL('../../', import.meta.url).pathname;
+const repository = new URL('../../../', import.meta.url).pathname;
 
 /** `chroot-runner ARGS` to its end, optionally under a command prefix (e.g. setpriv). */
 function chrootRunner(args: readonly string[], prefix: readonly string[] = []) {
@@ -105,10 +106,12 @@ describe('start-up failures', { skip: needsRoot }, () => {
     try {
       await once(holder, 'listening');
       const { port } = holder.address() as { port: number };
+      // The first server listens before the second fails: the runner must still exit.
       const file = configuration(build, {
         global: {
           diagnosticsHttpServer: {
             httpServers: [
+              { listenAddresses: ['127.0.0.1:0'], authenticationPolicy: { allow: {} } },
               { listenAddresses: [`127.0.0.1:${port}`], authenticationPolicy: { allow: {} } },
             ],
             enablePrometheus: true,
@@ -203,7 +206,8 @@ describe('check-config, --version, --log-level', { skip: needsRoot }, () => {
           stdio: ['ignore', 'ignore', 'pipe'],
         },
       );
-      const exited = once(serve, 'exit');
+      // 'close', not 'exit': its stderr pipe is an fd of this process until then.
+      const exited = once(serve, 'close');
       const lines: { level: number; msg: string }[] = [];
       for await (const text of createInterface({ input: serve.stderr })) {
         const line = JSON.parse(text);
@@ -221,6 +225,27 @@ describe('check-config, --version, --log-level', { skip: needsRoot }, () => {
       build.remove();
     }
     assertNothingLeft(state, [build.path]);
+  });
+});
+
+describe('diagnostics authentication policies', () => {
+  it('refuses at start-up every kind it cannot enforce', () => {
+    for (const policy of [{ jwt: {} }, { oidc: {} }, { any: { policies: [] } }]) {
+      assert.throws(
+        () =>
+          parseConfiguration({
+            buildDirectoryPath: '/worker/build',
+            grpcServers: [{ listenPaths: ['/worker/runner'] }],
+            chrootIntoInputRoot: true,
+            global: {
+              diagnosticsHttpServer: {
+                httpServers: [{ listenAddresses: [':9987'], authenticationPolicy: policy }],
+              },
+            },
+          }),
+        /^ConfigurationError: global\.diagnosticsHttpServer\.httpServers\[0\]\.authenticationPolicy\.\w+: unknown key \(known keys: allow, deny\)$/,
+      );
+    }
   });
 });
 

@@ -15,17 +15,17 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
-import { ActionError, type ActionResult, defaultIsolation } from '../src/sandbox/index.js';
+import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import { ActionError, type ActionResult, defaultIsolation } from '../../src/sandbox/index.js';
 import {
   constants,
   type DirectoryHandle,
   mknodat,
   openDirectory,
   openHandleCount,
-} from '../src/syscalls/index.js';
-import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
-import { type ActionSpec, runAction } from './helpers/engine.js';
+} from '../../src/syscalls/index.js';
+import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { type ActionSpec, runAction } from '../helpers/engine.js';
 import {
   assertHostUnchanged,
   compileHostileHelper,
@@ -34,8 +34,8 @@ import {
   makeCanary,
   mountsOutside,
   Swapper,
-} from './helpers/hostile.js';
-import { assertNothingLeft, needsRoot, processState } from './helpers/leaks.js';
+} from '../helpers/hostile.js';
+import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];

@@ -9,11 +9,11 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
-import { processesWithEnvironment } from './helpers/processes.js';
-import { cases, type Outcome, type ToolCase, type Workspace } from './helpers/toolchains.js';
-import { rootlessRunCommand } from './helpers/unprivileged.js';
-import { buildUserland, removeUserland, type Userland } from './helpers/userland.js';
+import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
+import { processesWithEnvironment } from '../helpers/processes.js';
+import { cases, type Outcome, type ToolCase, type Workspace } from '../helpers/toolchains.js';
+import { rootlessRunCommand } from '../helpers/unprivileged.js';
+import { buildUserland, removeUserland, type Userland } from '../helpers/userland.js';
 
 /** Long enough for javac on a loaded 2-core machine; a hung action fails instead of hanging. */
 const runTimeoutMs = 120_000;

@@ -20,23 +20,23 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { create, fromBinary, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
-import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
-import { mountat, unmountat } from '../src/mounts/index.js';
-import { type RunRequest, RunRequestSchema, RunResponseSchema } from '../src/proto/index.js';
+import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import { mountat, unmountat } from '../../src/mounts/index.js';
+import { type RunRequest, RunRequestSchema, RunResponseSchema } from '../../src/proto/index.js';
 
 type RunRequestInit = MessageInitShape<typeof RunRequestSchema>;
 
-import { RunnerClient } from '../src/server/client.js';
-import { openDirectory } from '../src/syscalls/index.js';
-import { type BuildDirectory, makeBuildDirectory } from './helpers/busybox.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { processesWithArgument, uniqueSleepDuration } from './helpers/processes.js';
+import { RunnerClient } from '../../src/server/client.js';
+import { openDirectory } from '../../src/syscalls/index.js';
+import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import { processesWithArgument, uniqueSleepDuration } from '../helpers/processes.js';
 import {
   clientSocketsClosed,
   processFootprint,
   ServeProcess,
   writeServeConfiguration,
-} from './helpers/serve.js';
+} from '../helpers/serve.js';
 
 /** A sleep duration no other process uses: it marks an action's processes. */
 

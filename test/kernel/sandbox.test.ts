@@ -16,23 +16,23 @@ import {
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { mountat, unmountat } from '../src/mounts/index.js';
+import { mountat, unmountat } from '../../src/mounts/index.js';
 import {
   ActionError,
   type ActionResult,
   defaultIsolation,
   type IsolationMode,
-} from '../src/sandbox/index.js';
+} from '../../src/sandbox/index.js';
 import {
   type DirectoryHandle,
   openDirectory,
   openDirectoryBeneath,
   openHandleCount,
-} from '../src/syscalls/index.js';
-import { type BuildDirectory, busyboxPath, makeBuildDirectory } from './helpers/busybox.js';
-import { type ActionSpec, openEngine, runAction, sweepStaleMounts } from './helpers/engine.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from './helpers/leaks.js';
-import { processesWithArgument } from './helpers/processes.js';
+} from '../../src/syscalls/index.js';
+import { type BuildDirectory, busyboxPath, makeBuildDirectory } from '../helpers/busybox.js';
+import { type ActionSpec, openEngine, runAction, sweepStaleMounts } from '../helpers/engine.js';
+import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import { processesWithArgument } from '../helpers/processes.js';
 
 let build: BuildDirectory;
 let buildDirectory: DirectoryHandle;

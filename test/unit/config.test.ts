@@ -5,13 +5,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { defaultCapabilities } from '../src/sandbox/capabilities.js';
+import { defaultCapabilities } from '../../src/sandbox/capabilities.js';
 import {
   ConfigurationError,
   defaultConfigurationDocument,
   loadConfiguration,
   parseConfiguration,
-} from '../src/server/config.js';
+} from '../../src/server/config.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'chroot-runner-config-'));
 after(() => rmSync(directory, { recursive: true, force: true }));
@@ -259,7 +259,10 @@ describe('configuration', () => {
   });
 
   it('loads every example of docs/configuration.md', () => {
-    const markdown = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    const markdown = readFileSync(
+      new URL('../../../docs/configuration.md', import.meta.url),
+      'utf8',
+    );
     const json = codeBlocks(markdown, 'json');
     const jsonnet = codeBlocks(markdown, 'jsonnet');
     assert.ok(json.length >= 4 && jsonnet.length >= 1, 'examples found');

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { listMounts, sweepMounts } from '../src/mounts/index.js';
+import { listMounts, sweepMounts } from '../../src/mounts/index.js';
 import {
   constants,
   DirectoryHandle,
@@ -41,8 +41,8 @@ import {
   symlinkat,
   umount2,
   unlinkat,
-} from '../src/syscalls/index.js';
-import { assertNothingLeft, needsRoot, type ProcessState, processState } from './helpers/leaks.js';
+} from '../../src/syscalls/index.js';
+import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
 
 let root: string;
 let state: ProcessState;

@@ -1,0 +1,193 @@
+// The engine's plans for each isolation mode, built without root and without running them:
+// the steps against golden files, and the ordering rules the kernel imposes on them.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
+import { isolationModes, isolationStrategy } from '../../src/sandbox/modes/registry.js';
+import { PlanBuilder, runnerStep } from '../../src/sandbox/plan.js';
+import { constants } from '../../src/syscalls/index.js';
+import { decode, outline, planFor, standInHost } from '../helpers/plans.js';
+
+const golden = (mode: string) =>
+  new URL(`../../../test/unit/golden/plan-${mode}.txt`, import.meta.url);
+
+/** The index of the first step with this operation (and description, when given). */
+function indexOf(steps: ReturnType<typeof decode>, op: string, description?: RegExp): number {
+  const index = steps.findIndex(
+    (step) => step.op === op && (description === undefined || description.test(step.description)),
+  );
+  assert.notEqual(index, -1, `no ${op} step${description ? ` matching ${description}` : ''}`);
+  return index;
+}
+
+describe('golden plans', () => {
+  for (const mode of isolationModes) {
+    it(`${mode}: the steps and their descriptions`, () => {
+      const actual = `${outline(planFor(mode)).join('\n')}\n`;
+      // UPDATE_GOLDEN=1 rewrites the files after an intended change; review the diff.
+      if (process.env.UPDATE_GOLDEN === '1') writeFileSync(golden(mode), actual);
+      assert.equal(actual, readFileSync(golden(mode), 'utf8'));
+    });
+  }
+});
+
+describe('ordering rules', () => {
+  for (const mode of isolationModes) {
+    const credentials = { uid: 1000, gid: 1000, additionalGroups: [27] };
+    const steps = decode(planFor(mode, mode === 'rootless' ? {} : { spec: { credentials } }));
+
+    it(`${mode}: exec is the last step, after close-on-exec of the rest`, () => {
+      assert.equal(steps.at(-1)?.op, 'exec');
+      assert.ok(indexOf(steps, 'cloexecFrom') < steps.length - 1);
+    });
+
+    it(`${mode}: the bounding set is dropped before no_new_privs and the parent death signal`, () => {
+      const drop = indexOf(steps, 'dropBoundingCaps');
+      assert.ok(drop < indexOf(steps, 'noNewPrivs'));
+      assert.ok(indexOf(steps, 'noNewPrivs') < indexOf(steps, 'pdeathsig'));
+    });
+
+    it(`${mode}: the root is entered before the working directory is`, () => {
+      const enter = steps.findIndex((step) => step.op === 'pivotRoot' || step.op === 'chroot');
+      assert.ok(enter >= 0 && enter < indexOf(steps, 'chdir'));
+    });
+  }
+
+  for (const mode of ['namespaces', 'shared', 'none'] as const) {
+    it(`${mode}: the bounding set is dropped before setresuid (which loses CAP_SETPCAP)`, () => {
+      const steps = decode(
+        planFor(mode, { spec: { credentials: { uid: 1000, gid: 1000, additionalGroups: [] } } }),
+      );
+      assert.ok(indexOf(steps, 'dropBoundingCaps') < indexOf(steps, 'setCredentials'));
+      // prctl(PR_SET_PDEATHSIG) is cleared by a credential change: set after it.
+      assert.ok(indexOf(steps, 'setCredentials') < indexOf(steps, 'pdeathsig'));
+    });
+  }
+
+  it('rootless: no setresuid (the id maps are the credentials), maps written first', () => {
+    const steps = decode(planFor('rootless'));
+    assert.equal(steps.filter((step) => step.op === 'setCredentials').length, 0);
+    assert.deepEqual(
+      steps.slice(0, 3).map((step) => step.strings[0]),
+      ['/proc/self/setgroups', '/proc/self/gid_map', '/proc/self/uid_map'],
+    );
+  });
+
+  it('rootless: the tree is a slave before anything is mounted', () => {
+    const steps = decode(planFor('rootless'));
+    const slave = indexOf(steps, 'setRootPropagation');
+    assert.equal(steps[slave]?.args[0], constants.MS_SLAVE);
+    const firstMount = steps.findIndex((step) => step.op === 'moveMount');
+    assert.ok(slave < firstMount);
+  });
+
+  it('namespaces: the input root clone is a slave before the template namespace is entered', () => {
+    const steps = decode(planFor('namespaces'));
+    const slave = indexOf(steps, 'mountSetattr', /clone the input root/);
+    assert.equal(steps[slave]?.args[3], constants.MS_SLAVE);
+    assert.ok(slave < indexOf(steps, 'setns'));
+    assert.ok(indexOf(steps, 'setns') < indexOf(steps, 'unshare'));
+  });
+
+  it('namespaces: the procfs is mounted before what is bound read-only inside it', () => {
+    const steps = decode(planFor('namespaces'));
+    assert.ok(
+      indexOf(steps, 'moveMount', /mount proc/) < indexOf(steps, 'openTree', /\/proc\/sys/),
+    );
+  });
+
+  it('none: the children list is opened before the chroot and handed to the init as fd 4', () => {
+    const steps = decode(planFor('none'));
+    assert.ok(indexOf(steps, 'open', /children list/) < indexOf(steps, 'chroot'));
+    assert.ok(steps.some((step) => step.op === 'dup2' && step.args[1] === 4));
+    assert.equal(steps[indexOf(steps, 'cloexecFrom')]?.args[0], 5);
+  });
+
+  it('CAP_SYS_CHROOT is kept only where the action pivoted into a root of its own', () => {
+    const chroot = capabilityNumbers.SYS_CHROOT ?? -1;
+    for (const mode of isolationModes) {
+      const steps = decode(planFor(mode));
+      const [low = 0] = steps[indexOf(steps, 'dropBoundingCaps')]?.args ?? [];
+      const kept = ((low >> chroot) & 1) === 1;
+      assert.equal(kept, isolationStrategy(mode).pivotsIntoRoot, mode);
+    }
+  });
+
+  it('the init runs as PID 1 where there is a PID namespace, else as a subreaper', () => {
+    for (const mode of isolationModes) {
+      const plan = planFor(mode);
+      const pidNamespace = (plan.build().cloneFlags & constants.CLONE_NEWPID) !== 0;
+      const argv = plan.build().strings.toString().split('\0');
+      assert.ok(argv.includes(pidNamespace ? 'pid1' : 'subreaper'), mode);
+      assert.equal(isolationStrategy(mode).init, pidNamespace ? 'pid1' : 'subreaper');
+    }
+  });
+
+  it('clone flags: a user namespace only in rootless mode, a network namespace when asked', () => {
+    for (const mode of isolationModes) {
+      const flags = planFor(mode).build().cloneFlags;
+      assert.equal((flags & constants.CLONE_NEWUSER) !== 0, mode === 'rootless', mode);
+      assert.equal((flags & constants.CLONE_NEWNET) !== 0, false, mode);
+    }
+    for (const mode of ['namespaces', 'rootless'] as const) {
+      const steps = decode(planFor(mode, { settings: { network: true } }));
+      assert.ok(
+        steps.some((step) => step.op === 'loopbackUp'),
+        mode,
+      );
+      const flags = planFor(mode, { settings: { network: true } }).build().cloneFlags;
+      assert.notEqual(flags & constants.CLONE_NEWNET, 0, mode);
+    }
+  });
+
+  it('without CAP_MKNOD the device nodes are bound instead of made', () => {
+    const steps = decode(planFor('namespaces', { host: standInHost(false) }));
+    assert.equal(steps.filter((step) => step.op === 'mknodat').length, 0);
+    assert.ok(steps.some((step) => step.op === 'openTree' && /\/dev\/null/.test(step.description)));
+  });
+
+  it("contributions' steps go in their phases", () => {
+    const phase = (description: string) => (plan: PlanBuilder) =>
+      plan.noNewPrivileges(runnerStep(description));
+    const steps = decode(
+      planFor('namespaces', {
+        resources: [
+          {
+            plan: {
+              namespaces: phase('first'),
+              filesystems: phase('before entering'),
+              exec: phase('last'),
+            },
+            teardown: () => {},
+          },
+        ],
+      }),
+    );
+    const at = (description: string) => steps.findIndex((step) => step.description === description);
+    assert.equal(at('first'), 0);
+    assert.equal(at('before entering'), indexOf(steps, 'pivotRoot') - 1);
+    assert.equal(at('last'), steps.length - 2);
+  });
+
+  it('refuses an environment it cannot pass on faithfully', () => {
+    assert.throws(() => planFor('namespaces', { spec: { environment: { 'A=B': 'c' } } }), {
+      name: 'ActionError',
+    });
+  });
+});
+
+describe('PlanBuilder', () => {
+  it('refuses strings holding NUL', () => {
+    const plan = new PlanBuilder();
+    plan.mkdirat(runnerStep('make'), plan.inherit(3), 'a\0b', 0o755);
+    assert.throws(() => plan.build(), TypeError);
+  });
+
+  it('names the step a failure index refers to', () => {
+    const plan = new PlanBuilder();
+    plan.unshare(runnerStep('create a mount namespace'), constants.CLONE_NEWNS);
+    assert.equal(plan.step(0)?.description, 'create a mount namespace');
+    assert.equal(plan.step(1), undefined);
+  });
+});
