@@ -2,7 +2,7 @@
 // Markdown and the README's marked section. No root, nothing measured.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Level } from '../bench/load.js';
+import type { Level } from '../../bench/load.js';
 import {
   type Contender,
   markdown,
@@ -10,7 +10,7 @@ import {
   ratios,
   replaceMarkedSection,
   targets,
-} from '../bench/report.js';
+} from '../../bench/report.js';
 
 function level(concurrency: number, medianMs: number, throughput: number): Level {
   return {
