@@ -84,6 +84,7 @@ const settings = {
 const resultsDirectory = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const readme = fileURLToPath(new URL('../../README.md', import.meta.url));
 const performanceDocument = fileURLToPath(new URL('../../docs/performance.md', import.meta.url));
+const biome = fileURLToPath(new URL('../../node_modules/.bin/biome', import.meta.url));
 const workerScript = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 const onPath = (command: string) => findOnPath(command) !== undefined;
@@ -304,6 +305,8 @@ async function main(): Promise<void> {
     ] as const) {
       writeFileSync(document, replaceMarkedSection(readFileSync(document, 'utf8'), content));
     }
+    // Aligned as the linter wants Markdown tables.
+    execFileSync(biome, ['format', '--write', readme, performanceDocument], { stdio: 'ignore' });
     log(
       `wrote ${resultsDirectory}latest.json, latest.md, latency.png, README.md and docs/performance.md`,
     );
