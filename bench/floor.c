@@ -209,6 +209,7 @@ struct action {
   const struct host *host;
   int stdout_fd, stderr_fd, status_fd;
   int user_fd; /* the user namespace to enter, or -1 */
+  int in_session; /* setsid done already (a warm sandbox, ahead of the action) */
   int cgroup_fds[MAX_CGROUPS]; /* O_PATH on the action's cgroups, joined by the child */
   const char *step; /* the step that failed, read by the parent after the vfork */
   int error;        /* its errno */
@@ -310,7 +311,7 @@ static _Noreturn void pivot_and_exec(struct action *action, int root) {
   STEP("dup2(status pipe)", dup2(action->status_fd, STATUS_FD));
   STEP("mark fds close-on-exec",
        (int)syscall(SYS_close_range, STATUS_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC));
-  if (options->session) STEP("setsid", (int)setsid());
+  if (options->session && !action->in_session) STEP("setsid", (int)setsid());
   if (action->user_fd >= 0) {
     /* Last of the namespaces: the mounts above are owned by the runner's user namespace,
      * out of the action's reach. Entering resets the bounding set: dropped below. */
@@ -550,6 +551,9 @@ static int warm_child(void *argument) {
   STEP("set the parent death signal", prctl(PR_SET_PDEATHSIG, SIGKILL));
   STEP("close the runner's other fds", close_all_but(warm->keep, warm->keep_count));
   enter_cgroups_and_network(action);
+  /* A new session is the process's, not the action's: made ahead too. */
+  if (host->options->session) STEP("setsid", (int)setsid());
+  action->in_session = 1;
   STEP("setns(template)", setns(host->template_fd, CLONE_NEWNS));
   STEP("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
   /* The staging tmpfs over the template's root directory: proc, sys and dev are mounted
