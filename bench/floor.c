@@ -16,7 +16,8 @@
  *       session     setsid and a new session keyring
  *       seccomp=F   load the BPF program in file F (struct sock_filter[]) before exec
  *       cgroup=D    a cgroup of its own made in directory D (repeatable: one per v1
- *                   hierarchy), joined by the child, removed after the action
+ *                   hierarchy), joined by the child, which then unshares a cgroup
+ *                   namespace; listed (cgroup.procs) and removed after the action
  *       warm=N      warm sandboxes: N sandboxes prepared ahead by a thread of their own (new
  *                   namespaces, mount namespace, procfs, sysfs, /dev, cgroup joined), each
  *                   used once; an action takes one and does only what names its input
@@ -258,6 +259,8 @@ static void enter_cgroups_and_network(struct action *action) {
   for (int i = 0; i < options->cgroup_count; i++) {
     STEP("join the cgroup", write_text(action->cgroup_fds[i], "cgroup.procs", "0"));
   }
+  /* Rooted at the action's cgroup: it sees itself at / and nothing above. */
+  if (options->cgroup_count > 0) STEP("unshare(CLONE_NEWCGROUP)", unshare(CLONE_NEWCGROUP));
   if (options->network) STEP("bring loopback up", loopback_up());
 }
 
@@ -451,12 +454,16 @@ static int make_cgroups(struct host *host, int fds[MAX_CGROUPS], char *name, siz
   return 0;
 }
 
-/* After the action: its cgroups are empty (its processes have been reaped); removed. */
+/* After the action: its cgroups' process lists read (as the engine's kill does, finding them
+ * empty once the init has been reaped), the cgroups removed. */
 static int remove_cgroups(const struct host *host, int fds[MAX_CGROUPS], const char *name) {
   const struct options *options = host->options;
   int result = 0;
   for (int i = 0; i < options->cgroup_count; i++) {
-    char path[4096];
+    char path[4096], listing[64];
+    int procs = openat(fds[i], "cgroup.procs", O_RDONLY | O_CLOEXEC);
+    if (procs < 0 || read(procs, listing, sizeof listing) != 0) result = -1;
+    if (procs >= 0) close(procs);
     snprintf(path, sizeof path, "%s/%s", options->cgroups[i], name);
     close(fds[i]);
     if (rmdir(path) < 0) result = -1;
