@@ -70,7 +70,13 @@ export function hostSnapshot(canary: string, buildDirectory: string): HostSnapsh
   return {
     // The whole table: a mount anywhere, not only beneath the test's directories.
     mountinfo: hostMountTable(buildDirectory),
-    dev: [...readdirSync('/dev').sort(), ...readdirSync('/dev/shm').map((name) => `shm/${name}`)],
+    // Other suites' build directories in /dev/shm (benchmarks, tmpfs tests) come and go.
+    dev: [
+      ...readdirSync('/dev').sort(),
+      ...readdirSync('/dev/shm')
+        .filter((name) => !name.startsWith('chroot-runner-'))
+        .map((name) => `shm/${name}`),
+    ],
     root: readdirSync('/').sort(),
     settings: settings.map((path) => readFileSync(path, 'utf8')),
     canary: listTree(canary),
