@@ -8,8 +8,10 @@
         "native/syscalls.c",
         "native/spawn.c",
         "native/interpreter.c",
-        "native/exit-watch.c"
+        "native/exit-watch.c",
+        "native/seccomp.c"
       ],
+      "libraries": ["-ldl"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
     },

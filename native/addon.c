@@ -3,7 +3,7 @@
 
 static napi_value init(napi_env env, napi_value exports) {
   if (!register_syscalls(env, exports) || !register_spawn(env, exports) ||
-      !register_exit_watch(env, exports))
+      !register_exit_watch(env, exports) || !register_seccomp(env, exports))
     return NULL;
   return exports;
 }

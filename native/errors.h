@@ -34,5 +34,6 @@ bool export_function(napi_env env, napi_value exports, const char *name, napi_ca
 bool register_syscalls(napi_env env, napi_value exports);
 bool register_spawn(napi_env env, napi_value exports);
 bool register_exit_watch(napi_env env, napi_value exports);
+bool register_seccomp(napi_env env, napi_value exports);
 
 #endif

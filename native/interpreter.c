@@ -11,7 +11,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/keyctl.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -294,6 +296,25 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
     case OP_SETNS:
       *syscall_id = SYS_ID_SETNS;
       return setns(slot_fd(ctx, a), b);
+    case OP_SETSID:
+      /* No controlling terminal: TIOCSTI and /dev/tty reach nobody's terminal. */
+      *syscall_id = SYS_ID_SETSID;
+      return syscall(SYS_setsid) < 0 ? -1 : 0;
+    case OP_JOIN_SESSION_KEYRING:
+      /* None of the runner's keys are possessed inside. */
+      *syscall_id = SYS_ID_KEYCTL;
+      return syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 ? -1 : 0;
+    case OP_SECCOMP: {
+      if (ctx->seccomp_length == 0) return 0;
+      struct sock_fprog program = {.len = (unsigned short)ctx->seccomp_length,
+                                   .filter = ctx->seccomp_program};
+      /* SPEC_ALLOW: without it the kernel forces speculation mitigations on the whole tree
+       * (SSB disabled, indirect branch barriers on its context switches), which cost an
+       * action here as much as the rest of its set-up; the host's own policy applies. */
+      *syscall_id = SYS_ID_SECCOMP;
+      return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+                          &program);
+    }
     case OP_EXIT:
       /* A plan run for its effect on the runner's fd table (CLONE_FILES), such as the
        * template mount namespace: its fds stay in the runner's slots. */

@@ -36,6 +36,9 @@
   X(SAME_INODE, sameInode)              /* slot, slot */                                    \
   X(MKNODAT, mknodat)                   /* base, mode (type and permissions), major, minor; name */ \
   X(SETNS, setns)                       /* namespace slot, namespace type */                \
+  X(SETSID, setsid)                     /* -: a new session, no controlling terminal */     \
+  X(JOIN_SESSION_KEYRING, joinSessionKeyring) /* -: a new anonymous session keyring */       \
+  X(SECCOMP, seccomp)                   /* -: loads plan.seccompProgram (after NO_NEW_PRIVS) */ \
   X(EXIT, exit)                         /* -: the child exits with 0 instead of exec'ing */
 
 enum plan_op {

@@ -37,6 +37,7 @@ static void free_context(struct spawn_context *ctx) {
   free(ctx->slots);
   free(ctx->initial_slots);
   free(ctx->groups);
+  free(ctx->seccomp_program);
   free(ctx->stack);
   free(ctx);
 }
@@ -209,6 +210,29 @@ static bool get_string_vector(napi_env env, napi_value plan, const char *first_n
   return true;
 }
 
+/* Copies a BPF program (a Buffer of struct sock_filter; empty for none). */
+static bool get_seccomp_program(napi_env env, napi_value value, struct spawn_context *ctx) {
+  void *data;
+  size_t length;
+  bool is_buffer;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, value, &data, &length) != napi_ok ||
+      length % sizeof(struct sock_filter) != 0 ||
+      length / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    throw_type_error(env, "plan.seccompProgram must be a Buffer of BPF instructions");
+    return false;
+  }
+  if (length == 0) return true;
+  ctx->seccomp_program = malloc(length);
+  if (ctx->seccomp_program == NULL) {
+    throw_system_error(env, ENOMEM, "malloc", NULL);
+    return false;
+  }
+  memcpy(ctx->seccomp_program, data, length);
+  ctx->seccomp_length = length / sizeof(struct sock_filter);
+  return true;
+}
+
 static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) {
   napi_value value;
   size_t count;
@@ -249,6 +273,8 @@ static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) 
       !get_string_vector(env, plan, "envpStart", "envpCount", ctx, &ctx->envp))
     return false;
   if (!get_property(env, plan, "cloneFlags", &value) || !get_int32(env, value, &ctx->clone_flags))
+    return false;
+  if (!get_property(env, plan, "seccompProgram", &value) || !get_seccomp_program(env, value, ctx))
     return false;
   if (!get_property(env, plan, "statusSlot", &value) || !get_int32(env, value, &ctx->status_slot))
     return false;

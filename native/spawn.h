@@ -5,6 +5,7 @@
 
 #include "plan-format.h"
 
+#include <linux/filter.h>
 #include <node_api.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,7 +22,8 @@
   X(DUP2, "dup2") X(FCNTL, "fcntl") X(SETGROUPS, "setgroups") X(SETRESGID, "setresgid")    \
   X(SETRESUID, "setresuid") X(PRCTL, "prctl") X(SOCKET, "socket") X(IOCTL, "ioctl")        \
   X(CLOSE_RANGE, "close_range") X(EXECVEAT, "execveat") X(WRITE, "write")                  \
-  X(FSTAT, "fstat") X(MKNODAT, "mknodat") X(SETNS, "setns") X(BADSLOT, "slot")
+  X(FSTAT, "fstat") X(MKNODAT, "mknodat") X(SETNS, "setns") X(SETSID, "setsid")     \
+  X(KEYCTL, "keyctl") X(SECCOMP, "seccomp") X(BADSLOT, "slot")
 
 enum syscall_id {
 #define SPAWN_SYSCALL_ENUM(id, name) SYS_ID_##id,
@@ -42,6 +44,8 @@ struct spawn_context {
   char **envp;
   gid_t *groups;
   size_t group_count;
+  struct sock_filter *seccomp_program; /* a BPF program compiled by native/seccomp.c */
+  size_t seccomp_length;               /* in instructions; 0 for none */
   int clone_flags;
   int status_slot;
   /* Written by the child (the memory is shared until exec or exit): the step that failed,

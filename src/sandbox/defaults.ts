@@ -1,6 +1,7 @@
 // The default isolation: namespaces mode with every special filesystem, Docker's default
-// capabilities, and no network namespace (the action shares the runner's network).
+// capabilities, a network namespace of its own and the seccomp filter.
 import { defaultCapabilities } from './capabilities.js';
+import { defaultSeccomp } from './seccomp.js';
 import type { IsolationSettings, SpecialFilesystems } from './types.js';
 
 export const defaultFilesystems: SpecialFilesystems = {
@@ -8,6 +9,9 @@ export const defaultFilesystems: SpecialFilesystems = {
   procOptions: {},
   sys: true,
   dev: true,
+  // /dev holds a few nodes and links; Docker's default for /dev/shm.
+  devSize: '1m',
+  shmSize: '64m',
   tmp: true,
   createMountpoints: true,
 };
@@ -16,5 +20,6 @@ export const defaultIsolation: IsolationSettings = {
   mode: 'namespaces',
   filesystems: defaultFilesystems,
   keepCapabilities: defaultCapabilities,
-  network: false,
+  network: true,
+  seccomp: defaultSeccomp,
 };

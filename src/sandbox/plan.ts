@@ -46,6 +46,8 @@ export class PlanBuilder {
   #envp: string[] = [];
   #statusSlot = -1;
   cloneFlags = 0;
+  /** The BPF program the seccomp step loads. */
+  seccompProgram: Buffer = Buffer.alloc(0);
 
   /** A slot holding an fd of the runner (inherited by the child's copy of the fd table). */
   inherit(fd: number): Slot {
@@ -81,6 +83,7 @@ export class PlanBuilder {
       groups: new Int32Array(this.#groups),
       cloneFlags: this.cloneFlags,
       statusSlot: this.#statusSlot,
+      seccompProgram: this.seccompProgram,
     };
   }
 
@@ -249,6 +252,23 @@ export class PlanBuilder {
 
   loopbackUp(info: StepInfo): void {
     this.#add(info, Op.loopbackUp, []);
+  }
+
+  /** setsid(): a new session without a controlling terminal. */
+  newSession(info: StepInfo): void {
+    this.#add(info, Op.setsid, []);
+  }
+
+  /** keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new, empty, anonymous session keyring. */
+  joinSessionKeyring(info: StepInfo): void {
+    this.#add(info, Op.joinSessionKeyring, []);
+  }
+
+  /** Loads `program` (a compiled BPF filter) with seccomp(SECCOMP_SET_MODE_FILTER); after
+   * noNewPrivileges. */
+  seccomp(info: StepInfo, program: Buffer): void {
+    this.seccompProgram = program;
+    this.#add(info, Op.seccomp, []);
   }
 
   /** Writes `content` to the existing file `path` beneath `base` in one write. */

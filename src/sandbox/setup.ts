@@ -71,7 +71,24 @@ export function buildPlan(inputs: PlanInputs): PlanBuilder {
   if (spec.inheritStdio === true) {
     for (const fd of [0, 1, 2]) plan.dup2(stdio, plan.inherit(fd), fd);
   } else {
-    plan.dup2(stdio, plan.inherit(host.devNull.fd), 0);
+    // The sandbox's own /dev/null (its mknod node, or a read-only bind): through the host's,
+    // a root action could chmod or touch the host's node via /proc/self/fd/0.
+    const stdin =
+      settings.mode !== 'none' && settings.filesystems.dev
+        ? plan.open(
+            runnerStep('open /dev/null in the input root for stdin'),
+            planned.root,
+            'dev/null',
+            {
+              flags: constants.O_RDONLY,
+              resolve:
+                constants.RESOLVE_BENEATH |
+                constants.RESOLVE_NO_SYMLINKS |
+                constants.RESOLVE_NO_MAGICLINKS,
+            },
+          )
+        : plan.inherit(host.devNull.fd);
+    plan.dup2(stdio, stdin, 0);
     plan.dup2(stdio, plan.inherit(inputs.files.stdout?.fd ?? -1), 1);
     plan.dup2(stdio, plan.inherit(inputs.files.stderr?.fd ?? -1), 2);
   }

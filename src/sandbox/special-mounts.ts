@@ -77,7 +77,11 @@ export const specialMounts: readonly SpecialMount[] = [
   {
     at: 'dev',
     enabledBy: 'dev',
-    source: { kind: 'filesystem', fstype: 'tmpfs', options: () => ({ mode: '0755' }) },
+    source: {
+      kind: 'filesystem',
+      fstype: 'tmpfs',
+      options: (f) => ({ mode: '0755', size: f.devSize }),
+    },
     attributes: { nosuid: true, noexec: true },
   },
   // Read-only, as every bind of a host node: the node stays writable (a device is not
@@ -121,7 +125,11 @@ export const specialMounts: readonly SpecialMount[] = [
   {
     at: 'dev/shm',
     enabledBy: 'dev',
-    source: { kind: 'filesystem', fstype: 'tmpfs', options: () => ({ mode: '1777' }) },
+    source: {
+      kind: 'filesystem',
+      fstype: 'tmpfs',
+      options: (f) => ({ mode: '1777', size: f.shmSize }),
+    },
     attributes: { nosuid: true, nodev: true },
     createMode: 0o1777,
   },

@@ -1,5 +1,6 @@
 // The execution engine's contract: what an action is, how it is isolated, what comes back.
 import type { IsolationMode } from './modes/registry.js';
+import type { SeccompSettings } from './seccomp.js';
 
 export type { IsolationMode } from './modes/registry.js';
 
@@ -14,6 +15,10 @@ export interface SpecialFilesystems {
   /** Build /dev: a tmpfs with the host's null, zero, full, random, urandom and tty bound in,
    * the fd/stdin/stdout/stderr/ptmx links, a devpts at /dev/pts and a tmpfs at /dev/shm. */
   readonly dev: boolean;
+  /** Size limits of /dev's and /dev/shm's tmpfs, as tmpfs's `size` option takes them ("64m"):
+   * without one, each may fill half of the host's memory. */
+  readonly devSize: string;
+  readonly shmSize: string;
   /** Bind the request's temporary directory at /tmp when there is one. */
   readonly tmp: boolean;
   /** Create a missing mountpoint directory (mkdirat) instead of failing. */
@@ -26,8 +31,12 @@ export interface IsolationSettings {
   readonly filesystems: SpecialFilesystems;
   /** Capability names (without CAP_) kept in the bounding set; all others are dropped. */
   readonly keepCapabilities: readonly string[];
-  /** A new network namespace with only loopback up (namespaces and rootless modes). */
+  /** A new network namespace with only loopback up (every mode but none; the default). Off,
+   * actions share the runner's: its TCP listeners, the host's loopback services, abstract
+   * unix sockets and, with CAP_NET_RAW, its traffic. */
   readonly network: boolean;
+  /** The seccomp filter (src/sandbox/seccomp.ts, docs/seccomp.md). */
+  readonly seccomp: SeccompSettings;
   /** Rootless mode: the ids the runner's own uid and gid have inside the action's user
    * namespace (e.g. 0 for tools that insist on being root); the same ids when absent. An
    * unprivileged runner can map only its own ids, so these are the action's credentials. */

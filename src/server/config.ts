@@ -4,7 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
+import { defaultFilesystems } from '../sandbox/defaults.js';
 import { isolationModes } from '../sandbox/modes/registry.js';
+import { seccompEntryNames } from '../sandbox/seccomp.js';
 import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
 import {
   absolutePath,
@@ -18,6 +20,7 @@ import {
   oneOf,
   oneOfKeys,
   optional,
+  type Parser,
   record,
   string,
 } from './schema.js';
@@ -67,7 +70,33 @@ export interface ApplicationConfiguration {
   readonly isolation: IsolationSettings;
   /** How long running actions may take to finish after SIGTERM before they are killed. */
   readonly shutdownGracePeriodMs: number;
+  /** Runs beyond this many at once are refused with RESOURCE_EXHAUSTED. */
+  readonly maximumConcurrentRuns: number;
+  /** The mode of every unix socket the runner listens on, whatever the umask. */
+  readonly socketMode: number;
 }
+
+/** A tmpfs `size` option: bytes, or with a k, m or g suffix. */
+const tmpfsSize: Parser<string> = (value, path) => {
+  const text = string(value, path);
+  if (!/^[1-9]\d*[kmg]?$/.test(text)) {
+    throw new ConfigurationError(
+      `${path}: expected a size such as "64m" (bytes, or k, m, g), got ${JSON.stringify(text)}`,
+    );
+  }
+  return text;
+};
+
+/** File permission bits as an octal string ("0660"). */
+const fileMode: Parser<number> = (value, path) => {
+  const text = string(value, path);
+  if (!/^0?[0-7]{3}$/.test(text)) {
+    throw new ConfigurationError(
+      `${path}: expected an octal mode such as "0660", got ${JSON.stringify(text)}`,
+    );
+  }
+  return Number.parseInt(text, 8);
+};
 
 const notSupported = (what: string) => `chroot-runner does not implement ${what}`;
 
@@ -130,6 +159,8 @@ const filesystems = object({
   procOptions: optional(record(string), {}),
   sys: optional(boolean, true),
   dev: optional(boolean, true),
+  devSize: optional(tmpfsSize, defaultFilesystems.devSize),
+  shmSize: optional(tmpfsSize, defaultFilesystems.shmSize),
   tmp: optional(boolean, true),
   createMountpoints: optional(boolean, true),
 });
@@ -140,7 +171,16 @@ const chrootRunner = object({
   keepCapabilities: optional(array(oneOf(Object.keys(capabilityNumbers))), [
     ...defaultCapabilities,
   ]),
-  network: optional(boolean, false),
+  network: optional(boolean, true),
+  seccomp: optional(
+    object({
+      enabled: optional(boolean, true),
+      allow: optional(array(oneOf(seccompEntryNames)), []),
+    }),
+    { enabled: true, allow: [] },
+  ),
+  maximumConcurrentRuns: optional(integer(1, 1_000_000), 256),
+  socketMode: optional(fileMode, 0o660),
   userNamespace: optional(
     object({ userId: integer(0, 2 ** 32 - 2), groupId: integer(0, 2 ** 32 - 2) }),
   ),
@@ -269,6 +309,7 @@ export function parseConfiguration(
       filesystems: runner.filesystems,
       keepCapabilities: runner.keepCapabilities,
       network: runner.network,
+      seccomp: runner.seccomp,
       ...(runner.userNamespace === undefined
         ? {}
         : {
@@ -276,6 +317,8 @@ export function parseConfiguration(
           }),
     },
     shutdownGracePeriodMs: runner.shutdownGracePeriod,
+    maximumConcurrentRuns: runner.maximumConcurrentRuns,
+    socketMode: runner.socketMode,
   };
 }
 

@@ -2,7 +2,7 @@
 // servers and the diagnostics HTTP server; and stops it gracefully.
 
 import { once } from 'node:events';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import { Server, ServerCredentials, type ServerOptions, status } from '@grpc/grpc-js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
@@ -82,6 +82,19 @@ function bind(server: Server, target: string): Promise<number> {
       error ? reject(error) : resolve(port),
     ),
   );
+}
+
+/** Binds a unix socket with exactly `mode`, whatever the umask: whoever may connect to it may
+ * run actions (as root, unless runCommandsAs says otherwise). The umask covers the moment
+ * between bind and chmod. */
+async function bindSocket(server: Server, path: string, mode: number): Promise<number> {
+  const umask = process.umask(0o777);
+  try {
+    return await bind(server, `unix://${path}`);
+  } finally {
+    process.umask(umask);
+    chmodSync(path, mode);
+  }
 }
 
 interface DiagnosticsContext {
@@ -164,7 +177,13 @@ export async function startServer(
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
       ? new RunnerMetrics(configuration.buildDirectoryPath)
       : undefined;
-    const state = new RunnerServiceState(runner, logger, metrics, configuration.isolation.mode);
+    const state = new RunnerServiceState(
+      runner,
+      logger,
+      metrics,
+      configuration.isolation.mode,
+      configuration.maximumConcurrentRuns,
+    );
     const runnerDefinition = grpcServiceDefinition(RunnerService);
     const healthDefinition = grpcServiceDefinition(Health);
     metrics?.grpc.register(runnerDefinition);
@@ -202,7 +221,10 @@ export async function startServer(
       );
       for (const path of serverConfiguration.listenPaths) {
         removeStaleSocket(path);
-        await listening(`cannot listen on the unix socket ${path}`, bind(server, `unix://${path}`));
+        await listening(
+          `cannot listen on the unix socket ${path}`,
+          bindSocket(server, path, configuration.socketMode),
+        );
         grpcAddresses.push(`unix://${path}`);
         closers.push(() => removeStaleSocket(path));
       }

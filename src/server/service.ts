@@ -39,6 +39,8 @@ export class RunnerServiceState {
     readonly logger: Logger,
     readonly metrics: RunnerMetrics | undefined,
     readonly isolation: IsolationMode,
+    /** Runs beyond this many at once are refused (RESOURCE_EXHAUSTED): each holds memory. */
+    readonly maximumConcurrentRuns = Number.POSITIVE_INFINITY,
   ) {}
 
   get serving(): boolean {
@@ -117,6 +119,18 @@ export function runnerServiceImplementation(
     }
     if (!state.serving) {
       callback(serviceError(new RunnerError(status.UNAVAILABLE, 'Runner is shutting down')));
+      return;
+    }
+    if (state.inFlight >= state.maximumConcurrentRuns) {
+      callback(
+        serviceError(
+          new RunnerError(
+            status.RESOURCE_EXHAUSTED,
+            `The runner is running its maximum of ${state.maximumConcurrentRuns} Runs at once ` +
+              '(chrootRunner.maximumConcurrentRuns)',
+          ),
+        ),
+      );
       return;
     }
     const request = call.request;

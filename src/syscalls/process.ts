@@ -34,6 +34,9 @@ const planOperations = [
   'sameInode',
   'mknodat',
   'setns',
+  'setsid',
+  'joinSessionKeyring',
+  'seccomp',
   'exit',
 ] as const;
 
@@ -122,6 +125,34 @@ export interface SpawnPlan {
   readonly cloneFlags: number;
   /** The slot that receives the write end of a new status pipe, or -1 for none. */
   readonly statusSlot: number;
+  /** The BPF program OP_SECCOMP loads (struct sock_filter[]), empty for none. */
+  readonly seccompProgram: Buffer;
+}
+
+/** A seccomp program as native/seccomp.c compiles it, and the policy's syscalls that the
+ * installed libseccomp could not name. */
+export interface CompiledFilter {
+  readonly program: Buffer;
+  readonly unknown: readonly string[];
+}
+
+export interface SeccompRule {
+  readonly syscall: string;
+  /** The native number when libseccomp does not know the name; -1 for none. */
+  readonly number: number;
+  readonly errno: number;
+  /** [argument, libseccomp operator, datum a, datum b], all to hold. */
+  readonly conditions: readonly (readonly [number, number, bigint, bigint])[];
+}
+
+/** Compiles a filter that allows everything but `rules` (each failing with its errno), for
+ * the native architecture and `architectures` (libseccomp's names). Throws ELIBACC when
+ * libseccomp.so.2 cannot be loaded. */
+export function compileSeccompFilter(policy: {
+  readonly architectures: readonly string[];
+  readonly rules: readonly SeccompRule[];
+}): CompiledFilter {
+  return native.compileSeccompFilter(policy) as CompiledFilter;
 }
 
 export interface SpawnedProcess {

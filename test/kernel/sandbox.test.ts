@@ -9,6 +9,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -286,15 +287,19 @@ describe('runAction in namespaces mode only', () => {
 });
 
 describe('runAction settings', () => {
-  leakFree('network: a new network namespace with only loopback, up', async () => {
+  leakFree('by default a new network namespace with only loopback, up', async () => {
     const { stdout } = await shell(
       'namespaces',
       'ls /sys/class/net; cat /sys/class/net/lo/operstate',
-      {
-        isolation: { ...defaultIsolation, network: true },
-      },
     );
     assert.match(stdout, /^lo\n(unknown|up)\n$/);
+  });
+
+  leakFree('network false: the runner’s network namespace', async () => {
+    const { stdout } = await shell('namespaces', 'readlink /proc/self/ns/net', {
+      isolation: { ...defaultIsolation, network: false },
+    });
+    assert.equal(stdout, `${readlinkSync('/proc/self/ns/net')}\n`);
   });
 
   leakFree('procfs options reach the mount', async () => {

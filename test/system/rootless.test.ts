@@ -187,7 +187,6 @@ describe('chroot-runner serve --isolation rootless, as uid 65534 without capabil
     // The mode comes from --isolation; the configuration maps the runner to root inside.
     const configuration = writeServeConfiguration(build.path, 'serve', 'rootless', {
       userNamespace: { userId: 0, groupId: 0 },
-      network: true,
     });
     buildPath = configuration.buildPath;
     spawnSync('chown', ['65534:65534', buildPath]);

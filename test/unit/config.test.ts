@@ -63,11 +63,14 @@ describe('configuration', () => {
         procOptions: {},
         sys: true,
         dev: true,
+        devSize: '1m',
+        shmSize: '64m',
         tmp: true,
         createMountpoints: true,
       },
       keepCapabilities: defaultCapabilities,
-      network: false,
+      network: true,
+      seccomp: { enabled: true, allow: [] },
     });
     assert.equal(configuration.shutdownGracePeriodMs, 30_000);
   });

@@ -124,11 +124,15 @@ describe('ordering rules', () => {
     }
   });
 
-  it('clone flags: a user namespace only in rootless mode, a network namespace when asked', () => {
+  it('clone flags: a user namespace only in rootless mode, a network namespace by default', () => {
     for (const mode of isolationModes) {
       const flags = planFor(mode).build().cloneFlags;
       assert.equal((flags & constants.CLONE_NEWUSER) !== 0, mode === 'rootless', mode);
-      assert.equal((flags & constants.CLONE_NEWNET) !== 0, false, mode);
+      // Shared mode's comes from its contribution (contributions/shared-network.ts).
+      const own = mode === 'namespaces' || mode === 'rootless';
+      assert.equal((flags & constants.CLONE_NEWNET) !== 0, own, mode);
+      const shared = planFor(mode, { settings: { network: false } }).build().cloneFlags;
+      assert.equal(shared & constants.CLONE_NEWNET, 0, mode);
     }
     for (const mode of ['namespaces', 'rootless'] as const) {
       const steps = decode(planFor(mode, { settings: { network: true } }));

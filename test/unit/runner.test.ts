@@ -56,11 +56,14 @@ function isolation(mode: IsolationSettings['mode'], tmp = true): IsolationSettin
       procOptions: {},
       sys: true,
       dev: true,
+      devSize: '1m',
+      shmSize: '64m',
       tmp,
       createMountpoints: true,
     },
     keepCapabilities: defaultCapabilities,
-    network: false,
+    network: true,
+    seccomp: { enabled: true, allow: [] },
   };
 }
 

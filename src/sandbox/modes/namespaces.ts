@@ -92,8 +92,15 @@ function planRootInEmptyNamespace(plan: PlanBuilder, inputRoot: Slot, template: 
   );
   // Before anything is mounted beneath it: a clone of a shared mount joins its peer group,
   // and the action's mounts would propagate to the host. As a slave it still receives the
-  // host's.
-  plan.mountSetattr(clone, root, 0, constants.AT_RECURSIVE, MS_SLAVE);
+  // host's. nosuid and nodev: setuid programs and device nodes shipped in the input root are
+  // inert.
+  plan.mountSetattr(
+    clone,
+    root,
+    constants.MOUNT_ATTR_NOSUID | constants.MOUNT_ATTR_NODEV,
+    constants.AT_RECURSIVE,
+    MS_SLAVE,
+  );
   plan.setns(
     runnerStep('enter the empty mount namespace'),
     plan.inherit(template.fd),

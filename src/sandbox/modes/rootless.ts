@@ -102,6 +102,13 @@ export const rootlessMode: IsolationStrategy = {
     // clone's fd names the new root from here on.
     const bind = runnerStep('bind the input root onto itself');
     const root = plan.openTree(bind, cwd, '.', constants.OPEN_TREE_CLONE | constants.AT_RECURSIVE);
+    // nosuid and nodev: setuid programs and device nodes shipped in the input root are inert.
+    plan.mountSetattr(
+      bind,
+      root,
+      constants.MOUNT_ATTR_NOSUID | constants.MOUNT_ATTR_NODEV,
+      constants.AT_RECURSIVE,
+    );
     plan.moveMount(bind, root, cwd);
     planSpecialFilesystems(plan, root, clones, settings.filesystems);
     // The id maps set the credentials.
