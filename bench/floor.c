@@ -13,7 +13,8 @@
  *       network     a new network namespace, loopback up
  *       user        a user namespace of its own (uid and gid 0 inside are 65534 outside),
  *                   made ahead of the clone and entered last, after the mounts
- *       session     setsid and a new session keyring
+ *       session     setsid: a new session, no controlling terminal
+ *       keyring     a new session keyring, joined once the credentials are the action's
  *       seccomp=F   load the BPF program in file F (struct sock_filter[]) before exec
  *       cgroup=D    a cgroup of its own made in directory D (repeatable: one per v1
  *                   hierarchy), joined by the child, which then unshares a cgroup
@@ -79,7 +80,7 @@ extern char **environ;
 /* ---- what every action does, by option ---- */
 
 struct options {
-  int direct, inert, network, user, session, warm;
+  int direct, inert, network, user, session, keyring, warm;
   struct sock_fprog seccomp; /* .len 0: none */
   const char *cgroups[MAX_CGROUPS];
   int cgroup_count;
@@ -195,7 +196,6 @@ struct host {
   int template_fd;               /* the empty mount namespace copied for each action */
   mode_t node_modes[DEVICE_NODES]; /* the host's /dev nodes: type and permissions */
   dev_t node_numbers[DEVICE_NODES];
-  int dev_null_fd;               /* every action's stdin */
   int init_fd;                   /* O_PATH on the engine's init, exec'd as the action's PID 1 */
   int logs_fd;                   /* where each action's stdout and stderr files are created */
   unsigned long long keep_caps;  /* the bounding set kept (container runtimes' default) */
@@ -303,12 +303,21 @@ static void mount_specials(struct action *action, int base, int mounts[SPECIALS]
 static _Noreturn void pivot_and_exec(struct action *action, int root) {
   const struct host *host = action->host;
   const struct options *options = host->options;
+  /* stdin is the sandbox's own /dev/null: through the host's, a root action could change the
+   * host's node (chmod, touch) via /proc/self/fd/0. */
+  struct open_how read_beneath = {
+      .flags = O_RDONLY | O_CLOEXEC,
+      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  int stdin_fd;
+  STEP("open /dev/null in the root for stdin",
+       stdin_fd = (int)syscall(SYS_openat2, root, "dev/null", &read_beneath, sizeof read_beneath));
   STEP("fchdir(new root)", fchdir(root));
   STEP("pivot_root", (int)syscall(SYS_pivot_root, ".", "."));
   STEP("detach the old root", umount2(".", MNT_DETACH));
   STEP("chdir(/)", chdir("/"));
 
-  STEP("dup2(stdin)", dup2(host->dev_null_fd, 0));
+  STEP("dup2(stdin)", dup2(stdin_fd, 0));
   STEP("dup2(stdout)", dup2(action->stdout_fd, 1));
   STEP("dup2(stderr)", dup2(action->stderr_fd, 2));
   STEP("dup2(status pipe)", dup2(action->status_fd, STATUS_FD));
@@ -323,7 +332,7 @@ static _Noreturn void pivot_and_exec(struct action *action, int root) {
     STEP("setresgid", (int)syscall(SYS_setresgid, 0, 0, 0));
     STEP("setresuid", (int)syscall(SYS_setresuid, 0, 0, 0));
   }
-  if (options->session) {
+  if (options->keyring) {
     STEP("join a new session keyring",
          (int)syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL));
   }
@@ -489,7 +498,7 @@ struct sandbox {
 struct warm_child_argument {
   struct action action;
   int socket; /* the sandbox's end */
-  int keep[4 + MAX_CGROUPS]; /* fds the sandbox holds, all others closed */
+  int keep[4 + MAX_CGROUPS]; /* fds the sandbox holds (socket, template, init, user namespace, cgroups), all others closed */
   int keep_count;
 };
 
@@ -616,8 +625,8 @@ static int prepare_sandbox(struct host *host, struct sandbox *sandbox, char *sta
   struct warm_child_argument warm = {
       .action = {.host = host, .user_fd = sandbox->user_fd},
       .socket = pair[1],
-      .keep = {pair[1], host->template_fd, host->init_fd, host->dev_null_fd},
-      .keep_count = 4,
+      .keep = {pair[1], host->template_fd, host->init_fd},
+      .keep_count = 3,
   };
   if (sandbox->user_fd >= 0) warm.keep[warm.keep_count++] = sandbox->user_fd;
   for (int i = 0; i < options->cgroup_count; i++) {
@@ -1002,7 +1011,7 @@ static int make_mounts(const char *directory, long count) {
 
 static int usage(void) {
   fprintf(stderr, "usage: floor run ROOT LOGS INIT ACTIONS CONCURRENCY [OPTION...]\n"
-                  "         OPTION: direct inert network user session seccomp=FILE\n"
+                  "         OPTION: direct inert network user session keyring seccomp=FILE\n"
                   "                 cgroup=DIR warm=N\n"
                   "       floor exec ACTIONS CONCURRENCY ARGV...\n"
                   "       floor mounts DIR COUNT\n");
@@ -1075,7 +1084,6 @@ static const int kept_capabilities[] = {0 /* CHOWN */,    1 /* DAC_OVERRIDE */, 
 static int open_host(struct host *host, const char *root, const char *logs, const char *init) {
   host->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   host->logs_fd = open(logs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  host->dev_null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   host->init_fd = open(init, O_PATH | O_CLOEXEC);
   for (size_t i = 0; i < DEVICE_NODES; i++) {
     char path[32];
@@ -1097,7 +1105,7 @@ static int open_host(struct host *host, const char *root, const char *logs, cons
   for (size_t i = 0; i < sizeof kept_capabilities / sizeof *kept_capabilities; i++) {
     host->keep_caps |= 1ULL << kept_capabilities[i];
   }
-  if (host->root_fd < 0 || host->logs_fd < 0 || host->dev_null_fd < 0 || host->init_fd < 0) {
+  if (host->root_fd < 0 || host->logs_fd < 0 || host->init_fd < 0) {
     perror("open_host");
     return -1;
   }
@@ -1134,6 +1142,7 @@ static int parse_options(int count, char **arguments, struct options *options) {
     else if (strcmp(option, "network") == 0) options->network = 1;
     else if (strcmp(option, "user") == 0) options->user = 1;
     else if (strcmp(option, "session") == 0) options->session = 1;
+    else if (strcmp(option, "keyring") == 0) options->keyring = 1;
     else if (strncmp(option, "warm=", 5) == 0) options->warm = (int)parse_count(option + 5, "warm");
     else if (strncmp(option, "cgroup=", 7) == 0 && options->cgroup_count < MAX_CGROUPS) {
       options->cgroups[options->cgroup_count++] = option + 7;

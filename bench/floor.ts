@@ -1,10 +1,12 @@
 // The native side of the benchmark (bench/floor.c): compiled at bench time into a temporary
 // directory, never committed as a binary.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { defaultIsolation } from '../src/sandbox/defaults.js';
+import { seccompProgram } from '../src/sandbox/seccomp.js';
 import { initExecutablePath } from '../src/syscalls/native.js';
 import type { Sample } from './load.js';
 
@@ -48,10 +50,19 @@ export interface FloorPhases {
 }
 
 /** The options of floor.c that make its actions do the kernel work of the engine's default
- * isolation (floor.c's header lists them); the engine's default today: namespaces mode with
- * none of them. */
-export function floorOptions(): string[] {
-  return [];
+ * isolation (src/sandbox/defaults.ts): an inert root (nosuid, nodev), a session, a network
+ * namespace and the seccomp filter (compiled as the engine compiles it, written to
+ * `seccompFile`), and the session keyring only where that filter lets actions use keys. */
+export function floorOptions(seccompFile: string): string[] {
+  const { network, seccomp } = defaultIsolation;
+  const options = ['inert', 'session'];
+  if (network) options.push('network');
+  if (!seccomp.enabled || seccomp.allow.includes('keys')) options.push('keyring');
+  if (seccomp.enabled) {
+    writeFileSync(seccompFile, seccompProgram(seccomp));
+    options.push(`seccomp=${seccompFile}`);
+  }
+  return options;
 }
 
 async function load(executable: string, args: readonly string[]): Promise<FloorOutput> {

@@ -357,9 +357,11 @@ async function measureAll(
     }
     return { samples };
   };
-  const isolation = floorOptions();
+  const isolation = floorOptions(join(work, 'seccomp.bpf'));
   const described = (options: readonly string[]) =>
-    options.length === 0 ? 'no option' : `options ${options.join(' ')}`;
+    options.length === 0
+      ? 'no option'
+      : `options ${options.map((option) => option.replace(/=.*/, '')).join(' ')}`;
   const engine = await loadEngine();
   const engineMissing = typeof engine === 'string' ? engine : null;
   const serveAbsent = serveMissing();
@@ -511,7 +513,7 @@ async function measureAll(
 
   let mountScaling: Results['mountScaling'] = { skipped: 'not selected (BENCH_ONLY)' };
   if (selected('mount scaling'))
-    mountScaling = await measureMountScaling(work, floor, buildDirectory);
+    mountScaling = await measureMountScaling(work, floor, isolation, buildDirectory);
   let startup: Results['startup'] = { skipped: 'not selected (BENCH_ONLY)' };
   if (selected('start-up')) {
     log('start-up (hyperfine)');
@@ -547,6 +549,7 @@ async function measureAll(
 async function measureMountScaling(
   work: string,
   floor: string,
+  isolation: string[],
   buildDirectory: string,
 ): Promise<Results['mountScaling']> {
   log('mount scaling (in a mount namespace of its own)');
@@ -556,6 +559,7 @@ async function measureMountScaling(
     const result = await runWorker<MountScalingResult>({
       kind: 'mounts',
       floor,
+      floorOptions: isolation,
       buildDirectory,
       scratch,
       mountCounts: settings.mountCounts,

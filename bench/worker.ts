@@ -9,7 +9,7 @@ import type { Engine as SandboxEngine } from '../src/sandbox/index.js';
 import type { IsolationMode } from '../src/sandbox/types.js';
 import { mountsBeneath } from '../test/helpers/leaks.js';
 import { inputRootOf, loadEngine, openEngine, trueAction } from './engine.js';
-import { type FloorPhases, floorOptions, makeMounts, runFloor } from './floor.js';
+import { type FloorPhases, makeMounts, runFloor } from './floor.js';
 import {
   type Action,
   closedLoop,
@@ -50,6 +50,8 @@ export type Job =
   | {
       kind: 'mounts';
       floor: string;
+      /** floor.c's options of the default isolation (floorOptions). */
+      floorOptions: string[];
       buildDirectory: string;
       scratch: string;
       mountCounts: readonly number[];
@@ -224,8 +226,8 @@ async function measureMountScaling(
     for (const mounts of job.mountCounts) {
       await makeMounts(job.floor, job.scratch, mounts);
       try {
-        await runFloor(job.floor, root, logs, job.warmup, 1, floorOptions());
-        const floor = await runFloor(job.floor, root, logs, job.actions, 1, floorOptions());
+        await runFloor(job.floor, root, logs, job.warmup, 1, job.floorOptions);
+        const floor = await runFloor(job.floor, root, logs, job.actions, 1, job.floorOptions);
         record(mounts, 'floor', median(floor.sample.latenciesMs));
         if (typeof engines === 'string') continue;
         for (const [index, isolation] of isolations.entries()) {
