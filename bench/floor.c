@@ -344,8 +344,10 @@ static _Noreturn void pivot_and_exec(struct action *action, int root) {
   STEP("set no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
   STEP("set the parent death signal", prctl(PR_SET_PDEATHSIG, SIGKILL));
   if (options->seccomp.len > 0) {
+    /* SPEC_ALLOW, as the engine: the host's speculation policy, not forced mitigations. */
     STEP("load the seccomp filter",
-         (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &options->seccomp));
+         (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+                      &options->seccomp));
   }
   char *const envp[] = {"PATH=/bin", NULL};
   if (options->direct) {
