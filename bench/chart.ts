@@ -5,12 +5,15 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Contender } from './report.js';
 
-/** Black and grey for the floors, red for bwrap, brown for node-spawn, blues for the engine,
- * greens for serve. */
+/** Black and greys for the floors, purple for bb_runner, red and pink for bwrap and
+ * linux-sandbox, brown for node-spawn, blues for the engine, greens for serve. */
 const colours: Record<string, string> = {
   floor: '#000000',
   'floor, no init': '#9a9a9a',
+  'floor, warm': '#5a5a5a',
+  bb_runner: '#9467bd',
   bwrap: '#d62728',
+  'linux-sandbox': '#e377c2',
   'node-spawn': '#8c564b',
   'engine namespaces': '#1f77b4',
   'engine shared': '#9ecae1',

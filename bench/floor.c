@@ -1,13 +1,29 @@
 /* The benchmark's native side, compiled at bench time (cc -O2 -pthread).
  *
- *   floor run ROOT LOGS INIT ACTIONS CONCURRENCY [direct]
+ *   floor run ROOT LOGS INIT ACTIONS CONCURRENCY [OPTION...]
  *     The physical floor of the engine's `namespaces` isolation: for each action, the same
  *     kernel work as src/sandbox does (log files created in LOGS, the clone, a copy of an
  *     empty mount namespace with the input root attached, the mounts and /dev nodes,
  *     pivot_root, the engine's own init INIT (build/Release/chroot-runner-init, native/init.c)
  *     exec'd as PID 1 through an fd opened beforehand, which forks and execs the root's
- *     /bin/true, wait), in C with nothing else around it. `direct` execs /bin/true as PID 1
- *     instead, without an init.
+ *     /bin/true, wait), in C with nothing else around it. Each part of the isolation that is
+ *     not always there is an option, so that the floor follows the engine's default:
+ *       direct      exec /bin/true as PID 1 instead of the init
+ *       inert       the input root's clone made nosuid and nodev
+ *       network     a new network namespace, loopback up
+ *       user        a user namespace of its own (uid and gid 0 inside are 65534 outside),
+ *                   made ahead of the clone and entered last, after the mounts
+ *       session     setsid: a new session, no controlling terminal
+ *       keyring     a new session keyring, joined once the credentials are the action's
+ *       seccomp=F   load the BPF program in file F (struct sock_filter[]) before exec
+ *       cgroup=D    a cgroup of its own made in directory D (repeatable: one per v1
+ *                   hierarchy), joined by the child, which then unshares a cgroup
+ *                   namespace; listed (cgroup.procs) and removed after the action
+ *       warm=N      warm sandboxes: N sandboxes prepared ahead by a thread of their own (new
+ *                   namespaces, mount namespace, procfs, sysfs, /dev, cgroup joined), each
+ *                   used once; an action takes one and does only what names its input
+ *                   root (attach it, move the prepared mounts in, pivot, stdio, exec). An
+ *                   action that finds the pool empty prepares its own sandbox.
  *   floor exec ACTIONS CONCURRENCY ARGV...
  *     Launches ARGV (posix_spawn, a vfork-style clone) and waits, per action: how bubblewrap is
  *     measured without counting Node's own spawn.
@@ -17,12 +33,17 @@
  *
  * run and exec spread ACTIONS over CONCURRENCY threads, each looping, and print one JSON
  * object: every action's latency in microseconds, the wall time, the program's CPU time and
- * peak RSS, and its children's largest RSS. */
+ * peak RSS, its children's largest RSS, and for run the mean time of each phase of an action. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -31,10 +52,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -50,8 +73,20 @@ extern char **environ;
 #define STATUS_FD 3
 /* native/init.c's record of the action's exit code, the first of what it writes. */
 #define RECORD_EXITED 2
+#define MAX_CGROUPS 8
+/* The host ids uid and gid 0 of an action's user namespace are. */
+#define UNPRIVILEGED_ID 65534
 
-/* ---- the namespaces action, run in a CLONE_VM|CLONE_VFORK child: raw syscalls only ---- */
+/* ---- what every action does, by option ---- */
+
+struct options {
+  int direct, inert, network, user, session, keyring, warm;
+  struct sock_fprog seccomp; /* .len 0: none */
+  const char *cgroups[MAX_CGROUPS];
+  int cgroup_count;
+};
+
+/* ---- raw syscalls, usable in a CLONE_VM child ---- */
 
 static int sys_open_tree(int dirfd, const char *path, unsigned flags) {
   return (int)syscall(SYS_open_tree, dirfd, path, flags);
@@ -84,10 +119,19 @@ static int open_beneath(int base, const char *path, int extra_flags) {
   return (int)syscall(SYS_openat2, base, path, &how, sizeof how);
 }
 
-/* Attaches a detached mount onto an O_PATH handle. */
+/* Attaches a mount (detached, or attached elsewhere: then it is moved) onto an O_PATH
+ * handle. */
 static int attach(int mount_fd, int target_fd) {
   return sys_move_mount(mount_fd, "", target_fd, "",
                         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/* Attaches `mount_fd` at `path` beneath base. */
+static int attach_at(int mount_fd, int base, const char *path) {
+  int target = open_beneath(base, path, O_DIRECTORY);
+  if (target < 0 || attach(mount_fd, target) < 0) return -1;
+  close(target);
+  return 0;
 }
 
 /* fsopen → fsconfig(key=value..., "" for a flag) → CREATE → fsmount, then attached at `path`
@@ -106,10 +150,7 @@ static int mount_new(int base, const char *path, const char *type, const char *c
   if (sys_fsconfig(context, FSCONFIG_CMD_CREATE, NULL, NULL) < 0) return -1;
   int mount_fd = sys_fsmount(context, attributes);
   close(context);
-  if (mount_fd < 0) return -1;
-  int target = open_beneath(base, path, O_DIRECTORY);
-  if (target < 0 || attach(mount_fd, target) < 0) return -1;
-  close(target);
+  if (mount_fd < 0 || attach_at(mount_fd, base, path) < 0) return -1;
   return mount_fd;
 }
 
@@ -136,6 +177,9 @@ static const char *const device_links[][2] = {
 };
 /* /proc entries bound read-only over themselves; absent ones are skipped. */
 static const char *const proc_read_only[] = {"sys", "sysrq-trigger", "irq", "bus"};
+/* The special filesystems, each mounted on the directory of its name. */
+enum special { SPECIAL_PROC, SPECIAL_SYS, SPECIAL_DEV, SPECIALS };
+static const char *const special_names[SPECIALS] = {"proc", "sys", "dev"};
 
 /* A node of the action's /dev with the host node's type, mode and number, whatever the umask
  * (the child's own: it does not share the runner's fs_struct). */
@@ -152,19 +196,25 @@ struct host {
   int template_fd;               /* the empty mount namespace copied for each action */
   mode_t node_modes[DEVICE_NODES]; /* the host's /dev nodes: type and permissions */
   dev_t node_numbers[DEVICE_NODES];
-  int dev_null_fd;               /* every action's stdin */
   int init_fd;                   /* O_PATH on the engine's init, exec'd as the action's PID 1 */
   int logs_fd;                   /* where each action's stdout and stderr files are created */
   unsigned long long keep_caps;  /* the bounding set kept (container runtimes' default) */
   int last_cap;
+  const struct options *options;
+  /* Unique names of the actions' cgroups. */
+  long next_cgroup;
 };
 
+/* What one action's child needs, and what it reports. */
 struct action {
   const struct host *host;
   int stdout_fd, stderr_fd, status_fd;
-  int direct;       /* exec true as PID 1, without the init */
+  int user_fd; /* the user namespace to enter, or -1 */
+  int in_session; /* setsid done already (a warm sandbox, ahead of the action) */
+  int cgroup_fds[MAX_CGROUPS]; /* O_PATH on the action's cgroups, joined by the child */
   const char *step; /* the step that failed, read by the parent after the vfork */
   int error;        /* its errno */
+  uint64_t child_start_ns, mounted_ns; /* phase boundaries, written by a CLONE_VM child */
 };
 
 #define STEP(name, call)                                                                      \
@@ -176,10 +226,47 @@ struct action {
     }                                                                                         \
   } while (0)
 
-/* The child of clone(CLONE_VM|CLONE_VFORK|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS): the steps
- * of src/sandbox/index.ts's plan for namespaces mode, in its order. */
-static int namespaces_child(void *argument) {
-  struct action *action = argument;
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int loopback_up(void) {
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return -1;
+  struct ifreq request;
+  memset(&request, 0, sizeof request);
+  memcpy(request.ifr_name, "lo", 3);
+  request.ifr_flags = IFF_UP | IFF_RUNNING;
+  int result = ioctl(sock, SIOCSIFFLAGS, &request);
+  close(sock);
+  return result;
+}
+
+static int write_text(int base, const char *path, const char *text) {
+  int fd = openat(base, path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t written = write(fd, text, strlen(text));
+  close(fd);
+  return written == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* The cgroup-related and namespace-related steps every child (cold or warm) does before its
+ * mounts: into the action's cgroups, loopback up. */
+static void enter_cgroups_and_network(struct action *action) {
+  const struct options *options = action->host->options;
+  for (int i = 0; i < options->cgroup_count; i++) {
+    STEP("join the cgroup", write_text(action->cgroup_fds[i], "cgroup.procs", "0"));
+  }
+  /* Rooted at the action's cgroup: it sees itself at / and nothing above. */
+  if (options->cgroup_count > 0) STEP("unshare(CLONE_NEWCGROUP)", unshare(CLONE_NEWCGROUP));
+  if (options->network) STEP("bring loopback up", loopback_up());
+}
+
+/* procfs (with its read-only entries), a read-only sysfs and /dev (nodes, links, devpts,
+ * shm) mounted on proc, sys and dev beneath `base`; their mounts' fds in `mounts`. */
+static void mount_specials(struct action *action, int base, int mounts[SPECIALS]) {
   const struct host *host = action->host;
   static const char *const dev_options[] = {"mode", "0755", NULL};
   static const char *const pts_options[] = {"newinstance", "", "ptmxmode", "0666",
@@ -187,32 +274,15 @@ static int namespaces_child(void *argument) {
   static const char *const shm_options[] = {"mode", "1777", NULL};
   const unsigned nosuid = MOUNT_ATTR_NOSUID, nodev = MOUNT_ATTR_NODEV,
                  noexec = MOUNT_ATTR_NOEXEC, rdonly = MOUNT_ATTR_RDONLY;
-  struct mount_attr slave = {.propagation = MS_SLAVE};
-  int root, proc, dev, mountpoint;
-
-  /* The input root is cloned while the runner's fd still refers to the current namespace, and
-   * made a slave before anything is mounted beneath it; the new namespace is a copy of the
-   * empty template, where the clone is attached. */
-  STEP("open_tree(input root)",
-       root = sys_open_tree(host->root_fd, "",
-                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH));
-  STEP("make the input root a slave",
-       (int)syscall(SYS_mount_setattr, root, "", AT_EMPTY_PATH | AT_RECURSIVE, &slave,
-                    sizeof slave));
-  STEP("setns(template)", setns(host->template_fd, CLONE_NEWNS));
-  STEP("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
-  STEP("open the template's root directory",
-       mountpoint = open_beneath(AT_FDCWD, "root", O_DIRECTORY));
-  STEP("attach the input root", attach(root, mountpoint));
-  close(mountpoint);
-
-  STEP("mount proc", proc = mount_new(root, "proc", "proc", NULL, nosuid | nodev | noexec));
+  int proc, dev;
+  STEP("mount proc", proc = mount_new(base, "proc", "proc", NULL, nosuid | nodev | noexec));
   for (size_t i = 0; i < sizeof proc_read_only / sizeof *proc_read_only; i++) {
     STEP("bind a /proc entry read-only",
          bind_read_only(proc, proc_read_only[i], rdonly | nosuid | nodev | noexec));
   }
-  STEP("mount sys", mount_new(root, "sys", "sysfs", NULL, rdonly | nosuid | nodev | noexec));
-  STEP("mount dev", dev = mount_new(root, "dev", "tmpfs", dev_options, nosuid | noexec));
+  STEP("mount sys", mounts[SPECIAL_SYS] = mount_new(base, "sys", "sysfs", NULL,
+                                                     rdonly | nosuid | nodev | noexec));
+  STEP("mount dev", dev = mount_new(base, "dev", "tmpfs", dev_options, nosuid | noexec));
   for (size_t i = 0; i < DEVICE_NODES; i++) {
     STEP("mknod in /dev",
          make_device(dev, device_nodes[i], host->node_modes[i], host->node_numbers[i]));
@@ -224,18 +294,48 @@ static int namespaces_child(void *argument) {
   STEP("mount dev/pts", mount_new(dev, "pts", "devpts", pts_options, nosuid | noexec));
   STEP("mkdir dev/shm", mkdirat(dev, "shm", 01777));
   STEP("mount dev/shm", mount_new(dev, "shm", "tmpfs", shm_options, nosuid | nodev));
+  mounts[SPECIAL_PROC] = proc;
+  mounts[SPECIAL_DEV] = dev;
+}
 
+/* From pivot_root to exec: the same for cold and warm children. `root` is the attached
+ * input root. */
+static _Noreturn void pivot_and_exec(struct action *action, int root) {
+  const struct host *host = action->host;
+  const struct options *options = host->options;
+  /* stdin is the sandbox's own /dev/null: through the host's, a root action could change the
+   * host's node (chmod, touch) via /proc/self/fd/0. */
+  struct open_how read_beneath = {
+      .flags = O_RDONLY | O_CLOEXEC,
+      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  int stdin_fd;
+  STEP("open /dev/null in the root for stdin",
+       stdin_fd = (int)syscall(SYS_openat2, root, "dev/null", &read_beneath, sizeof read_beneath));
   STEP("fchdir(new root)", fchdir(root));
   STEP("pivot_root", (int)syscall(SYS_pivot_root, ".", "."));
   STEP("detach the old root", umount2(".", MNT_DETACH));
   STEP("chdir(/)", chdir("/"));
 
-  STEP("dup2(stdin)", dup2(host->dev_null_fd, 0));
+  STEP("dup2(stdin)", dup2(stdin_fd, 0));
   STEP("dup2(stdout)", dup2(action->stdout_fd, 1));
   STEP("dup2(stderr)", dup2(action->stderr_fd, 2));
   STEP("dup2(status pipe)", dup2(action->status_fd, STATUS_FD));
   STEP("mark fds close-on-exec",
        (int)syscall(SYS_close_range, STATUS_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC));
+  if (options->session && !action->in_session) STEP("setsid", (int)setsid());
+  if (action->user_fd >= 0) {
+    /* Last of the namespaces: the mounts above are owned by the runner's user namespace,
+     * out of the action's reach. Entering resets the bounding set: dropped below. */
+    STEP("enter the user namespace", setns(action->user_fd, CLONE_NEWUSER));
+    STEP("setgroups", (int)syscall(SYS_setgroups, 0, NULL));
+    STEP("setresgid", (int)syscall(SYS_setresgid, 0, 0, 0));
+    STEP("setresuid", (int)syscall(SYS_setresuid, 0, 0, 0));
+  }
+  if (options->keyring) {
+    STEP("join a new session keyring",
+         (int)syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL));
+  }
   for (int cap = 0; cap <= host->last_cap; cap++) {
     if ((host->keep_caps >> cap & 1) == 0) {
       STEP("drop a capability from the bounding set", prctl(PR_CAPBSET_DROP, cap, 0, 0, 0));
@@ -243,8 +343,14 @@ static int namespaces_child(void *argument) {
   }
   STEP("set no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
   STEP("set the parent death signal", prctl(PR_SET_PDEATHSIG, SIGKILL));
+  if (options->seccomp.len > 0) {
+    /* SPEC_ALLOW, as the engine: the host's speculation policy, not forced mitigations. */
+    STEP("load the seccomp filter",
+         (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+                      &options->seccomp));
+  }
   char *const envp[] = {"PATH=/bin", NULL};
-  if (action->direct) {
+  if (options->direct) {
     char *const argv[] = {"true", NULL};
     action->step = "execve(/bin/true)";
     execve("/bin/true", argv, envp);
@@ -257,83 +363,488 @@ static int namespaces_child(void *argument) {
   _exit(100);
 }
 
+/* The flags that make the input root's clone a slave (never propagating to the host), and
+ * with `inert` nosuid and nodev. */
+static struct mount_attr root_attributes(const struct options *options) {
+  struct mount_attr attributes = {.propagation = MS_SLAVE};
+  if (options->inert) attributes.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  return attributes;
+}
+
+/* The input root cloned while the fd still refers to the runner's namespace, and made a slave
+ * before anything is mounted beneath it. */
+static int clone_input_root(const struct host *host) {
+  int root = sys_open_tree(host->root_fd, "",
+                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+  if (root < 0) return -1;
+  struct mount_attr attributes = root_attributes(host->options);
+  if (syscall(SYS_mount_setattr, root, "", AT_EMPTY_PATH | AT_RECURSIVE, &attributes,
+              sizeof attributes) < 0) {
+    close(root);
+    return -1;
+  }
+  return root;
+}
+
+/* The child of clone(CLONE_VM|CLONE_VFORK|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS...): the
+ * steps of src/sandbox's plan for namespaces mode, in its order. */
+static int namespaces_child(void *argument) {
+  struct action *action = argument;
+  const struct host *host = action->host;
+  int root, mountpoint, mounts[SPECIALS];
+  action->child_start_ns = now_ns();
+  enter_cgroups_and_network(action);
+  /* The new namespace is a copy of the empty template, where the clone is attached. */
+  STEP("clone the input root", root = clone_input_root(host));
+  STEP("setns(template)", setns(host->template_fd, CLONE_NEWNS));
+  STEP("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
+  STEP("open the template's root directory",
+       mountpoint = open_beneath(AT_FDCWD, "root", O_DIRECTORY));
+  STEP("attach the input root", attach(root, mountpoint));
+  close(mountpoint);
+  mount_specials(action, root, mounts);
+  action->mounted_ns = now_ns();
+  pivot_and_exec(action, root);
+}
+
+/* ---- per-action resources made by the runner: user namespace, cgroups ---- */
+
+struct user_namespace_helper {
+  int pipe_read, pipe_write;
+};
+
+/* Lives in the new user namespace until its maps are written and the parent holds an fd on
+ * it. */
+static int user_namespace_child(void *argument) {
+  struct user_namespace_helper *helper = argument;
+  char byte;
+  close(helper->pipe_write); /* its copy of the fd table has one: EOF needs it closed */
+  while (read(helper->pipe_read, &byte, 1) < 0 && errno == EINTR) {
+  }
+  _exit(0);
+}
+
+/* A new user namespace in which uid and gid 0 are UNPRIVILEGED_ID outside, as an fd. */
+static int make_user_namespace(char *stack) {
+  int release[2];
+  if (pipe2(release, O_CLOEXEC) < 0) return -1;
+  struct user_namespace_helper helper = {.pipe_read = release[0], .pipe_write = release[1]};
+  pid_t pid = clone(user_namespace_child, stack + CHILD_STACK_SIZE,
+                    CLONE_VM | CLONE_NEWUSER | SIGCHLD, &helper);
+  int fd = -1;
+  if (pid > 0) {
+    char path[64], map[64];
+    snprintf(map, sizeof map, "0 %d 1\n", UNPRIVILEGED_ID);
+    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+    int mapped = write_text(AT_FDCWD, path, map) == 0;
+    snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+    mapped = mapped && write_text(AT_FDCWD, path, map) == 0;
+    snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+    if (mapped) fd = open(path, O_RDONLY | O_CLOEXEC);
+  }
+  int saved = errno;
+  close(release[1]);
+  if (pid > 0) waitpid(pid, NULL, 0);
+  close(release[0]);
+  errno = saved;
+  return fd;
+}
+
+/* The action's cgroup in each of the options' directories; its name in `name`. */
+static int make_cgroups(struct host *host, int fds[MAX_CGROUPS], char *name, size_t size) {
+  const struct options *options = host->options;
+  long number = __atomic_fetch_add(&host->next_cgroup, 1, __ATOMIC_RELAXED);
+  snprintf(name, size, "floor-%d-%ld", (int)getpid(), number);
+  for (int i = 0; i < options->cgroup_count; i++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", options->cgroups[i], name);
+    if (mkdir(path, 0755) < 0) return -1;
+    fds[i] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fds[i] < 0) return -1;
+  }
+  return 0;
+}
+
+/* After the action: its cgroups' process lists read (as the engine's kill does, finding them
+ * empty once the init has been reaped), the cgroups removed. */
+static int remove_cgroups(const struct host *host, int fds[MAX_CGROUPS], const char *name) {
+  const struct options *options = host->options;
+  int result = 0;
+  for (int i = 0; i < options->cgroup_count; i++) {
+    char path[4096], listing[64];
+    int procs = openat(fds[i], "cgroup.procs", O_RDONLY | O_CLOEXEC);
+    if (procs < 0 || read(procs, listing, sizeof listing) != 0) result = -1;
+    if (procs >= 0) close(procs);
+    snprintf(path, sizeof path, "%s/%s", options->cgroups[i], name);
+    close(fds[i]);
+    if (rmdir(path) < 0) result = -1;
+  }
+  return result;
+}
+
+/* ---- warm sandboxes ---- */
+
+/* A sandbox prepared ahead: a process that is PID 1 of new PID, IPC, UTS (and network)
+ * namespaces, in its own copy of the template mount namespace, with proc, sys and dev
+ * mounted on a staging tmpfs and its cgroups joined; it waits on `socket` for the fds of
+ * one action (input root clone, stdout, stderr, status pipe), then attaches the input root,
+ * moves the staged mounts into it, pivots and execs. */
+struct sandbox {
+  pid_t pid;
+  int socket;
+  int user_fd;
+  int cgroup_fds[MAX_CGROUPS];
+  char cgroup_name[64];
+};
+
+struct warm_child_argument {
+  struct action action;
+  int socket; /* the sandbox's end */
+  int keep[4 + MAX_CGROUPS]; /* fds the sandbox holds (socket, template, init, user namespace, cgroups), all others closed */
+  int keep_count;
+};
+
+static int compare_fds(const void *a, const void *b) {
+  return *(const int *)a - *(const int *)b;
+}
+
+/* Closes every fd above 2 but `keep` (sorted here). */
+static int close_all_but(int *keep, int count) {
+  qsort(keep, (size_t)count, sizeof *keep, compare_fds);
+  unsigned next = 3;
+  for (int i = 0; i < count; i++) {
+    if ((unsigned)keep[i] < next) continue;
+    if ((unsigned)keep[i] > next &&
+        syscall(SYS_close_range, next, (unsigned)keep[i] - 1, 0) < 0) {
+      return -1;
+    }
+    next = (unsigned)keep[i] + 1;
+  }
+  return (int)syscall(SYS_close_range, next, ~0U, 0);
+}
+
+/* Receives one action's fds: input root clone, stdout, stderr, status pipe. 0 at EOF. */
+static int receive_fds(int socket, int fds[4]) {
+  char byte;
+  char control[CMSG_SPACE(4 * sizeof(int))];
+  struct iovec data = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr message = {.msg_iov = &data, .msg_iovlen = 1, .msg_control = control,
+                           .msg_controllen = sizeof control};
+  ssize_t length;
+  do {
+    length = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+  } while (length < 0 && errno == EINTR);
+  if (length <= 0) return (int)length;
+  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  if (header == NULL || header->cmsg_len != CMSG_LEN(4 * sizeof(int))) {
+    errno = EPROTO;
+    return -1;
+  }
+  memcpy(fds, CMSG_DATA(header), 4 * sizeof(int));
+  return 1;
+}
+
+static int send_fds(int socket, const int fds[4]) {
+  char byte = 0;
+  char control[CMSG_SPACE(4 * sizeof(int))];
+  memset(control, 0, sizeof control);
+  struct iovec data = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr message = {.msg_iov = &data, .msg_iovlen = 1, .msg_control = control,
+                           .msg_controllen = sizeof control};
+  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(4 * sizeof(int));
+  memcpy(CMSG_DATA(header), fds, 4 * sizeof(int));
+  return sendmsg(socket, &message, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/* A fork (no CLONE_VM): it lives on after its creator returns. Its failures end it with
+ * status 100; the step and errno are lost (the prototype's sandboxes do not fail). */
+static int warm_child(void *argument) {
+  struct warm_child_argument *warm = argument;
+  struct action *action = &warm->action;
+  const struct host *host = action->host;
+  int stage, mountpoint, mounts[SPECIALS], fds[4];
+  STEP("set the parent death signal", prctl(PR_SET_PDEATHSIG, SIGKILL));
+  STEP("close the runner's other fds", close_all_but(warm->keep, warm->keep_count));
+  enter_cgroups_and_network(action);
+  /* A new session is the process's, not the action's: made ahead too. */
+  if (host->options->session) STEP("setsid", (int)setsid());
+  action->in_session = 1;
+  STEP("setns(template)", setns(host->template_fd, CLONE_NEWNS));
+  STEP("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
+  /* The staging tmpfs over the template's root directory: proc, sys and dev are mounted
+   * there ahead, and moved into the input root (attached at stage/root) for the action. */
+  static const char *const stage_options[] = {"mode", "0700", NULL};
+  STEP("mount the staging tmpfs",
+       stage = mount_new(AT_FDCWD, "root", "tmpfs", stage_options,
+                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  for (int i = 0; i < SPECIALS; i++) STEP("mkdir in the stage", mkdirat(stage, special_names[i], 0755));
+  STEP("mkdir stage/root", mkdirat(stage, "root", 0755));
+  mount_specials(action, stage, mounts);
+
+  int received;
+  STEP("receive the action", received = receive_fds(warm->socket, fds));
+  if (received == 0) _exit(0); /* the pool is closing: unused */
+  int root = fds[0];
+  action->stdout_fd = fds[1];
+  action->stderr_fd = fds[2];
+  action->status_fd = fds[3];
+  STEP("open stage/root", mountpoint = open_beneath(stage, "root", O_DIRECTORY));
+  STEP("attach the input root", attach(root, mountpoint));
+  for (int i = 0; i < SPECIALS; i++) {
+    STEP("move a prepared mount into the input root",
+         attach_at(mounts[i], root, special_names[i]));
+  }
+  pivot_and_exec(action, root);
+}
+
+struct pool {
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  struct sandbox *ready;
+  int count, size, closing;
+  struct host *host;
+  char *stack; /* the preparer's; a copy is the child's own */
+};
+
+static struct pool pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                           .changed = PTHREAD_COND_INITIALIZER};
+
+/* Prepares one sandbox (on the pool's thread, or an action's when the pool is empty). */
+static int prepare_sandbox(struct host *host, struct sandbox *sandbox, char *stack) {
+  const struct options *options = host->options;
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) return -1;
+  sandbox->socket = pair[0];
+  sandbox->user_fd = options->user ? make_user_namespace(stack) : -1;
+  if (options->user && sandbox->user_fd < 0) return -1;
+  if (make_cgroups(host, sandbox->cgroup_fds, sandbox->cgroup_name,
+                   sizeof sandbox->cgroup_name) < 0) {
+    return -1;
+  }
+  struct warm_child_argument warm = {
+      .action = {.host = host, .user_fd = sandbox->user_fd},
+      .socket = pair[1],
+      .keep = {pair[1], host->template_fd, host->init_fd},
+      .keep_count = 3,
+  };
+  if (sandbox->user_fd >= 0) warm.keep[warm.keep_count++] = sandbox->user_fd;
+  for (int i = 0; i < options->cgroup_count; i++) {
+    warm.action.cgroup_fds[i] = sandbox->cgroup_fds[i];
+    warm.keep[warm.keep_count++] = sandbox->cgroup_fds[i];
+  }
+  sandbox->pid = clone(warm_child, stack + CHILD_STACK_SIZE,
+                       CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                           (options->network ? CLONE_NEWNET : 0) | SIGCHLD,
+                       &warm);
+  int saved = errno;
+  close(pair[1]);
+  errno = saved;
+  return sandbox->pid < 0 ? -1 : 0;
+}
+
+static void release_sandbox(const struct host *host, struct sandbox *sandbox) {
+  close(sandbox->socket);
+  if (sandbox->user_fd >= 0) close(sandbox->user_fd);
+  remove_cgroups(host, sandbox->cgroup_fds, sandbox->cgroup_name);
+}
+
+static void *refill(void *argument) {
+  (void)argument;
+  pthread_mutex_lock(&pool.lock);
+  for (;;) {
+    while (!pool.closing && pool.count >= pool.size) pthread_cond_wait(&pool.changed, &pool.lock);
+    if (pool.closing) break;
+    pthread_mutex_unlock(&pool.lock);
+    struct sandbox sandbox;
+    if (prepare_sandbox(pool.host, &sandbox, pool.stack) < 0) {
+      perror("prepare a warm sandbox");
+      exit(1);
+    }
+    pthread_mutex_lock(&pool.lock);
+    pool.ready[pool.count++] = sandbox;
+  }
+  pthread_mutex_unlock(&pool.lock);
+  return NULL;
+}
+
+/* A sandbox from the pool; false when it is empty. */
+static int take_sandbox(struct sandbox *sandbox) {
+  pthread_mutex_lock(&pool.lock);
+  int taken = pool.count > 0;
+  if (taken) *sandbox = pool.ready[--pool.count];
+  pthread_cond_signal(&pool.changed);
+  pthread_mutex_unlock(&pool.lock);
+  return taken;
+}
+
 /* ---- the load: CONCURRENCY threads, each taking the next action until ACTIONS are done ---- */
 
 enum mode { MODE_RUN, MODE_EXEC };
+
+/* The phases of a run action, each summed over all actions. */
+enum phase {
+  PHASE_BEFORE_CLONE, /* log files, status pipe, user namespace, cgroups (cold) */
+  PHASE_CLONE,        /* clone until the child runs: the namespaces' creation (cold) */
+  PHASE_MOUNTS,       /* the child's cgroup join, loopback, mount namespace and mounts (cold) */
+  PHASE_TO_EXEC,      /* pivot_root to exec (cold); fds handed to the sandbox to its exec
+                       * (warm) */
+  PHASE_RUN,          /* exec until reaped: the init, true */
+  PHASE_AFTER,        /* status read, cgroups removed, fds closed */
+  PHASES,
+};
+static const char *const phase_names[PHASES] = {"beforeClone", "clone", "mounts",
+                                                "toExec",      "run",   "after"};
 
 struct load {
   enum mode mode;
   long actions;
   long next; /* the next action's index, taken atomically */
   double *latencies_us;
-  struct host host; /* MODE_RUN */
-  int direct;       /* MODE_RUN: exec true as PID 1, without the init */
-  char **argv;      /* MODE_EXEC */
+  struct host host;  /* MODE_RUN */
+  char **argv;       /* MODE_EXEC */
+  uint64_t phase_ns[PHASES];
 };
 
 struct failure {
   char message[256];
 };
 
-static uint64_t now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+static void add_phase(struct load *load, enum phase phase, uint64_t from, uint64_t to) {
+  if (to > from) __atomic_fetch_add(&load->phase_ns[phase], to - from, __ATOMIC_RELAXED);
+}
+
+/* The log files and status pipe of one action. */
+static int open_action_files(struct load *load, long index, struct action *action,
+                             int status_pipe[2]) {
+  char name[32];
+  snprintf(name, sizeof name, "%ld.stdout", index);
+  action->stdout_fd = openat(load->host.logs_fd, name,
+                             O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
+  snprintf(name, sizeof name, "%ld.stderr", index);
+  action->stderr_fd = openat(load->host.logs_fd, name,
+                             O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
+  if (action->stdout_fd < 0 || action->stderr_fd < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) {
+    return -1;
+  }
+  action->status_fd = status_pipe[1];
+  return 0;
+}
+
+/* Waits for the action's end and checks the init's records. */
+static int reap(struct load *load, pid_t pid, int status_read, const struct action *action,
+                struct failure *failure) {
+  int status;
+  struct rusage usage;
+  pid_t waited = wait4(pid, &status, 0, &usage);
+  int32_t record[64] = {0, -1};
+  ssize_t length = read(status_read, record, sizeof record);
+  close(status_read);
+  int reported =
+      load->host.options->direct || (length >= 8 && record[0] == RECORD_EXITED && record[1] == 0);
+  if (waited < 0 || status != 0 || !reported) {
+    snprintf(failure->message, sizeof failure->message,
+             "action failed at step \"%s\": %s (status %d, record %d %d)",
+             action->step == NULL ? "(in a warm sandbox)" : action->step,
+             strerror(action->error), status, record[0], record[1]);
+    return -1;
+  }
+  return 0;
 }
 
 /* One action as the engine runs it: its log files, a status pipe, the vfork-style clone with
  * a pidfd (all signals blocked around it), then wait4 and the init's records (the exit code,
  * then the resource usage, in one write). */
-static int run_namespaces_action(struct load *load, long index, char *stack,
-                                 struct failure *failure) {
-  struct action action = {.host = &load->host, .direct = load->direct};
-  char name[32];
+static int run_cold_action(struct load *load, long index, char *stack, struct failure *failure) {
+  const struct options *options = load->host.options;
+  uint64_t start = now_ns();
+  struct action action = {.host = &load->host, .user_fd = -1};
   int status_pipe[2] = {-1, -1};
-  snprintf(name, sizeof name, "%ld.stdout", index);
-  action.stdout_fd = openat(load->host.logs_fd, name,
-                            O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
-  snprintf(name, sizeof name, "%ld.stderr", index);
-  action.stderr_fd = openat(load->host.logs_fd, name,
-                            O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
-  if (action.stdout_fd < 0 || action.stderr_fd < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) {
-    snprintf(failure->message, sizeof failure->message, "log files: %s", strerror(errno));
+  char cgroup_name[64];
+  if (open_action_files(load, index, &action, status_pipe) < 0 ||
+      (options->user && (action.user_fd = make_user_namespace(stack)) < 0) ||
+      make_cgroups(&load->host, action.cgroup_fds, cgroup_name, sizeof cgroup_name) < 0) {
+    snprintf(failure->message, sizeof failure->message, "before the clone: %s",
+             strerror(errno));
     return -1;
   }
-  action.status_fd = status_pipe[1];
 
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   int pidfd = -1;
+  uint64_t cloned = now_ns();
   pid_t pid = clone(namespaces_child, stack + CHILD_STACK_SIZE,
                     CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWIPC |
-                        CLONE_NEWUTS | SIGCHLD,
+                        CLONE_NEWUTS | (options->network ? CLONE_NEWNET : 0) | SIGCHLD,
                     &action, &pidfd);
   int clone_errno = errno;
+  uint64_t execed = now_ns();
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   close(status_pipe[1]);
   close(action.stdout_fd);
   close(action.stderr_fd);
+  if (action.user_fd >= 0) close(action.user_fd);
   if (pid < 0) {
     snprintf(failure->message, sizeof failure->message, "clone: %s", strerror(clone_errno));
     close(status_pipe[0]);
     return -1;
   }
-  int status;
-  struct rusage usage;
-  pid_t waited = wait4(pid, &status, 0, &usage);
-  int32_t record[64] = {0, -1};
-  ssize_t length = read(status_pipe[0], record, sizeof record);
-  close(status_pipe[0]);
+  int result = reap(load, pid, status_pipe[0], &action, failure);
+  uint64_t reaped = now_ns();
   close(pidfd);
-  int reported = load->direct || (length >= 8 && record[0] == RECORD_EXITED && record[1] == 0);
-  if (waited < 0 || status != 0 || !reported) {
-    snprintf(failure->message, sizeof failure->message,
-             "action failed at step \"%s\": %s (status %d, record %d %d)", action.step,
-             strerror(action.error), status, record[0], record[1]);
+  if (remove_cgroups(&load->host, action.cgroup_fds, cgroup_name) < 0 && result == 0) {
+    snprintf(failure->message, sizeof failure->message, "rmdir cgroup: %s", strerror(errno));
+    result = -1;
+  }
+  add_phase(load, PHASE_BEFORE_CLONE, start, cloned);
+  if (action.child_start_ns != 0) {
+    add_phase(load, PHASE_CLONE, cloned, action.child_start_ns);
+    add_phase(load, PHASE_MOUNTS, action.child_start_ns, action.mounted_ns);
+    add_phase(load, PHASE_TO_EXEC, action.mounted_ns, execed);
+  }
+  add_phase(load, PHASE_RUN, execed, reaped);
+  add_phase(load, PHASE_AFTER, reaped, now_ns());
+  return result;
+}
+
+/* One action in a warm sandbox: what names the input root is all that is left. */
+static int run_warm_action(struct load *load, long index, char *stack, struct failure *failure) {
+  uint64_t start = now_ns();
+  struct action action = {.host = &load->host, .user_fd = -1};
+  struct sandbox sandbox;
+  if (!take_sandbox(&sandbox) && prepare_sandbox(&load->host, &sandbox, stack) < 0) {
+    snprintf(failure->message, sizeof failure->message, "prepare a sandbox: %s",
+             strerror(errno));
     return -1;
   }
-  return 0;
+  int status_pipe[2] = {-1, -1};
+  if (open_action_files(load, index, &action, status_pipe) < 0) {
+    snprintf(failure->message, sizeof failure->message, "log files: %s", strerror(errno));
+    return -1;
+  }
+  uint64_t opened = now_ns();
+  int root = clone_input_root(&load->host);
+  const int fds[4] = {root, action.stdout_fd, action.stderr_fd, status_pipe[1]};
+  int sent = root >= 0 && send_fds(sandbox.socket, fds) == 0;
+  int saved = errno;
+  for (int i = 0; i < 4; i++) close(fds[i]);
+  if (!sent) {
+    snprintf(failure->message, sizeof failure->message, "hand the action over: %s",
+             strerror(saved));
+    return -1;
+  }
+  uint64_t handed = now_ns();
+  int result = reap(load, sandbox.pid, status_pipe[0], &action, failure);
+  uint64_t reaped = now_ns();
+  release_sandbox(&load->host, &sandbox);
+  add_phase(load, PHASE_BEFORE_CLONE, start, opened);
+  add_phase(load, PHASE_TO_EXEC, opened, handed);
+  add_phase(load, PHASE_RUN, handed, reaped);
+  add_phase(load, PHASE_AFTER, reaped, now_ns());
+  return result;
 }
 
 static int run_exec_action(struct load *load, struct failure *failure) {
@@ -366,8 +877,9 @@ static void *worker(void *argument) {
     long index = __atomic_fetch_add(&load->next, 1, __ATOMIC_RELAXED);
     if (index >= load->actions) break;
     uint64_t start = now_ns();
-    int result = load->mode == MODE_RUN ? run_namespaces_action(load, index, stack, failure)
-                                        : run_exec_action(load, failure);
+    int result = load->mode == MODE_EXEC        ? run_exec_action(load, failure)
+                 : load->host.options->warm > 0 ? run_warm_action(load, index, stack, failure)
+                                                : run_cold_action(load, index, stack, failure);
     if (result < 0) return failure;
     load->latencies_us[index] = (double)(now_ns() - start) / 1000.0;
   }
@@ -376,11 +888,54 @@ static void *worker(void *argument) {
   return NULL;
 }
 
+/* Starts the pool's thread and waits until the pool is full, so that the first actions
+ * find it as a running runner's would. */
+static int start_pool(struct host *host, pthread_t *thread) {
+  pool.size = host->options->warm;
+  pool.host = host;
+  pool.ready = calloc((size_t)pool.size, sizeof *pool.ready);
+  pool.stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (pool.ready == NULL || pool.stack == MAP_FAILED) return -1;
+  if (pthread_create(thread, NULL, refill, NULL) != 0) return -1;
+  pthread_mutex_lock(&pool.lock);
+  while (pool.count < pool.size) {
+    pthread_mutex_unlock(&pool.lock);
+    usleep(1000); /* start-up only, never measured */
+    pthread_mutex_lock(&pool.lock);
+  }
+  pthread_mutex_unlock(&pool.lock);
+  return 0;
+}
+
+/* Closes the unused sandboxes (each exits on EOF) and reaps them. */
+static void stop_pool(struct host *host, pthread_t thread) {
+  pthread_mutex_lock(&pool.lock);
+  pool.closing = 1;
+  pthread_cond_signal(&pool.changed);
+  pthread_mutex_unlock(&pool.lock);
+  pthread_join(thread, NULL);
+  for (int i = 0; i < pool.count; i++) {
+    close(pool.ready[i].socket);
+    waitpid(pool.ready[i].pid, NULL, 0);
+    pool.ready[i].socket = -1;
+    if (pool.ready[i].user_fd >= 0) close(pool.ready[i].user_fd);
+    remove_cgroups(host, pool.ready[i].cgroup_fds, pool.ready[i].cgroup_name);
+  }
+  pool.count = 0;
+}
+
 static int run_load(struct load *load, long concurrency) {
   pthread_t *threads = calloc((size_t)concurrency, sizeof *threads);
   load->latencies_us = calloc((size_t)load->actions, sizeof *load->latencies_us);
   if (threads == NULL || load->latencies_us == NULL) {
     fprintf(stderr, "out of memory\n");
+    return 1;
+  }
+  int warm = load->mode == MODE_RUN && load->host.options->warm > 0;
+  pthread_t pool_thread;
+  if (warm && start_pool(&load->host, &pool_thread) < 0) {
+    perror("start the pool");
     return 1;
   }
   uint64_t start = now_ns();
@@ -401,6 +956,7 @@ static int run_load(struct load *load, long concurrency) {
     }
   }
   double wall_seconds = (double)(now_ns() - start) / 1e9;
+  if (warm) stop_pool(&load->host, pool_thread);
   if (failed) return 1;
 
   struct rusage self, children;
@@ -408,9 +964,22 @@ static int run_load(struct load *load, long concurrency) {
   getrusage(RUSAGE_CHILDREN, &children);
   double cpu_seconds = (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
                        (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
-  printf("{\"wallSeconds\":%.6f,\"cpuSeconds\":%.6f,\"peakRssBytes\":%ld,"
-         "\"childPeakRssBytes\":%ld,\"latenciesMicroseconds\":[",
-         wall_seconds, cpu_seconds, self.ru_maxrss * 1024L, children.ru_maxrss * 1024L);
+  double children_cpu_seconds =
+      (double)(children.ru_utime.tv_sec + children.ru_stime.tv_sec) +
+      (double)(children.ru_utime.tv_usec + children.ru_stime.tv_usec) / 1e6;
+  printf("{\"wallSeconds\":%.6f,\"cpuSeconds\":%.6f,\"childrenCpuSeconds\":%.6f,"
+         "\"peakRssBytes\":%ld,\"childPeakRssBytes\":%ld,",
+         wall_seconds, cpu_seconds, children_cpu_seconds, self.ru_maxrss * 1024L,
+         children.ru_maxrss * 1024L);
+  if (load->mode == MODE_RUN) {
+    printf("\"phasesMicroseconds\":{");
+    for (int i = 0; i < PHASES; i++) {
+      printf("%s\"%s\":%.1f", i == 0 ? "" : ",", phase_names[i],
+             (double)load->phase_ns[i] / 1000.0 / (double)load->actions);
+    }
+    printf("},");
+  }
+  printf("\"latenciesMicroseconds\":[");
   for (long i = 0; i < load->actions; i++) {
     printf(i == 0 ? "%.1f" : ",%.1f", load->latencies_us[i]);
   }
@@ -443,7 +1012,9 @@ static int make_mounts(const char *directory, long count) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: floor run ROOT LOGS INIT ACTIONS CONCURRENCY [direct]\n"
+  fprintf(stderr, "usage: floor run ROOT LOGS INIT ACTIONS CONCURRENCY [OPTION...]\n"
+                  "         OPTION: direct inert network user session keyring seccomp=FILE\n"
+                  "                 cgroup=DIR warm=N\n"
                   "       floor exec ACTIONS CONCURRENCY ARGV...\n"
                   "       floor mounts DIR COUNT\n");
   return 2;
@@ -515,7 +1086,6 @@ static const int kept_capabilities[] = {0 /* CHOWN */,    1 /* DAC_OVERRIDE */, 
 static int open_host(struct host *host, const char *root, const char *logs, const char *init) {
   host->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   host->logs_fd = open(logs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  host->dev_null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   host->init_fd = open(init, O_PATH | O_CLOEXEC);
   for (size_t i = 0; i < DEVICE_NODES; i++) {
     char path[32];
@@ -537,7 +1107,7 @@ static int open_host(struct host *host, const char *root, const char *logs, cons
   for (size_t i = 0; i < sizeof kept_capabilities / sizeof *kept_capabilities; i++) {
     host->keep_caps |= 1ULL << kept_capabilities[i];
   }
-  if (host->root_fd < 0 || host->logs_fd < 0 || host->dev_null_fd < 0 || host->init_fd < 0) {
+  if (host->root_fd < 0 || host->logs_fd < 0 || host->init_fd < 0) {
     perror("open_host");
     return -1;
   }
@@ -554,17 +1124,56 @@ static long parse_count(const char *text, const char *what) {
   return value;
 }
 
+/* A BPF program (struct sock_filter[]) read from `path`. */
+static int read_seccomp_program(const char *path, struct sock_fprog *program) {
+  FILE *file = fopen(path, "rb");
+  if (file == NULL) return -1;
+  static struct sock_filter filter[BPF_MAXINSNS];
+  size_t count = fread(filter, sizeof *filter, BPF_MAXINSNS, file);
+  fclose(file);
+  program->len = (unsigned short)count;
+  program->filter = filter;
+  return count == 0 ? -1 : 0;
+}
+
+static int parse_options(int count, char **arguments, struct options *options) {
+  for (int i = 0; i < count; i++) {
+    const char *option = arguments[i];
+    if (strcmp(option, "direct") == 0) options->direct = 1;
+    else if (strcmp(option, "inert") == 0) options->inert = 1;
+    else if (strcmp(option, "network") == 0) options->network = 1;
+    else if (strcmp(option, "user") == 0) options->user = 1;
+    else if (strcmp(option, "session") == 0) options->session = 1;
+    else if (strcmp(option, "keyring") == 0) options->keyring = 1;
+    else if (strncmp(option, "warm=", 5) == 0) options->warm = (int)parse_count(option + 5, "warm");
+    else if (strncmp(option, "cgroup=", 7) == 0 && options->cgroup_count < MAX_CGROUPS) {
+      options->cgroups[options->cgroup_count++] = option + 7;
+    } else if (strncmp(option, "seccomp=", 8) == 0) {
+      if (read_seccomp_program(option + 8, &options->seccomp) < 0) {
+        fprintf(stderr, "%s: not a BPF program\n", option + 8);
+        return -1;
+      }
+    } else {
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if ((argc == 7 || argc == 8) && strcmp(argv[1], "run") == 0) {
+  if (argc >= 7 && strcmp(argv[1], "run") == 0) {
+    static struct options options;
     struct load load = {.mode = MODE_RUN, .actions = parse_count(argv[5], "ACTIONS")};
-    if (argc == 8 && strcmp(argv[7], "direct") != 0) return usage();
-    load.direct = argc == 8;
+    if (parse_options(argc - 7, &argv[7], &options) < 0) return usage();
+    load.host.options = &options;
     if (open_host(&load.host, argv[2], argv[3], argv[4]) < 0) return 1;
     return run_load(&load, parse_count(argv[6], "CONCURRENCY"));
   }
   if (argc >= 5 && strcmp(argv[1], "exec") == 0) {
+    static const struct options none;
     struct load load = {.mode = MODE_EXEC, .actions = parse_count(argv[2], "ACTIONS"),
                         .argv = &argv[4]};
+    load.host.options = &none;
     return run_load(&load, parse_count(argv[3], "CONCURRENCY"));
   }
   if (argc == 4 && strcmp(argv[1], "mounts") == 0) {

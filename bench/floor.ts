@@ -1,10 +1,12 @@
 // The native side of the benchmark (bench/floor.c): compiled at bench time into a temporary
 // directory, never committed as a binary.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { defaultIsolation } from '../src/sandbox/defaults.js';
+import { seccompProgram } from '../src/sandbox/seccomp.js';
 import { initExecutablePath } from '../src/syscalls/native.js';
 import type { Sample } from './load.js';
 
@@ -30,8 +32,37 @@ interface FloorOutput {
   readonly wallSeconds: number;
   readonly peakRssBytes: number;
   readonly cpuSeconds: number;
+  readonly childrenCpuSeconds: number;
   readonly childPeakRssBytes: number;
+  /** `floor run`: the mean time of each phase of an action. */
+  readonly phasesMicroseconds?: Record<string, number>;
   readonly latenciesMicroseconds: readonly number[];
+}
+
+/** The mean time of each phase of the floor's actions at one concurrency (floor.c's phases:
+ * beforeClone, clone, mounts, toExec, run, after), and the CPU time of the floor and all its
+ * children (the actions' processes included) per action. */
+export interface FloorPhases {
+  readonly concurrency: number;
+  readonly actions: number;
+  readonly phasesMicroseconds: Record<string, number>;
+  readonly cpuMicroseconds: number;
+}
+
+/** The options of floor.c that make its actions do the kernel work of the engine's default
+ * isolation (src/sandbox/defaults.ts): an inert root (nosuid, nodev), a session, a network
+ * namespace and the seccomp filter (compiled as the engine compiles it, written to
+ * `seccompFile`), and the session keyring only where that filter lets actions use keys. */
+export function floorOptions(seccompFile: string): string[] {
+  const { network, seccomp } = defaultIsolation;
+  const options = ['inert', 'session'];
+  if (network) options.push('network');
+  if (!seccomp.enabled || seccomp.allow.includes('keys')) options.push('keyring');
+  if (seccomp.enabled) {
+    writeFileSync(seccompFile, seccompProgram(seccomp));
+    options.push(`seccomp=${seccompFile}`);
+  }
+  return options;
 }
 
 async function load(executable: string, args: readonly string[]): Promise<FloorOutput> {
@@ -54,25 +85,33 @@ function sample(
   return { concurrency, latenciesMs, wallSeconds: output.wallSeconds, peakRssBytes, cpuMs };
 }
 
-/** The floor: `actions` namespaces actions on the input root, `concurrency` threads; their
- * log files are created in a new directory beneath `logs`, removed afterwards. `direct`
- * leaves out the init. */
+/** The floor: `actions` namespaces actions on the input root, `concurrency` threads, with
+ * floor.c's `options`; their log files are created in a new directory beneath `logs`,
+ * removed afterwards. */
 export async function runFloor(
   executable: string,
   root: string,
   logs: string,
   actions: number,
   concurrency: number,
-  direct = false,
-): Promise<Sample> {
+  options: readonly string[],
+): Promise<{ sample: Sample; phases: FloorPhases }> {
   const directory = mkdtempSync(join(logs, 'floor-'));
   try {
-    const args = [
+    const output = await load(executable, [
       ...['run', root, directory, initExecutablePath],
-      ...[String(actions), String(concurrency)],
-    ];
-    const output = await load(executable, direct ? [...args, 'direct'] : args);
-    return sample(concurrency, output, output.peakRssBytes, output.cpuSeconds * 1000);
+      ...[String(actions), String(concurrency), ...options],
+    ]);
+    const cpuSeconds = output.cpuSeconds + output.childrenCpuSeconds;
+    return {
+      sample: sample(concurrency, output, output.peakRssBytes, output.cpuSeconds * 1000),
+      phases: {
+        concurrency,
+        actions,
+        phasesMicroseconds: output.phasesMicroseconds ?? {},
+        cpuMicroseconds: (cpuSeconds * 1e6) / actions,
+      },
+    };
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }

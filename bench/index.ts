@@ -1,26 +1,39 @@
-// `npm run bench`: the per-action overhead of chroot-runner next to the kernel's floor,
-// bubblewrap and a bare Node spawn, on the same static busybox input root (issue 7).
-// Writes bench/results/latest.json, latest.md and latency.png. Needs root. Installs nothing.
+// `npm run bench`: the per-action cost of chroot-runner next to the kernel's floor and the
+// peers operators compare it with (upstream bb_runner, Bazel's linux-sandbox, a hardened
+// bubblewrap) and a bare Node spawn, on the same static busybox input root (issues 7 and 16).
+// Writes bench/results/latest.json, latest.md and latency.png. Needs root; installs the
+// Debian packages it needs and builds bb_runner (bench/peers.ts).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mountsBeneath } from '../test/helpers/leaks.js';
 import { latencySvg, renderPng } from './chart.js';
 import { inputRootOf, loadEngine } from './engine.js';
-import { compileFloor, runExec, runFloor } from './floor.js';
+import type { FloorPhases } from './floor.js';
+import { compileFloor, floorOptions, runExec, runFloor } from './floor.js';
 import { combine, type Level, median, type Sample } from './load.js';
+import {
+  bbRunnerExecutable,
+  findOnPath,
+  hardenedBwrapArguments,
+  installDebianPackages,
+  linuxSandboxArguments,
+  linuxSandboxPath,
+} from './peers.js';
 import {
   type Contender,
   type HeapScalingRow,
   markdown,
   type Results,
   ratios,
+  replaceMarkedSection,
   targets,
 } from './report.js';
 import { serveMissing } from './serve.js';
+import { measureStartup } from './startup.js';
 import type { EngineTimings, Job, LoadResult, MountScalingResult } from './worker.js';
 
 function count(name: string, fallback: number): number {
@@ -54,6 +67,10 @@ const settings = {
   scalingRounds: count('BENCH_SCALING_ROUNDS', 3),
   concurrencies: (process.env.BENCH_CONCURRENCY ?? '1,12,64').split(',').map(Number),
   mountCounts: [0, 100, 1000],
+  /** Runs of each command of the start-up part. */
+  startupRuns: count('BENCH_STARTUP_RUNS', 50),
+  /** Sandboxes in the pool of the warm floor. */
+  warmPool: count('BENCH_WARM_POOL', 4),
   heapMegabytes: [50, 500],
   /** Only these contenders and parts ("mount scaling", "heap scaling"), comma-separated. */
   only: process.env.BENCH_ONLY === undefined ? null : `,${commaList(process.env.BENCH_ONLY)},`,
@@ -65,40 +82,38 @@ const settings = {
 };
 
 const resultsDirectory = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const readme = fileURLToPath(new URL('../../README.md', import.meta.url));
+const performanceDocument = fileURLToPath(new URL('../../docs/performance.md', import.meta.url));
+const biome = fileURLToPath(new URL('../../node_modules/.bin/biome', import.meta.url));
 const workerScript = fileURLToPath(new URL('./worker.js', import.meta.url));
-
-/** The path of a command found on PATH. */
-function findOnPath(command: string): string | undefined {
-  return (process.env.PATH ?? '')
-    .split(delimiter)
-    .map((directory) => join(directory, command))
-    .find((path) => existsSync(path));
-}
 
 const onPath = (command: string) => findOnPath(command) !== undefined;
 
-function debianPackageInstalled(name: string): boolean {
-  try {
-    return execFileSync('dpkg-query', ['--status', name], { encoding: 'utf8' }).includes(
-      'Status: install ok installed',
-    );
-  } catch {
-    return false;
-  }
-}
+/** The Debian packages the bench needs: the floor's compiler and C library, the input root's
+ * busybox, the chart's renderer, two of the peers, the start-up part's hyperfine. */
+const debianPackages = [
+  'gcc',
+  'libc6-dev',
+  'busybox-static',
+  'librsvg2-bin',
+  'bubblewrap',
+  'bazel-bootstrap',
+  'hyperfine',
+];
 
-/** What is missing to run the bench, each with the Debian package that brings it. */
-function missingPrerequisites(): string[] {
+/** Installs what is missing, then names what the bench cannot run without. A missing peer is
+ * not among them: it is reported as skipped. */
+async function missingPrerequisites(): Promise<string[]> {
+  if (process.getuid?.() !== 0) return ['root (namespaces and mounts are real here)'];
+  await installDebianPackages(debianPackages, log);
   const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (namespaces and mounts are real here)');
   if (!onPath('cc')) missing.push('a C compiler `cc` (Debian package gcc)');
   else if (
     !existsSync(execFileSync('cc', ['-print-file-name=libc.a'], { encoding: 'utf8' }).trim())
   ) {
     missing.push('the C library for development, for the floor (Debian package libc6-dev)');
   }
-  if (!onPath('bwrap')) missing.push('bwrap (Debian package bubblewrap)');
-  if (!existsSync('/bin/busybox') || !debianPackageInstalled('busybox-static')) {
+  if (!existsSync('/bin/busybox')) {
     missing.push('a static /bin/busybox (Debian package busybox-static)');
   }
   if (!onPath('rsvg-convert'))
@@ -175,6 +190,27 @@ function combineTimings(results: readonly LoadResult[]): EngineTimings[] | undef
   });
 }
 
+/** The floor's phases per concurrency over all rounds, each the mean over their actions. */
+function combinePhases(results: readonly LoadResult[]): FloorPhases[] | undefined {
+  const all = results.flatMap((result) => result.floorPhases ?? []);
+  if (all.length === 0) return undefined;
+  return settings.concurrencies.map((concurrency) => {
+    const rounds = all.filter((phases) => phases.concurrency === concurrency);
+    const actions = rounds.reduce((total, phases) => total + phases.actions, 0);
+    const mean = (value: (phases: FloorPhases) => number) =>
+      rounds.reduce((total, phases) => total + value(phases) * phases.actions, 0) / actions;
+    const names = Object.keys(rounds[0]?.phasesMicroseconds ?? {});
+    return {
+      concurrency,
+      actions,
+      phasesMicroseconds: Object.fromEntries(
+        names.map((name) => [name, mean((phases) => phases.phasesMicroseconds[name] ?? 0)]),
+      ),
+      cpuMicroseconds: mean((phases) => phases.cpuMicroseconds),
+    };
+  });
+}
+
 /** Measures every contender in interleaved rounds (each round runs each contender at every
  * concurrency), so that a slow spell of a shared machine is spread over all of them; each
  * Level pools its rounds' latencies. A contender that fails is reported as skipped. */
@@ -212,6 +248,7 @@ async function measureContenders(measurements: readonly Measurement[]): Promise<
         combine(samples.filter((sample) => sample.concurrency === concurrency)),
       ),
       engineTimings: combineTimings(done),
+      floorPhases: combinePhases(done),
       warnings,
     };
   });
@@ -221,13 +258,13 @@ async function measureContenders(measurements: readonly Measurement[]): Promise<
 const namespaceVariable = 'CHROOT_RUNNER_BENCH_NAMESPACE';
 
 async function main(): Promise<void> {
-  const missing = missingPrerequisites();
-  if (missing.length > 0) {
-    log(`npm run bench needs:\n${missing.map((item) => `  - ${item}`).join('\n')}`);
-    process.exitCode = 1;
-    return;
-  }
   if (process.env[namespaceVariable] === undefined) {
+    const missing = await missingPrerequisites();
+    if (missing.length > 0) {
+      log(`npm run bench needs:\n${missing.map((item) => `  - ${item}`).join('\n')}`);
+      process.exitCode = 1;
+      return;
+    }
     // The whole bench runs in a mount namespace of its own, a slave of the host's: its tmpfs,
     // and whatever a runner under test leaves mounted, go away with it.
     const child = spawn(
@@ -261,7 +298,18 @@ async function main(): Promise<void> {
     const title = `chroot-runner per-action latency — ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}`;
     writeFileSync(svg, latencySvg(results.contenders, title));
     await renderPng(svg, join(resultsDirectory, 'latency.png'));
-    log(`wrote ${resultsDirectory}latest.json, latest.md and latency.png`);
+    // The README's table and docs/performance.md's figures, between their bench markers.
+    for (const [document, content] of [
+      [readme, markdown(results, { summary: true })],
+      [performanceDocument, markdown(results)],
+    ] as const) {
+      writeFileSync(document, replaceMarkedSection(readFileSync(document, 'utf8'), content));
+    }
+    // Aligned as the linter wants Markdown tables.
+    execFileSync(biome, ['format', '--write', readme, performanceDocument], { stdio: 'ignore' });
+    log(
+      `wrote ${resultsDirectory}latest.json, latest.md, latency.png, README.md and docs/performance.md`,
+    );
   } finally {
     const left = mountsBeneath(work).filter((point) => point !== work);
     if (left.length > 0) {
@@ -290,18 +338,30 @@ async function measureAll(
   const { warmup, processWarmup, concurrencies } = settings;
   const logs = join(buildDirectory, 'logs');
   mkdirSync(logs);
-  const floorRounds = (direct: boolean) => async (actions: number) => {
+  const floorRounds = (options: readonly string[]) => async (actions: number) => {
+    const samples: Sample[] = [];
+    const floorPhases: FloorPhases[] = [];
+    for (const concurrency of concurrencies) {
+      await runFloor(floor, root, logs, warmup, concurrency, options);
+      const { sample, phases } = await runFloor(floor, root, logs, actions, concurrency, options);
+      samples.push(sample);
+      floorPhases.push(phases);
+    }
+    return { samples, floorPhases };
+  };
+  const execRounds = (argv: readonly string[]) => async (actions: number) => {
     const samples: Sample[] = [];
     for (const concurrency of concurrencies) {
-      await runFloor(floor, root, logs, warmup, concurrency, direct);
-      samples.push(await runFloor(floor, root, logs, actions, concurrency, direct));
+      await runExec(floor, argv, warmup, concurrency);
+      samples.push(await runExec(floor, argv, actions, concurrency));
     }
     return { samples };
   };
-  const bwrapArguments = [
-    ...['--bind', root, '/', '--proc', '/proc', '--dev', '/dev'],
-    ...['--unshare-pid', '--unshare-ipc', '--unshare-uts', '/bin/true'],
-  ];
+  const isolation = floorOptions(join(work, 'seccomp.bpf'));
+  const described = (options: readonly string[]) =>
+    options.length === 0
+      ? 'no option'
+      : `options ${options.map((option) => option.replace(/=.*/, '')).join(' ')}`;
   const engine = await loadEngine();
   const engineMissing = typeof engine === 'string' ? engine : null;
   const serveAbsent = serveMissing();
@@ -309,16 +369,21 @@ async function measureAll(
     settings.cpuProfileDirectory === null
       ? []
       : ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDirectory];
+  let bbRunner: string | { missing: string } = { missing: 'not selected (BENCH_ONLY)' };
+  if (selected('bb_runner')) {
+    bbRunner = await bbRunnerExecutable(log).catch((error) => ({ missing: reason(error) }));
+  }
+  const bwrap = findOnPath('bwrap');
+  const relative = (argv: readonly string[]) => argv.join(' ').replaceAll(root, 'ROOT');
 
   const contenders = await measureContenders([
     {
       contender: {
         name: 'floor',
-        description:
-          'bench/floor.c: the engine’s namespaces-mode steps in C (log files, clone(CLONE_VM|CLONE_VFORK) into new PID, IPC, UTS namespaces, a copy of an empty mount namespace with the input root attached, proc, sys, /dev mounts and nodes, pivot_root, caps, the engine’s own init (native/init.c) as PID 1, which forks and execs true, wait4); N C threads',
+        description: `bench/floor.c (${described(isolation)}): the kernel work of the engine’s default isolation, step for step, in C: log files, clone(CLONE_VM, CLONE_VFORK) into new PID, IPC, UTS namespaces, a copy of an empty mount namespace with the input root attached, proc, sys, /dev mounts and nodes, pivot_root, caps, the engine’s own init (native/init.c) as PID 1, which forks and execs true, wait4; N C threads`,
         rssOf: 'the C program',
       },
-      measure: floorRounds(false),
+      measure: floorRounds(isolation),
     },
     {
       contender: {
@@ -327,23 +392,56 @@ async function measureAll(
           'as floor, but /bin/true is exec’d as PID 1 instead of the init: what the init (its exec and its fork) costs',
         rssOf: 'the C program',
       },
-      measure: floorRounds(true),
+      measure: floorRounds([...isolation, 'direct']),
+    },
+    {
+      contender: {
+        name: 'floor, warm',
+        description: `as floor, from a pool of ${settings.warmPool} warm sandboxes (floor.c’s warm option): each prepared ahead by a thread of its own (namespaces, mount namespace, proc, sys, /dev on a staging tmpfs, cgroups joined) and used once; an action attaches its input root, moves the prepared mounts in, pivots and execs. An action that finds the pool empty prepares its own`,
+        rssOf: 'the C program',
+      },
+      measure: floorRounds([...isolation, `warm=${settings.warmPool}`]),
+    },
+    {
+      contender: {
+        name: 'bb_runner',
+        description:
+          'upstream bb_runner (bb-remote-execution at the version test/buildbarn/go pins), chrootIntoInputRoot: it execs `/usr/bin/env -- /bin/true` chrooted into the input root, no namespaces, no mounts; Run over its unix socket from the serve contender’s client (bench/http2-client.ts) in another process, N calls in flight',
+        rssOf: 'the bb_runner process (VmHWM)',
+      },
+      missing: typeof bbRunner === 'string' ? null : bbRunner.missing,
+      measure: (actions) =>
+        runWorker({
+          kind: 'serve',
+          workDirectory: work,
+          buildDirectory,
+          server: { kind: 'bb_runner', executable: bbRunner as string },
+          client: 'http2',
+          actions,
+          warmup,
+          processWarmup,
+          concurrencies,
+        }),
     },
     {
       contender: {
         name: 'bwrap',
-        description: `\`bwrap ${bwrapArguments.join(' ').replace(root, 'ROOT')}\`, launched from C (posix_spawn, N threads) so Node’s spawn is not counted`,
+        description: `\`bwrap ${relative(hardenedBwrapArguments(root))}\` (hardened as our default isolation, as far as bwrap goes), launched from C (posix_spawn, N threads) so that no runner’s spawn is counted`,
         rssOf: 'one bwrap process (the largest)',
       },
-      async measure(actions) {
-        const argv = [findOnPath('bwrap') as string, ...bwrapArguments];
-        const samples: Sample[] = [];
-        for (const concurrency of concurrencies) {
-          await runExec(floor, argv, warmup, concurrency);
-          samples.push(await runExec(floor, argv, actions, concurrency));
-        }
-        return { samples };
+      missing: bwrap === undefined ? 'bwrap is not installed (Debian package bubblewrap)' : null,
+      measure: execRounds([bwrap as string, ...hardenedBwrapArguments(root)]),
+    },
+    {
+      contender: {
+        name: 'linux-sandbox',
+        description: `Bazel’s linux-sandbox (Debian’s bazel-bootstrap): \`linux-sandbox ${relative(linuxSandboxArguments(root))}\`, launched from C as bwrap is`,
+        rssOf: 'one linux-sandbox process (the largest)',
       },
+      missing: existsSync(linuxSandboxPath)
+        ? null
+        : `${linuxSandboxPath} is not there (Debian package bazel-bootstrap)`,
+      measure: execRounds([linuxSandboxPath, ...linuxSandboxArguments(root)]),
     },
     {
       contender: {
@@ -402,8 +500,7 @@ async function measureAll(
             kind: 'serve',
             workDirectory: work,
             buildDirectory,
-            isolation,
-            serverNodeArguments,
+            server: { kind: 'serve', isolation, nodeArguments: serverNodeArguments },
             client,
             actions,
             warmup,
@@ -416,11 +513,18 @@ async function measureAll(
 
   let mountScaling: Results['mountScaling'] = { skipped: 'not selected (BENCH_ONLY)' };
   if (selected('mount scaling'))
-    mountScaling = await measureMountScaling(work, floor, buildDirectory);
+    mountScaling = await measureMountScaling(work, floor, isolation, buildDirectory);
+  let startup: Results['startup'] = { skipped: 'not selected (BENCH_ONLY)' };
+  if (selected('start-up')) {
+    log('start-up (hyperfine)');
+    startup = await measureStartup(root, work, settings.startupRuns).catch((error) => ({
+      skipped: reason(error),
+    }));
+  }
   const heapScaling = selected('heap scaling')
     ? await measureHeapScaling(root, buildDirectory, engineMissing)
     : { skipped: 'not selected (BENCH_ONLY)' };
-  const ratioValues = ratios(contenders, heapScaling);
+  const ratioValues = ratios(contenders, heapScaling, mountScaling, startup);
   return {
     date: new Date().toISOString(),
     machine: {
@@ -434,6 +538,7 @@ async function measureAll(
     contenders,
     mountScaling,
     heapScaling,
+    startup,
     ratios: ratioValues,
     targets: targets(ratioValues),
   };
@@ -444,6 +549,7 @@ async function measureAll(
 async function measureMountScaling(
   work: string,
   floor: string,
+  isolation: string[],
   buildDirectory: string,
 ): Promise<Results['mountScaling']> {
   log('mount scaling (in a mount namespace of its own)');
@@ -453,6 +559,7 @@ async function measureMountScaling(
     const result = await runWorker<MountScalingResult>({
       kind: 'mounts',
       floor,
+      floorOptions: isolation,
       buildDirectory,
       scratch,
       mountCounts: settings.mountCounts,

@@ -1,6 +1,8 @@
 // What one run of the benchmark found: the results object written as latest.json, the ratios
 // and targets of issue 7, and the Markdown tables written as latest.md.
+import type { FloorPhases } from './floor.js';
 import type { Level } from './load.js';
+import type { StartupRow } from './startup.js';
 import type { EngineTimings, MountScalingResult } from './worker.js';
 
 export interface Contender {
@@ -12,6 +14,8 @@ export interface Contender {
   readonly levels?: Level[];
   /** Sums of the engine's own timings, per concurrency. */
   readonly engineTimings?: EngineTimings[];
+  /** The floor's own split of its actions' time, per concurrency. */
+  readonly floorPhases?: FloorPhases[];
   readonly warnings?: string[];
   /** Why it was not measured (a missing part of the project, a failure). */
   readonly skipped?: string;
@@ -51,6 +55,7 @@ export interface Results {
   readonly contenders: Contender[];
   readonly mountScaling: MountScalingResult | { skipped: string };
   readonly heapScaling: HeapScalingRow[] | { skipped: string };
+  readonly startup: StartupRow[] | { skipped: string };
   readonly ratios: Record<string, number | null>;
   readonly targets: Target[];
 }
@@ -71,22 +76,48 @@ function heapMedian(rows: Results['heapScaling'], megabytes: number): number | u
   return typeof value === 'number' ? value : undefined;
 }
 
-/** The ratios of issue 7, from the serve `namespaces` contender (the production path). */
+function mountMedian(scaling: Results['mountScaling'], mounts: number): number | undefined {
+  if (!('rows' in scaling)) return undefined;
+  const value = scaling.rows.find((row) => row.mounts === mounts)?.medianMs['engine namespaces'];
+  return typeof value === 'number' ? value : undefined;
+}
+
+/** The ratios of issues 7 and 16, from the serve `namespaces` contender (the production path)
+ * and the peers. */
 export function ratios(
   contenders: Contender[],
   heapScaling: Results['heapScaling'],
+  mountScaling: Results['mountScaling'],
+  startup: Results['startup'],
 ): Results['ratios'] {
+  const startupMedian = (name: string) =>
+    Array.isArray(startup) ? startup.find((row) => row.name === name)?.medianMs : undefined;
   const serve = (concurrency: number) => level(contenders, 'serve namespaces', concurrency);
+  const median1 = (name: string) => level(contenders, name, 1)?.medianMs;
+  const mountCounts = 'rows' in mountScaling ? mountScaling.rows.map((row) => row.mounts) : [];
   return {
-    serveOverFloor: ratio(serve(1)?.medianMs, level(contenders, 'floor', 1)?.medianMs),
-    bwrapOverServe: ratio(level(contenders, 'bwrap', 1)?.medianMs, serve(1)?.medianMs),
+    serveOverBbRunnerC1: ratio(serve(1)?.medianMs, median1('bb_runner')),
+    throughputServeOverBbRunnerC12: ratio(
+      serve(12)?.throughput,
+      level(contenders, 'bb_runner', 12)?.throughput,
+    ),
+    bwrapOverServe: ratio(median1('bwrap'), serve(1)?.medianMs),
+    linuxSandboxOverServe: ratio(median1('linux-sandbox'), serve(1)?.medianMs),
+    serveOverFloor: ratio(serve(1)?.medianMs, median1('floor')),
+    warmFloorOverFloor: ratio(median1('floor, warm'), median1('floor')),
     throughputServeOverNodeSpawn: ratio(
       serve(12)?.throughput,
       level(contenders, 'node-spawn', 12)?.throughput,
     ),
     throughput64Over12: ratio(serve(64)?.throughput, serve(12)?.throughput),
     heapScaling: ratio(heapMedian(heapScaling, 500), heapMedian(heapScaling, 50)),
+    mountScaling: ratio(
+      mountMedian(mountScaling, Math.max(...mountCounts)),
+      mountMedian(mountScaling, Math.min(...mountCounts)),
+    ),
     servePeakRssMegabytesAt64: ratio(serve(64)?.peakRssBytes ?? undefined, 1024 * 1024),
+    runStartupMs: ratio(startupMedian('chroot-runner run'), 1),
+    runStartupOverNode: ratio(startupMedian('chroot-runner run'), startupMedian('node -e 0')),
   };
 }
 
@@ -102,30 +133,47 @@ function target(
   return { name, description, comparison, threshold, value, pass };
 }
 
+/** How far a ratio is from 1, as a fraction (for "independent of ... within 10 %"). */
+const deviation = (value: number | null) => (value === null ? null : Math.abs(1 - value));
+
+/** The targets of issue 16 (with the full default isolation), and issue 7's floor ratio. */
 export function targets(ratios: Results['ratios']): Target[] {
   const value = (name: string) => ratios[name] ?? null;
-  const heap = value('heapScaling');
   return [
+    target(
+      'serveOverBbRunnerC1',
+      'serve (namespaces) median latency at concurrency 1 over bb_runner’s',
+      value('serveOverBbRunnerC1'),
+      '<=',
+      1,
+    ),
+    target(
+      'throughputServeOverBbRunnerC12',
+      'serve (namespaces) throughput at concurrency 12 over bb_runner’s',
+      value('throughputServeOverBbRunnerC12'),
+      '>=',
+      1,
+    ),
+    target(
+      'bwrapOverServe',
+      'hardened bwrap’s median latency at concurrency 1 over serve (namespaces)’s',
+      value('bwrapOverServe'),
+      '>=',
+      3,
+    ),
+    target(
+      'linuxSandboxOverServe',
+      'linux-sandbox’s median latency at concurrency 1 over serve (namespaces)’s',
+      value('linuxSandboxOverServe'),
+      '>=',
+      3,
+    ),
     target(
       'serveOverFloor',
       'serve (namespaces) median latency at concurrency 1 over the floor’s',
       value('serveOverFloor'),
       '<=',
       1.5,
-    ),
-    target(
-      'bwrapOverServe',
-      'bwrap median latency at concurrency 1 over serve (namespaces)’s',
-      value('bwrapOverServe'),
-      '>=',
-      3,
-    ),
-    target(
-      'throughputServeOverNodeSpawn',
-      'serve (namespaces) throughput at concurrency 12 over node-spawn’s',
-      value('throughputServeOverNodeSpawn'),
-      '>=',
-      1,
     ),
     target(
       'throughput64Over12',
@@ -137,7 +185,14 @@ export function targets(ratios: Results['ratios']): Target[] {
     target(
       'heapScaling',
       'how far engine (namespaces) median latency with 500 MB of live objects is from that with 50 MB, as a fraction of it',
-      heap === null ? null : Math.abs(1 - heap),
+      deviation(value('heapScaling')),
+      '<=',
+      0.1,
+    ),
+    target(
+      'mountScaling',
+      'how far engine (namespaces) median latency with 1000 unrelated mounts is from that with none, as a fraction of it',
+      deviation(value('mountScaling')),
       '<=',
       0.1,
     ),
@@ -156,15 +211,31 @@ const megabytes = (bytes: number | null) => (bytes === null ? '–' : fixed(byte
 const cell = (value: number | string) =>
   typeof value === 'number' ? fixed(value) : `– (${value})`;
 
+/** A cell's text with its pipes escaped, so that a description cannot split its row. */
+const escapeCell = (text: string) => text.replaceAll('|', '\\|');
+
 function table(header: string[], rows: string[][]): string {
   return [
     `| ${header.join(' | ')} |`,
     `| ${header.map(() => '---').join(' | ')} |`,
-    ...rows.map((row) => `| ${row.join(' | ')} |`),
+    ...rows.map((row) => `| ${row.map(escapeCell).join(' | ')} |`),
   ].join('\n');
 }
 
-export function markdown(results: Results): string {
+/** Replaces what is between `<!-- bench:begin -->` and `<!-- bench:end -->` in `document`
+ * with `content`; the document unchanged when it has no such markers. */
+export function replaceMarkedSection(document: string, content: string): string {
+  const begin = '<!-- bench:begin -->';
+  const end = '<!-- bench:end -->';
+  const from = document.indexOf(begin);
+  const to = document.indexOf(end, from);
+  if (from < 0 || to < 0) return document;
+  return `${document.slice(0, from + begin.length)}\n\n${content.trim()}\n\n${document.slice(to)}`;
+}
+
+/** The results as Markdown: everything, or with `summary` only the measurement line, the
+ * table of every contender and the targets (the README's). */
+export function markdown(results: Results, { summary = false } = {}): string {
   const { machine } = results;
   const { settings } = results;
   const buildDirectory =
@@ -211,6 +282,16 @@ export function markdown(results: Results): string {
     (contender.warnings ?? []).map((warning) => `- ${contender.name}: ${warning}`),
   );
   if (warnings.length > 0) sections.push(`Warnings:\n\n${warnings.join('\n')}`);
+  const targetsTable = table(
+    ['target', 'value', 'wanted', 'result'],
+    results.targets.map((entry) => [
+      `${entry.name}: ${entry.description}`,
+      entry.value === null ? '–' : fixed(entry.value),
+      `${entry.comparison} ${entry.threshold}`,
+      entry.pass === null ? 'not measured' : entry.pass ? 'pass' : '**FAIL**',
+    ]),
+  );
+  if (summary) return `${[...sections, targetsTable].join('\n\n')}\n`;
 
   sections.push(
     table(
@@ -223,17 +304,7 @@ export function markdown(results: Results): string {
     ),
   );
 
-  sections.push(
-    table(
-      ['target', 'value', 'wanted', 'result'],
-      results.targets.map((entry) => [
-        `${entry.name}: ${entry.description}`,
-        entry.value === null ? '–' : fixed(entry.value),
-        `${entry.comparison} ${entry.threshold}`,
-        entry.pass === null ? 'not measured' : entry.pass ? 'pass' : '**FAIL**',
-      ]),
-    ),
-  );
+  sections.push(targetsTable);
 
   const timings = results.contenders.filter((contender) => contender.engineTimings !== undefined);
   if (timings.length > 0) {
@@ -254,6 +325,25 @@ export function markdown(results: Results): string {
     );
   }
 
+  const floors = results.contenders.filter((contender) => contender.floorPhases !== undefined);
+  if (floors.length > 0) {
+    const names = Object.keys(floors[0]?.floorPhases?.[0]?.phasesMicroseconds ?? {});
+    sections.push(
+      'Where the floor’s time goes (floor.c’s phases, mean µs per action; CPU is that of the floor and all its children, the actions’ processes included):',
+      table(
+        ['contender', 'concurrency', ...names, 'CPU'],
+        floors.flatMap((contender) =>
+          (contender.floorPhases ?? []).map((entry) => [
+            contender.name,
+            String(entry.concurrency),
+            ...names.map((name) => fixed(entry.phasesMicroseconds[name] ?? 0, 0)),
+            fixed(entry.cpuMicroseconds, 0),
+          ]),
+        ),
+      ),
+    );
+  }
+
   if ('rows' in results.mountScaling && results.mountScaling.rows.length > 0) {
     const names = Object.keys(results.mountScaling.rows[0]?.medianMs ?? {});
     sections.push(
@@ -268,6 +358,24 @@ export function markdown(results: Results): string {
     );
   } else if ('skipped' in results.mountScaling) {
     sections.push(`Mount scaling: skipped (${results.mountScaling.skipped}).`);
+  }
+
+  if (Array.isArray(results.startup)) {
+    sections.push(
+      'Start-up of one action in one process (hyperfine, one run; CPU is the process’s and its children’s):',
+      table(
+        ['command', 'median ms', 'mean ms', 'user CPU ms', 'system CPU ms'],
+        results.startup.map((row) => [
+          `${row.name}: \`${row.command}\``,
+          fixed(row.medianMs, 1),
+          fixed(row.meanMs, 1),
+          fixed(row.userMs, 1),
+          fixed(row.systemMs, 1),
+        ]),
+      ),
+    );
+  } else {
+    sections.push(`Start-up: skipped (${results.startup.skipped}).`);
   }
 
   if (Array.isArray(results.heapScaling) && results.heapScaling.length > 0) {

@@ -1,5 +1,6 @@
-// The serve contender: `chroot-runner serve` as its own process, driven over its unix socket
-// by a @grpc/grpc-js client, as bb_worker drives bb_runner.
+// The gRPC runner contenders: `chroot-runner serve`, or upstream bb_runner, as its own process
+// with the same bb_runner configuration file, driven over its unix socket by the same client,
+// as bb_worker drives bb_runner.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,6 +39,13 @@ interface RunnerStub extends Client {
  * @grpc/grpc-js's. */
 export type ServeClient = 'http2' | 'grpc-js';
 
+/** The runner process: `chroot-runner serve` (`nodeArguments` go to its node, e.g.
+ * --cpu-prof), or bb_runner's executable, which chroots into the input root and execs its
+ * /usr/bin/env. */
+export type RunnerServer =
+  | { readonly kind: 'serve'; readonly isolation: IsolationMode; readonly nodeArguments: string[] }
+  | { readonly kind: 'bb_runner'; readonly executable: string };
+
 export interface RunningServe {
   readonly pid: number;
   /** Runs the input root's `true` over gRPC; stdout and stderr files go to `logs`. */
@@ -45,18 +53,18 @@ export interface RunningServe {
   stop(): Promise<void>;
 }
 
-/** Starts `serve` on a build directory holding the input roots (inputRootOf), with a
- * bb_runner-style configuration written in `workDirectory`, and waits until CheckReadiness
- * answers. `nodeArguments` go to the server's node (e.g. --cpu-prof). */
+/** Starts the runner on a build directory holding the input roots (inputRootOf), with a
+ * bb_runner configuration written in `workDirectory`, and waits until CheckReadiness
+ * answers. */
 export async function startServe(
   workDirectory: string,
   buildDirectory: string,
-  isolation: IsolationMode,
-  nodeArguments: readonly string[],
+  runner: RunnerServer,
   clientKind: ServeClient,
 ): Promise<RunningServe> {
-  const socket = join(workDirectory, `serve-${isolation}.sock`);
-  const configuration = join(workDirectory, `serve-${isolation}.json`);
+  const name = runner.kind === 'serve' ? `serve-${runner.isolation}` : 'bb_runner';
+  const socket = join(workDirectory, `${name}.sock`);
+  const configuration = join(workDirectory, `${name}.json`);
   writeFileSync(
     configuration,
     JSON.stringify({
@@ -65,19 +73,25 @@ export async function startServe(
       chrootIntoInputRoot: true,
     }),
   );
-  // Its log (a JSON line per action) goes to a file, as in production.
-  const logPath = join(workDirectory, `serve-${isolation}.log`);
+  // Its log goes to a file, as in production.
+  const logPath = join(workDirectory, `${name}.log`);
   const log = openSync(logPath, 'w');
-  const server = spawn(
-    process.execPath,
-    [...nodeArguments, command, 'serve', '--config', configuration, '--isolation', isolation],
-    { stdio: ['ignore', log, log] },
-  );
+  const [executable, ...args] =
+    runner.kind === 'serve'
+      ? [
+          process.execPath,
+          ...runner.nodeArguments,
+          command,
+          'serve',
+          ...['--config', configuration, '--isolation', runner.isolation],
+        ]
+      : [runner.executable, configuration];
+  const server = spawn(executable as string, args, { stdio: ['ignore', log, log] });
   closeSync(log);
   const exited = new Promise<never>((_, reject) =>
     server.once('exit', (code, signal) => {
       const tail = readFileSync(logPath, 'utf8').slice(-4000);
-      reject(new Error(`serve exited (${code ?? signal}) before it was ready:\n${tail}`));
+      reject(new Error(`${name} exited (${code ?? signal}) before it was ready:\n${tail}`));
     }),
   );
   exited.catch(() => {});

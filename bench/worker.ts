@@ -9,7 +9,7 @@ import type { Engine as SandboxEngine } from '../src/sandbox/index.js';
 import type { IsolationMode } from '../src/sandbox/types.js';
 import { mountsBeneath } from '../test/helpers/leaks.js';
 import { inputRootOf, loadEngine, openEngine, trueAction } from './engine.js';
-import { makeMounts, runFloor } from './floor.js';
+import { type FloorPhases, makeMounts, runFloor } from './floor.js';
 import {
   type Action,
   closedLoop,
@@ -19,7 +19,7 @@ import {
   resetPeakRss,
   type Sample,
 } from './load.js';
-import { type ServeClient, startServe } from './serve.js';
+import { type RunnerServer, type ServeClient, startServe } from './serve.js';
 
 export interface LoadJob {
   readonly actions: number;
@@ -44,14 +44,14 @@ export type Job =
       kind: 'serve';
       workDirectory: string;
       buildDirectory: string;
-      isolation: IsolationMode;
-      /** Options for the server's node, e.g. --cpu-prof. */
-      serverNodeArguments: string[];
+      server: RunnerServer;
       client: ServeClient;
     })
   | {
       kind: 'mounts';
       floor: string;
+      /** floor.c's options of the default isolation (floorOptions). */
+      floorOptions: string[];
       buildDirectory: string;
       scratch: string;
       mountCounts: readonly number[];
@@ -73,6 +73,8 @@ export interface EngineTimings {
 export interface LoadResult {
   readonly samples: Sample[];
   readonly engineTimings?: EngineTimings[];
+  /** The floor's phases, per concurrency. */
+  readonly floorPhases?: FloorPhases[];
   /** Something wrong seen during the run (e.g. mounts left behind). */
   readonly warnings?: string[];
 }
@@ -170,19 +172,14 @@ async function measureEngine(job: Extract<Job, { kind: 'engine' }>): Promise<Loa
 }
 
 async function measureServe(job: Extract<Job, { kind: 'serve' }>): Promise<LoadResult> {
-  const server = await startServe(
-    job.workDirectory,
-    job.buildDirectory,
-    job.isolation,
-    job.serverNodeArguments,
-    job.client,
-  );
+  const server = await startServe(job.workDirectory, job.buildDirectory, job.server, job.client);
+  const name = job.server.kind === 'serve' ? `serve-${job.server.isolation}` : 'bb_runner';
   try {
     let round = 0;
     const samples = await measure(
       job,
       () => {
-        const logs = `logs/serve-${job.isolation}-${round++}`;
+        const logs = `logs/${name}-${job.client}-${round++}`;
         return {
           run: server.action(logs),
           done: () => rmSync(join(job.buildDirectory, logs), { recursive: true, force: true }),
@@ -229,9 +226,9 @@ async function measureMountScaling(
     for (const mounts of job.mountCounts) {
       await makeMounts(job.floor, job.scratch, mounts);
       try {
-        await runFloor(job.floor, root, logs, job.warmup, 1);
-        const floor = await runFloor(job.floor, root, logs, job.actions, 1);
-        record(mounts, 'floor', median(floor.latenciesMs));
+        await runFloor(job.floor, root, logs, job.warmup, 1, job.floorOptions);
+        const floor = await runFloor(job.floor, root, logs, job.actions, 1, job.floorOptions);
+        record(mounts, 'floor', median(floor.sample.latenciesMs));
         if (typeof engines === 'string') continue;
         for (const [index, isolation] of isolations.entries()) {
           const directory = `logs/mounts-${round}-${mounts}-${isolation}`;
