@@ -74,6 +74,11 @@ mkdir -p /host/dev/shm /host/dev/pts
 mount -t tmpfs shm /host/dev/shm
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs tmp /host/tmp
+# The fresh /tmp hides a checkout beneath the host's /tmp (CI may clone there): its own share.
+case ${quote(directory)} in /tmp/*)
+  mkdir -p /host${quote(directory)}
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose checkout /host${quote(directory)} ;;
+esac
 chroot /host /bin/sh -c 'cd "$0" && exec "$@"' ${[directory, ...argv].map(quote).join(' ')}
 echo "${exitMarker} $?"
 poweroff -f
@@ -126,6 +131,10 @@ export async function runInGuest(argv: readonly string[], timeoutMs: number): Pr
         ...[
           '-virtfs',
           'local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap',
+        ],
+        ...[
+          '-virtfs',
+          `local,path=${process.cwd()},mount_tag=checkout,security_model=passthrough,readonly=on,multidevs=remap`,
         ],
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' },
