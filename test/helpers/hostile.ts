@@ -7,6 +7,8 @@ import { once } from 'node:events';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type DirectoryHandle, openDirectory } from '../../src/syscalls/index.js';
+import { type BuildDirectory, makeBuildDirectory } from './busybox.js';
 
 /** The C source of the attack helper (test/helpers/hostile.c in the checkout). */
 const helperSource = new URL('../../../test/helpers/hostile.c', import.meta.url).pathname;
@@ -14,6 +16,26 @@ const helperSource = new URL('../../../test/helpers/hostile.c', import.meta.url)
 /** Compiles the attack helper, statically linked so that it runs in a busybox input root. */
 export function compileHostileHelper(output: string): void {
   execFileSync('gcc', ['-static', '-O2', '-Wall', '-Werror', '-o', output, helperSource]);
+}
+
+/** What the hostile suites share: a build directory (opened), a canary beside the input
+ * roots, the compiled attack helper, and the host as it was before any action ran. */
+export interface HostileFixture {
+  readonly build: BuildDirectory;
+  readonly buildDirectory: DirectoryHandle;
+  readonly canary: string;
+  readonly helper: string;
+  readonly host: HostSnapshot;
+}
+
+export function openHostileFixture(prefix: string): HostileFixture {
+  const build = makeBuildDirectory(prefix);
+  const buildDirectory = openDirectory(build.path);
+  const canary = join(build.path, 'canary');
+  makeCanary(canary);
+  const helper = join(build.path, 'hostile');
+  compileHostileHelper(helper);
+  return { build, buildDirectory, canary, helper, host: hostSnapshot(canary, build.path) };
 }
 
 /** A directory outside every input root, with a file, that no action may change. */

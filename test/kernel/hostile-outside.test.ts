@@ -26,21 +26,10 @@ import { type ServiceError, status } from '@grpc/grpc-js';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import { defaultIsolation } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
-import {
-  constants,
-  type DirectoryHandle,
-  mknodat,
-  openDirectory,
-} from '../../src/syscalls/index.js';
-import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { constants, type DirectoryHandle, mknodat } from '../../src/syscalls/index.js';
+import type { BuildDirectory } from '../helpers/busybox.js';
 import { type ActionSpec, runAction } from '../helpers/engine.js';
-import {
-  assertHostUnchanged,
-  compileHostileHelper,
-  type HostSnapshot,
-  hostSnapshot,
-  makeCanary,
-} from '../helpers/hostile.js';
+import { assertHostUnchanged, type HostSnapshot, openHostileFixture } from '../helpers/hostile.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 import {
   binary,
@@ -63,13 +52,7 @@ let logs = 0;
 
 before(() => {
   if (needsRoot !== false) return;
-  build = makeBuildDirectory('chroot-runner-outside-');
-  buildDirectory = openDirectory(build.path);
-  canary = join(build.path, 'canary');
-  makeCanary(canary);
-  helper = join(build.path, 'hostile');
-  compileHostileHelper(helper);
-  host = hostSnapshot(canary, build.path);
+  ({ build, buildDirectory, canary, helper, host } = openHostileFixture('chroot-runner-outside-'));
 });
 
 after(() => {

@@ -21,18 +21,15 @@ import {
   constants,
   type DirectoryHandle,
   mknodat,
-  openDirectory,
   openHandleCount,
 } from '../../src/syscalls/index.js';
-import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import type { BuildDirectory } from '../helpers/busybox.js';
 import { type ActionSpec, runAction } from '../helpers/engine.js';
 import {
   assertHostUnchanged,
-  compileHostileHelper,
   type HostSnapshot,
-  hostSnapshot,
-  makeCanary,
   mountsOutside,
+  openHostileFixture,
   Swapper,
 } from '../helpers/hostile.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
@@ -50,13 +47,7 @@ let logs = 0;
 
 before(() => {
   if (needsRoot !== false) return;
-  build = makeBuildDirectory('chroot-runner-hostile-');
-  buildDirectory = openDirectory(build.path);
-  canary = join(build.path, 'canary');
-  makeCanary(canary);
-  helper = join(build.path, 'hostile');
-  compileHostileHelper(helper);
-  host = hostSnapshot(canary, build.path);
+  ({ build, buildDirectory, canary, helper, host } = openHostileFixture('chroot-runner-hostile-'));
 });
 
 after(() => {
