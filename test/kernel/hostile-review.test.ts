@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import { defaultIsolation } from '../../src/sandbox/index.js';
+import { RunnerClient } from '../../src/server/client.js';
 import { constants, type DirectoryHandle, mknodat } from '../../src/syscalls/index.js';
 import type { BuildDirectory } from '../helpers/busybox.js';
 import { type ActionSpec, runAction } from '../helpers/engine.js';
 import { assertHostUnchanged, type HostSnapshot, openHostileFixture } from '../helpers/hostile.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
+import { clientSocketsClosed, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
 
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];
@@ -55,6 +57,7 @@ function contained(
   it(name, { skip: needsRoot, timeout: 120_000, ...options }, async (t) => {
     const state = processState();
     await body(t);
+    await clientSocketsClosed(state);
     assertNothingLeft(state, [build.path]);
     assertHostUnchanged(host, canary, build.path);
   });
@@ -73,7 +76,7 @@ function actionDirectory(shape: (root: string, directory: string) => void = () =
   return name;
 }
 
-function spec(mode: Mode, name: string, script: string) {
+function spec(mode: Mode, name: string, script: string, overrides: Partial<ActionSpec> = {}) {
   logs++;
   return {
     buildDirectory,
@@ -85,6 +88,7 @@ function spec(mode: Mode, name: string, script: string) {
     stderrPath: `${name}/stderr-${logs}`,
     temporaryDirectory: `${name}/tmp`,
     isolation: { ...defaultIsolation, mode },
+    ...overrides,
   } satisfies ActionSpec;
 }
 
@@ -106,6 +110,33 @@ function onHost(args: readonly string[]): string {
  * setuid bit could ever take effect. */
 const hostUser = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
+/** The files R1 leaves, checked from the host: no capability, and a host user running them
+ * stays who they are. */
+function assertNoCapabilities(files: readonly string[]): void {
+  for (const file of files) {
+    assert.match(onHost(['getcap', file]), /^no-caps ENODATA\n$/, `${file} has capabilities`);
+    const ran = execFileSync(
+      hostUser[0] ?? 'setpriv',
+      [...hostUser.slice(1), file, 'become-root'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.doesNotMatch(ran, /^uid 0 /, `an unprivileged host user became root through ${file}`);
+  }
+}
+
+/** R1's script: file capabilities on a file of the input root, of /tmp, and on the stdout log
+ * made an ELF (fd 3; the messages go to stderr), last, as a later write would clear it. */
+const capabilityScript =
+  'exec 3>&1 >&2; cp /bin/review /capable; review setcap /capable; ' +
+  'cp /bin/review /tmp/capable; review setcap /tmp/capable; ' +
+  'cat /bin/review >&3; chmod 755 /proc/self/fd/3; review setcap /proc/self/fd/3';
+
+const capabilitiesOpen =
+  'SETFCAP is in the default keepCapabilities and setxattr is not filtered: an ' +
+  'unprivileged host user ran the files with CAP_SETUID and became root';
+
 /** fs.inotify.max_user_instances: per user, host-wide for the init user namespace. */
 const inotifyLimit = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
 
@@ -113,44 +144,16 @@ for (const mode of modes) {
   describe(`a hostile action stays inside, second review (${mode})`, () => {
     contained(
       'R1. leaves no file capability on its outputs, its /tmp or its stdout log',
-      {
-        todo:
-          'SETFCAP is in the default keepCapabilities and setxattr is not filtered: an ' +
-          'unprivileged host user ran the files with CAP_SETUID and became root',
-      },
+      { todo: capabilitiesOpen },
       async () => {
         const name = actionDirectory();
-        const action = spec(
-          mode,
-          name,
-          // Its stdout log is made an ELF (fd 3; the messages go to stderr), then capable: a
-          // later write would clear the capability.
-          'exec 3>&1 >&2; cp /bin/review /capable; review setcap /capable; ' +
-            'cp /bin/review /tmp/capable; review setcap /tmp/capable; ' +
-            'cat /bin/review >&3; chmod 755 /proc/self/fd/3; review setcap /proc/self/fd/3',
-        );
+        const action = spec(mode, name, capabilityScript);
         await run(action);
-        const files = [
+        assertNoCapabilities([
           join(build.path, name, 'root/capable'),
           join(build.path, name, 'tmp/capable'),
           join(build.path, action.stdoutPath),
-        ];
-        for (const file of files) {
-          assert.match(onHost(['getcap', file]), /^no-caps ENODATA\n$/, `${file} has capabilities`);
-          // The proof of what it means: a host user runs it and becomes root.
-          const ran = execFileSync(
-            hostUser[0] ?? 'setpriv',
-            [...hostUser.slice(1), file, 'become-root'],
-            {
-              encoding: 'utf8',
-            },
-          );
-          assert.doesNotMatch(
-            ran,
-            /^uid 0 /,
-            `an unprivileged host user became root through ${file}`,
-          );
-        }
+        ]);
       },
     );
 
@@ -283,6 +286,75 @@ for (const mode of modes) {
         };
         // The init, run as the action, started the shell: the second init is not dumpable either.
         assert.equal(await run(action), 'refused\nrefused\n');
+      },
+    );
+
+    // runCommandsAs does not apply in rootless mode (the ids mapped are the action's).
+    if (mode !== 'rootless') {
+      contained(
+        'as runCommandsAs, a setuid-root or file-capable program in its input root gives it no root',
+        {},
+        async () => {
+          // What bb_worker would lay out from a REAPI unix_mode, or a file capability set by
+          // an earlier tool: both root's, both executable by anyone.
+          const name = actionDirectory((root) => {
+            for (const file of ['setuid', 'capable']) {
+              copyFileSync(review, join(root, file));
+              chmodSync(join(root, file), 0o755);
+            }
+            chmodSync(join(root, 'setuid'), 0o4755);
+            onHost(['setcap', join(root, 'capable')]);
+          });
+          const stdout = await run(
+            spec(mode, name, '/setuid become-root; /capable become-root', {
+              credentials: { uid: 65534, gid: 65534, additionalGroups: [] },
+            }),
+          );
+          // no_new_privs: neither the setuid bit nor the capability takes effect on exec.
+          assert.equal(stdout, 'setuid-refused EPERM\nsetuid-refused EPERM\n');
+        },
+      );
+    }
+  });
+}
+
+for (const mode of ['namespaces', 'shared'] as const) {
+  describe(`serve: a hostile action stays inside, second review (${mode})`, () => {
+    contained(
+      'R1. leaves no file capability on its outputs or on the stdout log serve made',
+      { todo: capabilitiesOpen },
+      async () => {
+        const directory = join(build.path, `serve-${roots++}`);
+        mkdirSync(directory, { mode: 0o755 });
+        const configuration = writeServeConfiguration(directory, 'runner', mode);
+        const root = join(configuration.buildPath, 'action/root');
+        populateBusyboxRoot(root);
+        copyFileSync(review, join(root, 'bin/review'));
+        mkdirSync(join(configuration.buildPath, 'action/tmp'));
+        for (const path of ['action', 'action/root', 'action/tmp']) {
+          chmodSync(join(configuration.buildPath, path), 0o777);
+        }
+        const serve = await ServeProcess.start(['--config', configuration.file]);
+        const client = new RunnerClient(configuration.socket);
+        try {
+          const response = await client.run({
+            arguments: ['sh', '-c', capabilityScript],
+            environmentVariables: { PATH: '/bin' },
+            inputRootDirectory: 'action/root',
+            temporaryDirectory: 'action/tmp',
+            stdoutPath: 'action/stdout',
+            stderrPath: 'action/stderr',
+          });
+          assert.equal(response.exitCode, 0n);
+        } finally {
+          client.close();
+          assert.deepEqual(await serve.stop(), [0, null], serve.stderrText);
+        }
+        assertNoCapabilities(
+          ['root/capable', 'tmp/capable', 'stdout'].map((file) =>
+            join(configuration.buildPath, 'action', file),
+          ),
+        );
       },
     );
   });
