@@ -223,6 +223,40 @@ for (const mode of modes) {
       },
     );
 
+    contained(
+      'R5. reads none of the host-wide kernel internals that container runtimes mask',
+      {
+        todo:
+          'the fresh procfs and sysfs show them to a uid-0 action: physical page flags and ' +
+          'counts (kpageflags, kpagecount, kpagecgroup), every CPU’s timers, the keys ' +
+          'visible to it, the firmware’s tables',
+      },
+      async () => {
+        // runc's maskedPaths, plus /proc/kpage*, which it leaves to a dropped CAP_SYS_ADMIN.
+        const paths = [
+          '/proc/kpageflags',
+          '/proc/kpagecount',
+          '/proc/kpagecgroup',
+          '/proc/timer_list',
+          '/proc/keys',
+          '/sys/firmware/acpi/tables/DSDT',
+        ];
+        const stdout = await run(
+          spec(
+            mode,
+            actionDirectory(),
+            paths
+              .map(
+                (path) =>
+                  `(head -c 1 ${path} >/dev/null) 2>/dev/null && echo "readable ${path}" || true`,
+              )
+              .join('; '),
+          ),
+        );
+        assert.equal(stdout, '', stdout);
+      },
+    );
+
     // Held on 5f48d8c.
 
     contained(
