@@ -8,16 +8,13 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { before, describe } from 'node:test';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
-import { defaultIsolation } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
-import { constants, type DirectoryHandle, mknodat } from '../../src/syscalls/index.js';
-import type { BuildDirectory } from '../helpers/busybox.js';
-import { type ActionSpec, runAction } from '../helpers/engine.js';
-import { assertHostUnchanged, type HostSnapshot, openHostileFixture } from '../helpers/hostile.js';
-import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
-import { clientSocketsClosed, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
+import { constants, mknodat } from '../../src/syscalls/index.js';
+import { HostileActions } from '../helpers/hostile-actions.js';
+import { needsRoot } from '../helpers/leaks.js';
+import { ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
 
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];
@@ -25,80 +22,18 @@ const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];
 /** The C source of this review's attack helper. */
 const reviewSource = new URL('../../../test/helpers/hostile-review.c', import.meta.url).pathname;
 
-let build: BuildDirectory;
-let buildDirectory: DirectoryHandle;
-let canary: string;
 let review: string;
-let host: HostSnapshot;
-let roots = 0;
-let logs = 0;
+const suite = new HostileActions('chroot-runner-review-', () => ({ 'bin/review': review }));
+const { contained, actionDirectory, spec, run } = suite;
 
 before(() => {
   if (needsRoot !== false) return;
-  ({ build, buildDirectory, canary, host } = openHostileFixture('chroot-runner-review-'));
   // An unprivileged host user must reach the files an action leaves, as on a worker whose
-  // build directory other users can traverse.
-  chmodSync(build.path, 0o755);
-  review = join(build.path, 'review');
+  // build directory other users may traverse.
+  chmodSync(suite.build.path, 0o755);
+  review = join(suite.build.path, 'review');
   execFileSync('gcc', ['-static', '-O2', '-Wall', '-Werror', '-o', review, reviewSource]);
 });
-
-after(() => {
-  if (needsRoot !== false) return;
-  buildDirectory.close();
-  build.remove();
-});
-
-function contained(
-  name: string,
-  options: { todo?: string },
-  body: (t: TestContext) => Promise<void>,
-): void {
-  it(name, { skip: needsRoot, timeout: 120_000, ...options }, async (t) => {
-    const state = processState();
-    await body(t);
-    await clientSocketsClosed(state);
-    assertNothingLeft(state, [build.path]);
-    assertHostUnchanged(host, canary, build.path);
-  });
-}
-
-/** A fresh action directory `<name>/{root,tmp}` (directories 0777, as bb_worker lays them
- * out), with the helper at /bin/review. */
-function actionDirectory(shape: (root: string, directory: string) => void = () => {}): string {
-  const name = `action-${roots++}`;
-  const directory = join(build.path, name);
-  populateBusyboxRoot(join(directory, 'root'));
-  copyFileSync(review, join(directory, 'root/bin/review'));
-  mkdirSync(join(directory, 'tmp'));
-  for (const path of ['', 'root', 'tmp']) chmodSync(join(directory, path), 0o777);
-  shape(join(directory, 'root'), directory);
-  return name;
-}
-
-function spec(mode: Mode, name: string, script: string, overrides: Partial<ActionSpec> = {}) {
-  logs++;
-  return {
-    buildDirectory,
-    inputRoot: `${name}/root`,
-    arguments: ['sh', '-c', script],
-    environment: { PATH: '/bin' },
-    workingDirectory: '',
-    stdoutPath: `${name}/stdout-${logs}`,
-    stderrPath: `${name}/stderr-${logs}`,
-    temporaryDirectory: `${name}/tmp`,
-    isolation: { ...defaultIsolation, mode },
-    ...overrides,
-  } satisfies ActionSpec;
-}
-
-/** Runs the action (it must exit 0) and returns its stdout. */
-async function run(action: ActionSpec): Promise<string> {
-  const result = await runAction(action);
-  const stderr = readFileSync(join(build.path, action.stderrPath), 'utf8');
-  assert.equal(result.exitCode, 0, stderr);
-  return readFileSync(join(build.path, action.stdoutPath), 'utf8');
-}
 
 /** The helper run on the host, as root. */
 function onHost(args: readonly string[]): string {
@@ -150,9 +85,9 @@ for (const mode of modes) {
         const action = spec(mode, name, capabilityScript);
         await run(action);
         assertNoCapabilities([
-          join(build.path, name, 'root/capable'),
-          join(build.path, name, 'tmp/capable'),
-          join(build.path, action.stdoutPath),
+          join(suite.build.path, name, 'root/capable'),
+          join(suite.build.path, name, 'tmp/capable'),
+          join(suite.build.path, action.stdoutPath),
         ]);
       },
     );
@@ -205,7 +140,7 @@ for (const mode of modes) {
             mknodat(null, join(directory, 'tmp', fifo), constants.S_IFIFO | 0o666, 0, 0);
           }
         });
-        const tmp = join(build.path, name, 'tmp');
+        const tmp = join(suite.build.path, name, 'tmp');
         const running = run(spec(mode, name, 'review inotify-hold /tmp/ready /tmp/gate'));
         let onHostWhileHeld: string;
         try {
@@ -358,7 +293,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       'R1. leaves no file capability on its outputs or on the stdout log serve made',
       { todo: capabilitiesOpen },
       async () => {
-        const directory = join(build.path, `serve-${roots++}`);
+        const directory = join(suite.build.path, `serve-${suite.roots++}`);
         mkdirSync(directory, { mode: 0o755 });
         const configuration = writeServeConfiguration(directory, 'runner', mode);
         const root = join(configuration.buildPath, 'action/root');
