@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *err(void) { return strerrorname_np(errno); }
@@ -152,6 +153,15 @@ static long int80(long number, long a, long b, long c) {
 
 static char int80_path[256];
 
+/* Sets the host's clock to what it already reads (CAP_SYS_TIME): harmless where it works. */
+static int set_time_to_now(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  if (clock_settime(CLOCK_REALTIME, &now) != 0) { printf("settime-refused %s\n", err()); return 0; }
+  printf("settime-done\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   const char *what = argv[1];
@@ -162,6 +172,7 @@ int main(int argc, char **argv) {
   if (strcmp(what, "audit") == 0 && argc > 2) return audit(argv[2]);
   if (strcmp(what, "inotify-hold") == 0 && argc > 3) return inotify_hold(argv[2], argv[3]);
   if (strcmp(what, "inotify-one") == 0) return inotify_one();
+  if (strcmp(what, "settime-now") == 0) return set_time_to_now();
   if (strcmp(what, "flag") == 0 && argc > 3) return set_flag(argv[2], argv[3]);
   /* i386 numbers: getpid 20, fchmodat 306, fchmodat2 452 (flags, the fourth, 0). */
   if (strcmp(what, "int80-getpid") == 0) { printf("int80-getpid %s\n", int80(20, 0, 0, 0) > 0 ? "ok" : "failed"); return 0; }

@@ -216,6 +216,24 @@ for (const mode of modes) {
     );
 
     contained(
+      'cannot set the host’s clock, shield itself from the OOM killer or raise its priorities',
+      {},
+      async () => {
+        const stdout = await run(
+          spec(
+            mode,
+            actionDirectory(),
+            'review settime-now; ' +
+              '(echo -1000 > /proc/self/oom_score_adj) 2>/dev/null && echo oom-immune || echo oom-refused; ' +
+              'renice -n -20 -p $$ >/dev/null 2>&1 && echo nice-raised || echo nice-refused; ' +
+              'ionice -c 1 -p $$ >/dev/null 2>&1 && echo realtime-io || echo io-refused',
+          ),
+        );
+        assert.equal(stdout, 'settime-refused EPERM\noom-refused\nnice-refused\nio-refused\n');
+      },
+    );
+
+    contained(
       'leaves no immutable or append-only file that the worker could not remove',
       {},
       async () => {
