@@ -5,13 +5,15 @@
 // are attacks that were tried and held, kept so that they stay held.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe } from 'node:test';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import type { ActionError } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
 import { constants, mknodat } from '../../src/syscalls/index.js';
+import { runAction } from '../helpers/engine.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
 import { needsRoot } from '../helpers/leaks.js';
 import { ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
@@ -189,6 +191,42 @@ for (const mode of modes) {
           ),
         );
         assert.equal(stdout, '', stdout);
+      },
+    );
+
+    contained(
+      'R6. a RunRequest cannot hand it the whole build directory as /tmp or as its root',
+      {
+        todo:
+          'a temporary directory or input root of "." (or "a/..") passes the lexical check: ' +
+          'the action, as uid 0, reads and writes every other action’s files (only the worker ' +
+          'sends these paths, and bb_worker sends none such)',
+      },
+      async () => {
+        const victim = actionDirectory();
+        writeFileSync(join(suite.build.path, victim, 'root/secret'), 'another action’s\n');
+        const name = actionDirectory();
+        for (const overrides of [
+          { temporaryDirectory: '.' },
+          { temporaryDirectory: `${name}/..` },
+          // The build directory as the root: the program by its path there.
+          {
+            inputRoot: '.',
+            arguments: [`/${name}/root/bin/sh`, '-c', `cat /${victim}/root/secret`],
+          },
+        ]) {
+          const action = spec(
+            mode,
+            name,
+            `cat /tmp/${victim}/root/secret /${victim}/root/secret`,
+            overrides,
+          );
+          await assert.rejects(runAction(action), (error: ActionError) => {
+            assert.equal(error.kind, 'invalidArgument', error.message);
+            assert.match(error.message, /^Failed to open (temporary|input root) directory /);
+            return true;
+          });
+        }
       },
     );
 
