@@ -16,7 +16,7 @@ import { constants, mknodat } from '../../src/syscalls/index.js';
 import { runAction } from '../helpers/engine.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
 import { needsRoot } from '../helpers/leaks.js';
-import { ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
+import { binary, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
 
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];
@@ -272,6 +272,50 @@ for (const mode of modes) {
     );
 
     contained(
+      'sees nothing of another action running beside it: neither its files nor its processes',
+      {},
+      async () => {
+        const victim = actionDirectory((_, directory) => {
+          for (const fifo of ['ready', 'gate']) {
+            mknodat(null, join(directory, 'tmp', fifo), constants.S_IFIFO | 0o666, 0, 0);
+          }
+        });
+        const tmp = join(suite.build.path, victim, 'tmp');
+        // The attacker's script names the marker in two halves, so that its own command line
+        // does not match.
+        const [first, second] = ['victim-marker-', `${process.pid}-${suite.roots}`];
+        const marker = first + second;
+        const running = run(
+          spec(
+            mode,
+            victim,
+            `echo secret > /${marker}; echo secret > /tmp/${marker}; ` +
+              `exec sh -c 'echo ready > /tmp/ready; cat /tmp/gate' ${marker}`,
+          ),
+        );
+        let seen: string;
+        try {
+          await Promise.race([
+            readFile(join(tmp, 'ready'), 'utf8'),
+            running.then(() => assert.fail('the other action ended before it was ready')),
+          ]);
+          seen = await run(
+            spec(
+              mode,
+              actionDirectory(),
+              `m=${first}; m=\${m}${second}; find / -name "$m*" 2>/dev/null; ` +
+                'grep -l "$m" /proc/[0-9]*/cmdline 2>/dev/null; true',
+            ),
+          );
+        } finally {
+          await writeFile(join(tmp, 'gate'), 'go\n');
+        }
+        await running;
+        assert.equal(seen, '', `the action saw the other one: ${seen}`);
+      },
+    );
+
+    contained(
       'leaves no immutable or append-only file that the worker could not remove',
       {},
       async () => {
@@ -380,6 +424,55 @@ for (const mode of ['namespaces', 'shared'] as const) {
             join(configuration.buildPath, 'action', file),
           ),
         );
+      },
+    );
+  });
+}
+
+for (const mode of modes) {
+  describe(`chroot-runner run: a hostile action stays inside, second review (${mode})`, () => {
+    /** The action's stdout, from `chroot-runner run` (stdio passed through). */
+    const runCommand = (name: string, script: string): string =>
+      execFileSync(
+        process.execPath,
+        [
+          binary,
+          'run',
+          '--isolation',
+          mode,
+          '--input-root',
+          join(suite.build.path, name, 'root'),
+          '--tmp',
+          join(suite.build.path, name, 'tmp'),
+          '--',
+          'sh',
+          '-c',
+          script,
+        ],
+        { encoding: 'utf8' },
+      );
+
+    contained(
+      'R1. leaves no file capability on its outputs or its /tmp',
+      { todo: capabilitiesOpen },
+      async () => {
+        const name = actionDirectory();
+        runCommand(
+          name,
+          'cp /bin/review /capable; review setcap /capable; cp /bin/review /tmp/capable; review setcap /tmp/capable',
+        );
+        assertNoCapabilities(
+          ['root/capable', 'tmp/capable'].map((file) => join(suite.build.path, name, file)),
+        );
+      },
+    );
+
+    contained(
+      'R2. opens no AF_VSOCK socket',
+      { todo: 'vsock is not network-namespaced and the seccomp filter allows socket(AF_VSOCK)' },
+      async () => {
+        const stdout = runCommand(actionDirectory(), 'review vsock');
+        assert.match(stdout, /^vsock-refused (EPERM|EAFNOSUPPORT)\n$/, stdout);
       },
     );
   });
