@@ -23,7 +23,9 @@ export interface Block {
 
 export interface ModeReport {
   readonly mode: string;
+  /** Actions run; fewer than `requested` when SOAK_BUDGET_MINUTES stopped the run. */
   readonly total: number;
+  readonly requested?: number;
   readonly seconds: number;
   readonly blocks: readonly Block[];
 }
@@ -84,5 +86,20 @@ export function verdictOf(
   const control = flatness(steady, (block) => block.controlCpuMsPerUnit ?? NaN);
   const rss = flatness(steady, (block) => block.rssMB);
   const time = flatness(steady, (block) => block.seconds);
-  return { mode, ...stamp, flat: cpu.flat && rss.flat, cpu, rawCpu, control, rss, time, report };
+  const requested = report.requested ?? report.total;
+  const stopped = report.total < requested;
+  return {
+    ...(stopped
+      ? { reason: `stopped by its time budget after ${report.total} of ${requested}` }
+      : {}),
+    mode,
+    ...stamp,
+    flat: cpu.flat && rss.flat,
+    cpu,
+    rawCpu,
+    control,
+    rss,
+    time,
+    report,
+  };
 }

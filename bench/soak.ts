@@ -78,12 +78,12 @@ try {
       `| ${verdict.mode} | ${report.total} | ${(report.seconds / 60).toFixed(1)} | ` +
         `${figure(cpu, 3)} | ${figure(rss, 1)} | ${figure(rawCpu, 2)} | ${figure(control, 3)} | ` +
         `${figure(time, 2)} | ` +
-        `${verdict.flat ? 'pass' : '**FAIL**'} |\n`,
+        `${verdict.flat ? 'pass' : '**FAIL**'}${verdict.reason === undefined ? '' : `: ${verdict.reason}`} |\n`,
     );
   }
   process.stdout.write(`\nEach figure: 2nd quarter's median → last quarter's (ratio).\n`);
   process.stdout.write(`Blocks and verdicts: ${results}\n`);
-  const flat = verdicts.every((verdict) => verdict.flat);
+  const flat = verdicts.every((verdict) => verdict.flat && verdict.reason === undefined);
   process.exitCode = run.status === 0 && flat ? 0 : 1;
 } finally {
   rmSync(reportDirectory, { recursive: true, force: true });
