@@ -29,7 +29,12 @@ import { RunnerClient } from '../../src/server/client.js';
 import { constants, type DirectoryHandle, mknodat } from '../../src/syscalls/index.js';
 import type { BuildDirectory } from '../helpers/busybox.js';
 import { type ActionSpec, runAction } from '../helpers/engine.js';
-import { assertHostUnchanged, type HostSnapshot, openHostileFixture } from '../helpers/hostile.js';
+import {
+  assertHostUnchanged,
+  type HostSnapshot,
+  openHostileFixture,
+  ownMountNamespace,
+} from '../helpers/hostile.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 import {
   binary,
@@ -38,6 +43,9 @@ import {
   writeServeConfiguration,
 } from '../helpers/serve.js';
 import { unprivileged } from '../helpers/unprivileged.js';
+
+// The host these tests compare before and after is this file's alone.
+await ownMountNamespace(import.meta.url);
 
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];
