@@ -14,7 +14,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DirectoryHandle, openDirectory } from '../../src/syscalls/index.js';
 import { type BuildDirectory, makeBuildDirectory } from './busybox.js';
@@ -64,12 +64,37 @@ function listTree(path: string): string[] {
   return entries;
 }
 
-/** Mount points beneath the directories of other test processes (chroot-runner-* in the
- * temporary directory, other than `own`): on a developer's machine other suites run at the
- * same time. CI runs one file at a time, where this filters nothing. */
+/** Mount points beneath the temporary directory, outside `own`: where other test processes
+ * keep their directories (every suite of this project makes its own there). In the mount
+ * namespace of ownMountNamespace their later mounts do not show, but the copies of those that
+ * were there when it was made are detached when their directories are removed. */
 function foreignTestMount(point: string, own: string): boolean {
-  const prefix = join(tmpdir(), 'chroot-runner-');
+  const prefix = `${tmpdir()}/`;
   return point.startsWith(prefix) && point !== own && !point.startsWith(`${own}/`);
+}
+
+/** The environment variable that marks the test file's run in its own mount namespace. */
+const ownNamespaceVariable = 'CHROOT_RUNNER_TEST_OWN_MOUNT_NAMESPACE';
+
+/** Runs the test file at `moduleUrl` again, as root, in a mount namespace of its own (private
+ * propagation) with a /dev/shm of its own, and exits with its status: the host snapshot then
+ * sees what this file's actions and runners did, not what other suites on the machine mount
+ * or leave in /dev/shm meanwhile. The run in the namespace resolves at once. Call it with a
+ * top-level await before any test is declared: the outer process declares none, and the
+ * test runner reads the inner one's reports from the stdout they share. */
+export async function ownMountNamespace(moduleUrl: string): Promise<void> {
+  if (process.getuid?.() !== 0 || process.env[ownNamespaceVariable] === '1') return;
+  const child = spawn(
+    'unshare',
+    [
+      ...['--mount', '--propagation', 'private', '--', 'sh', '-c'],
+      'mount -t tmpfs -o mode=1777,nosuid,nodev chroot-runner-test-shm /dev/shm && exec "$@"',
+      ...['sh', process.execPath, ...process.execArgv, new URL(moduleUrl).pathname],
+    ],
+    { stdio: 'inherit', env: { ...process.env, [ownNamespaceVariable]: '1' } },
+  );
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  process.exit(code ?? (signal === null ? 1 : 128 + (osConstants.signals[signal] ?? 0)));
 }
 
 /** /proc/self/mountinfo without the lines that `drop` selects by mount point. */
@@ -101,13 +126,8 @@ export function hostSnapshot(canary: string, buildDirectory: string): HostSnapsh
   return {
     // The whole table: a mount anywhere, not only beneath the test's directories.
     mountinfo: hostMountTable(buildDirectory),
-    // Other suites' build directories in /dev/shm (benchmarks, tmpfs tests) come and go.
-    dev: [
-      ...readdirSync('/dev').sort(),
-      ...readdirSync('/dev/shm')
-        .filter((name) => !name.startsWith('chroot-runner-'))
-        .map((name) => `shm/${name}`),
-    ],
+    // /dev/shm is this file's own (ownMountNamespace).
+    dev: [...readdirSync('/dev').sort(), ...readdirSync('/dev/shm').map((name) => `shm/${name}`)],
     root: readdirSync('/').sort(),
     settings: settings.map((path) => readFileSync(path, 'utf8')),
     canary: listTree(canary),

@@ -18,6 +18,7 @@ import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import { RunnerClient } from '../../src/server/client.js';
 import { constants, mknodat } from '../../src/syscalls/index.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
+import { ownMountNamespace } from '../helpers/hostile.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 import {
   binary,
@@ -26,6 +27,9 @@ import {
   writeServeConfiguration,
 } from '../helpers/serve.js';
 import { unprivileged } from '../helpers/unprivileged.js';
+
+// The host these tests compare before and after is this file's alone.
+await ownMountNamespace(import.meta.url);
 
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];

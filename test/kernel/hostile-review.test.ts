@@ -15,8 +15,12 @@ import { RunnerClient } from '../../src/server/client.js';
 import { constants, mknodat } from '../../src/syscalls/index.js';
 import { runAction } from '../helpers/engine.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
+import { ownMountNamespace } from '../helpers/hostile.js';
 import { needsRoot } from '../helpers/leaks.js';
 import { binary, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
+
+// The host these tests compare before and after is this file's alone.
+await ownMountNamespace(import.meta.url);
 
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];

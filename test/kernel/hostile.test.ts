@@ -30,9 +30,13 @@ import {
   type HostSnapshot,
   mountsOutside,
   openHostileFixture,
+  ownMountNamespace,
   Swapper,
 } from '../helpers/hostile.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
+
+// The host these tests compare before and after is this file's alone.
+await ownMountNamespace(import.meta.url);
 
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];

@@ -40,8 +40,11 @@ import {
   statAt,
   symlinkat,
 } from '../../src/syscalls/index.js';
-import { hostMountTable } from '../helpers/hostile.js';
+import { hostMountTable, ownMountNamespace } from '../helpers/hostile.js';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
+
+// The host these tests compare before and after is this file's alone.
+await ownMountNamespace(import.meta.url);
 
 const proc: MountSpec = { fstype: 'proc', attributes: { nosuid: true, nodev: true, noexec: true } };
 const tmpfs: MountSpec = { fstype: 'tmpfs', options: { size: '1m' } };

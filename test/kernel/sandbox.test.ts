@@ -33,7 +33,7 @@ import {
 import { type BuildDirectory, busyboxPath, makeBuildDirectory } from '../helpers/busybox.js';
 import { type ActionSpec, openEngine, runAction, sweepStaleMounts } from '../helpers/engine.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
-import { processesWithArgument } from '../helpers/processes.js';
+import { processesWithArgument, uniqueSleepDuration } from '../helpers/processes.js';
 
 let build: BuildDirectory;
 let buildDirectory: DirectoryHandle;
@@ -218,22 +218,24 @@ for (const mode of ['namespaces', 'shared'] as const) {
       // Node has no mkfifo; the action opens the fifo once it has started its background job.
       execFileSync(busyboxPath, ['mkfifo', fifo]);
       const controller = new AbortController();
+      const marker = uniqueSleepDuration();
       const running = runAction(
-        spec(mode, ['sh', '-c', `sleep 31447 & echo > /tmp/ready-${mode}; wait`], {
+        spec(mode, ['sh', '-c', `sleep ${marker} & echo > /tmp/ready-${mode}; wait`], {
           signal: controller.signal,
         }),
       );
       await readFile(fifo);
       controller.abort();
       await assert.rejects(running, { name: 'AbortError' });
-      assert.deepEqual(processesWithArgument('31447'), []);
+      assert.deepEqual(processesWithArgument(marker), []);
     });
 
     leakFree('a timeout does the same', async () => {
-      await assert.rejects(run(mode, ['sleep', '31557'], { signal: AbortSignal.timeout(100) }), {
+      const marker = uniqueSleepDuration();
+      await assert.rejects(run(mode, ['sleep', marker], { signal: AbortSignal.timeout(100) }), {
         name: 'AbortError',
       });
-      assert.deepEqual(processesWithArgument('31557'), []);
+      assert.deepEqual(processesWithArgument(marker), []);
     });
 
     leakFree('a missing working directory is reported with the failed step intact', async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
-import { killRunnerDuringAction } from '../helpers/processes.js';
+import { killRunnerDuringAction, uniqueSleepDuration } from '../helpers/processes.js';
 import { binary } from '../helpers/serve.js';
 
 let build: BuildDirectory;
@@ -103,14 +103,14 @@ function runInMode(mode: 'namespaces' | 'shared'): string[] {
 
 describe('a runner SIGKILLed while an action runs', () => {
   leakFree('namespaces: no process of the action survives and nothing stays mounted', async () => {
-    await killRunnerDuringAction(runInMode('namespaces'), '31771');
+    await killRunnerDuringAction(runInMode('namespaces'), uniqueSleepDuration());
     assert.deepEqual(mountsBeneath(build.path), []);
   });
 
   leakFree(
     'shared: the action is killed, and the next runner detaches the stale mounts',
     async () => {
-      await killRunnerDuringAction(runInMode('shared'), '31772');
+      await killRunnerDuringAction(runInMode('shared'), uniqueSleepDuration());
       assert.ok(
         mountsBeneath(root).includes(join(root, 'proc')),
         'the killed runner left its mounts',

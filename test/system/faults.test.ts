@@ -17,7 +17,6 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { create, fromBinary, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
@@ -45,8 +44,7 @@ import {
   ServeProcess,
   writeServeConfiguration,
 } from '../helpers/serve.js';
-
-/** A sleep duration no other process uses: it marks an action's processes. */
+import { StartSignal } from '../helpers/start-signal.js';
 
 async function rejectsWith(promise: Promise<unknown>, code: status, message: RegExp) {
   await assert.rejects(promise, (error: ServiceError) => {
@@ -54,43 +52,6 @@ async function rejectsWith(promise: Promise<unknown>, code: status, message: Reg
     assert.match(error.details, message);
     return true;
   });
-}
-
-/** A FIFO that actions write a line to once they have started; `lines(n)` resolves after n.
- * Opened read-write, so writers never block and it never reports end of file. */
-class StartSignal {
-  readonly #fd: number;
-  readonly #stream: Socket;
-  #count = 0;
-  readonly #waiters: { count: number; resolve: () => void }[] = [];
-
-  constructor(readonly path: string) {
-    execFileSync('mkfifo', [path]);
-    this.#fd = openSync(path, 'r+');
-    // A socket, not a file stream: reads wait in epoll, not in one of libuv's four threads.
-    this.#stream = new Socket({ fd: this.#fd, readable: true, writable: false });
-    this.#stream.on('data', (chunk: Buffer) => {
-      this.#count += chunk.toString().split('\n').length - 1;
-      for (const waiter of [...this.#waiters]) {
-        if (this.#count >= waiter.count) {
-          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-          waiter.resolve();
-        }
-      }
-    });
-  }
-
-  /** Resolves once `count` lines in all have been written. */
-  lines(count: number): Promise<void> {
-    if (this.#count >= count) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ count, resolve }));
-  }
-
-  async close(): Promise<void> {
-    const closed = once(this.#stream, 'close');
-    this.#stream.destroy();
-    await closed;
-  }
 }
 
 /** A Run that can be cancelled: the client side of a worker giving up on an action. */
@@ -368,17 +329,15 @@ for (const mode of ['namespaces', 'shared'] as const) {
         let room = 0;
         for (; room < 200; room++) {
           setOpenFileLimit(lowestFree + room);
-          try {
-            assert.equal((await client.run(request())).exitCode, 0n);
+          const outcome = await client.run(request()).catch((error: ServiceError) => error);
+          if (!(outcome instanceof Error)) {
+            assert.equal(outcome.exitCode, 0n);
             break;
-          } catch (error) {
-            const failure = error as ServiceError;
-            if (failure.code === undefined) throw error;
-            assert.equal(status[failure.code], 'INTERNAL', failure.details);
-            // What was being done, the errno and the syscall.
-            assert.match(failure.details, /^Failed to .*: EMFILE: too many open files, \w+/i);
-            failures.push(failure.details);
           }
+          assert.equal(status[outcome.code], 'INTERNAL', outcome.details);
+          // What was being done, the errno and the syscall.
+          assert.match(outcome.details, /^Failed to .*: EMFILE: too many open files, \w+/i);
+          failures.push(outcome.details);
           // A failure at any point of the set-up closes what it had opened.
           assert.equal(processFootprint(pid).fds, baseline, `fds left after: ${failures.at(-1)}`);
         }

@@ -26,6 +26,7 @@ import {
   hostSnapshot,
   makeCanary,
   mountsOutside,
+  ownMountNamespace,
   Swapper,
 } from '../helpers/hostile.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
@@ -35,6 +36,9 @@ import {
   ServeProcess,
   writeServeConfiguration,
 } from '../helpers/serve.js';
+
+// The host these tests compare before and after is this file's alone.
+await ownMountNamespace(import.meta.url);
 
 async function rejectsWith(promise: Promise<unknown>, code: status, message: RegExp) {
   await assert.rejects(promise, (error: ServiceError) => {

@@ -19,7 +19,11 @@ import { isStepError, spawn as spawnPlan } from '../../src/syscalls/process.js';
 import type { BuildDirectory } from '../helpers/busybox.js';
 import { runAction } from '../helpers/engine.js';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
-import { killRunnerDuringAction, processesWithArgument } from '../helpers/processes.js';
+import {
+  killRunnerDuringAction,
+  processesWithArgument,
+  uniqueSleepDuration,
+} from '../helpers/processes.js';
 import {
   binary,
   clientSocketsClosed,
@@ -149,7 +153,7 @@ describe('chroot-runner run --isolation rootless, as uid 65534 without capabilit
 describe('a rootless runner SIGKILLed while an action runs', () => {
   leakFree('no process of the action survives (parent-death signal on the init)', async () => {
     // A sleep whose argument no other test uses: the process to look for.
-    const sleeper = '31773';
+    const sleeper = uniqueSleepDuration();
     await killRunnerDuringAction([...rootlessRunCommand(join(build.path, 'root')), '--'], sleeper);
   });
 });

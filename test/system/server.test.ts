@@ -2,11 +2,10 @@
 // configuration, driven over its unix socket by a gRPC client, in namespaces and shared mode.
 // bb_runner's own local-runner cases, written from the behaviour it documents.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmodSync,
-  createReadStream,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -44,6 +43,7 @@ import {
   ServeProcess,
   writeServeConfiguration,
 } from '../helpers/serve.js';
+import { StartSignal } from '../helpers/start-signal.js';
 
 interface ServeOptions {
   readonly mode: IsolationMode;
@@ -111,21 +111,6 @@ async function rejectsWith(promise: Promise<unknown>, code: status, message: str
 function terminationSignal(response: RunResponse): string | undefined {
   const [usage] = response.resourceUsage;
   return usage && anyUnpack(usage, POSIXResourceUsageSchema)?.terminationSignal;
-}
-
-/** A FIFO in an action's temporary directory; `opened` resolves once the action has written a
- * line to /tmp/<name> (its signal that it started). */
-function startSignal(temporaryDirectory: string, name = 'started'): Promise<void> {
-  const path = join(temporaryDirectory, name);
-  execFileSync('mkfifo', [path]);
-  const stream = createReadStream(path);
-  return new Promise((resolve, reject) => {
-    stream.once('data', () => {
-      stream.destroy();
-      stream.once('close', resolve);
-    });
-    stream.once('error', reject);
-  });
 }
 
 for (const mode of ['namespaces', 'shared'] as const) {
@@ -339,19 +324,32 @@ for (const mode of ['namespaces', 'shared'] as const) {
       });
     });
 
-    it('kills the whole action and removes its mounts when the deadline passes', async () => {
+    it('kills the whole action and removes its mounts when the deadline passes', async (t) => {
       const a = action();
       const marker = uniqueSleepDuration();
-      const started = startSignal(join(buildPath, a.name, 'tmp'));
-      const running = client.run(
-        a.request(['sh', '-c', `sleep ${marker} & sleep ${marker} & echo > /tmp/started; wait`]),
-        { timeoutMs: 3000 },
-      );
-      await started;
-      // At least the shell; its children may still be between fork and exec.
-      assert.notDeepEqual(processesMentioning(marker), []);
-      if (mode === 'shared') assert.notDeepEqual(mountsBeneath(join(buildPath, a.name)), []);
-      await rejectsWith(running, status.DEADLINE_EXCEEDED, /Deadline exceeded/);
+      const started = new StartSignal(join(buildPath, a.name, 'tmp/started'));
+      try {
+        const running = client.run(
+          a.request(['sh', '-c', `sleep ${marker} & sleep ${marker} & echo > /tmp/started; wait`]),
+          { timeoutMs: 3000 },
+        );
+        // The deadline runs from the call, whatever the machine's load: on a slow enough one it
+        // passes during the set-up, and there is no running action to look at.
+        const ended = running.then(
+          () => false,
+          () => false,
+        );
+        if (await Promise.race([started.lines(1).then(() => true), ended])) {
+          // At least the shell; its children may still be between fork and exec.
+          assert.notDeepEqual(processesMentioning(marker), []);
+          if (mode === 'shared') assert.notDeepEqual(mountsBeneath(join(buildPath, a.name)), []);
+        } else {
+          t.diagnostic('the deadline passed before the action started');
+        }
+        await rejectsWith(running, status.DEADLINE_EXCEEDED, /Deadline exceeded/);
+      } finally {
+        await started.close();
+      }
       // The runner logs the action once it is killed and cleaned up.
       const logged = await serve.waitForLog(
         (line) => line.msg === 'action not run' && line.inputRoot === `${a.name}/root`,
@@ -423,9 +421,10 @@ for (const mode of ['namespaces', 'shared'] as const) {
       try {
         const a = new Action(buildPath, 'long');
         const marker = uniqueSleepDuration();
-        const started = startSignal(join(buildPath, 'long/tmp'));
+        const started = new StartSignal(join(buildPath, 'long/tmp/started'));
         const running = client.run(a.request(['sh', '-c', `echo > /tmp/started; sleep ${marker}`]));
-        await started;
+        await started.lines(1);
+        await started.close();
         if (mode === 'shared') assert.notDeepEqual(mountsBeneath(join(buildPath, 'long')), []);
         const aborted = rejectsWith(running, status.UNAVAILABLE, 'Runner is shutting down');
         serve.child.kill('SIGTERM');

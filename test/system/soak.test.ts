@@ -12,14 +12,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
-import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import {
   POSIXResourceUsageSchema,
@@ -38,6 +37,7 @@ import {
   ServeProcess,
   writeServeConfiguration,
 } from '../helpers/serve.js';
+import { StartSignal } from '../helpers/start-signal.js';
 import { unprivileged } from '../helpers/unprivileged.js';
 
 const total = Number(process.env.SOAK_ACTIONS ?? 300);
@@ -154,42 +154,10 @@ function kindOf(index: number): Kind {
   return 'refused';
 }
 
-/** Lines written to a FIFO by the actions of one slot when they start; opened read-write so
- * that writers never block. */
-class StartLines {
-  readonly #fd: number;
-  readonly #stream: Socket;
-  #count = 0;
-  #waiter: { count: number; resolve: () => void } | undefined;
-
-  constructor(path: string) {
-    execFileSync('mkfifo', [path]);
-    this.#fd = openSync(path, 'r+');
-    // A socket, not a file stream: reads wait in epoll, not in one of libuv's four threads.
-    this.#stream = new Socket({ fd: this.#fd, readable: true, writable: false });
-    this.#stream.on('data', (chunk: Buffer) => {
-      this.#count += chunk.toString().split('\n').length - 1;
-      if (this.#waiter !== undefined && this.#count >= this.#waiter.count) {
-        this.#waiter.resolve();
-        this.#waiter = undefined;
-      }
-    });
-  }
-
-  lines(count: number): Promise<void> {
-    if (this.#count >= count) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#waiter = { count, resolve };
-    });
-  }
-
-  async close(): Promise<void> {
-    const closed = once(this.#stream, 'close');
-    this.#stream.destroy();
-    await closed;
-  }
-}
-
+/** A Run, cancellable. With `deadlineMs`, the deadline is serve's alone (the grpc-timeout
+ * header, which grpc-js starts counting once it has read the call's headers): a deadline the
+ * client also kept could pass before a loaded serve has read the call at all, and serve would
+ * then never run, nor log, the action. */
 function run(
   client: Client,
   request: RunRequest,
@@ -199,12 +167,14 @@ function run(
   const done = new Promise<RunResponse | ServiceError>((resolve) => {
     settle = resolve;
   });
+  const metadata = new Metadata();
+  if (deadlineMs !== undefined) metadata.set('grpc-timeout', `${deadlineMs}m`);
   const call = client.makeUnaryRequest(
     '/buildbarn.runner.Runner/Run',
     (message: RunRequest) => Buffer.from(toBinary(RunRequestSchema, message)),
     (bytes: Buffer) => fromBinary(RunResponseSchema, bytes),
     request,
-    deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs },
+    metadata,
     (error, response) => settle(error ?? (response as RunResponse)),
   );
   return { cancel: () => call.cancel(), done };
@@ -233,7 +203,7 @@ for (const mode of modes) {
         const name = `slot-${slot}`;
         populateBusyboxRoot(join(buildPath, name, 'root'));
         mkdirSync(join(buildPath, name, 'tmp'));
-        return { name, started: new StartLines(join(buildPath, name, 'tmp/started')), starts: 0 };
+        return { name, started: new StartSignal(join(buildPath, name, 'tmp/started')), starts: 0 };
       });
       if (rootless) execFileSync('chown', ['-R', '65534:65534', build.path]);
       const serve = await ServeProcess.start(
