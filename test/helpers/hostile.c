@@ -40,20 +40,27 @@ static int write_text(const char *path, const char *text) {
   return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
+/* A nested user namespace mapping the action's own ids to 0, then new mount and cgroup
+ * namespaces: 0, or -1 once it printed the step the kernel refused. */
+static int enter_nested_namespaces(void) {
+  char map[64];
+  unsigned uid = geteuid(), gid = getegid();
+  if (unshare(CLONE_NEWUSER) != 0) { printf("userns-refused %s\n", err()); return -1; }
+  snprintf(map, sizeof map, "0 %u 1\n", uid);
+  if (write_text("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
+    printf("setgroups-refused %s\n", err()); return -1;
+  }
+  if (write_text("/proc/self/uid_map", map) != 0) { printf("uid_map-refused %s\n", err()); return -1; }
+  snprintf(map, sizeof map, "0 %u 1\n", gid);
+  if (write_text("/proc/self/gid_map", map) != 0) { printf("gid_map-refused %s\n", err()); return -1; }
+  if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) != 0) { printf("cgroupns-refused %s\n", err()); return -1; }
+  return 0;
+}
+
 /* Item 1 of issue 13: a user namespace mapping the action's own ids, a cgroup namespace and a
  * fresh cgroup2 mount, then cgroup.kill of a cgroup the host made. */
 static int cgroup_kill(const char *cgroup) {
-  char map[64];
-  unsigned uid = geteuid(), gid = getegid();
-  if (unshare(CLONE_NEWUSER) != 0) { printf("userns-refused %s\n", err()); return 0; }
-  snprintf(map, sizeof map, "0 %u 1\n", uid);
-  if (write_text("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
-    printf("setgroups-refused %s\n", err()); return 0;
-  }
-  if (write_text("/proc/self/uid_map", map) != 0) { printf("uid_map-refused %s\n", err()); return 0; }
-  snprintf(map, sizeof map, "0 %u 1\n", gid);
-  if (write_text("/proc/self/gid_map", map) != 0) { printf("gid_map-refused %s\n", err()); return 0; }
-  if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) != 0) { printf("cgroupns-refused %s\n", err()); return 0; }
+  if (enter_nested_namespaces() != 0) return 0;
   mkdir("/tmp/cgroup-x", 0755);
   if (mount("none", "/tmp/cgroup-x", "cgroup2", 0, NULL) != 0) {
     printf("mount-refused %s\n", err()); return 0;
@@ -110,17 +117,7 @@ static void cgroup_mounts(const char *stage, const char *victim, int with_limits
 
 static int cgroup_escape(const char *victim) {
   cgroup_mounts("direct", victim, 0);
-  char map[64];
-  unsigned uid = geteuid(), gid = getegid();
-  if (unshare(CLONE_NEWUSER) != 0) { printf("userns-refused %s\n", err()); return 0; }
-  snprintf(map, sizeof map, "0 %u 1\n", uid);
-  if (write_text("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
-    printf("setgroups-refused %s\n", err()); return 0;
-  }
-  if (write_text("/proc/self/uid_map", map) != 0) { printf("uid_map-refused %s\n", err()); return 0; }
-  snprintf(map, sizeof map, "0 %u 1\n", gid);
-  if (write_text("/proc/self/gid_map", map) != 0) { printf("gid_map-refused %s\n", err()); return 0; }
-  if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) != 0) { printf("cgroupns-refused %s\n", err()); return 0; }
+  if (enter_nested_namespaces() != 0) return 0;
   printf("userns\n");
   cgroup_mounts("nested", victim, 1);
   return 0;
