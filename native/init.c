@@ -3,6 +3,10 @@
  * Usage: chroot-runner-init pid1|subreaper PROGRAM ARGV0 ARGV...
  * with the action's exact environment, fd 3 the status pipe and, in subreaper mode, fd 4
  * its own /proc/thread-self/children (opened by the runner's child before the chroot).
+ * On cgroup v2, fds 5 and 6 are cgroup.procs files the runner opened: the init moves itself
+ * to 5 (out of the action's cgroup, whose memory.oom.group would kill it with the action)
+ * before it forks, and the action's main process moves to 6 (the action's cgroup) before it
+ * execs, so that nothing of the action runs outside its cgroup.
  *
  * It forks the action and reaps everything. When the action's main process ends it writes
  * its records to fd 3 and exits: as PID 1 of the action's PID namespace (pid1) the kernel
@@ -27,7 +31,7 @@
 
 #include "plan-format.h" /* the record kinds */
 
-enum { STATUS_FD = 3, CHILDREN_FD = 4 };
+enum { STATUS_FD = 3, CHILDREN_FD = 4, INIT_CGROUP_FD = 5, ACTION_CGROUP_FD = 6 };
 
 /* ---- Raw system calls: the result, or -errno. ---- */
 
@@ -142,9 +146,27 @@ static void close_fds_from(unsigned first) {
   for (unsigned fd = first; fd < last; fd++) SYSCALL(SYS_close, fd, 0, 0, 0, 0);
 }
 
+static bool is_open(int fd) { return SYSCALL(SYS_fcntl, fd, F_GETFD, 0, 0, 0) >= 0; }
+
+/* Moves the calling process into the cgroup whose cgroup.procs is open at `fd`: 0 or -errno. */
+static long join_cgroup(int fd) {
+  long written;
+  do {
+    written = SYSCALL(SYS_write, fd, "0", 1, 0, 0);
+  } while (written == -EINTR);
+  return written < 0 ? written : 0;
+}
+
 static _Noreturn void run_action(char *program, char **argv, char **envp) {
   const kernel_sigset none = 0;
   SYSCALL(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, kernel_sigset_size, 0);
+  if (is_open(ACTION_CGROUP_FD)) {
+    long error = join_cgroup(ACTION_CGROUP_FD);
+    if (error < 0) {
+      write_record(RECORD_INIT_FAILED, (int32_t)-error);
+      exit_group(127);
+    }
+  }
   close_fds_from(CHILDREN_FD);
   SYSCALL(SYS_fcntl, STATUS_FD, F_SETFD, FD_CLOEXEC, 0, 0);
   long error = SYSCALL(SYS_execve, program, argv, envp, 0, 0);
@@ -196,9 +218,18 @@ static int run_init(int argc, char **argv, char **envp) {
    * open its /proc/1/fd/3, the status pipe, to forge its own exit status. The action's exec
    * makes the action itself dumpable again. */
   SYSCALL(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (is_open(INIT_CGROUP_FD)) {
+    long error = join_cgroup(INIT_CGROUP_FD);
+    SYSCALL(SYS_close, INIT_CGROUP_FD, 0, 0, 0, 0);
+    if (error < 0) {
+      write_record(RECORD_INIT_FAILED, (int32_t)-error);
+      return 127;
+    }
+  }
 
   const long main_pid = SYSCALL(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (main_pid == 0) run_action(argv[2], argv + 3, envp);
+  SYSCALL(SYS_close, ACTION_CGROUP_FD, 0, 0, 0, 0);
   if (main_pid < 0) {
     write_record(RECORD_INIT_FAILED, (int32_t)-main_pid);
     return 127;

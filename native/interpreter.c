@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/keyctl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
@@ -23,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -111,6 +113,29 @@ static int write_file(int base, const char *path, const char *content, int *sysc
 }
 
 /* Runs one step; returns -1 with errno set and *syscall_id naming the failed call. */
+/* Whether "/" is the initramfs (rootfs: a ramfs or tmpfs), the one mount pivot_root cannot
+ * move, as it has no parent: the root of a system that never left its initramfs. */
+static bool root_is_rootfs(void) {
+  struct statfs root;
+  bool rootfs =
+      statfs("/", &root) == 0 && (root.f_type == RAMFS_MAGIC || root.f_type == TMPFS_MAGIC);
+  errno = EINVAL;
+  return rootfs;
+}
+
+/* Where pivot_root cannot, the new root (the cwd, a mount's root) is moved over "/" and
+ * chrooted into, as switch_root does. The old root stays, covered: every path and ".." start
+ * in the new root ("..", from the root of the mount on "/", steps back down into it), and
+ * uncovering it would take unmounting or moving the new root, which needs CAP_SYS_ADMIN over
+ * the mount namespace, never kept; copies in a nested user namespace are locked together
+ * (MNT_LOCKED). */
+static int cover_root(int *syscall_id) {
+  *syscall_id = SYS_ID_MOUNT;
+  if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) return -1;
+  *syscall_id = SYS_ID_CHROOT;
+  return chroot(".");
+}
+
 static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall_id) {
   const int32_t a = step[1], b = step[2], c = step[3], d = step[4], e = step[5];
   const char *s0 = step_string(ctx, step[6]);
@@ -205,9 +230,14 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
       *syscall_id = SYS_ID_FCHDIR;
       if (fchdir(slot_fd(ctx, a)) < 0) return -1;
       *syscall_id = SYS_ID_PIVOT_ROOT;
-      if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
-      *syscall_id = SYS_ID_UMOUNT2;
-      if (umount2(".", MNT_DETACH) < 0) return -1;
+      if (syscall(SYS_pivot_root, ".", ".") == 0) {
+        *syscall_id = SYS_ID_UMOUNT2;
+        if (umount2(".", MNT_DETACH) < 0) return -1;
+      } else if (errno == EINVAL && root_is_rootfs()) {
+        if (cover_root(syscall_id) < 0) return -1;
+      } else {
+        return -1;
+      }
       *syscall_id = SYS_ID_CHDIR;
       return chdir("/");
     case OP_CHROOT:

@@ -67,7 +67,7 @@ enum plan_open_option {
   X(EXEC_FAILED, execFailed, 1) /* errno of the action's execve */                          \
   X(EXITED, exited, 2)          /* exit code of the action's main process */                \
   X(SIGNALED, signaled, 3)      /* signal that killed the action's main process */          \
-  X(INIT_FAILED, initFailed, 4) /* errno of the init's own fork */                          \
+  X(INIT_FAILED, initFailed, 4) /* errno of the init's fork, or of a move to its cgroup */   \
   X(CANCELLED, cancelled, 5)    /* signal that asked the init to kill the tree */
 
 /* getrusage(RUSAGE_CHILDREN) after the tree was reaped, one field per record, kinds from

@@ -1,7 +1,7 @@
 // The cgroup layer's contract: one interface over cgroup v2 and the v1 hierarchies. The
 // sandbox creates one ActionCgroup per action, makes the action's first process join it
 // before anything of the action runs, reads its usage and removes it afterwards.
-import type { DirectoryHandle } from '../syscalls/index.js';
+import type { DirectoryHandle, Fd } from '../syscalls/index.js';
 
 /** Limits of one action's cgroup; null leaves a limit unset (the parent's applies). */
 export interface CgroupLimits {
@@ -65,6 +65,14 @@ export interface ActionCgroup {
   /** Directories the action's first process joins by writing "0" to their cgroup.procs
    * before its first other step. Owned by the cgroup; closed by remove(). */
   readonly joinDirectories: readonly DirectoryHandle[];
+  /** Where memory.oom.group kills the whole cgroup at once (v2), the init must outlive the
+   * kill to report it: once the action's cgroup namespace is made, the init moves out to
+   * `init` (the runner's own cgroup), and the action's main process moves back to `action`
+   * before it execs, so nothing of the action runs outside. Both are cgroup.procs files
+   * opened for writing by the runner: the kernel checks the credentials and the cgroup
+   * namespace of the file's opener (Linux ≥ 5.16), not of the writer. Closed by remove().
+   * Absent on v1, whose OOM killer kills one process, never the init's group. */
+  readonly initMoves?: { readonly init: Fd; readonly action: Fd };
   usage(): CgroupUsage;
   /** Kills every process in the cgroup and its descendants, and resolves once they have all
    * exited. */

@@ -3,7 +3,14 @@
 // with Delegate=yes). Controllers are enabled down to the scope; each action's cgroup gets
 // memory.oom.group, so that one OOM kill ends the whole action.
 import { existsSync, mkdirSync } from 'node:fs';
-import { isSystemError, openDirectory } from '../syscalls/index.js';
+import {
+  constants,
+  type DirectoryHandle,
+  type Fd,
+  isSystemError,
+  openat2,
+  openDirectory,
+} from '../syscalls/index.js';
 import { v2Controllers } from './discovery.js';
 import {
   childCgroups,
@@ -66,19 +73,38 @@ function setLimits(directory: string, limits: CgroupLimits): void {
   set('cpu.weight', limits.cpuWeight, true);
 }
 
+/** cgroup.procs in `directory`, opened for writing. */
+function openProcs(directory: string): Fd {
+  return openat2(null, `${directory}/cgroup.procs`, { flags: constants.O_WRONLY });
+}
+
 class V2ActionCgroup implements ActionCgroup {
-  readonly joinDirectories;
+  readonly joinDirectories: readonly DirectoryHandle[];
+  readonly initMoves: { readonly init: Fd; readonly action: Fd };
   readonly #directory: string;
   readonly #killFile: string | undefined;
 
+  /** `initHome`: the cgroup the init moves to (ActionCgroup.initMoves). */
   constructor(
     readonly name: string,
     directory: string,
     killsAtomically: boolean,
+    initHome: string,
   ) {
     this.#directory = directory;
     this.#killFile = killsAtomically ? `${directory}/cgroup.kill` : undefined;
-    this.joinDirectories = [openDirectory(directory)];
+    const handles = [];
+    try {
+      const join = openDirectory(directory);
+      handles.push(join);
+      const init = openProcs(initHome);
+      handles.push(init);
+      this.initMoves = { init, action: openProcs(directory) };
+      this.joinDirectories = [join];
+    } catch (error) {
+      for (const handle of handles) handle.close();
+      throw error;
+    }
   }
 
   usage(): CgroupUsage {
@@ -118,6 +144,8 @@ class V2ActionCgroup implements ActionCgroup {
       removeCgroupTree(this.#directory);
     } finally {
       for (const handle of this.joinDirectories) handle.close();
+      this.initMoves.init.close();
+      this.initMoves.action.close();
     }
   }
 }
@@ -143,11 +171,14 @@ export function v2Tree(
   scope: string,
 ): CgroupTree {
   const controllers = v2Controllers.filter((name) => offered.includes(name));
+  // Where the runner's process is, for its actions' inits.
+  let runnerHome = runnerCgroup;
   try {
     enableControllers(runnerCgroup, controllers);
   } catch (error) {
     if (!isSystemError(error, 'EBUSY')) throw error;
     const leaf = `${runnerCgroup}/${scope}.runner`;
+    runnerHome = leaf;
     mkdirSync(leaf, { recursive: true });
     writeValue(`${leaf}/cgroup.procs`, String(process.pid));
     try {
@@ -166,7 +197,7 @@ export function v2Tree(
   // Write-only, Linux ≥ 5.14.
   const killsAtomically = existsSync(`${directory}/cgroup.kill`);
   const cgroupOf = (name: string): V2ActionCgroup =>
-    new V2ActionCgroup(name, `${directory}/${name}`, killsAtomically);
+    new V2ActionCgroup(name, `${directory}/${name}`, killsAtomically, runnerHome);
   return scopeTree({
     version: 2,
     directories: [directory],

@@ -11,6 +11,10 @@ import { ActionError, type IsolationSettings } from './types.js';
 /** File descriptors of the init: the status pipe, and for a subreaper its children list. */
 const statusFd = 3;
 const childrenFd = 4;
+/** And where it moves out of the action's cgroup (ActionCgroup.initMoves): the cgroup.procs
+ * it moves itself to, and the one its child moves back to before it execs the action. */
+export const initCgroupFd = 5;
+export const actionCgroupFd = 6;
 
 /** The environment as execve takes it; names with '=' and NUL bytes anywhere cannot be
  * passed on faithfully, so they are refused rather than mangled. */

@@ -40,20 +40,27 @@ static int write_text(const char *path, const char *text) {
   return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
+/* A nested user namespace mapping the action's own ids to 0, then new mount and cgroup
+ * namespaces: 0, or -1 once it printed the step the kernel refused. */
+static int enter_nested_namespaces(void) {
+  char map[64];
+  unsigned uid = geteuid(), gid = getegid();
+  if (unshare(CLONE_NEWUSER) != 0) { printf("userns-refused %s\n", err()); return -1; }
+  snprintf(map, sizeof map, "0 %u 1\n", uid);
+  if (write_text("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
+    printf("setgroups-refused %s\n", err()); return -1;
+  }
+  if (write_text("/proc/self/uid_map", map) != 0) { printf("uid_map-refused %s\n", err()); return -1; }
+  snprintf(map, sizeof map, "0 %u 1\n", gid);
+  if (write_text("/proc/self/gid_map", map) != 0) { printf("gid_map-refused %s\n", err()); return -1; }
+  if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) != 0) { printf("cgroupns-refused %s\n", err()); return -1; }
+  return 0;
+}
+
 /* Item 1 of issue 13: a user namespace mapping the action's own ids, a cgroup namespace and a
  * fresh cgroup2 mount, then cgroup.kill of a cgroup the host made. */
 static int cgroup_kill(const char *cgroup) {
-  char map[64];
-  unsigned uid = geteuid(), gid = getegid();
-  if (unshare(CLONE_NEWUSER) != 0) { printf("userns-refused %s\n", err()); return 0; }
-  snprintf(map, sizeof map, "0 %u 1\n", uid);
-  if (write_text("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
-    printf("setgroups-refused %s\n", err()); return 0;
-  }
-  if (write_text("/proc/self/uid_map", map) != 0) { printf("uid_map-refused %s\n", err()); return 0; }
-  snprintf(map, sizeof map, "0 %u 1\n", gid);
-  if (write_text("/proc/self/gid_map", map) != 0) { printf("gid_map-refused %s\n", err()); return 0; }
-  if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) != 0) { printf("cgroupns-refused %s\n", err()); return 0; }
+  if (enter_nested_namespaces() != 0) return 0;
   mkdir("/tmp/cgroup-x", 0755);
   if (mount("none", "/tmp/cgroup-x", "cgroup2", 0, NULL) != 0) {
     printf("mount-refused %s\n", err()); return 0;
@@ -62,6 +69,57 @@ static int cgroup_kill(const char *cgroup) {
   snprintf(path, sizeof path, "/tmp/cgroup-x/%s/cgroup.kill", cgroup);
   if (write_text(path, "1") != 0) { printf("kill-refused %s\n", err()); return 0; }
   printf("killed\n");
+  return 0;
+}
+
+/* Writes `text` to FILE of the cgroup `victim` or of any cgroup named by a tail of its path,
+ * whichever the mount at `dir` shows: 0 once one write succeeded, else -1 with errno. */
+static int write_victim(const char *dir, const char *victim, const char *file, const char *text) {
+  for (const char *tail = victim; tail != NULL; tail = strchr(tail, '/')) {
+    if (*tail == '/') tail++;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, tail, file);
+    if (write_text(path, text) == 0) return 0;
+  }
+  return -1;
+}
+
+/* Issue 18: its cgroup namespace. It mounts each cgroup hierarchy (cgroup2, v1's pids and
+ * memory) as it is and, where user namespaces are allowed, again in a nested user namespace
+ * with a cgroup namespace of its own; in each mount it tries to move itself into the host's
+ * cgroup VICTIM (its path, or any tail of it) and to kill it; in the nested one, also
+ * to lift its own limit (pids.max, memory.limit_in_bytes at the mount's root, its own
+ * cgroup). One line per step. */
+static void cgroup_mounts(const char *stage, const char *victim, int with_limits) {
+  static const char *const types[][4] = {{"cgroup2", "cgroup2", "", "pids.max"},
+                                         {"pids", "cgroup", "pids", "pids.max"},
+                                         {"memory", "cgroup", "memory", "memory.limit_in_bytes"}};
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    const char *name = types[i][0];
+    char dir[64], path[512];
+    snprintf(dir, sizeof dir, "/tmp/%s-%s", stage, name);
+    mkdir(dir, 0755);
+    if (mount("none", dir, types[i][1], 0, types[i][2]) != 0) {
+      printf("%s-%s-mount-refused %s\n", stage, name, err());
+      continue;
+    }
+    if (write_victim(dir, victim, "cgroup.procs", "0") == 0) printf("%s-%s-joined-victim\n", stage, name);
+    else printf("%s-%s-join-refused %s\n", stage, name, err());
+    if (write_victim(dir, victim, "cgroup.kill", "1") == 0) printf("%s-%s-killed-victim\n", stage, name);
+    else printf("%s-%s-kill-refused %s\n", stage, name, err());
+    if (with_limits) {
+      snprintf(path, sizeof path, "%s/%s", dir, types[i][3]);
+      if (write_text(path, i == 2 ? "-1" : "max") == 0) printf("%s-%s-own-limit-lifted\n", stage, name);
+      else printf("%s-%s-own-limit-refused %s\n", stage, name, err());
+    }
+  }
+}
+
+static int cgroup_escape(const char *victim) {
+  cgroup_mounts("direct", victim, 0);
+  if (enter_nested_namespaces() != 0) return 0;
+  printf("userns\n");
+  cgroup_mounts("nested", victim, 1);
   return 0;
 }
 
@@ -211,6 +269,7 @@ int main(int argc, char **argv) {
     printf("open-refused %s\n", strerrorname_np(errno)); return 0;
   }
   if (strcmp(what, "cgroup-kill") == 0) return cgroup_kill(argv[2]);
+  if (strcmp(what, "cgroup-escape") == 0) return cgroup_escape(argv[2]);
   if (strcmp(what, "tiocsti") == 0) return tiocsti(argv[2]);
   if (strcmp(what, "network") == 0) return network(atoi(argv[2]), argv[3]);
   if (strcmp(what, "read-key") == 0) return read_key(argv[2]);

@@ -226,7 +226,8 @@ for _ in range(${rounds}):
       'sleep 1000 > /dev/null 2>&1 & sleep 1000 > /dev/null 2>&1 & echo started',
     );
     assert.equal(ran.stdout, 'started\n');
-    for (const handle of cgroup.joinDirectories) handle.close();
+    const { joinDirectories, initMoves } = cgroup;
+    for (const handle of [...joinDirectories, ...Object.values(initMoves ?? {})]) handle.close();
     assert.deepEqual(await tree.sweep(), ['left']);
     assert.deepEqual(await tree.sweep(), []);
   });

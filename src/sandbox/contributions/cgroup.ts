@@ -2,12 +2,15 @@
 // joined by the child first of all, before anything of the action runs (each hierarchy's
 // cgroup.procs on v1; on v2 too, as CLONE_INTO_CGROUP needs clone3, whose child on a new
 // stack with CLONE_VM needs per-architecture assembly), then a cgroup namespace rooted there
-// so that the action sees itself at / and no cgroup above it; its usage read once the action
-// exited; killed as a whole and removed at teardown. What a killed runner left is swept by
-// serve through the tree (CgroupTree.sweep), before the engine runs anything.
+// so that the action sees itself at / and no cgroup above it; on v2 the init then leaves it
+// for the runner's cgroup, so that memory.oom.group's kill spares it and it reports the OOM
+// (ActionCgroup.initMoves); its usage read once the action exited; killed as a whole and
+// removed at teardown. What a killed runner left is swept by serve through the tree
+// (CgroupTree.sweep), before the engine runs anything.
 import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage } from '../../cgroups/index.js';
 import { isSystemError } from '../../syscalls/index.js';
 import { runnerStep } from '../plan.js';
+import { actionCgroupFd, initCgroupFd } from '../setup.js';
 import { ActionError, type ActionResult } from '../types.js';
 import type { ActionResource, Contribution } from './contribution.js';
 
@@ -103,6 +106,13 @@ export const cgroup: Contribution = {
             plan.writeFile(join, plan.inherit(directory.fd), 'cgroup.procs', '0');
           }
           plan.unshare(runnerStep('create a cgroup namespace'), CLONE_NEWCGROUP);
+        },
+        exec(plan) {
+          const moves = action.initMoves;
+          if (moves === undefined) return;
+          const step = runnerStep("pass the init the cgroups it moves to, out of the OOM group's");
+          plan.dup2(step, plan.inherit(moves.init.fd), initCgroupFd);
+          plan.dup2(step, plan.inherit(moves.action.fd), actionCgroupFd);
         },
       },
       usage: () => flatten(action.usage(), settings.limits),
