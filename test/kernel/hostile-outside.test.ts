@@ -241,12 +241,7 @@ for (const mode of modes) {
       assert.equal(statSync(join(cache, 'input')).mode & 0o7777, 0o444);
     });
 
-    // Shared mode chroots into the input root on the build directory's own mount, which is
-    // not nodev: the nosuid,nodev bind of the input root is not ported to the engine's new
-    // structure yet (SECURITY.md).
-    const shippedNodes =
-      mode === 'shared' ? { todo: 'shared mode: the input root is not nodev yet' } : {};
-    contained('7. cannot open a device node shipped in its input root', shippedNodes, async () => {
+    contained('7. cannot open a device node shipped in its input root', async () => {
       const name = actionDirectory((root) => {
         // /dev/null's numbers: harmless where it opens; /dev/kmsg (1, 11) opens the same way.
         mknodat(null, join(root, 'shipped'), constants.S_IFCHR | 0o666, 1, 3);
@@ -255,6 +250,21 @@ for (const mode of modes) {
         spec(mode, name, '(echo x > /shipped) 2>/dev/null && echo opened || echo refused'),
       );
       assert.equal(stdout, 'refused\n');
+    });
+
+    // no_new_privs already makes the kernel ignore setuid bits at exec: nosuid is the second
+    // lock, seen in the options of the mount the action is rooted in.
+    contained('7. its root, where the shipped files are, is mounted nosuid,nodev', async () => {
+      const stdout = await run(
+        spec(
+          mode,
+          actionDirectory(),
+          'while read -r id parent device root point options rest; do ' +
+            '[ "$point" = / ] && echo "$options"; done < /proc/self/mountinfo; true',
+        ),
+      );
+      const options = stdout.trimEnd().split('\n').at(-1)?.split(',') ?? [];
+      assert.ok(options.includes('nosuid') && options.includes('nodev'), stdout);
     });
 
     contained(
