@@ -206,6 +206,17 @@ function detachStack(directory: DirectoryHandle, relative: string): void {
   }
 }
 
+/** Detaches every mount stacked at `path` itself, opened by name in its parent (a handle on
+ * `path` would name the topmost mount for good). */
+function detachOwnStack(path: string): void {
+  const parent = openDirectory(posix.dirname(path));
+  try {
+    detachStack(parent, posix.basename(path));
+  } finally {
+    parent.close();
+  }
+}
+
 export const sharedMounts: Contribution = {
   name: 'sharedMounts',
   // Without chrootIntoInputRoot the action's root is the runner's own: mounting there would
@@ -231,9 +242,10 @@ export const sharedMounts: Contribution = {
     }
     return mounts;
   },
-  /** Detaches the input roots' binds and the table's mounts in input roots beneath `path`,
-   * never the build directory's own mount nor any other; outermost first (detaching one takes
-   * what is beneath it). */
+  /** Detaches the input roots' binds and the table's mounts in input roots beneath `path`
+   * (and the bind of `path` itself, '.', when it is an input root), never the build
+   * directory's own mount nor any other; outermost first (detaching one takes what is beneath
+   * it). */
   sweep({ buildDirectoryPath }, path) {
     // mountinfo shows canonical paths.
     const canonical = realpathSync.native(
@@ -246,11 +258,18 @@ export const sharedMounts: Contribution = {
       const swept: string[] = [];
       const mounts = listAllMounts();
       for (const mount of mounts) {
-        const relative = mount.mountPoint.slice(prefix.length);
-        if (!mount.mountPoint.startsWith(prefix)) continue;
-        if (!isSpecialMountpoint(relative) && !isInputRootBind(mount, mounts)) continue;
-        if (swept.some((done) => relative === done || relative.startsWith(`${done}/`))) continue;
-        detachStack(directory, relative);
+        // `path` itself, when it names an input root (`run`), may carry that root's bind.
+        const own = mount.mountPoint === canonical && path !== '';
+        if (!own && !mount.mountPoint.startsWith(prefix)) continue;
+        const relative = own ? '.' : mount.mountPoint.slice(prefix.length);
+        const recognised =
+          isInputRootBind(mount, mounts) || (!own && isSpecialMountpoint(relative));
+        if (!recognised) continue;
+        const beneath = (done: string) =>
+          done === '.' || relative === done || relative.startsWith(`${done}/`);
+        if (swept.some(beneath)) continue;
+        if (own) detachOwnStack(canonical);
+        else detachStack(directory, relative);
         swept.push(relative);
       }
       return swept;
