@@ -74,7 +74,7 @@ function replaceableByAnyone(directory: string): string | undefined {
   }
 }
 
-/** Why the socket `socket` cannot be served safely, and what to do. */
+/** Why the socket `socket` cannot be served, and what to do. */
 function socketProblem(socket: string): Problem | undefined {
   const directory = dirname(socket);
   const why = unusableDirectory(directory);
@@ -90,20 +90,33 @@ function socketProblem(socket: string): Problem | undefined {
       fix: `make ${directory} a directory, or change grpcServers[].listenPaths`,
     };
   }
-  if (why !== undefined) {
-    return {
-      problem: `the directory of the socket ${socket}, ${directory}, ${why}`,
-      fix: `let the runner's user create files in ${directory}, or change grpcServers[].listenPaths`,
-    };
-  }
+  if (why === undefined) return undefined;
+  return {
+    problem: `the directory of the socket ${socket}, ${directory}, ${why}`,
+    fix: `let the runner's user create files in ${directory}, or change grpcServers[].listenPaths`,
+  };
+}
+
+/** What makes the socket `socket` unsafe to serve, though it can be served: a warning, since
+ * bb-deployments' own manifests make its directory 0777. */
+function socketWarning(socket: string): Problem | undefined {
+  const directory = dirname(socket);
+  if (unusableDirectory(directory) !== undefined) return undefined;
   const open = replaceableByAnyone(directory);
   if (open === undefined) return undefined;
   return {
     problem:
       `every user may write in ${open} (mode ${(statSync(open).mode & 0o7777).toString(8).padStart(4, '0')}, no sticky bit), ` +
       `so any local user, or an action of another uid, could replace the socket ${socket} with one of their own and answer bb_worker's Runs`,
-    fix: `chmod +t ${open} (bb-deployments' volume-init: chmod 1777 /worker rather than 0777), or chmod o-w ${open}`,
+    fix: `chmod +t ${open} (bb-deployments' volume-init: chmod 1777 /worker rather than 0777), or put the socket in a directory only the runner's user may write in (0755)`,
   };
+}
+
+/** What serve warns about at start-up, serving nevertheless. */
+function pathWarnings(configuration: ApplicationConfiguration): Problem[] {
+  return configuration.grpcServers.flatMap((server) =>
+    server.listenPaths.flatMap((socket) => socketWarning(socket) ?? []),
+  );
 }
 
 /** The directories and files the configuration names, checked as the runner will use them. */
@@ -151,6 +164,8 @@ export interface Preflight {
   readonly features: Features;
   readonly mode: ModeSupport;
   readonly problems: readonly Problem[];
+  /** What serve logs as warnings, serving nevertheless. */
+  readonly warnings: readonly Problem[];
 }
 
 /** Every check of the configuration against this host; no problem means `serve` would start. */
@@ -176,15 +191,16 @@ export async function preflight(configuration: ApplicationConfiguration): Promis
     problems.push({ problem: `${filter.title}: ${filter.detail}`, fix: filter.fix ?? '' });
   }
   problems.push(...pathProblems(configuration));
-  return { features, mode, problems };
+  return { features, mode, problems, warnings: pathWarnings(configuration) };
 }
 
-/** Throws a StartupError naming every problem, each with its fix. */
+/** Throws a StartupError naming every problem, each with its fix; returns the warnings. */
 export async function refuseUnservableConfiguration(
   configuration: ApplicationConfiguration,
-): Promise<void> {
-  const { problems } = await preflight(configuration);
+): Promise<readonly Problem[]> {
+  const { problems, warnings } = await preflight(configuration);
   if (problems.length > 0) {
     throw new StartupError(problems.map(describeProblem).join('\n'));
   }
+  return warnings;
 }

@@ -14,7 +14,7 @@ import { parseConfiguration } from '../../src/server/config.js';
 import { withAlternatives } from '../../src/server/preflight.js';
 import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
-import { binary, writeServeConfiguration } from '../helpers/serve.js';
+import { binary, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
 import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivileged.js';
 
 const repository = new URL('../../../', import.meta.url).pathname;
@@ -98,7 +98,7 @@ describe('start-up failures', { skip: needsRoot }, () => {
     }
   });
 
-  it('a socket directory that is a file, or that any user could replace the socket in', () => {
+  it('a socket directory that is a file is refused', () => {
     const build = makeBuildDirectory();
     try {
       const file = configuration(build);
@@ -120,19 +120,6 @@ describe('start-up failures', { skip: needsRoot }, () => {
         chrootRunner(['serve', '--config', withSocket(join(notDirectory, 'below', 'runner'))]),
         /below, is not a directory \(a component of its path is a file\)\. Fix: /,
       );
-      // bb-deployments' `chmod 0777 /worker`: anyone could rename the socket and listen there.
-      const worker = join(build.path, 'worker');
-      mkdirSync(join(worker, 'socket'), { recursive: true });
-      chmodSync(worker, 0o777);
-      assertRefused(
-        chrootRunner(['serve', '--config', withSocket(join(worker, 'socket', 'runner'))]),
-        new RegExp(
-          `every user may write in ${worker} \\(mode 0777, no sticky bit\\), .*replace the socket ${worker}/socket/runner.*Fix: chmod \\+t ${worker} `,
-        ),
-      );
-      chmodSync(worker, 0o1777);
-      const sticky = chrootRunner(['check-config', withSocket(join(worker, 'socket', 'runner'))]);
-      assert.equal(sticky.status, 0, sticky.stdout);
     } finally {
       build.remove();
     }
@@ -187,6 +174,47 @@ describe('start-up failures', { skip: needsRoot }, () => {
     } finally {
       build.remove();
     }
+  });
+});
+
+describe('start-up warnings', { skip: needsRoot }, () => {
+  it('a socket directory any user could replace the socket in: serve warns, and serves', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    try {
+      // bb-deployments' `chmod 0777 /worker`: anyone could rename the socket and listen there.
+      const worker = join(build.path, 'worker');
+      mkdirSync(join(worker, 'socket'), { recursive: true });
+      chmodSync(worker, 0o777);
+      const file = configuration(build);
+      const document = JSON.parse(readFileSync(file, 'utf8'));
+      const socket = join(worker, 'socket', 'runner');
+      document.grpcServers[0].listenPaths = [socket];
+      writeFileSync(file, JSON.stringify(document));
+      const warning = new RegExp(
+        `every user may write in ${worker} \\(mode 0777, no sticky bit\\), .*replace the socket ${socket}`,
+      );
+      const checked = chrootRunner(['check-config', file]);
+      assert.equal(checked.status, 0, checked.stdout);
+      assert.match(checked.stdout, /^It would warn:$/m);
+      assert.match(checked.stdout, warning);
+      const serve = await ServeProcess.start(['--config', file]);
+      try {
+        const logged = await serve.waitForLog((line) => line.msg === 'unsafe configuration');
+        assert.match(String(logged.problem), warning);
+        assert.match(String(logged.fix), new RegExp(`^chmod \\+t ${worker} `));
+        await serve.waitForLog((line) => line.msg === 'serving');
+      } finally {
+        assert.deepEqual(await serve.stop(), [0, null]);
+      }
+      chmodSync(worker, 0o1777);
+      const sticky = chrootRunner(['check-config', file]);
+      assert.equal(sticky.status, 0, sticky.stdout);
+      assert.doesNotMatch(sticky.stdout, /It would warn/);
+    } finally {
+      build.remove();
+    }
+    assertNothingLeft(state, [build.path]);
   });
 });
 
