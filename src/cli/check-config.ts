@@ -20,10 +20,10 @@ async function checkConfig(file: string, options: CheckConfigOptions): Promise<v
     file,
     options.isolation === undefined ? {} : { isolation: options.isolation },
   );
-  const { features, mode, problems } = await preflight(configuration);
+  const { features, mode, problems, warnings } = await preflight(configuration);
   if (options.json === true) {
     process.stdout.write(
-      `${JSON.stringify({ checks: features.checks, mode, problems }, null, 2)}\n`,
+      `${JSON.stringify({ checks: features.checks, mode, problems, warnings }, null, 2)}\n`,
     );
   } else {
     const lines = [
@@ -39,6 +39,8 @@ async function checkConfig(file: string, options: CheckConfigOptions): Promise<v
         ? '`chroot-runner serve` would start with this configuration.'
         : '`chroot-runner serve` would refuse to start:',
       ...problems.map((problem) => `  - ${describeProblem(problem)}`),
+      ...(warnings.length === 0 ? [] : ['', 'It would warn:']),
+      ...warnings.map((warning) => `  - ${describeProblem(warning)}`),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   }

@@ -8,6 +8,7 @@ import { cgroup } from './checks/cgroup.js';
 import { clonePidfd } from './checks/clone-pidfd.js';
 import { jsonnet } from './checks/jsonnet.js';
 import { kernel } from './checks/kernel.js';
+import { libseccomp } from './checks/libseccomp.js';
 import { listmount } from './checks/listmount.js';
 import { mountApi } from './checks/mount-api.js';
 import { mountSetattr } from './checks/mount-setattr.js';
@@ -38,6 +39,7 @@ export const doctorChecks: readonly DoctorCheck[] = [
   procVisible,
   procInUserNamespace,
   seccomp,
+  libseccomp,
   cgroup,
   buildDirectory,
   jsonnet,

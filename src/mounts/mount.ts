@@ -204,7 +204,9 @@ function createFilesystem(spec: FilesystemSpec): Fd {
   }
 }
 
-/** A detached clone of the bind source, with the requested attributes already applied. */
+/** A detached clone of the bind source, with the requested attributes and propagation already
+ * applied: a clone of a shared mount is its peer until then, and what is mounted beneath it
+ * once attached would propagate back to the source. */
 function cloneTree(spec: BindSpec): Fd {
   const recursive = spec.recursive === true ? constants.AT_RECURSIVE : 0;
   const tree =
@@ -212,11 +214,16 @@ function cloneTree(spec: BindSpec): Fd {
       ? openTree(null, spec.bind, constants.OPEN_TREE_CLONE | recursive)
       : openTree(spec.bind, '', constants.OPEN_TREE_CLONE | constants.AT_EMPTY_PATH | recursive);
   const attrSet = attributeFlags(spec.attributes);
-  if (attrSet !== 0) {
+  const propagation = spec.propagation === undefined ? 0 : propagationFlags[spec.propagation];
+  if (attrSet !== 0 || propagation !== 0) {
     // Setting an atime mode needs the whole atime field cleared first.
     const attrClear = attrSet & constants.MOUNT_ATTR__ATIME ? constants.MOUNT_ATTR__ATIME : 0;
     try {
-      mountSetattr(tree, '', constants.AT_EMPTY_PATH | recursive, { attrSet, attrClear });
+      mountSetattr(tree, '', constants.AT_EMPTY_PATH | recursive, {
+        attrSet,
+        attrClear,
+        propagation,
+      });
     } catch (error) {
       tree.close();
       throw error;
@@ -266,9 +273,10 @@ export function mountat(
     target.close();
   }
   const mount = new Mount(source.release(), name, isDirectory);
-  if (spec.propagation !== undefined) {
+  // A new filesystem's propagation once it is attached (a bind's was set on its clone).
+  if (!('bind' in spec) && spec.propagation !== undefined) {
     try {
-      mountSetattr(mount, '', constants.AT_EMPTY_PATH | recursiveFlag(spec), {
+      mountSetattr(mount, '', constants.AT_EMPTY_PATH, {
         propagation: propagationFlags[spec.propagation],
       });
     } catch (error) {
@@ -277,10 +285,6 @@ export function mountat(
     }
   }
   return mount;
-}
-
-function recursiveFlag(spec: MountSpec): number {
-  return 'bind' in spec && spec.recursive === true ? constants.AT_RECURSIVE : 0;
 }
 
 export interface UnmountOptions {

@@ -59,7 +59,11 @@ export function buildPlan(inputs: PlanInputs): PlanBuilder {
   const { spec, settings, host, strategy, resources } = inputs;
   const plan = new PlanBuilder();
   for (const resource of resources) resource.plan?.namespaces?.(plan);
-  const planned = strategy.plan(plan, inputs);
+  const root = resources.findLast((resource) => resource.root !== undefined)?.root;
+  const planned = strategy.plan(
+    plan,
+    root === undefined ? inputs : { ...inputs, files: { ...inputs.files, inputRoot: root } },
+  );
   for (const resource of resources) resource.plan?.filesystems?.(plan, planned.root);
   planned.enter(plan);
   plan.chdir(

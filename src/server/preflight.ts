@@ -57,9 +57,66 @@ function unusableDirectory(path: string): string | undefined {
   } catch (error) {
     const { code } = error as NodeJS.ErrnoException;
     if (code === 'ENOENT') return 'does not exist';
+    if (code === 'ENOTDIR') return 'is not a directory (a component of its path is a file)';
     if (code === 'EACCES') return `is not writable by uid ${process.getuid?.()}`;
     return `cannot be used (${code ?? (error as Error).message})`;
   }
+}
+
+/** The first of `directory` and its ancestors that every user may write in without the
+ * sticky bit: whoever can rename or remove the socket there can put a socket of their own in
+ * its place, and answer bb_worker's Runs with results of actions that never ran. */
+function replaceableByAnyone(directory: string): string | undefined {
+  for (let path = directory; ; path = dirname(path)) {
+    const { mode } = statSync(path);
+    if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) return path;
+    if (path === dirname(path)) return undefined;
+  }
+}
+
+/** Why the socket `socket` cannot be served, and what to do. */
+function socketProblem(socket: string): Problem | undefined {
+  const directory = dirname(socket);
+  const why = unusableDirectory(directory);
+  if (why === 'does not exist') {
+    return {
+      problem: `the directory of the socket ${socket}, ${directory}, ${why}`,
+      fix: `create ${directory} before starting the runner (bb-deployments: in the volume-init container), or change grpcServers[].listenPaths`,
+    };
+  }
+  if (why?.startsWith('is not a directory')) {
+    return {
+      problem: `the directory of the socket ${socket}, ${directory}, ${why}`,
+      fix: `make ${directory} a directory, or change grpcServers[].listenPaths`,
+    };
+  }
+  if (why === undefined) return undefined;
+  return {
+    problem: `the directory of the socket ${socket}, ${directory}, ${why}`,
+    fix: `let the runner's user create files in ${directory}, or change grpcServers[].listenPaths`,
+  };
+}
+
+/** What makes the socket `socket` unsafe to serve, though it can be served: a warning, since
+ * bb-deployments' own manifests make its directory 0777. */
+function socketWarning(socket: string): Problem | undefined {
+  const directory = dirname(socket);
+  if (unusableDirectory(directory) !== undefined) return undefined;
+  const open = replaceableByAnyone(directory);
+  if (open === undefined) return undefined;
+  return {
+    problem:
+      `every user may write in ${open} (mode ${(statSync(open).mode & 0o7777).toString(8).padStart(4, '0')}, no sticky bit), ` +
+      `so any local user, or an action of another uid, could replace the socket ${socket} with one of their own and answer bb_worker's Runs`,
+    fix: `chmod +t ${open} (bb-deployments' volume-init: chmod 1777 /worker rather than 0777), or put the socket in a directory only the runner's user may write in (0755)`,
+  };
+}
+
+/** What serve warns about at start-up, serving nevertheless. */
+function pathWarnings(configuration: ApplicationConfiguration): Problem[] {
+  return configuration.grpcServers.flatMap((server) =>
+    server.listenPaths.flatMap((socket) => socketWarning(socket) ?? []),
+  );
 }
 
 /** The directories and files the configuration names, checked as the runner will use them. */
@@ -67,16 +124,8 @@ function pathProblems(configuration: ApplicationConfiguration): Problem[] {
   const problems: Problem[] = [];
   for (const server of configuration.grpcServers) {
     for (const socket of server.listenPaths) {
-      const directory = dirname(socket);
-      const why = unusableDirectory(directory);
-      if (why === undefined) continue;
-      problems.push({
-        problem: `the directory of the socket ${socket}, ${directory}, ${why}`,
-        fix:
-          why === 'does not exist'
-            ? `create ${directory} before starting the runner (bb-deployments: in the volume-init container), or change grpcServers[].listenPaths`
-            : `let the runner's user create files in ${directory}, or change grpcServers[].listenPaths`,
-      });
+      const problem = socketProblem(socket);
+      if (problem !== undefined) problems.push(problem);
     }
   }
   for (const directory of configuration.cleanTemporaryDirectories) {
@@ -115,6 +164,8 @@ export interface Preflight {
   readonly features: Features;
   readonly mode: ModeSupport;
   readonly problems: readonly Problem[];
+  /** What serve logs as warnings, serving nevertheless. */
+  readonly warnings: readonly Problem[];
 }
 
 /** Every check of the configuration against this host; no problem means `serve` would start. */
@@ -134,16 +185,22 @@ export async function preflight(configuration: ApplicationConfiguration): Promis
   if (build?.status === 'unavailable' && existsSync(configuration.buildDirectoryPath)) {
     problems.push({ problem: `${build.title} ${build.detail}`, fix: build.fix ?? '' });
   }
+  // Every action loads the filter: without libseccomp every Run would fail.
+  const filter = features.checks.libseccomp;
+  if (configuration.isolation.seccomp.enabled && filter?.status === 'unavailable') {
+    problems.push({ problem: `${filter.title}: ${filter.detail}`, fix: filter.fix ?? '' });
+  }
   problems.push(...pathProblems(configuration));
-  return { features, mode, problems };
+  return { features, mode, problems, warnings: pathWarnings(configuration) };
 }
 
-/** Throws a StartupError naming every problem, each with its fix. */
+/** Throws a StartupError naming every problem, each with its fix; returns the warnings. */
 export async function refuseUnservableConfiguration(
   configuration: ApplicationConfiguration,
-): Promise<void> {
-  const { problems } = await preflight(configuration);
+): Promise<readonly Problem[]> {
+  const { problems, warnings } = await preflight(configuration);
   if (problems.length > 0) {
     throw new StartupError(problems.map(describeProblem).join('\n'));
   }
+  return warnings;
 }

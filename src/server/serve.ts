@@ -182,10 +182,11 @@ export async function startServer(
   configuration: ApplicationConfiguration,
   options: StartOptions = {},
 ): Promise<RunningServer> {
-  await refuseUnservableConfiguration(configuration);
+  const warnings = await refuseUnservableConfiguration(configuration);
   const logger = startupStep('cannot open the log files of global.logPaths', () =>
     createLogger(configuration.logPaths, options.logLevel),
   );
+  for (const { problem, fix } of warnings) logger.warn({ problem, fix }, 'unsafe configuration');
   if (configuration.umask !== undefined) process.umask(configuration.umask);
   for (const key of configuration.ignoredKeys) {
     logger.warn({ key }, 'configuration key accepted for compatibility and ignored');

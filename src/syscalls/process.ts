@@ -145,6 +145,12 @@ export interface SeccompRule {
   readonly conditions: readonly (readonly [number, number, bigint, bigint])[];
 }
 
+/** The library native/seccomp.c loads, and how to install it when it is missing. */
+export const seccompLibrary = {
+  name: 'libseccomp.so.2',
+  fix: 'apt-get install libseccomp2',
+} as const;
+
 /** Compiles a filter that allows everything but `rules` (each failing with its errno), for
  * the native architecture and `architectures` (libseccomp's names). Throws ELIBACC when
  * libseccomp.so.2 cannot be loaded. */

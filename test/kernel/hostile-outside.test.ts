@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import { defaultIsolation } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
 import { constants, mknodat } from '../../src/syscalls/index.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
@@ -109,21 +110,54 @@ for (const mode of modes) {
       assert.equal(now.ctimeMs, before.ctimeMs, "the host's /dev/null was chmod'ed");
     });
 
-    contained('5. reads no key of the host’s root and plants none for other actions', async () => {
-      const secret = `chroot-runner-secret-${process.pid}-${suite.roots}`;
-      const planted = `chroot-runner-planted-${process.pid}-${suite.roots}`;
-      execFileSync(suite.helper, ['add-key', secret, 'host-secret']);
-      try {
-        const read = await run(spec(mode, actionDirectory(), `hostile read-key ${secret}`));
-        assert.match(read, /^key-refused /, "the action read the host root's key");
-        await run(spec(mode, actionDirectory(), `hostile add-key ${planted} planted`));
-        const other = await run(spec(mode, actionDirectory(), `hostile read-key ${planted}`));
-        assert.match(other, /^key-refused /, 'an action read a key another action planted');
-      } finally {
-        execFileSync(suite.helper, ['remove-key', secret]);
-        execFileSync(suite.helper, ['remove-key', planted]);
-      }
-    });
+    // The filter's refusal (the default); the action's own session keyring where the filter
+    // lets it use keys, and with no filter at all. A fresh session keyring is not enough there
+    // while the action is the host's uid 0: the user and user-session keyrings are per uid (and
+    // user namespace), and the action reaches the host root's through KEY_SPEC_USER_*.
+    for (const [keys, seccomp] of [
+      ['refused by the filter', defaultIsolation.seccomp],
+      ['allowed by the filter', { enabled: true, allow: ['keys'] }],
+      ['without a filter', { enabled: false, allow: [] }],
+    ] as const) {
+      const hostRootKeyrings =
+        mode !== 'rootless' && keys !== 'refused by the filter'
+          ? {
+              todo: 'keys allowed, the action has the host root’s user keyrings: needs a user namespace per action (as 6b)',
+            }
+          : {};
+      contained(
+        `5. reads no key of the host’s root and plants none for other actions (keys ${keys})`,
+        hostRootKeyrings,
+        async () => {
+          const secret = `chroot-runner-secret-${process.pid}-${suite.roots}`;
+          const planted = `chroot-runner-planted-${process.pid}-${suite.roots}`;
+          const isolation = { ...defaultIsolation, mode, seccomp };
+          execFileSync(suite.helper, ['add-key', secret, 'host-secret']);
+          try {
+            const read = await run(
+              spec(mode, actionDirectory(), `hostile read-key ${secret}`, { isolation }),
+            );
+            assert.match(read, /^key-refused /, "the action read the host root's key");
+            await run(
+              spec(mode, actionDirectory(), `hostile add-key ${planted} planted`, { isolation }),
+            );
+            const other = await run(
+              spec(mode, actionDirectory(), `hostile read-key ${planted}`, { isolation }),
+            );
+            assert.match(other, /^key-refused /, 'an action read a key another action planted');
+            const found = execFileSync(suite.helper, ['read-key', planted], { encoding: 'utf8' });
+            assert.match(
+              found,
+              /^key-refused /,
+              'an action planted a key in the host root’s keyrings',
+            );
+          } finally {
+            execFileSync(suite.helper, ['remove-key', secret]);
+            execFileSync(suite.helper, ['remove-key', planted]);
+          }
+        },
+      );
+    }
 
     contained('6a. leaves no setuid-root program behind', async () => {
       const name = actionDirectory();
@@ -164,12 +198,7 @@ for (const mode of modes) {
       assert.equal(statSync(join(cache, 'input')).mode & 0o7777, 0o444);
     });
 
-    // Shared mode chroots into the input root on the build directory's own mount, which is
-    // not nodev: the nosuid,nodev bind of the input root is not ported to the engine's new
-    // structure yet (SECURITY.md).
-    const shippedNodes =
-      mode === 'shared' ? { todo: 'shared mode: the input root is not nodev yet' } : {};
-    contained('7. cannot open a device node shipped in its input root', shippedNodes, async () => {
+    contained('7. cannot open a device node shipped in its input root', async () => {
       const name = actionDirectory((root) => {
         // /dev/null's numbers: harmless where it opens; /dev/kmsg (1, 11) opens the same way.
         mknodat(null, join(root, 'shipped'), constants.S_IFCHR | 0o666, 1, 3);
@@ -178,6 +207,21 @@ for (const mode of modes) {
         spec(mode, name, '(echo x > /shipped) 2>/dev/null && echo opened || echo refused'),
       );
       assert.equal(stdout, 'refused\n');
+    });
+
+    // no_new_privs already makes the kernel ignore setuid bits at exec: nosuid is the second
+    // lock, seen in the options of the mount the action is rooted in.
+    contained('7. its root, where the shipped files are, is mounted nosuid,nodev', async () => {
+      const stdout = await run(
+        spec(
+          mode,
+          actionDirectory(),
+          'while read -r id parent device root point options rest; do ' +
+            '[ "$point" = / ] && echo "$options"; done < /proc/self/mountinfo; true',
+        ),
+      );
+      const options = stdout.trimEnd().split('\n').at(-1)?.split(',') ?? [];
+      assert.ok(options.includes('nosuid') && options.includes('nodev'), stdout);
     });
 
     contained(

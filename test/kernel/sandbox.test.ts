@@ -518,16 +518,34 @@ describe('sweepStaleMounts', () => {
       { createMountpoint: true },
     ).close();
     dev.close();
-    // Not ours: kept.
+    // An input root bound onto itself nosuid,nodev, with the special mounts beneath the bind.
+    mkdirSync(join(build.path, 'bound/proc'), { recursive: true });
+    using unbound = openDirectoryBeneath(buildDirectory, 'bound');
+    const bound = mountat(unbound, '.', {
+      bind: unbound,
+      recursive: true,
+      attributes: { nosuid: true, nodev: true },
+      propagation: 'private',
+    });
+    mountat(bound, 'proc', { fstype: 'proc' }).close();
+    bound.close();
+    // Not ours: kept, and so is a directory bound onto itself without nosuid,nodev.
     mkdirSync(join(build.path, 'other'), { recursive: true });
     const other = mountat(buildDirectory, 'other', { fstype: 'tmpfs' });
+    mkdirSync(join(build.path, 'self'), { recursive: true });
+    using unboundSelf = openDirectoryBeneath(buildDirectory, 'self');
+    const self = mountat(unboundSelf, '.', { bind: unboundSelf });
     try {
       assert.deepEqual(
         await sweepStaleMounts(build.path, { ...defaultIsolation, mode: 'shared' }),
-        ['root/proc', 'root/dev'],
+        ['root/proc', 'root/dev', 'bound'],
       );
-      assert.deepEqual(mountsBeneath(build.path), [join(build.path, 'other')]);
+      assert.deepEqual(mountsBeneath(build.path), [
+        join(build.path, 'other'),
+        join(build.path, 'self'),
+      ]);
     } finally {
+      unmountat(self);
       unmountat(other);
     }
   });

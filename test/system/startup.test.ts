@@ -4,17 +4,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
-import type { ModeSupport } from '../../src/doctor/index.js';
+import type { CheckResult, ModeSupport } from '../../src/doctor/index.js';
 import { parseConfiguration } from '../../src/server/config.js';
 import { withAlternatives } from '../../src/server/preflight.js';
 import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
-import { binary, writeServeConfiguration } from '../helpers/serve.js';
+import { binary, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
 import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivileged.js';
 
 const repository = new URL('../../../', import.meta.url).pathname;
@@ -98,6 +98,33 @@ describe('start-up failures', { skip: needsRoot }, () => {
     }
   });
 
+  it('a socket directory that is a file is refused', () => {
+    const build = makeBuildDirectory();
+    try {
+      const file = configuration(build);
+      const document = JSON.parse(readFileSync(file, 'utf8'));
+      const withSocket = (socket: string): string => {
+        document.grpcServers[0].listenPaths = [socket];
+        writeFileSync(file, JSON.stringify(document));
+        return file;
+      };
+      const notDirectory = join(build.path, 'file');
+      writeFileSync(notDirectory, '');
+      assertRefused(
+        chrootRunner(['serve', '--config', withSocket(join(notDirectory, 'runner'))]),
+        new RegExp(
+          `socket ${notDirectory}/runner, ${notDirectory}, is not a directory\\. Fix: make ${notDirectory} a directory`,
+        ),
+      );
+      assertRefused(
+        chrootRunner(['serve', '--config', withSocket(join(notDirectory, 'below', 'runner'))]),
+        /below, is not a directory \(a component of its path is a file\)\. Fix: /,
+      );
+    } finally {
+      build.remove();
+    }
+  });
+
   it('a diagnostics port in use', async () => {
     const state = processState();
     const build = makeBuildDirectory();
@@ -150,13 +177,55 @@ describe('start-up failures', { skip: needsRoot }, () => {
   });
 });
 
-/** A prefix for chrootRunner that runs it where libjsonnet.so.0 cannot be loaded: in a mount
- * namespace of its own with /dev/null bound over the library. */
-function withoutLibjsonnet(): string[] {
-  const found = /libjsonnet\.so\.0 .*=> (\S+)/.exec(
+describe('start-up warnings', { skip: needsRoot }, () => {
+  it('a socket directory any user could replace the socket in: serve warns, and serves', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    try {
+      // bb-deployments' `chmod 0777 /worker`: anyone could rename the socket and listen there.
+      const worker = join(build.path, 'worker');
+      mkdirSync(join(worker, 'socket'), { recursive: true });
+      chmodSync(worker, 0o777);
+      const file = configuration(build);
+      const document = JSON.parse(readFileSync(file, 'utf8'));
+      const socket = join(worker, 'socket', 'runner');
+      document.grpcServers[0].listenPaths = [socket];
+      writeFileSync(file, JSON.stringify(document));
+      const warning = new RegExp(
+        `every user may write in ${worker} \\(mode 0777, no sticky bit\\), .*replace the socket ${socket}`,
+      );
+      const checked = chrootRunner(['check-config', file]);
+      assert.equal(checked.status, 0, checked.stdout);
+      assert.match(checked.stdout, /^It would warn:$/m);
+      assert.match(checked.stdout, warning);
+      const serve = await ServeProcess.start(['--config', file]);
+      try {
+        const logged = await serve.waitForLog((line) => line.msg === 'unsafe configuration');
+        assert.match(String(logged.problem), warning);
+        assert.match(String(logged.fix), new RegExp(`^chmod \\+t ${worker} `));
+        await serve.waitForLog((line) => line.msg === 'serving');
+      } finally {
+        assert.deepEqual(await serve.stop(), [0, null]);
+      }
+      chmodSync(worker, 0o1777);
+      const sticky = chrootRunner(['check-config', file]);
+      assert.equal(sticky.status, 0, sticky.stdout);
+      assert.doesNotMatch(sticky.stdout, /It would warn/);
+    } finally {
+      build.remove();
+    }
+    assertNothingLeft(state, [build.path]);
+  });
+});
+
+/** A prefix for chrootRunner that runs it where the library `soname` (of the Debian package
+ * `debianPackage`) cannot be loaded: in a mount namespace of its own with /dev/null bound over
+ * the library. */
+function withoutLibrary(soname: string, debianPackage: string): string[] {
+  const found = new RegExp(`${soname.replaceAll('.', '\\.')} .*=> (\\S+)`).exec(
     execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }),
   );
-  assert.ok(found?.[1] !== undefined, 'libjsonnet0 is installed (test/install-packages.sh)');
+  assert.ok(found?.[1] !== undefined, `${debianPackage} is installed (test/install-packages.sh)`);
   return [
     'unshare',
     '--mount',
@@ -174,15 +243,44 @@ describe('without libjsonnet', { skip: needsRoot }, () => {
     const build = makeBuildDirectory();
     try {
       const file = configuration(build);
-      const json = chrootRunner(['check-config', file], withoutLibjsonnet());
+      const json = chrootRunner(
+        ['check-config', file],
+        withoutLibrary('libjsonnet.so.0', 'libjsonnet0'),
+      );
       assert.equal(json.status, 0, json.stderr);
       assert.match(json.stdout, /unavailable +Jsonnet configurations \(libjsonnet\.so\.0\)/);
       const jsonnet = join(build.path, 'runner.jsonnet');
       writeFileSync(jsonnet, `// Jsonnet\n${readFileSync(file, 'utf8')}`);
       assertRefused(
-        chrootRunner(['check-config', jsonnet], withoutLibjsonnet()),
+        chrootRunner(['check-config', jsonnet], withoutLibrary('libjsonnet.so.0', 'libjsonnet0')),
         /is Jsonnet, not plain JSON, .*Fix: apt-get install libjsonnet0$/m,
       );
+    } finally {
+      build.remove();
+    }
+  });
+});
+
+describe('without libseccomp', { skip: needsRoot }, () => {
+  it('serve refuses to start, naming the package, unless the filter is off; doctor says so', () => {
+    const build = makeBuildDirectory();
+    try {
+      const without = withoutLibrary('libseccomp.so.2', 'libseccomp2');
+      assertRefused(
+        chrootRunner(['serve', '--config', configuration(build)], without),
+        /seccomp filter library \(libseccomp\.so\.2\): libseccomp\.so\.2 cannot be loaded \(.*\): actions cannot get their seccomp filter\. Fix: apt-get install libseccomp2, or set chrootRunner\.seccomp\.enabled to false$/m,
+      );
+      const unfiltered = writeServeConfiguration(build.path, 'runner', 'namespaces', {
+        seccomp: { enabled: false },
+      }).file;
+      const off = chrootRunner(['check-config', unfiltered], without);
+      assert.equal(off.status, 0, off.stdout);
+      const doctor = chrootRunner(['doctor', '--json'], without);
+      const checks = JSON.parse(doctor.stdout).checks as Record<string, CheckResult>;
+      assert.equal(checks.libseccomp?.status, 'unavailable');
+      assert.match(checks.libseccomp?.fix ?? '', /^apt-get install libseccomp2/);
+      const present = JSON.parse(chrootRunner(['doctor', '--json']).stdout).checks;
+      assert.equal(present.libseccomp?.status, 'ok', present.libseccomp?.detail);
     } finally {
       build.remove();
     }

@@ -2,6 +2,7 @@
 // (prepare), adding steps to the child's plan, torn down after the action in reverse order
 // of preparation, and reporting what it measured (usage). A new one is one file of this
 // folder and one line of registry.ts.
+import type { DirectoryHandle } from '../../syscalls/index.js';
 import type { HostResources } from '../host.js';
 import type { IsolationStrategy } from '../modes/mode.js';
 import type { PlanBuilder, Slot } from '../plan.js';
@@ -46,6 +47,9 @@ export interface PlanContribution {
 /** The resource prepare() made for one action. */
 export interface ActionResource {
   readonly plan?: PlanContribution;
+  /** The directory the mode roots the action in instead of the input root as opened (shared
+   * mode's nosuid,nodev bind of it). */
+  readonly root?: DirectoryHandle | undefined;
   /** What it measured, once the action has exited and before teardown; merged into the
    * result's `usage` under the contribution's name. */
   usage?(): Readonly<Record<string, number | bigint | boolean>>;

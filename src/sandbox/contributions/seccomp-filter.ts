@@ -1,6 +1,7 @@
 // The seccomp filter (src/sandbox/seccomp.ts), compiled once per configuration and loaded by
 // the child as its last step before exec.
 import { isSystemError } from '../../syscalls/index.js';
+import { seccompLibrary } from '../../syscalls/process.js';
 import { runnerStep } from '../plan.js';
 import { seccompProgram } from '../seccomp.js';
 import { ActionError } from '../types.js';
@@ -17,7 +18,7 @@ export const seccompFilter: Contribution = {
       if (!isSystemError(error)) throw error;
       throw new ActionError(
         'internal',
-        `Failed to compile the seccomp filter: ${error.message} (install libseccomp2, or set ` +
+        `Failed to compile the seccomp filter: ${error.message} (${seccompLibrary.fix}, or set ` +
           'chrootRunner.seccomp.enabled to false)',
         error,
       );

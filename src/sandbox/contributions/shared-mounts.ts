@@ -2,9 +2,11 @@
 // runner's own mount namespace, into the action's input root, and removed by handle after the
 // action; what a killed runner left of them is swept at start-up.
 import { realpathSync } from 'node:fs';
+import { posix } from 'node:path';
 import {
-  listMounts,
+  listAllMounts,
   type Mount,
+  type MountInfo,
   type MountSpec,
   mountat,
   openMount,
@@ -39,6 +41,17 @@ const procHolder: MountSpec = {
   attributes: { readonly: true, nosuid: true, nodev: true, noexec: true },
 };
 
+/** The input root as the action sees it: bound onto itself nosuid,nodev (recursively, as
+ * namespaces mode clones it), so that setuid programs and device nodes shipped in it are inert
+ * (the build directory's own mount is neither); private, so that what is mounted beneath it
+ * never propagates to the build directory's peers. The special mounts go beneath it. */
+const inputRootBind = (root: DirectoryHandle): MountSpec => ({
+  bind: root,
+  recursive: true,
+  attributes: { nosuid: true, nodev: true },
+  propagation: 'private',
+});
+
 function mountpointError(error: unknown): boolean {
   return (
     isSystemError(error) && ['ELOOP', 'ENOENT', 'ENOTDIR', 'EXDEV', 'EISDIR'].includes(error.code)
@@ -66,6 +79,8 @@ class SharedMounts implements ActionResource {
   readonly #claimed: string;
   /** The child mounts the procfs onto the holder at /proc, when there is one. */
   plan: PlanContribution | undefined;
+  /** The nosuid,nodev bind of the input root: the action's root. */
+  root: Mount | undefined;
 
   /** Reserves the input root: two actions mounting on the same directories would stack their
    * mounts, and detaching one would take the other's along. Buildbarn gives every action its
@@ -84,14 +99,19 @@ class SharedMounts implements ActionResource {
     this.#claimed = key;
   }
 
-  /** Mounts the enabled entries of the table into `root`; the procfs and what it binds
-   * inside are left to the child (plan.filesystems). */
+  /** Binds the input root onto itself and mounts the enabled entries of the table into
+   * that bind; the procfs and what it binds inside are left to the child (plan.filesystems). */
   mount(
-    root: DirectoryHandle,
+    inputRoot: DirectoryHandle,
     host: EngineContext['host'],
     temporaryDirectory: DirectoryHandle | undefined,
     filesystems: SpecialFilesystems,
   ): void {
+    const root = step(runnerStep('bind the input root nosuid,nodev'), () =>
+      mountat(inputRoot, '.', inputRootBind(inputRoot)),
+    );
+    this.#mounts.push(root);
+    this.root = root;
     const made = new Map<string, Mount>();
     for (const entry of enabledSpecialMounts(filesystems)) {
       const parentAt = parentOf(entry);
@@ -157,6 +177,20 @@ class SharedMounts implements ActionResource {
   }
 }
 
+/** Whether `mount` is a directory of its parent mount bound onto itself, nosuid,nodev: an input
+ * root's bind (inputRootBind). */
+function isInputRootBind(mount: MountInfo, mounts: readonly MountInfo[]): boolean {
+  const parent = mounts.find((other) => other.id === mount.parentId);
+  return (
+    parent !== undefined &&
+    parent.major === mount.major &&
+    parent.minor === mount.minor &&
+    mount.root === posix.join(parent.root, posix.relative(parent.mountPoint, mount.mountPoint)) &&
+    mount.options.includes('nosuid') &&
+    mount.options.includes('nodev')
+  );
+}
+
 /** Detaches every mount stacked at `relative` beneath `directory` (the procfs on its holder
  * at /proc): a handle opened by path names the topmost one. */
 function detachStack(directory: DirectoryHandle, relative: string): void {
@@ -169,6 +203,17 @@ function detachStack(directory: DirectoryHandle, relative: string): void {
       throw error;
     }
     unmountat(mount);
+  }
+}
+
+/** Detaches every mount stacked at `path` itself, opened by name in its parent (a handle on
+ * `path` would name the topmost mount for good). */
+function detachOwnStack(path: string): void {
+  const parent = openDirectory(posix.dirname(path));
+  try {
+    detachStack(parent, posix.basename(path));
+  } finally {
+    parent.close();
   }
 }
 
@@ -197,8 +242,10 @@ export const sharedMounts: Contribution = {
     }
     return mounts;
   },
-  /** Detaches the table's mounts in input roots beneath `path`, never the build directory's
-   * own mount nor any other; outermost first (detaching one takes what is beneath it). */
+  /** Detaches the input roots' binds and the table's mounts in input roots beneath `path`
+   * (and the bind of `path` itself, '.', when it is an input root), never the build
+   * directory's own mount nor any other; outermost first (detaching one takes what is beneath
+   * it). */
   sweep({ buildDirectoryPath }, path) {
     // mountinfo shows canonical paths.
     const canonical = realpathSync.native(
@@ -209,11 +256,20 @@ export const sharedMounts: Contribution = {
     const directory = openDirectory(canonical);
     try {
       const swept: string[] = [];
-      for (const mount of listMounts(canonical)) {
-        const relative = mount.mountPoint.slice(prefix.length);
-        if (!mount.mountPoint.startsWith(prefix) || !isSpecialMountpoint(relative)) continue;
-        if (swept.some((done) => relative === done || relative.startsWith(`${done}/`))) continue;
-        detachStack(directory, relative);
+      const mounts = listAllMounts();
+      for (const mount of mounts) {
+        // `path` itself, when it names an input root (`run`), may carry that root's bind.
+        const own = mount.mountPoint === canonical && path !== '';
+        if (!own && !mount.mountPoint.startsWith(prefix)) continue;
+        const relative = own ? '.' : mount.mountPoint.slice(prefix.length);
+        const recognised =
+          isInputRootBind(mount, mounts) || (!own && isSpecialMountpoint(relative));
+        if (!recognised) continue;
+        const beneath = (done: string) =>
+          done === '.' || relative === done || relative.startsWith(`${done}/`);
+        if (swept.some(beneath)) continue;
+        if (own) detachOwnStack(canonical);
+        else detachStack(directory, relative);
         swept.push(relative);
       }
       return swept;
