@@ -45,9 +45,11 @@ export const capabilityNumbers: Readonly<Record<string, number>> = {
   CHECKPOINT_RESTORE: 40,
 };
 
-/** What container runtimes grant by default (Docker's list), without MKNOD: an action never
- * needs to create device nodes, as the runner makes its /dev. SYS_ADMIN, SYS_MODULE and
- * SYS_PTRACE are not in it either. */
+/** What container runtimes grant by default (Docker's list), less what lets an action reach
+ * past its sandbox: MKNOD (the runner makes its /dev), SETFCAP (file capabilities it wrote on
+ * its outputs or its stdout log made a host user root) and AUDIT_WRITE (records in the host's
+ * audit log: a user namespace does not separate audit). SYS_ADMIN, SYS_MODULE and SYS_PTRACE
+ * are not in it either. */
 export const defaultCapabilities: readonly string[] = [
   'CHOWN',
   'DAC_OVERRIDE',
@@ -56,12 +58,10 @@ export const defaultCapabilities: readonly string[] = [
   'NET_RAW',
   'SETGID',
   'SETUID',
-  'SETFCAP',
   'SETPCAP',
   'NET_BIND_SERVICE',
   'SYS_CHROOT',
   'KILL',
-  'AUDIT_WRITE',
 ];
 
 /** Capability numbers for names (with or without CAP_, any case); throws on an unknown one. */

@@ -68,24 +68,45 @@ function openFailure(field: string, path: string, error: unknown): unknown {
 
 /** The input root, beneath the build directory. */
 export function openInputRoot(buildDirectory: DirectoryHandle, path: string): DirectoryHandle {
-  checkBeneath('input root directory', path);
-  try {
-    return openDirectoryBeneath(buildDirectory, path);
-  } catch (error) {
-    throw openFailure('input root directory', path, error);
-  }
+  return openActionDirectory(buildDirectory, 'input root directory', path);
 }
 
 export function openTemporaryDirectory(
   buildDirectory: DirectoryHandle,
   path: string,
 ): DirectoryHandle {
-  checkBeneath('temporary directory', path);
+  return openActionDirectory(buildDirectory, 'temporary directory', path);
+}
+
+/** A directory of the action's own beneath the build directory: never the build directory
+ * itself (".", "a/..", or a symlink to "."), which would hand the action every other action's
+ * files. Compared by inode, so that no spelling gets past it. */
+function openActionDirectory(
+  buildDirectory: DirectoryHandle,
+  field: string,
+  path: string,
+): DirectoryHandle {
+  checkBeneath(field, path);
+  let directory: DirectoryHandle;
   try {
-    return openDirectoryBeneath(buildDirectory, path);
+    directory = openDirectoryBeneath(buildDirectory, path);
   } catch (error) {
-    throw openFailure('temporary directory', path, error);
+    throw openFailure(field, path, error);
   }
+  const opened = fstat(directory);
+  const build = fstat(buildDirectory);
+  if (
+    opened.ino === build.ino &&
+    opened.devMajor === build.devMajor &&
+    opened.devMinor === build.devMinor
+  ) {
+    directory.close();
+    throw new ActionError(
+      'invalidArgument',
+      `Failed to open ${field} "${path}": Path resolves to the build directory itself`,
+    );
+  }
+  return directory;
 }
 
 /** A log file beneath the build directory, created exclusively (an existing file or a

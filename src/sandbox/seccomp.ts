@@ -38,6 +38,7 @@ const S_ISGID = 0o2000n;
 const O_CREAT = 0o100n;
 const O_TMPFILE = 0o20000000n;
 const low32 = 0xffffffffn;
+const AF_VSOCK = 40n;
 
 const setuidModes = [S_ISUID, S_ISGID];
 
@@ -153,6 +154,13 @@ export const seccompEntries: readonly SeccompEntry[] = [
     name: 'kernel_modules',
     rules: [{ syscall: 'init_module' }, { syscall: 'finit_module' }, { syscall: 'delete_module' }],
     reason: 'Loads code into the kernel.',
+  },
+  {
+    name: 'vsock',
+    rules: [{ syscall: 'socket', conditions: [[0, low32, AF_VSOCK]] }],
+    reason:
+      'vsock sockets are not network-namespaced: on a virtual machine an action bound ports in ' +
+      'the host’s vsock port space, and could connect to the hypervisor’s services.',
   },
   {
     name: 'open_by_handle_at',

@@ -14,6 +14,16 @@ export const unprivileged: readonly string[] = [
   '--no-new-privs',
 ];
 
+/** A command prefix for an ordinary host user: uid and gid 65534, a login shell's bounding
+ * set and no no_new_privs, under which a setuid bit or a file capability takes effect (it
+ * never does under `unprivileged`): what an attack on the host's other users runs as. */
+export const hostUser: readonly string[] = [
+  'setpriv',
+  '--reuid=65534',
+  '--regid=65534',
+  '--clear-groups',
+];
+
 /** A busybox build directory (see makeBuildDirectory) owned by uid and gid 65534. */
 export function makeUnprivilegedBuildDirectory(prefix?: string): BuildDirectory {
   const build = makeBuildDirectory(prefix);

@@ -27,7 +27,7 @@ import {
   ServeProcess,
   writeServeConfiguration,
 } from '../helpers/serve.js';
-import { unprivileged } from '../helpers/unprivileged.js';
+import { hostUser } from '../helpers/unprivileged.js';
 
 // The host these tests compare before and after is this file's alone.
 await ownMountNamespace(import.meta.url);
@@ -173,11 +173,8 @@ for (const mode of modes) {
         const setuidRoot = (status.mode & 0o4000) !== 0 && status.uid === 0;
         assert.ok(!setuidRoot, `${path} is setuid root`);
       }
-      const ran = execFileSync(unprivileged[0] ?? 'setpriv', [
-        ...unprivileged.slice(1),
-        suid,
-        'euid',
-      ]);
+      // An ordinary host user (not no_new_privs, under which no setuid bit takes effect).
+      const ran = execFileSync(hostUser[0] ?? 'setpriv', [...hostUser.slice(1), suid, 'euid']);
       assert.notEqual(String(ran), 'euid 0\n', 'an unprivileged user ran it as root');
     });
 
