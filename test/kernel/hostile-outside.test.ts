@@ -18,8 +18,8 @@ import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import { defaultIsolation } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
 import { constants, mknodat } from '../../src/syscalls/index.js';
-import { HostileActions } from '../helpers/hostile-actions.js';
 import { ownMountNamespace } from '../helpers/hostile.js';
+import { HostileActions } from '../helpers/hostile-actions.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 import {
   binary,
