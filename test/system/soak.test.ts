@@ -24,7 +24,7 @@ import {
   type RunResponse,
   RunResponseSchema,
 } from '../../src/proto/index.js';
-import { makeBuildDirectory } from '../helpers/busybox.js';
+import { makeBuildDirectory, writableByActions } from '../helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
 import { processesWithArgument } from '../helpers/processes.js';
 import {
@@ -87,7 +87,7 @@ class StartLines {
   #waiter: { count: number; resolve: () => void } | undefined;
 
   constructor(path: string) {
-    execFileSync('mkfifo', [path]);
+    execFileSync('mkfifo', ['-m', '666', path]);
     this.#fd = openSync(path, 'r+');
     // A socket, not a file stream: reads wait in epoll, not in one of libuv's four threads.
     this.#stream = new Socket({ fd: this.#fd, readable: true, writable: false });
@@ -157,6 +157,7 @@ for (const mode of modes) {
         const name = `slot-${slot}`;
         populateBusyboxRoot(join(buildPath, name, 'root'));
         mkdirSync(join(buildPath, name, 'tmp'));
+        for (const path of ['root', 'tmp']) writableByActions(join(buildPath, name, path));
         return { name, started: new StartLines(join(buildPath, name, 'tmp/started')), starts: 0 };
       });
       if (rootless) execFileSync('chown', ['-R', '65534:65534', build.path]);
