@@ -4,6 +4,7 @@ import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import { constants, mknodat } from '../../src/syscalls/index.js';
 
 export { busyboxPath, populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 
@@ -23,6 +24,13 @@ export function writableByActions(path: string): void {
     const child = join(path, entry);
     if (lstatSync(child).isDirectory()) writableByActions(child);
   }
+}
+
+/** A FIFO at `path` that the action may open either way (0666, whatever the umask): a gate
+ * between a test and an action that runs as another uid. */
+export function makeFifo(path: string): void {
+  mknodat(null, path, constants.S_IFIFO | 0o666, 0, 0);
+  chmodSync(path, 0o666);
 }
 
 export function makeBuildDirectory(prefix = 'chroot-runner-test-'): BuildDirectory {

@@ -2,16 +2,20 @@
 // deadlines, cancellations and refused requests, in namespaces, shared and rootless mode. At the
 // end serve's mounts, fds and children are back where they started, and its resident memory is
 // within 10% of what it was after warm-up (the first half of the run: the second half must not
-// grow it). SOAK_ACTIONS sets the count (default 300). Figures are taken per block of actions
+// grow it). SOAK_ACTIONS sets the count (default 300); SOAK_BUDGET_MINUTES, when set, stops
+// starting actions once that much time has passed, and the run ends with those it started (the
+// report says how many of SOAK_ACTIONS ran), so that a long soak on a loaded machine still
+// leaves its figures and nothing behind. Figures are taken per block of actions
 // (throughput, serve's CPU, RSS, fds, mounts, children); with SOAK_REPORT=DIR they are written to
 // DIR/<mode>.json, which `npm run soak` (bench/soak.ts) judges for flatness. SOAK_MODES (comma
 // separated) selects modes.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
@@ -37,6 +41,10 @@ import {
 import { unprivileged } from '../helpers/unprivileged.js';
 
 const total = Number(process.env.SOAK_ACTIONS ?? 300);
+const budgetMs =
+  process.env.SOAK_BUDGET_MINUTES === undefined
+    ? Number.POSITIVE_INFINITY
+    : Number(process.env.SOAK_BUDGET_MINUTES) * 60_000;
 const concurrency = 12;
 /** Fifty blocks in a long run (2000 actions each at 100,000), never under 100 actions. */
 const blockSize = Math.max(100, Math.ceil(total / 50));
@@ -44,12 +52,74 @@ const reportDirectory = process.env.SOAK_REPORT;
 /** /proc/<pid>/stat counts CPU time in USER_HZ ticks, 100 per second on every Linux ABI. */
 const userHz = 100;
 
-/** serve's CPU time so far (all threads, user and system), in milliseconds. */
-function cpuMilliseconds(pid: number): number {
+/** CPU time so far, in milliseconds, of serve itself (all threads, user and system) and of the
+ * processes it has reaped (its actions, their set-up between clone and exec and the helpers it
+ * ran): per action, the work the runner does, which the machine's other load stretches in
+ * wall time but barely in CPU time. */
+function cpuMilliseconds(pid: number): { serve: number; reaped: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The fields after the command name, which is in parentheses and may hold spaces.
+  // The fields after the command name, which is in parentheses and may hold spaces: utime,
+  // stime, cutime and cstime are the 14th to 17th fields of the line.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / userHz;
+  const ms = (index: number) => (Number(fields[index]) * 1000) / userHz;
+  return { serve: ms(11) + ms(12), reaped: ms(13) + ms(14) };
+}
+
+/** The control: a process beside serve that does one fixed unit of JavaScript work (allocate,
+ * sort, serialise 4000 objects; about 1.2 ms of CPU on an idle machine) every 50 ms and reports
+ * the CPU each unit took. The neighbours' load inflates the CPU time of a unit of work too
+ * (caches, memory bandwidth, page reclaim); the control measures by how much, in each block, so
+ * that `npm run soak` can judge serve's CPU per action relative to it. */
+class CpuControl {
+  readonly #child: ChildProcess;
+  readonly #closed: Promise<unknown>;
+  #units = 0;
+  #microseconds = 0;
+
+  constructor() {
+    const script = `
+      const unit = () => {
+        const objects = [];
+        for (let i = 0; i < 4000; i++) objects.push({ key: (i * 7919) % 4001, text: 'x' + i });
+        objects.sort((a, b) => a.key - b.key);
+        return JSON.stringify(objects).length;
+      };
+      const tick = () => {
+        const before = process.cpuUsage();
+        unit();
+        const used = process.cpuUsage(before);
+        process.stdout.write(used.user + used.system + '\\n');
+        setTimeout(tick, 50);
+      };
+      tick();`;
+    this.#child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.#closed = once(this.#child, 'close');
+    createInterface({ input: this.#child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      this.#units++;
+      this.#microseconds += Number(line);
+    });
+  }
+
+  /** Units done and their CPU so far. */
+  sample(): { units: number; microseconds: number } {
+    return { units: this.#units, microseconds: this.#microseconds };
+  }
+
+  async stop(): Promise<void> {
+    this.#child.kill('SIGKILL');
+    await this.#closed;
+  }
+}
+
+/** The action cgroups now in serve's scope: the most on any of its hierarchies (on v1, an
+ * action has one directory on each). */
+function actionCgroups(scopeDirectories: readonly string[]): number {
+  let most = 0;
+  for (const directory of scopeDirectories) {
+    const entries = readdirSync(directory, { withFileTypes: true });
+    most = Math.max(most, entries.filter((entry) => entry.isDirectory()).length);
+  }
+  return most;
 }
 
 /** One block's figures, taken when its last action completed. */
@@ -58,11 +128,17 @@ interface BlockFigures {
   readonly seconds: number;
   readonly actionsPerSecond: number;
   readonly serveCpuMsPerAction: number;
+  /** CPU of the processes serve reaped in the block, per action. */
+  readonly reapedCpuMsPerAction: number;
+  /** The control's CPU per unit of work in the block (CpuControl). */
+  readonly controlCpuMsPerUnit: number;
   readonly rssMB: number;
   readonly fds: number;
   /** Mounted beneath the build directory, in serve's mount namespace. */
   readonly mounts: number;
   readonly children: number;
+  /** Action cgroups in serve's scope (0 when serve runs actions without cgroups). */
+  readonly cgroups: number;
 }
 
 type Kind = 'success' | 'failure' | 'signal' | 'deadline' | 'cancel' | 'refused';
@@ -175,7 +251,16 @@ for (const mode of modes) {
       let next = 0;
       let completed = 0;
       const blocks: BlockFigures[] = [];
-      let blockStart = { at: performance.now(), cpuMs: cpuMilliseconds(pid) };
+      const serving = serve.logs.find((line) => line.msg === 'serving');
+      const scopeDirectories =
+        (serving?.cgroups as { directories: string[] } | null | undefined)?.directories ?? [];
+      const control = new CpuControl();
+      const sample = () => ({
+        at: performance.now(),
+        cpuMs: cpuMilliseconds(pid),
+        control: control.sample(),
+      });
+      let blockStart = sample();
       const started = performance.now();
       try {
         const initial = await run(
@@ -191,10 +276,10 @@ for (const mode of modes) {
         assert.equal((initial as RunResponse).exitCode, 0n);
         const baseline = processFootprint(pid);
         const logsBefore = serve.logs.length;
-        blockStart = { at: performance.now(), cpuMs: cpuMilliseconds(pid) };
+        blockStart = sample();
 
         const worker = async (slot: (typeof slots)[number]) => {
-          while (next < total) {
+          while (next < total && performance.now() - started < budgetMs) {
             const index = next++;
             const kind = kindOf(index);
             const script: Record<Kind, string> = {
@@ -256,7 +341,7 @@ for (const mode of modes) {
             completed++;
             if (completed === warmUp) warm = processFootprint(pid);
             if (completed % blockSize === 0) {
-              const now = { at: performance.now(), cpuMs: cpuMilliseconds(pid) };
+              const now = sample();
               const footprint = processFootprint(pid);
               const seconds = (now.at - blockStart.at) / 1000;
               blocks.push({
@@ -264,29 +349,43 @@ for (const mode of modes) {
                 seconds: Number(seconds.toFixed(3)),
                 actionsPerSecond: Math.round(blockSize / seconds),
                 serveCpuMsPerAction: Number(
-                  ((now.cpuMs - blockStart.cpuMs) / blockSize).toFixed(3),
+                  ((now.cpuMs.serve - blockStart.cpuMs.serve) / blockSize).toFixed(3),
+                ),
+                reapedCpuMsPerAction: Number(
+                  ((now.cpuMs.reaped - blockStart.cpuMs.reaped) / blockSize).toFixed(3),
+                ),
+                controlCpuMsPerUnit: Number(
+                  (
+                    (now.control.microseconds - blockStart.control.microseconds) /
+                    1000 /
+                    (now.control.units - blockStart.control.units)
+                  ).toFixed(3),
                 ),
                 rssMB: Number((footprint.rssKiB / 1024).toFixed(1)),
                 fds: footprint.fds,
                 // Beneath the build directory: other suites mount elsewhere meanwhile.
                 mounts: mountsBeneath(build.path, pid).length,
                 children: footprint.children.length,
+                cgroups: actionCgroups(scopeDirectories),
               });
               blockStart = now;
             }
           }
         };
         await Promise.all(slots.map(worker));
+        const ran = next;
         // Every Run reached serve (cancellations only once their action started); serve logs
         // each once it is cleaned up.
-        await serve.waitForLogs(actionLog, total, logsBefore);
+        await serve.waitForLogs(actionLog, ran, logsBefore);
         const seconds = (performance.now() - started) / 1000;
         const end = processFootprint(pid);
         const report = {
           mode,
-          total,
+          total: ran,
+          requested: total,
           concurrency,
           blockSize,
+          cgroupScopes: scopeDirectories,
           seconds: Math.round(seconds),
           counts,
           baseline,
@@ -306,6 +405,7 @@ for (const mode of modes) {
         assert.equal(end.fds, baseline.fds, "serve's open fds");
         assert.deepEqual(mountsBeneath(build.path), []);
         assert.deepEqual(processesWithArgument(mark), []);
+        assert.equal(actionCgroups(scopeDirectories), 0, "action cgroups left in serve's scope");
         assert.ok(warm !== undefined);
         assert.ok(
           end.rssKiB <= warm.rssKiB * 1.1,
@@ -313,6 +413,7 @@ for (const mode of modes) {
         );
         assert.deepEqual(await serve.stop(), [0, null]);
       } finally {
+        await control.stop();
         client.close();
         for (const slot of slots) await slot.started.close();
         await serve.stop('SIGKILL');

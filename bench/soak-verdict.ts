@@ -1,0 +1,105 @@
+// The verdict of `npm run soak` on one mode's blocks of actions.
+//
+// The rule (README, "Soak"): a mode is flat when, over the blocks of actions, the last quarter's
+// median CPU per action (serve's own and its reaped actions', over the CPU per unit of a fixed
+// control workload measured in the same block) and median RSS are within 10 % of the second
+// quarter's. CPU, not wall time: on this shared machine other suites stretch a block's wall time
+// by ×2–×100, while CPU per action counts only the work done, so the runner's growth (a mount
+// table, a list, a cgroup tree that every action walks) shows and the neighbours' load does not;
+// over the control's, because that load still inflates a unit of work's CPU by tens of percent.
+// Medians: growth with N moves every block of a quarter, a burst of page reclaim moves one. Wall
+// time is shown, not judged. The final block, which also waits for the last actions to drain
+// (deadlines of 1 s among them), is shown but not judged.
+
+const tolerance = 0.1;
+
+export interface Block {
+  readonly seconds: number;
+  readonly rssMB: number;
+  readonly serveCpuMsPerAction: number;
+  readonly reapedCpuMsPerAction: number;
+  readonly controlCpuMsPerUnit: number | null;
+}
+
+export interface ModeReport {
+  readonly mode: string;
+  /** Actions run; fewer than `requested` when SOAK_BUDGET_MINUTES stopped the run. */
+  readonly total: number;
+  readonly requested?: number;
+  readonly seconds: number;
+  readonly blocks: readonly Block[];
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+export type Flatness = ReturnType<typeof flatness>;
+
+export interface Verdict {
+  readonly mode: string;
+  readonly measured: string;
+  readonly commit: string;
+  readonly actions: number;
+  readonly flat: boolean;
+  readonly reason?: string;
+  /** serve's and its reaped actions' CPU per action over the control's per unit: judged. */
+  readonly cpu?: Flatness;
+  /** Not judged: the two parts of that ratio. */
+  readonly rawCpu?: Flatness;
+  readonly control?: Flatness;
+  readonly rss?: Flatness;
+  /** Not judged: wall time also measures the machine's other load. */
+  readonly time?: Flatness;
+  readonly report?: ModeReport;
+}
+
+/** The second and last quarters' medians of a block figure, their ratio and whether it is flat. */
+export function flatness(blocks: readonly Block[], figure: (block: Block) => number) {
+  const quarter = Math.floor(blocks.length / 4);
+  const quarterMedian = (quarterBlocks: readonly Block[]) =>
+    median(quarterBlocks.map(figure).filter((value) => Number.isFinite(value)));
+  const second = quarterMedian(blocks.slice(quarter, 2 * quarter));
+  const last = quarterMedian(blocks.slice(blocks.length - quarter));
+  const ratio = last / second;
+  return { second, last, ratio: Number(ratio.toFixed(3)), flat: ratio <= 1 + tolerance };
+}
+
+export function verdictOf(
+  mode: string,
+  report: ModeReport | undefined,
+  stamp: { measured: string; commit: string; actions: number },
+): Verdict {
+  if (report === undefined)
+    return { mode, ...stamp, flat: false, reason: 'the soak did not finish' };
+  if (report.blocks.length < 5) {
+    return { mode, ...stamp, flat: false, reason: `only ${report.blocks.length} blocks`, report };
+  }
+  const steady = report.blocks.slice(0, -1);
+  const cpuPerAction = (block: Block) => block.serveCpuMsPerAction + block.reapedCpuMsPerAction;
+  const cpu = flatness(steady, (block) => cpuPerAction(block) / (block.controlCpuMsPerUnit ?? NaN));
+  const rawCpu = flatness(steady, cpuPerAction);
+  const control = flatness(steady, (block) => block.controlCpuMsPerUnit ?? NaN);
+  const rss = flatness(steady, (block) => block.rssMB);
+  const time = flatness(steady, (block) => block.seconds);
+  const requested = report.requested ?? report.total;
+  const stopped = report.total < requested;
+  return {
+    ...(stopped
+      ? { reason: `stopped by its time budget after ${report.total} of ${requested}` }
+      : {}),
+    mode,
+    ...stamp,
+    flat: cpu.flat && rss.flat,
+    cpu,
+    rawCpu,
+    control,
+    rss,
+    time,
+    report,
+  };
+}
