@@ -345,6 +345,27 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
       return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW,
                           &program);
     }
+    case OP_AWAIT_ID_MAPS: {
+      /* The user namespace just unshared has no ids yet: only a process of the runner's user
+       * namespace holding CAP_SETUID may map ids other than its own. Tell the runner, which
+       * writes them (spawn.c), and wait for its errno. */
+      int fd = slot_fd(ctx, a);
+      const char ready = 1;
+      *syscall_id = SYS_ID_WRITE;
+      if (syscall(SYS_write, fd, &ready, 1) != 1) return -1;
+      int32_t reply;
+      *syscall_id = SYS_ID_READ;
+      long got = syscall(SYS_read, fd, &reply, sizeof reply);
+      if (got < 0) return -1;
+      if (got != (long)sizeof reply) {
+        errno = EPIPE;
+        return -1;
+      }
+      if (reply == 0) return 0;
+      *syscall_id = SYS_ID_WRITE;
+      errno = reply;
+      return -1;
+    }
     case OP_EXIT:
       /* A plan run for its effect on the runner's fd table (CLONE_FILES), such as the
        * template mount namespace: its fds stay in the runner's slots. */

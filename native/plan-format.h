@@ -39,6 +39,7 @@
   X(SETSID, setsid)                     /* -: a new session, no controlling terminal */     \
   X(JOIN_SESSION_KEYRING, joinSessionKeyring) /* -: a new anonymous session keyring */       \
   X(SECCOMP, seccomp)                   /* -: loads plan.seccompProgram (after NO_NEW_PRIVS) */ \
+  X(AWAIT_ID_MAPS, awaitIdMaps)         /* sync slot; uid_map, gid_map: the runner writes them */ \
   X(EXIT, exit)                         /* -: the child exits with 0 instead of exec'ing */
 
 enum plan_op {

@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -42,10 +44,49 @@ static void free_context(struct spawn_context *ctx) {
   free(ctx);
 }
 
+/* Writes one id map of process `pid` in one write(2), as /proc requires; 0 or an errno. */
+static int write_id_map(pid_t pid, const char *name, const char *content) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  size_t length = strlen(content);
+  ssize_t written = write(fd, content, length);
+  int result = written < 0 ? errno : (size_t)written == length ? 0 : EIO;
+  close(fd);
+  return result;
+}
+
+static ssize_t read_retrying(int fd, void *buffer, size_t length) {
+  ssize_t got;
+  while ((got = read(fd, buffer, length)) < 0 && errno == EINTR) {
+  }
+  return got;
+}
+
+/* The runner's side of OP_AWAIT_ID_MAPS: when the child asks, writes its id maps and answers
+ * with the errno (0: written); then waits until the child exec'ed or exited, which closes
+ * its CLOEXEC end: only then is the shared memory (stack, context) the runner's again, as
+ * after a vfork. */
+static void serve_id_maps(const struct spawn_context *ctx, pid_t pid, int sync_fd) {
+  const int32_t *step = ctx->steps + (size_t)ctx->id_maps_step * PLAN_STEP_WIDTH;
+  char request;
+  if (read_retrying(sync_fd, &request, 1) == 1) {
+    int32_t reply = write_id_map(pid, "uid_map", ctx->strings[step[6]]);
+    if (reply == 0) reply = write_id_map(pid, "gid_map", ctx->strings[step[7]]);
+    while (write(sync_fd, &reply, sizeof reply) < 0 && errno == EINTR) {
+    }
+  }
+  char rest[16];
+  while (read_retrying(sync_fd, rest, sizeof rest) > 0) {
+  }
+}
+
 static void spawn_execute(napi_env env, void *data) {
   (void)env;
   struct spawn_context *ctx = data;
   int pipe_fds[2] = {-1, -1};
+  int sync_fds[2] = {-1, -1};
   if (ctx->status_slot >= 0) {
     if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
       ctx->clone_errno = errno;
@@ -53,16 +94,31 @@ static void spawn_execute(napi_env env, void *data) {
     }
     ctx->slots[ctx->status_slot] = pipe_fds[1];
   }
+  const bool maps = ctx->id_maps_step >= 0;
+  if (maps) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_fds) < 0) {
+      ctx->clone_errno = errno;
+      if (pipe_fds[0] >= 0) close(pipe_fds[0]);
+      if (pipe_fds[1] >= 0) close(pipe_fds[1]);
+      return;
+    }
+    ctx->slots[ctx->steps[(size_t)ctx->id_maps_step * PLAN_STEP_WIDTH + 1]] = sync_fds[1];
+  }
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   int pidfd = -1;
+  /* Without CLONE_VFORK when the runner must act while the child waits (serve_id_maps waits
+   * for the exec instead); CLONE_VM either way, so the clone costs the same. */
   pid_t pid = clone(plan_child_main, (char *)ctx->stack + CHILD_STACK_SIZE,
-                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD | ctx->clone_flags, ctx,
-                    &pidfd);
+                    CLONE_VM | (maps ? 0 : CLONE_VFORK) | CLONE_PIDFD | SIGCHLD | ctx->clone_flags,
+                    ctx, &pidfd);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   if (pipe_fds[1] >= 0) close(pipe_fds[1]);
+  if (sync_fds[1] >= 0) close(sync_fds[1]);
+  if (maps && pid >= 0) serve_id_maps(ctx, pid, sync_fds[0]);
+  if (sync_fds[0] >= 0) close(sync_fds[0]);
   if (pid < 0) {
     ctx->clone_errno = clone_errno;
     if (pipe_fds[0] >= 0) close(pipe_fds[0]);
@@ -94,7 +150,8 @@ static napi_value step_error(napi_env env, struct spawn_context *ctx) {
   if ((size_t)step < ctx->step_count) {
     const int32_t *fields = ctx->steps + (size_t)step * PLAN_STEP_WIDTH;
     int string_index = fields[0] == OP_SYMLINKAT ? fields[7] : fields[6];
-    if (string_index >= 0) path = ctx->strings[string_index];
+    /* The id maps' strings are their content, not a path. */
+    if (string_index >= 0 && fields[0] != OP_AWAIT_ID_MAPS) path = ctx->strings[string_index];
   }
   throw_system_error(env, ctx->failed_errno, syscall_names[ctx->failed_syscall], path);
   napi_value error, value;
@@ -253,6 +310,13 @@ static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) 
       throw_type_error(env, "plan.steps holds an invalid step");
       return false;
     }
+    if (step[0] == OP_AWAIT_ID_MAPS) {
+      if (ctx->id_maps_step >= 0 || step[6] < 0 || step[7] < 0) {
+        throw_type_error(env, "a plan awaits its id maps once, with a uid_map and a gid_map");
+        return false;
+      }
+      ctx->id_maps_step = (int)i;
+    }
   }
   int32_t *numbers;
   if (!get_property(env, plan, "slots", &value) || !get_int32_array(env, value, &numbers, &count))
@@ -282,6 +346,15 @@ static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) 
     throw_type_error(env, "plan.statusSlot is out of range");
     return false;
   }
+  if (ctx->id_maps_step >= 0) {
+    const int32_t sync_slot = ctx->steps[(size_t)ctx->id_maps_step * PLAN_STEP_WIDTH + 1];
+    /* With CLONE_FILES the runner's close of the child's end would close it for both. */
+    if (sync_slot < 0 || (size_t)sync_slot >= ctx->slot_count || sync_slot == ctx->status_slot ||
+        (ctx->clone_flags & CLONE_FILES)) {
+      throw_type_error(env, "the id maps' sync slot is out of range, or shared (CLONE_FILES)");
+      return false;
+    }
+  }
   return true;
 }
 
@@ -296,6 +369,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
   struct spawn_context *ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL) return throw_system_error(env, ENOMEM, "malloc", NULL);
   ctx->failed_step = -1;
+  ctx->id_maps_step = -1;
   ctx->pidfd = -1;
   ctx->status_read_fd = -1;
   if (!read_plan(env, argv[0], ctx)) {

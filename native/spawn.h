@@ -23,7 +23,7 @@
   X(SETRESUID, "setresuid") X(PRCTL, "prctl") X(SOCKET, "socket") X(IOCTL, "ioctl")        \
   X(CLOSE_RANGE, "close_range") X(EXECVEAT, "execveat") X(WRITE, "write")                  \
   X(FSTAT, "fstat") X(MKNODAT, "mknodat") X(SETNS, "setns") X(SETSID, "setsid")     \
-  X(KEYCTL, "keyctl") X(SECCOMP, "seccomp") X(BADSLOT, "slot")
+  X(KEYCTL, "keyctl") X(SECCOMP, "seccomp") X(READ, "read") X(BADSLOT, "slot")
 
 enum syscall_id {
 #define SPAWN_SYSCALL_ENUM(id, name) SYS_ID_##id,
@@ -48,6 +48,9 @@ struct spawn_context {
   size_t seccomp_length;               /* in instructions; 0 for none */
   int clone_flags;
   int status_slot;
+  /* The plan's OP_AWAIT_ID_MAPS step, or -1: its child cannot be a vfork child, since the
+   * runner must write the maps while the child waits. */
+  int id_maps_step;
   /* Written by the child (the memory is shared until exec or exit): the step that failed,
    * or that the child reached OP_EXIT. */
   volatile int failed_step;

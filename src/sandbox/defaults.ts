@@ -2,7 +2,7 @@
 // capabilities, a network namespace of its own and the seccomp filter.
 import { defaultCapabilities } from './capabilities.js';
 import { defaultSeccomp } from './seccomp.js';
-import type { IsolationSettings, SpecialFilesystems } from './types.js';
+import type { ActionUserNamespace, IsolationSettings, SpecialFilesystems } from './types.js';
 
 export const defaultFilesystems: SpecialFilesystems = {
   proc: true,
@@ -16,10 +16,18 @@ export const defaultFilesystems: SpecialFilesystems = {
   createMountpoints: true,
 };
 
+/** 0x70000000 and 65536 ids above it: far above the ids that distributions give accounts
+ * (/etc/login.defs' SUB_UID_MAX is 600100000), below the 32-bit ids' top (-1 is invalid). */
+export const defaultActionUserNamespace: ActionUserNamespace = {
+  firstHostId: 0x70000000,
+  idCount: 65536,
+};
+
 export const defaultIsolation: IsolationSettings = {
   mode: 'namespaces',
   filesystems: defaultFilesystems,
   keepCapabilities: defaultCapabilities,
   network: true,
   seccomp: defaultSeccomp,
+  actionUserNamespace: defaultActionUserNamespace,
 };

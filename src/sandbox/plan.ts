@@ -271,6 +271,14 @@ export class PlanBuilder {
     this.#add(info, Op.seccomp, []);
   }
 
+  /** Waits until the runner wrote `uidMap` and `gidMap` (/proc's format) as the id maps of
+   * the user namespace the child just unshared, as only a process of the runner's user
+   * namespace may map ids other than its own. The child then cannot be a vfork child: the
+   * runner waits for its exec on a socket instead (native/spawn.c). Once per plan. */
+  awaitIdMaps(info: StepInfo, uidMap: string, gidMap: string): void {
+    this.#add(info, Op.awaitIdMaps, [this.#newSlot()], uidMap, gidMap);
+  }
+
   /** Writes `content` to the existing file `path` beneath `base` in one write. */
   writeFile(info: StepInfo, base: Slot, path: string, content: string): void {
     this.#add(info, Op.writeFile, [base], path, content);

@@ -66,6 +66,7 @@ export function buildPlan(inputs: PlanInputs): PlanBuilder {
   );
   for (const resource of resources) resource.plan?.filesystems?.(plan, planned.root);
   planned.enter(plan);
+  for (const resource of resources) resource.plan?.entered?.(plan);
   plan.chdir(
     {
       description: `enter the working directory "${spec.workingDirectory}"`,
@@ -109,7 +110,9 @@ export function buildPlan(inputs: PlanInputs): PlanBuilder {
     runnerStep('drop capabilities from the bounding set'),
     keptCapabilities(strategy, settings),
   );
-  const { credentials } = spec;
+  const credentials =
+    resources.find((resource) => resource.credentials !== undefined)?.credentials ??
+    spec.credentials;
   if (credentials !== undefined && planned.credentialsSet !== true) {
     plan.setCredentials(
       runnerStep(`switch to uid ${credentials.uid}, gid ${credentials.gid}`),

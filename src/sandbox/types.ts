@@ -44,10 +44,22 @@ export interface IsolationSettings {
   readonly network: boolean;
   /** The seccomp filter (src/sandbox/seccomp.ts, docs/seccomp.md). */
   readonly seccomp: SeccompSettings;
+  /** namespaces and shared mode: a user namespace for every action, in which its ids map to
+   * host ids that own nothing (contributions/user-namespace.ts). Absent: the action's ids
+   * are the host's own (uid 0 is the host's root). */
+  readonly actionUserNamespace?: ActionUserNamespace;
   /** Rootless mode: the ids the runner's own uid and gid have inside the action's user
    * namespace (e.g. 0 for tools that insist on being root); the same ids when absent. An
    * unprivileged runner can map only its own ids, so these are the action's credentials. */
   readonly userNamespace?: UserNamespaceIds;
+}
+
+/** The host ids of actions' user namespaces: ids 0 to idCount - 1 inside (root first) are
+ * host ids firstHostId to firstHostId + idCount - 1, like a range of /etc/subuid; the ids the
+ * request asks for (runCommandsAs), other than 0, are themselves. */
+export interface ActionUserNamespace {
+  readonly firstHostId: number;
+  readonly idCount: number;
 }
 
 export interface UserNamespaceIds {

@@ -8,7 +8,7 @@ import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type { CgroupLimits, CgroupVersionChoice } from '../cgroups/index.js';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
-import { defaultFilesystems } from '../sandbox/defaults.js';
+import { defaultActionUserNamespace, defaultFilesystems } from '../sandbox/defaults.js';
 import { isolationModes } from '../sandbox/modes/registry.js';
 import { seccompEntryNames } from '../sandbox/seccomp.js';
 import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
@@ -205,6 +205,12 @@ const cgroups = object({
   oomReporting: optional(oneOf(['exitStatus', 'resourceExhausted'] as const), 'exitStatus'),
 });
 
+const actionUserNamespace = object({
+  enabled: optional(boolean, true),
+  firstHostId: optional(integer(1, 2 ** 32 - 2), defaultActionUserNamespace.firstHostId),
+  idCount: optional(integer(1, 2 ** 32 - 2), defaultActionUserNamespace.idCount),
+});
+
 const chrootRunner = object({
   isolation: optional(oneOf(isolationModes), 'namespaces'),
   filesystems: optional(filesystems, filesystems({}, 'chrootRunner.filesystems')),
@@ -221,6 +227,10 @@ const chrootRunner = object({
   ),
   maximumConcurrentRuns: optional(integer(1, 1_000_000), 256),
   socketMode: optional(fileMode, 0o660),
+  actionUserNamespace: optional(
+    actionUserNamespace,
+    actionUserNamespace({}, 'chrootRunner.actionUserNamespace'),
+  ),
   userNamespace: optional(
     object({ userId: integer(0, 2 ** 32 - 2), groupId: integer(0, 2 ** 32 - 2) }),
   ),
@@ -301,6 +311,8 @@ export function parseConfiguration(
         'mapped in their user namespace (chrootRunner.userNamespace)',
     );
   }
+  const idRange = runner.actionUserNamespace;
+  if (idRange.enabled) checkActionIdRange(idRange, parsed.runCommandsAs);
   return {
     buildDirectoryPath: parsed.buildDirectoryPath,
     grpcServers: parsed.grpcServers.map((server) => ({
@@ -345,6 +357,9 @@ export function parseConfiguration(
       keepCapabilities: runner.keepCapabilities,
       network: runner.network,
       seccomp: runner.seccomp,
+      ...(idRange.enabled
+        ? { actionUserNamespace: { firstHostId: idRange.firstHostId, idCount: idRange.idCount } }
+        : {}),
       ...(runner.userNamespace === undefined
         ? {}
         : {
@@ -356,6 +371,28 @@ export function parseConfiguration(
     socketMode: runner.socketMode,
     cgroups: cgroupConfiguration(runner.cgroups, parsed.buildDirectoryPath),
   };
+}
+
+/** The range must end below 2^32 - 1 (no id), and the runCommandsAs ids, which actions' user
+ * namespaces map to themselves, must lie outside it: the kernel refuses overlapping maps. */
+function checkActionIdRange(
+  range: { firstHostId: number; idCount: number },
+  runCommandsAs: { userId: number; groupId: number; additionalGroupIds: number[] } | undefined,
+): void {
+  const end = range.firstHostId + range.idCount;
+  const at = 'chrootRunner.actionUserNamespace';
+  if (end > 2 ** 32 - 1) {
+    throw new ConfigurationError(`${at}: firstHostId + idCount must not exceed 4294967295`);
+  }
+  const ids = runCommandsAs
+    ? [runCommandsAs.userId, runCommandsAs.groupId, ...runCommandsAs.additionalGroupIds]
+    : [];
+  const inside = ids.find((id) => id >= range.firstHostId && id < end);
+  if (inside !== undefined) {
+    throw new ConfigurationError(
+      `${at}: runCommandsAs id ${inside} lies in the actions' host id range ${range.firstHostId}-${end - 1}`,
+    );
+  }
 }
 
 /** The default scope: one runner per build directory, as two runners cannot share one. */

@@ -37,6 +37,7 @@ const planOperations = [
   'setsid',
   'joinSessionKeyring',
   'seccomp',
+  'awaitIdMaps',
   'exit',
 ] as const;
 

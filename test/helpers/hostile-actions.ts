@@ -3,13 +3,13 @@
 // laid out as bb_worker does, shell scripts run in them through an engine of their own, and a
 // test wrapper that proves afterwards that nothing is left and the host is unchanged.
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, it, type TestContext } from 'node:test';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import { defaultIsolation, type IsolationSettings } from '../../src/sandbox/index.js';
 import type { DirectoryHandle } from '../../src/syscalls/index.js';
-import type { BuildDirectory } from './busybox.js';
+import { type BuildDirectory, writableByActions } from './busybox.js';
 import { type ActionSpec, runAction } from './engine.js';
 import { assertHostUnchanged, type HostSnapshot, openHostileFixture } from './hostile.js';
 import { assertNothingLeft, needsRoot, processState } from './leaks.js';
@@ -81,7 +81,7 @@ export class HostileActions {
       copyFileSync(program, join(directory, 'root', path));
     }
     mkdirSync(join(directory, 'tmp'));
-    for (const path of ['root', 'tmp']) chmodSync(join(directory, path), 0o777);
+    for (const path of ['root', 'tmp']) writableByActions(join(directory, path));
     shape(join(directory, 'root'), directory);
     return name;
   };

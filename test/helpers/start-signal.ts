@@ -13,7 +13,7 @@ export class StartSignal {
   readonly #waiters: { count: number; resolve: () => void }[] = [];
 
   constructor(readonly path: string) {
-    execFileSync('mkfifo', [path]);
+    execFileSync('mkfifo', ['-m', '666', path]);
     // A socket, not a file stream: reads wait in epoll, not in one of libuv's four threads,
     // so a line that never comes blocks nothing else.
     this.#stream = new Socket({ fd: openSync(path, 'r+'), readable: true, writable: false });

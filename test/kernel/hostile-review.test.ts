@@ -19,7 +19,7 @@ import { before, describe } from 'node:test';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import type { ActionError } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
-import { constants, mknodat } from '../../src/syscalls/index.js';
+import { makeFifo } from '../helpers/busybox.js';
 import { runAction } from '../helpers/engine.js';
 import { ownMountNamespace } from '../helpers/hostile.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
@@ -127,7 +127,7 @@ for (const mode of modes) {
         }
         const name = actionDirectory((_, directory) => {
           for (const fifo of ['ready', 'gate']) {
-            mknodat(null, join(directory, 'tmp', fifo), constants.S_IFIFO | 0o666, 0, 0);
+            makeFifo(join(directory, 'tmp', fifo));
           }
         });
         const tmp = join(suite.build.path, name, 'tmp');
@@ -262,7 +262,7 @@ for (const mode of modes) {
       async () => {
         const victim = actionDirectory((_, directory) => {
           for (const fifo of ['ready', 'gate']) {
-            mknodat(null, join(directory, 'tmp', fifo), constants.S_IFIFO | 0o666, 0, 0);
+            makeFifo(join(directory, 'tmp', fifo));
           }
         });
         const tmp = join(suite.build.path, victim, 'tmp');

@@ -23,7 +23,7 @@ import {
   mknodat,
   openHandleCount,
 } from '../../src/syscalls/index.js';
-import type { BuildDirectory } from '../helpers/busybox.js';
+import { type BuildDirectory, writableByActions } from '../helpers/busybox.js';
 import { type ActionSpec, runAction } from '../helpers/engine.js';
 import {
   assertHostUnchanged,
@@ -80,6 +80,7 @@ function actionDirectory(shape: (root: string, directory: string) => void = () =
   populateBusyboxRoot(join(directory, 'root'));
   copyFileSync(helper, join(directory, 'root/bin/hostile'));
   mkdirSync(join(directory, 'tmp'));
+  for (const path of ['root', 'tmp']) writableByActions(join(directory, path));
   shape(join(directory, 'root'), directory);
   return name;
 }

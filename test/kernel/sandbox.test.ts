@@ -216,7 +216,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
     leakFree('aborting kills the whole tree and rejects with an AbortError', async () => {
       const fifo = join(build.path, 'tmp', `ready-${mode}`);
       // Node has no mkfifo; the action opens the fifo once it has started its background job.
-      execFileSync(busyboxPath, ['mkfifo', fifo]);
+      execFileSync(busyboxPath, ['mkfifo', '-m', '666', fifo]);
       const controller = new AbortController();
       const marker = uniqueSleepDuration();
       const running = runAction(
@@ -394,7 +394,7 @@ describe('runAction in shared mode only', () => {
       // The action has started (its stdin, the sandbox's /dev/null, is open) before /dev is
       // detached, and ends only after: a FIFO in the input root gates both.
       const gate = join(build.path, 'root/gate');
-      execFileSync('mkfifo', [gate]);
+      execFileSync('mkfifo', ['-m', '666', gate]);
       try {
         const running = engine.run(spec('shared', ['sh', '-c', 'echo > /gate; cat /gate']));
         readFileSync(gate);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
+  chmodSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -28,6 +29,7 @@ import {
   type RunResponse,
 } from '../../src/proto/index.js';
 import { RunnerClient } from '../../src/server/client.js';
+import { writableByActions } from '../helpers/busybox.js';
 import {
   assertNothingLeft,
   mountsBeneath,
@@ -205,6 +207,9 @@ async function runCase(
   mkdirSync(hostDirectory, { recursive: true });
   const action = join('actions', id);
   mkdirSync(join(buildDirectory, action, 'tmp'), { recursive: true });
+  // As bb_worker (umask 0) lays out the action's own directories.
+  writableByActions(hostDirectory);
+  writableByActions(join(buildDirectory, action, 'tmp'));
   const server = servers.get(mode);
   assert.ok(server);
   const started = performance.now();
@@ -280,6 +285,9 @@ describe('real toolchains through chroot-runner serve', { skip: needsRoot }, () 
     let userland: Userland;
     try {
       userland = buildUserland(join(buildDirectory, 'root'));
+      // rustup's proxy writes beneath its home, a directory made by buildUserland (what is in
+      // it stays the host's): writable by the action's ids, as bb_worker's directories are.
+      if (userland.rustup !== null) chmodSync(join(userland.root, userland.rustup.home), 0o777);
       mkdirSync(fuseRoot);
       // bindfs daemonises once the mount is in place.
       execFileSync('bindfs', [userland.root, fuseRoot]);

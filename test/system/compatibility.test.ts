@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import { RunnerClient } from '../../src/server/client.js';
+import { writableByActions } from '../helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
 import {
   binary,
@@ -39,6 +40,7 @@ function action(buildPath: string, name: string, busybox = true) {
   mkdirSync(join(buildPath, name, 'tmp'), { recursive: true });
   if (busybox) populateBusyboxRoot(join(buildPath, name, 'root'));
   else mkdirSync(join(buildPath, name, 'root'), { recursive: true });
+  for (const path of ['root', 'tmp']) writableByActions(join(buildPath, name, path));
   return {
     request: (argv: readonly string[], fields: Record<string, unknown> = {}) => ({
       arguments: [...argv],

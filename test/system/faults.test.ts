@@ -29,7 +29,7 @@ type RunRequestInit = MessageInitShape<typeof RunRequestSchema>;
 
 import { RunnerClient } from '../../src/server/client.js';
 import { openDirectory } from '../../src/syscalls/index.js';
-import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { type BuildDirectory, makeBuildDirectory, writableByActions } from '../helpers/busybox.js';
 import {
   assertNothingLeft,
   mountsBeneath,
@@ -84,6 +84,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       const name = `action-${actions++}`;
       populateBusyboxRoot(join(buildPath, name, 'root'));
       mkdirSync(join(buildPath, name, 'tmp'));
+      for (const path of ['root', 'tmp']) writableByActions(join(buildPath, name, path));
       return {
         name,
         request: (argv: readonly string[], fields: RunRequestInit = {}): RunRequestInit => ({
@@ -184,7 +185,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       const mark = uniqueSleepDuration();
       const started = new StartSignal(join(buildPath, a.name, 'tmp/started'));
       const go = join(buildPath, a.name, 'tmp/go');
-      execFileSync('mkfifo', [go]);
+      execFileSync('mkfifo', ['-m', '666', go]);
       const running = client.run(
         a.request([
           'sh',
@@ -217,7 +218,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       const outsideTmp = join(buildPath, 'removal-tmp');
       mkdirSync(outsideTmp);
       const started = new StartSignal(join(outsideTmp, 'started'));
-      execFileSync('mkfifo', [join(outsideTmp, 'go')]);
+      execFileSync('mkfifo', ['-m', '666', join(outsideTmp, 'go')]);
       const a = action('removal-tmp');
       const mark = uniqueSleepDuration();
       const running = client.run(
@@ -377,8 +378,9 @@ for (const mode of ['namespaces', 'shared'] as const) {
       try {
         populateBusyboxRoot(join(buildPath, 'killed/root'));
         mkdirSync(join(buildPath, 'killed/tmp'));
+        for (const path of ['root', 'tmp']) writableByActions(join(buildPath, 'killed', path));
         const held = join(buildPath, 'killed/tmp/held');
-        execFileSync('mkfifo', [held]);
+        execFileSync('mkfifo', ['-m', '666', held]);
         // Every process of the action holds the FIFO's write end: end of file means all are gone.
         const reader = createReadStream(held);
         const ended = once(reader, 'end');

@@ -18,7 +18,7 @@ import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import { RunRequestSchema, type RunResponse } from '../../src/proto/index.js';
 import { RunnerClient } from '../../src/server/client.js';
-import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { type BuildDirectory, makeBuildDirectory, writableByActions } from '../helpers/busybox.js';
 import {
   assertHostUnchanged,
   compileHostileHelper,
@@ -68,6 +68,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       populateBusyboxRoot(join(directory, 'root'));
       copyFileSync(helper, join(directory, 'root/bin/hostile'));
       mkdirSync(join(directory, 'tmp'));
+      for (const path of ['root', 'tmp']) writableByActions(join(directory, path));
       shape(join(directory, 'root'), directory);
       let logs = 0;
       return {

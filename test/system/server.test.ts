@@ -33,7 +33,7 @@ import {
 } from '../../src/proto/index.js';
 import type { IsolationMode } from '../../src/sandbox/types.js';
 import { RunnerClient } from '../../src/server/client.js';
-import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { type BuildDirectory, makeBuildDirectory, writableByActions } from '../helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
 import { processesMentioning, uniqueSleepDuration } from '../helpers/processes.js';
 import {
@@ -80,6 +80,7 @@ class Action {
   ) {
     mkdirSync(join(buildPath, name, 'tmp'), { recursive: true });
     populateBusyboxRoot(join(buildPath, name, 'root'));
+    for (const path of ['root', 'tmp']) writableByActions(join(buildPath, name, path));
   }
 
   request(argv: readonly string[], fields: Record<string, unknown> = {}) {

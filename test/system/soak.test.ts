@@ -27,7 +27,7 @@ import {
   type RunResponse,
   RunResponseSchema,
 } from '../../src/proto/index.js';
-import { makeBuildDirectory } from '../helpers/busybox.js';
+import { makeBuildDirectory, writableByActions } from '../helpers/busybox.js';
 import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
 import { processesWithArgument } from '../helpers/processes.js';
 import {
@@ -203,6 +203,7 @@ for (const mode of modes) {
         const name = `slot-${slot}`;
         populateBusyboxRoot(join(buildPath, name, 'root'));
         mkdirSync(join(buildPath, name, 'tmp'));
+        for (const path of ['root', 'tmp']) writableByActions(join(buildPath, name, path));
         return { name, started: new StartSignal(join(buildPath, name, 'tmp/started')), starts: 0 };
       });
       if (rootless) execFileSync('chown', ['-R', '65534:65534', build.path]);

@@ -72,6 +72,7 @@ describe('configuration', () => {
       keepCapabilities: defaultCapabilities,
       network: true,
       seccomp: { enabled: true, allow: [] },
+      actionUserNamespace: { firstHostId: 0x70000000, idCount: 65536 },
     });
     assert.equal(configuration.shutdownGracePeriodMs, 30_000);
   });
@@ -116,6 +117,29 @@ describe('configuration', () => {
     assert.equal(configuration.isolation.filesystems.proc, true);
     assert.deepEqual(configuration.isolation.filesystems.procOptions, { hidepid: 'invisible' });
     assert.equal(configuration.shutdownGracePeriodMs, 1500);
+  });
+
+  it('maps the actions’ user namespace range, or none, and refuses runCommandsAs ids in it', () => {
+    const range = (actionUserNamespace: unknown, extra: object = {}) =>
+      parseConfiguration({ ...minimal, ...extra, chrootRunner: { actionUserNamespace } }).isolation
+        .actionUserNamespace;
+    assert.deepEqual(range({ firstHostId: 200000, idCount: 1000 }), {
+      firstHostId: 200000,
+      idCount: 1000,
+    });
+    assert.equal(range({ enabled: false }), undefined);
+    rejects(
+      { ...minimal, chrootRunner: { actionUserNamespace: { firstHostId: 4294967290 } } },
+      'chrootRunner.actionUserNamespace: firstHostId + idCount must not exceed 4294967295',
+    );
+    rejects(
+      {
+        ...minimal,
+        runCommandsAs: { userId: 1000, groupId: 200010 },
+        chrootRunner: { actionUserNamespace: { firstHostId: 200000 } },
+      },
+      "chrootRunner.actionUserNamespace: runCommandsAs id 200010 lies in the actions' host id range 200000-265535",
+    );
   });
 
   it('lets --isolation override the file', () => {

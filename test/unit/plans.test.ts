@@ -4,10 +4,14 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
+import type { EngineContext } from '../../src/sandbox/contributions/contribution.js';
+import { idMap, userNamespace } from '../../src/sandbox/contributions/user-namespace.js';
+import { defaultActionUserNamespace, defaultIsolation } from '../../src/sandbox/defaults.js';
 import { isolationModes, isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import { PlanBuilder, runnerStep } from '../../src/sandbox/plan.js';
+import type { ActionSpec, IsolationMode } from '../../src/sandbox/types.js';
 import { constants } from '../../src/syscalls/index.js';
-import { decode, outline, planFor, standInHost } from '../helpers/plans.js';
+import { decode, outline, planFor, standInAction, standInHost } from '../helpers/plans.js';
 
 const golden = (mode: string) =>
   new URL(`../../../test/unit/golden/plan-${mode}.txt`, import.meta.url);
@@ -178,6 +182,88 @@ describe('ordering rules', () => {
     assert.throws(() => planFor('namespaces', { spec: { environment: { 'A=B': 'c' } } }), {
       name: 'ActionError',
     });
+  });
+});
+
+describe('the action’s user namespace (contributions/user-namespace.ts)', () => {
+  const base = defaultActionUserNamespace.firstHostId;
+
+  it('maps ids 0 to idCount - 1 to the range, and the request’s other ids to themselves', () => {
+    assert.equal(idMap(defaultActionUserNamespace, []), `0 ${base} 65536\n`);
+    assert.equal(idMap(defaultActionUserNamespace, [0]), `0 ${base} 65536\n`);
+    assert.equal(
+      idMap(defaultActionUserNamespace, [1000, 0, 27, 1000, 100000]),
+      [
+        `0 ${base} 27`,
+        '27 27 1',
+        `28 ${base + 28} 972`,
+        '1000 1000 1',
+        '100000 100000 1',
+        `1001 ${base + 1001} 64535`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  const engine = (mode: IsolationMode, withRange = true): EngineContext =>
+    ({
+      settings: {
+        ...defaultIsolation,
+        mode,
+        ...(withRange ? {} : { actionUserNamespace: undefined }),
+      },
+      strategy: isolationStrategy(mode),
+    }) as unknown as EngineContext;
+  const stepsWith = (mode: IsolationMode, spec: Partial<ActionSpec> = {}) => {
+    const resource = userNamespace.prepare({
+      engine: engine(mode),
+      spec: { ...standInAction, ...spec },
+      files: {} as never,
+    });
+    return decode(planFor(mode, { spec, resources: [resource] }));
+  };
+  const newUser = (steps: ReturnType<typeof decode>) =>
+    steps.findIndex(
+      (step) => step.op === 'unshare' && (step.args[0] ?? 0) & constants.CLONE_NEWUSER,
+    );
+
+  it('applies to namespaces and shared mode with a range, to no other', () => {
+    for (const mode of isolationModes) {
+      const applies = mode === 'namespaces' || mode === 'shared';
+      assert.equal(userNamespace.appliesTo(engine(mode)), applies, mode);
+      assert.equal(userNamespace.appliesTo(engine(mode, false)), false, mode);
+    }
+  });
+
+  for (const mode of ['namespaces', 'shared'] as const) {
+    it(`${mode}: unshared after the root is made, mapped, then capabilities and the ids set`, () => {
+      const steps = stepsWith(mode);
+      const unshared = newUser(steps);
+      const mapped = indexOf(steps, 'awaitIdMaps');
+      assert.ok(unshared >= 0 && unshared + 1 === mapped);
+      assert.deepEqual(steps[mapped]?.strings, [`0 ${base} 65536\n`, `0 ${base} 65536\n`]);
+      // pivot_root needs the runner's privileges over the mount namespace; a chrooted process
+      // may not create a user namespace.
+      if (mode === 'namespaces') assert.ok(indexOf(steps, 'pivotRoot') < unshared);
+      else assert.ok(unshared < indexOf(steps, 'chroot'));
+      // A new user namespace fills the bounding set again.
+      assert.ok(mapped < indexOf(steps, 'dropBoundingCaps'));
+      // The child is the host's root until it takes the namespace's uid 0.
+      const credentials = indexOf(steps, 'setCredentials');
+      assert.ok(indexOf(steps, 'dropBoundingCaps') < credentials);
+      assert.deepEqual(steps[credentials]?.args.slice(0, 2), [0, 0]);
+    });
+  }
+
+  it('runCommandsAs ids are mapped to themselves and switched to', () => {
+    const steps = stepsWith('namespaces', {
+      credentials: { uid: 1000, gid: 1001, additionalGroups: [27] },
+    });
+    const [uidMap, gidMap] = steps[indexOf(steps, 'awaitIdMaps')]?.strings ?? [];
+    assert.match(uidMap ?? '', /^1000 1000 1$/m);
+    assert.match(gidMap ?? '', /^1001 1001 1$/m);
+    assert.match(gidMap ?? '', /^27 27 1$/m);
+    assert.deepEqual(steps[indexOf(steps, 'setCredentials')]?.args.slice(0, 2), [1000, 1001]);
   });
 });
 

@@ -7,7 +7,7 @@ import type { HostResources } from '../host.js';
 import type { IsolationStrategy } from '../modes/mode.js';
 import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
-import type { ActionSpec, IsolationSettings } from '../types.js';
+import type { ActionSpec, Credentials, IsolationSettings } from '../types.js';
 import type { ActionCgroups } from './cgroup.js';
 
 /** What the engine is, for deciding whether a contribution applies and for sweeping. */
@@ -36,11 +36,14 @@ export interface ActionContext {
  *   flags, id maps, joining a cgroup);
  * - filesystems: once the mode made the action's root with its special mounts, before the
  *   child enters it (`root` is the root's slot);
+ * - entered: once the child entered the root (pivot_root or chroot), before the working
+ *   directory, stdio and privileges;
  * - exec: last, after the capabilities, credentials and no_new_privs, just before the init
  *   is executed (a new session, a keyring, a seccomp filter). */
 export interface PlanContribution {
   namespaces?(plan: PlanBuilder): void;
   filesystems?(plan: PlanBuilder, root: Slot): void;
+  entered?(plan: PlanBuilder): void;
   exec?(plan: PlanBuilder): void;
 }
 
@@ -50,6 +53,9 @@ export interface ActionResource {
   /** The directory the mode roots the action in instead of the input root as opened (shared
    * mode's nosuid,nodev bind of it). */
   readonly root?: DirectoryHandle | undefined;
+  /** The credentials the action must switch to, also when the request names none (the root
+   * of a user namespace of its own): the common credentials step sets them. */
+  readonly credentials?: Credentials;
   /** What it measured, once the action has exited and before teardown; merged into the
    * result's `usage` under the contribution's name. */
   usage?(): Readonly<Record<string, number | bigint | boolean>>;

@@ -6,13 +6,17 @@ import { seccompFilter } from './seccomp-filter.js';
 import { session } from './session.js';
 import { sharedMounts } from './shared-mounts.js';
 import { sharedNetwork } from './shared-network.js';
+import { userNamespace } from './user-namespace.js';
 
 // The cgroup first: torn down last, it kills whatever the others' teardown did not end. The
-// session's keyring step precedes the filter, which refuses keyctl.
+// user namespace after shared mode's mounts: its steps follow their procfs mount, which needs
+// the runner's privileges. The session's keyring step precedes the filter, which refuses
+// keyctl.
 export const contributions: readonly Contribution[] = [
   cgroup,
   sharedMounts,
   sharedNetwork,
+  userNamespace,
   session,
   seccompFilter,
 ];

@@ -49,6 +49,10 @@ export interface IsolationStrategy {
   /** Whether the action's root is a mount of its own that it pivoted into: ".." from a
    * chroot inside finds nothing above it, so CAP_SYS_CHROOT may be kept. */
   readonly pivotsIntoRoot: boolean;
+  /** Whether the child sets up as the runner's (root's) own ids, so that the action would run
+   * as host ids unless it gets a user namespace of its own (contributions/user-namespace.ts)
+   * once its root is made. */
+  readonly actionUserNamespace: boolean;
   /** Where the special mounts are made: in the action's own mount namespace by the child
    * ('action'), in the runner's by mountat ('runner': shared-mode mounts, swept at
    * start-up), or not at all ('none'). */

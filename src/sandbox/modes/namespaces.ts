@@ -144,6 +144,7 @@ export const namespacesMode: IsolationStrategy = {
     'new mount, PID, IPC and UTS namespaces; /proc, /sys, /dev and /tmp mounted inside; pivot_root into the input root',
   init: 'pid1',
   killSignal: osConstants.signals.SIGKILL,
+  actionUserNamespace: true,
   pivotsIntoRoot: true,
   specialMounts: 'action',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,

@@ -11,6 +11,7 @@ export const noneMode: IsolationStrategy = {
   summary: 'a plain chroot with nothing mounted, as bb_runner does',
   init: 'subreaper',
   killSignal: osConstants.signals.SIGTERM,
+  actionUserNamespace: false,
   pivotsIntoRoot: false,
   specialMounts: 'none',
   temporaryDirectoryInside: () => false,

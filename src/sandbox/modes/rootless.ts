@@ -75,6 +75,7 @@ export const rootlessMode: IsolationStrategy = {
   summary: 'like namespaces, inside a new user namespace, for an unprivileged runner',
   init: 'pid1',
   killSignal: osConstants.signals.SIGKILL,
+  actionUserNamespace: false,
   pivotsIntoRoot: true,
   specialMounts: 'action',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,

@@ -21,6 +21,7 @@ export const sharedMode: IsolationStrategy = {
     "the special filesystems mounted into the input root in the runner's mount namespace, removed by handle afterwards; chroot",
   init: 'pid1',
   killSignal: osConstants.signals.SIGKILL,
+  actionUserNamespace: true,
   pivotsIntoRoot: false,
   specialMounts: 'runner',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
