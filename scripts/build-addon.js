@@ -18,6 +18,10 @@ const packageRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 /** Runs a command to its end with our stdio; exits with its status when it fails. */
 function run(command, args, env = process.env) {
   const result = spawnSync(command, args, { stdio: 'inherit', cwd: packageRoot, env });
+  if (result.error !== undefined) {
+    process.stderr.write(`chroot-runner: cannot run ${command}: ${result.error.message}\n`);
+    process.exit(1);
+  }
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
@@ -45,8 +49,14 @@ if (nodedir === undefined) {
   );
   process.exit(1);
 }
-// npm gives install scripts the path of its own node-gyp.
-const nodeGyp = process.env.npm_config_node_gyp;
+// npm gives install scripts the path of its own node-gyp; run by hand, the script uses the one
+// bundled with the npm installed beside this node, then one on PATH.
+const bundledNodeGyp = join(
+  dirname(dirname(process.execPath)),
+  'lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+);
+const nodeGyp =
+  process.env.npm_config_node_gyp ?? (existsSync(bundledNodeGyp) ? bundledNodeGyp : undefined);
 const [command, ...prefix] = nodeGyp ? [process.execPath, nodeGyp] : ['node-gyp'];
 
 if (process.argv[2] === 'prebuild') {

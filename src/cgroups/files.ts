@@ -108,16 +108,18 @@ export async function killProcesses(
 }
 
 /** Removes the cgroup at `directory` and every cgroup beneath it, deepest first. Absent
- * already: nothing to do. */
+ * already: nothing to do. An empty cgroup (every action's) goes with one rmdir, which needs
+ * no fd: the clean-up of a set-up that ran out of fds can still remove it. Only a cgroup
+ * with cgroups beneath it (EBUSY) is listed. */
 export function removeCgroupTree(directory: string): void {
-  let children: string[];
   try {
-    children = childCgroups(directory);
+    rmdirSync(directory);
+    return;
   } catch (error) {
     if (isSystemError(error, 'ENOENT')) return;
-    throw error;
+    if (!isSystemError(error, 'EBUSY')) throw error;
   }
-  for (const child of children) removeCgroupTree(`${directory}/${child}`);
+  for (const child of childCgroups(directory)) removeCgroupTree(`${directory}/${child}`);
   try {
     rmdirSync(directory);
   } catch (error) {

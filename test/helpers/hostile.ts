@@ -4,7 +4,16 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DirectoryHandle, openDirectory } from '../../src/syscalls/index.js';
@@ -130,15 +139,19 @@ export function mountsOutside(directory: string, buildDirectory: string): string
 
 /** A child process that, in `root`, keeps swapping each of `names` in turn between a directory
  * and a symlink to `target` (rename away, symlink, unlink, rename back), at most `count` rounds
- * or until stopped. */
+ * or until stopped. Stopping puts every directory back, wherever in a round it was killed. */
 export class Swapper {
   readonly #child: ChildProcess;
   /** Its stdout pipe is an fd of this process until 'close', not just 'exit'. */
   readonly #closed: Promise<unknown>;
+  readonly #root: string;
+  readonly #names: readonly string[];
 
-  private constructor(child: ChildProcess) {
+  private constructor(child: ChildProcess, root: string, names: readonly string[]) {
     this.#child = child;
     this.#closed = once(child, 'close');
+    this.#root = root;
+    this.#names = names;
   }
 
   /** Starts it and resolves once it is swapping. */
@@ -165,14 +178,22 @@ export class Swapper {
     const child = spawn(process.execPath, ['-e', script, root, target, String(count), ...names], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    const swapper = new Swapper(child);
+    const swapper = new Swapper(child, root, names);
     await once(child.stdout as NodeJS.ReadableStream, 'data');
     return swapper;
   }
 
-  /** Kills it and waits until it is reaped and its pipe closed. */
+  /** Kills it, waits until it is reaped and its pipe closed, and undoes the round it was in:
+   * each name's directory is back where it was. */
   async stop(): Promise<void> {
     this.#child.kill('SIGKILL');
     await this.#closed;
+    for (const name of this.#names) {
+      const path = join(this.#root, name);
+      if (!existsSync(`${path}.away`)) continue;
+      // Killed after the rename away: the symlink (or nothing) is where the directory was.
+      rmSync(path, { force: true });
+      renameSync(`${path}.away`, path);
+    }
   }
 }

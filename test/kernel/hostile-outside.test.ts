@@ -8,28 +8,16 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  chmodSync,
-  copyFileSync,
-  linkSync,
-  mkdirSync,
-  readFileSync,
-  rmdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
-import { defaultIsolation } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
-import { constants, type DirectoryHandle, mknodat } from '../../src/syscalls/index.js';
-import type { BuildDirectory } from '../helpers/busybox.js';
-import { type ActionSpec, runAction } from '../helpers/engine.js';
-import { assertHostUnchanged, type HostSnapshot, openHostileFixture } from '../helpers/hostile.js';
+import { constants, mknodat } from '../../src/syscalls/index.js';
+import { HostileActions } from '../helpers/hostile-actions.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 import {
   binary,
@@ -42,77 +30,8 @@ import { unprivileged } from '../helpers/unprivileged.js';
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];
 
-let build: BuildDirectory;
-let buildDirectory: DirectoryHandle;
-let canary: string;
-let helper: string;
-let host: HostSnapshot;
-let roots = 0;
-let logs = 0;
-
-before(() => {
-  if (needsRoot !== false) return;
-  ({ build, buildDirectory, canary, helper, host } = openHostileFixture('chroot-runner-outside-'));
-});
-
-after(() => {
-  if (needsRoot !== false) return;
-  buildDirectory.close();
-  build.remove();
-});
-
-function contained(
-  name: string,
-  optionsOrBody: { todo?: string } | ((t: TestContext) => Promise<void>),
-  maybeBody?: (t: TestContext) => Promise<void>,
-): void {
-  const options = typeof optionsOrBody === 'function' ? {} : optionsOrBody;
-  const body = typeof optionsOrBody === 'function' ? optionsOrBody : maybeBody;
-  if (body === undefined) throw new TypeError('contained(name, [options], body)');
-  it(name, { skip: needsRoot, timeout: 120_000, ...options }, async (t) => {
-    const state = processState();
-    await body(t);
-    assertNothingLeft(state, [build.path]);
-    assertHostUnchanged(host, canary, build.path);
-  });
-}
-
-/** A fresh action directory `<name>/{root,tmp}`, laid out as bb_worker does (directories
- * 0777), with the attack helper at /bin/hostile. */
-function actionDirectory(shape: (root: string, directory: string) => void = () => {}): string {
-  const name = `action-${roots++}`;
-  const directory = join(build.path, name);
-  populateBusyboxRoot(join(directory, 'root'));
-  copyFileSync(helper, join(directory, 'root/bin/hostile'));
-  mkdirSync(join(directory, 'tmp'));
-  for (const path of ['root', 'tmp']) chmodSync(join(directory, path), 0o777);
-  shape(join(directory, 'root'), directory);
-  return name;
-}
-
-function spec(mode: Mode, name: string, script: string, overrides: Partial<ActionSpec> = {}) {
-  logs++;
-  return {
-    buildDirectory,
-    inputRoot: `${name}/root`,
-    arguments: ['sh', '-c', script],
-    environment: { PATH: '/bin' },
-    workingDirectory: '',
-    stdoutPath: `${name}/stdout-${logs}`,
-    stderrPath: `${name}/stderr-${logs}`,
-    temporaryDirectory: `${name}/tmp`,
-    isolation: { ...defaultIsolation, mode },
-    ...overrides,
-  } satisfies ActionSpec;
-}
-
-/** Runs a shell script as the action and returns its stdout (it must exit 0). */
-async function run(action: ActionSpec): Promise<string> {
-  const result = await runAction(action);
-  const stderr = readFileSync(join(build.path, action.stderrPath), 'utf8');
-  assert.equal(result.exitCode, 0, stderr);
-  return readFileSync(join(build.path, action.stdoutPath), 'utf8');
-}
+const suite = new HostileActions('chroot-runner-outside-');
+const { contained, actionDirectory, spec, run } = suite;
 
 /** The cgroup2 hierarchy's mount point and this process's cgroup in it, if there is one. */
 function ownCgroup2(): string | undefined {
@@ -138,7 +57,7 @@ for (const mode of modes) {
     contained('1. cannot kill a host process through a cgroup2 mount of its own', async (t) => {
       const parent = ownCgroup2();
       if (parent === undefined) return t.skip('no cgroup2 hierarchy');
-      const cgroup = `chroot-runner-victim-${process.pid}-${roots}`;
+      const cgroup = `chroot-runner-victim-${process.pid}-${suite.roots}`;
       const victim = await victimInCgroup(join(parent, cgroup));
       const exited = once(victim, 'exit');
       try {
@@ -156,7 +75,7 @@ for (const mode of modes) {
     contained('3. reaches neither the host’s loopback services nor its interfaces', async () => {
       const tcp: Server = createServer((socket) => socket.end());
       const abstract: Server = createServer((socket) => socket.end());
-      const name = `chroot-runner-hostile-${process.pid}-${roots}`;
+      const name = `chroot-runner-hostile-${process.pid}-${suite.roots}`;
       tcp.listen(0, '127.0.0.1');
       abstract.listen(`\0${name}`);
       await Promise.all([once(tcp, 'listening'), once(abstract, 'listening')]);
@@ -187,9 +106,9 @@ for (const mode of modes) {
     });
 
     contained('5. reads no key of the host’s root and plants none for other actions', async () => {
-      const secret = `chroot-runner-secret-${process.pid}-${roots}`;
-      const planted = `chroot-runner-planted-${process.pid}-${roots}`;
-      execFileSync(helper, ['add-key', secret, 'host-secret']);
+      const secret = `chroot-runner-secret-${process.pid}-${suite.roots}`;
+      const planted = `chroot-runner-planted-${process.pid}-${suite.roots}`;
+      execFileSync(suite.helper, ['add-key', secret, 'host-secret']);
       try {
         const read = await run(spec(mode, actionDirectory(), `hostile read-key ${secret}`));
         assert.match(read, /^key-refused /, "the action read the host root's key");
@@ -197,8 +116,8 @@ for (const mode of modes) {
         const other = await run(spec(mode, actionDirectory(), `hostile read-key ${planted}`));
         assert.match(other, /^key-refused /, 'an action read a key another action planted');
       } finally {
-        execFileSync(helper, ['remove-key', secret]);
-        execFileSync(helper, ['remove-key', planted]);
+        execFileSync(suite.helper, ['remove-key', secret]);
+        execFileSync(suite.helper, ['remove-key', planted]);
       }
     });
 
@@ -210,8 +129,8 @@ for (const mode of modes) {
         'cp /bin/hostile /suid; chmod 4755 /suid; chmod 4755 /proc/self/fd/1; true',
       );
       await run(action);
-      const suid = join(build.path, name, 'root', 'suid');
-      for (const path of [suid, join(build.path, action.stdoutPath)]) {
+      const suid = join(suite.build.path, name, 'root', 'suid');
+      for (const path of [suid, join(suite.build.path, action.stdoutPath)]) {
         const status = statSync(path);
         const setuidRoot = (status.mode & 0o4000) !== 0 && status.uid === 0;
         assert.ok(!setuidRoot, `${path} is setuid root`);
@@ -232,7 +151,7 @@ for (const mode of modes) {
       todo: cacheOpen,
       timeout: 120_000,
     }, async () => {
-      const cache = join(build.path, `cache-${roots}`);
+      const cache = join(suite.build.path, `cache-${suite.roots}`);
       mkdirSync(cache);
       writeFileSync(join(cache, 'input'), 'original\n', { mode: 0o444 });
       const name = actionDirectory((root) => linkSync(join(cache, 'input'), join(root, 'input')));
@@ -324,7 +243,7 @@ for (const mode of modes) {
         '--isolation',
         mode,
         '--input-root',
-        join(build.path, name, 'root'),
+        join(suite.build.path, name, 'root'),
         '--',
         'hostile',
         'tiocsti',
@@ -338,7 +257,7 @@ for (const mode of modes) {
 
 describe('serve: its socket and its concurrency are bounded', { skip: needsRoot }, () => {
   it('9. the socket is 0660 whatever the umask', async () => {
-    const directory = join(build.path, `serve-${roots++}`);
+    const directory = join(suite.build.path, `serve-${suite.roots++}`);
     mkdirSync(directory, { mode: 0o700 });
     const configuration = writeServeConfiguration(
       directory,
@@ -358,7 +277,7 @@ describe('serve: its socket and its concurrency are bounded', { skip: needsRoot 
 
   it('past maximumConcurrentRuns, a Run is RESOURCE_EXHAUSTED, not queued', async () => {
     const state = processState();
-    const directory = join(build.path, `serve-${roots++}`);
+    const directory = join(suite.build.path, `serve-${suite.roots++}`);
     mkdirSync(directory, { mode: 0o700 });
     const configuration = writeServeConfiguration(directory, 'runner', 'namespaces', {
       maximumConcurrentRuns: 2,
@@ -414,6 +333,6 @@ describe('serve: its socket and its concurrency are bounded', { skip: needsRoot 
       assert.deepEqual(await serve.stop(), [0, null], serve.stderrText);
     }
     await clientSocketsClosed(state);
-    assertNothingLeft(state, [build.path]);
+    assertNothingLeft(state, [suite.build.path]);
   });
 });

@@ -593,10 +593,19 @@ for (const mode of modes) {
           await swapper.stop();
         }
         assert.equal(mountsOutside(root, build.path), outside, 'a mount was left outside the root');
+        // How many the swaps hit depends on how the swapper and the actions share the CPUs:
+        // only reported. Symlinked mountpoints are refused deterministically above; here,
+        // once the swapper stopped, the root is whole again and an action runs intact.
         t.diagnostic(JSON.stringify(counts));
         assert.equal(counts.intact + counts.displaced + counts.refused, total);
-        assert.ok(counts.refused > 0, `the swaps never hit: ${JSON.stringify(counts)}`);
-        assert.ok(counts.intact > 0, `no action ran intact: ${JSON.stringify(counts)}`);
+        const { stdout } = await ran(
+          spec(mode, name, [
+            'sh',
+            '-c',
+            'readlink /proc/self/exe && test -c /dev/null && test -w /tmp && echo ok',
+          ]),
+        );
+        assert.equal(stdout, '/bin/busybox\nok\n');
         rmSync(join(build.path, name), { recursive: true, force: true });
       },
     );

@@ -31,7 +31,13 @@ type RunRequestInit = MessageInitShape<typeof RunRequestSchema>;
 import { RunnerClient } from '../../src/server/client.js';
 import { openDirectory } from '../../src/syscalls/index.js';
 import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import {
+  assertNothingLeft,
+  mountsBeneath,
+  needsRoot,
+  openFds,
+  processState,
+} from '../helpers/leaks.js';
 import { processesWithArgument, uniqueSleepDuration } from '../helpers/processes.js';
 import {
   clientSocketsClosed,
@@ -323,7 +329,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
   });
 
   describe(`serve out of file descriptors (${mode})`, { skip: needsRoot }, () => {
-    it('refuses actions with a clear EMFILE error while fds run out, and recovers', async () => {
+    it('refuses an action with a clear EMFILE error wherever its fds run out, and recovers', async () => {
       const state = processState();
       const build = makeBuildDirectory('chroot-runner-faults-fds-');
       const { file, socket, buildPath } = writeServeConfiguration(build.path, 'runner', mode);
@@ -344,31 +350,48 @@ for (const mode of ['namespaces', 'shared'] as const) {
           stderrPath: `${name}/stderr`,
         };
       };
+      const setOpenFileLimit = (limit: number) =>
+        execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:`]);
+      const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+      const softLimit = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1]);
       try {
+        // One action first: serve's lazily opened fds are part of its baseline.
         assert.equal((await client.run(request())).exitCode, 0n);
-        const { fds } = processFootprint(pid);
-        // Room for a few actions' fds at a time (one needs about 25 during its set-up), not twelve.
-        execFileSync('prlimit', ['--pid', String(pid), `--nofile=${fds + 60}:`]);
-        const outcomes = await Promise.allSettled(
-          Array.from({ length: 12 }, () => client.run(request())),
-        );
-        const failures = outcomes.flatMap((outcome) =>
-          outcome.status === 'rejected' ? [outcome.reason as ServiceError] : [],
-        );
-        assert.ok(failures.length > 0, 'no action ran out of fds');
-        for (const failure of failures) {
-          assert.equal(status[failure.code], 'INTERNAL', failure.details);
-          // What was being done, the errno and the syscall.
-          assert.match(failure.details, /^Failed to .*: EMFILE: Too many open files, \w+/);
+        const baseline = processFootprint(pid).fds;
+        // With the limit at serve's lowest free fd number, no fd can be opened at all; each
+        // step up makes room for one more. One Run at a time, so each fails at the next place
+        // in its set-up that opens an fd, until one has room for all it needs.
+        const open = new Set([...openFds(pid).keys()].map(Number));
+        let lowestFree = 0;
+        while (open.has(lowestFree)) lowestFree++;
+        const failures: string[] = [];
+        let room = 0;
+        for (; room < 200; room++) {
+          setOpenFileLimit(lowestFree + room);
+          try {
+            assert.equal((await client.run(request())).exitCode, 0n);
+            break;
+          } catch (error) {
+            const failure = error as ServiceError;
+            if (failure.code === undefined) throw error;
+            assert.equal(status[failure.code], 'INTERNAL', failure.details);
+            // What was being done, the errno and the syscall.
+            assert.match(failure.details, /^Failed to .*: EMFILE: too many open files, \w+/i);
+            failures.push(failure.details);
+          }
+          // A failure at any point of the set-up closes what it had opened.
+          assert.equal(processFootprint(pid).fds, baseline, `fds left after: ${failures.at(-1)}`);
         }
-        // The fds come back with the actions: one at a time runs again.
-        for (let index = 0; index < 3; index++) {
-          assert.equal((await client.run(request())).exitCode, 0n);
-        }
+        assert.ok(failures.length > 0, 'an action ran with no fd to spare');
+        assert.ok(room < 200, `no action ran with room for 200 fds: ${failures.at(-1)}`);
+        // The limit lifted, actions run again, many at once too.
+        setOpenFileLimit(softLimit);
+        const outcomes = await Promise.all(Array.from({ length: 12 }, () => client.run(request())));
+        for (const outcome of outcomes) assert.equal(outcome.exitCode, 0n);
         assert.deepEqual(processFootprint(pid).children, []);
+        assert.equal(processFootprint(pid).fds, baseline);
         assert.deepEqual(mountsBeneath(buildPath), []);
-        execFileSync('prlimit', ['--pid', String(pid), `--nofile=${1024}:`]);
-        assert.deepEqual(await serve.stop(), [0, null]);
+        assert.deepEqual(await serve.stop(), [0, null], serve.stderrText);
       } finally {
         client.close();
         await serve.stop('SIGKILL');

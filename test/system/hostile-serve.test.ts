@@ -302,7 +302,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       assert.ok(processes.length <= 3, processes.join('\n'));
     });
 
-    it('runs a hundred actions while a mountpoint is swapped with a symlink: each ran inside or was refused', async () => {
+    it('runs a hundred actions while a mountpoint is swapped with a symlink: each ran inside or was refused', async (t) => {
       const a = action();
       const root = join(buildPath, a.name, 'root');
       const outside = mountsOutside(root, build.path);
@@ -348,8 +348,14 @@ for (const mode of ['namespaces', 'shared'] as const) {
       assert.equal(mountsOutside(root, build.path), outside, 'a mount was left outside the root');
       assert.deepEqual(mountsBeneath(buildPath), []);
       assert.equal(counts.intact + counts.displaced + counts.refused, total);
-      // Some were hit by the swaps, some ran (with their mounts where the directory went).
-      assert.ok(counts.refused > 0 && counts.intact + counts.displaced > 0, JSON.stringify(counts));
+      // How many the swaps hit depends on how the swapper and serve share the CPUs: only
+      // reported. That a symlinked mountpoint is refused is the first test's; that the root
+      // is whole again once the swapper stopped, this one's.
+      t.diagnostic(JSON.stringify(counts));
+      const intact = a.request(['sh', '-c', 'readlink /proc/self/exe && echo ok']);
+      assert.equal((await client.run(intact)).exitCode, 0n);
+      assert.equal(readFileSync(join(buildPath, intact.stdoutPath), 'utf8'), '/bin/busybox\nok\n');
+      assert.deepEqual(mountsBeneath(buildPath), []);
       assert.deepEqual(processFootprint(serve.child.pid ?? 0).children, []);
     });
   });
