@@ -14,6 +14,8 @@
 // moves one. Wall time is shown, not judged. The final block, which also waits for the last
 // actions to drain (deadlines of 1 s among them), is shown but not judged.
 
+import { median } from './load.js';
+
 const tolerance = 0.1;
 
 export interface Block {
@@ -31,14 +33,6 @@ export interface ModeReport {
   readonly requested?: number;
   readonly seconds: number;
   readonly blocks: readonly Block[];
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 export type Flatness = ReturnType<typeof flatness>;
@@ -65,8 +59,10 @@ export interface Verdict {
 /** The second and last quarters' medians of a block figure, their ratio and whether it is flat. */
 export function flatness(blocks: readonly Block[], figure: (block: Block) => number) {
   const quarter = Math.floor(blocks.length / 4);
-  const quarterMedian = (quarterBlocks: readonly Block[]) =>
-    median(quarterBlocks.map(figure).filter((value) => Number.isFinite(value)));
+  const quarterMedian = (quarterBlocks: readonly Block[]) => {
+    const values = quarterBlocks.map(figure).filter((value) => Number.isFinite(value));
+    return values.length === 0 ? Number.NaN : median(values);
+  };
   const second = quarterMedian(blocks.slice(quarter, 2 * quarter));
   const last = quarterMedian(blocks.slice(blocks.length - quarter));
   const ratio = last / second;
