@@ -2,7 +2,8 @@
 // rootless; SOAK_MODES selects some), SOAK_ACTIONS actions each (default 10,000), one mode after
 // another, then a verdict on flatness per mode (bench/soak-verdict.ts, where the rule is and
 // why). Writes bench/results/soak.json (every block's figures and the verdicts; a mode not run
-// this time keeps its last verdict) and prints a table.
+// this time keeps its last verdict) and prints a table. SOAK_JUDGE=stored runs nothing and
+// judges the stored blocks of the selected modes again (after a change to the rule).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,20 +31,30 @@ const stamp = {
 };
 const reportDirectory = mkdtempSync(join(tmpdir(), 'chroot-runner-soak-report-'));
 try {
-  const run = spawnSync(
-    process.execPath,
-    ['--test', '--test-concurrency=1', '--test-reporter=spec', testFile],
-    {
-      stdio: 'inherit',
-      env: {
-        ...process.env,
-        SOAK_ACTIONS: actions,
-        SOAK_MODES: modes.join(','),
-        SOAK_REPORT: reportDirectory,
-      },
-    },
-  );
+  // SOAK_JUDGE=stored: no run; the stored blocks of the selected modes judged again.
+  const stored = process.env.SOAK_JUDGE === 'stored' ? previousVerdicts() : undefined;
+  const run =
+    stored !== undefined
+      ? { status: 0 }
+      : spawnSync(
+          process.execPath,
+          ['--test', '--test-concurrency=1', '--test-reporter=spec', testFile],
+          {
+            stdio: 'inherit',
+            env: {
+              ...process.env,
+              SOAK_ACTIONS: actions,
+              SOAK_MODES: modes.join(','),
+              SOAK_REPORT: reportDirectory,
+            },
+          },
+        );
   const verdicts = modes.map((mode) => {
+    const previous = stored?.find((verdict) => verdict.mode === mode);
+    if (previous !== undefined) {
+      const { measured, commit, actions: requested } = previous;
+      return verdictOf(mode, previous.report, { measured, commit, actions: requested });
+    }
     let report: ModeReport | undefined;
     try {
       report = JSON.parse(readFileSync(join(reportDirectory, `${mode}.json`), 'utf8'));
@@ -55,17 +66,17 @@ try {
   const kept = previousVerdicts().filter((verdict) => !modes.includes(verdict.mode));
   writeFileSync(results, `${JSON.stringify({ verdicts: [...kept, ...verdicts] }, null, 2)}\n`);
   process.stdout.write(
-    '\n| mode | actions | minutes | CPU per action in control units | RSS MB | ' +
-      'not judged: CPU ms/action, serve + reaped | control ms/unit | block s | flat |\n' +
+    '\n| mode | actions | minutes | CPU ms/action, serve + reaped | over the control | RSS MB | ' +
+      'not judged: control ms/unit | block s | flat |\n' +
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n',
   );
   for (const verdict of verdicts) {
-    const { time, rss, cpu, rawCpu, control, report } = verdict;
+    const { time, rss, cpu, relativeCpu, control, report } = verdict;
     if (
       time === undefined ||
       rss === undefined ||
       cpu === undefined ||
-      rawCpu === undefined ||
+      relativeCpu === undefined ||
       control === undefined ||
       report === undefined
     ) {
@@ -76,7 +87,7 @@ try {
       `${flat.second.toFixed(digits)} → ${flat.last.toFixed(digits)} (×${flat.ratio})`;
     process.stdout.write(
       `| ${verdict.mode} | ${report.total} | ${(report.seconds / 60).toFixed(1)} | ` +
-        `${figure(cpu, 3)} | ${figure(rss, 1)} | ${figure(rawCpu, 2)} | ${figure(control, 3)} | ` +
+        `${figure(cpu, 2)} | ${figure(relativeCpu, 3)} | ${figure(rss, 1)} | ${figure(control, 3)} | ` +
         `${figure(time, 2)} | ` +
         `${verdict.flat ? 'pass' : '**FAIL**'}${verdict.reason === undefined ? '' : `: ${verdict.reason}`} |\n`,
     );

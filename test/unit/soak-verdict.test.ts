@@ -1,5 +1,5 @@
 // The soak's verdict on flatness (bench/soak-verdict.ts): load on the machine, in bursts or
-// for a whole quarter, passes; growth with N in serve's CPU per action or its RSS fails, also
+// for a whole quarter, rising or easing, passes; growth with N in serve's CPU per action or its RSS fails, also
 // when load rises with it. No root, nothing measured.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -64,7 +64,18 @@ describe('soak verdict', () => {
       ),
     );
     assert.equal(verdict.flat, true);
-    assert.equal(verdict.rawCpu?.flat, false);
+    assert.equal(verdict.cpu?.flat, false);
+    assert.equal(verdict.relativeCpu?.flat, true);
+  });
+
+  it('passes a quieter last quarter: the control 12 % faster, serve as before', () => {
+    const verdict = judge(
+      blocks((index, block) =>
+        index >= 37 ? { controlCpuMsPerUnit: (block.controlCpuMsPerUnit ?? 0) * 0.88 } : {},
+      ),
+    );
+    assert.equal(verdict.relativeCpu?.flat, false);
+    assert.equal(verdict.flat, true);
   });
 
   it('fails CPU per action that grows with N, 1 % a block', () => {
