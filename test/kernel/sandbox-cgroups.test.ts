@@ -216,13 +216,19 @@ describe('a uid-0 action cannot reach cgroups outside its own (namespaces mode)'
   const victim = `victim-${process.pid}`;
   /** Runs the attack (test/helpers/hostile.c cgroup-escape) against a cgroup made beside the
    * action's on every hierarchy, and returns what it printed once the victim proved empty. */
-  async function attack(allow: readonly string[]): Promise<string> {
+  /** The attack with the seccomp entries `allow` allowed. `SETFCAP` kept too lets a nested
+   * user namespace map its uid 0 to the action's (without it the kernel refuses that map), so
+   * that what lies beyond, the cgroup namespace, is attacked too. */
+  async function attack(allow: readonly string[], setfcap = false): Promise<string> {
     const engine = await Engine.open({
       buildDirectory: build.path,
       isolation: {
         ...defaultIsolation,
         mode: 'namespaces',
         seccomp: { ...defaultIsolation.seccomp, allow },
+        keepCapabilities: setfcap
+          ? [...defaultIsolation.keepCapabilities, 'SETFCAP']
+          : defaultIsolation.keepCapabilities,
       },
       cgroups: { tree, limits },
     });
@@ -256,7 +262,7 @@ describe('a uid-0 action cannot reach cgroups outside its own (namespaces mode)'
   leakFree(
     'in a nested user and cgroup namespace (user namespaces allowed), sees only its own cgroup',
     async () => {
-      const stdout = await attack(['user_namespaces']);
+      const stdout = await attack(['user_namespaces'], true);
       assert.match(stdout, /^userns$/m, stdout);
       assert.doesNotMatch(stdout, /joined-victim|killed-victim/, stdout);
       // Each mount the kernel allowed shows the action's own cgroup at its root: the victim,
@@ -266,9 +272,18 @@ describe('a uid-0 action cannot reach cgroups outside its own (namespaces mode)'
   );
 
   leakFree(
-    'cannot lift its own limits, user namespaces allowed',
+    'in a nested user namespace (user namespaces allowed), cannot map its uid 0 (no CAP_SETFCAP)',
     async () => {
       const stdout = await attack(['user_namespaces']);
+      assert.match(stdout, /^uid_map-refused EPERM$/m, stdout);
+      assert.doesNotMatch(stdout, /joined-victim|killed-victim/, stdout);
+    },
+  );
+
+  leakFree(
+    'cannot lift its own limits, user namespaces allowed',
+    async () => {
+      const stdout = await attack(['user_namespaces'], true);
       assert.doesNotMatch(stdout, /own-limit-lifted/, stdout);
     },
     {
