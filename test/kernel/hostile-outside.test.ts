@@ -8,7 +8,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { linkSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -111,24 +119,17 @@ for (const mode of modes) {
       assert.equal(now.ctimeMs, before.ctimeMs, "the host's /dev/null was chmod'ed");
     });
 
-    // The filter's refusal (the default); the action's own session keyring where the filter
-    // lets it use keys, and with no filter at all. A fresh session keyring is not enough there
-    // while the action is the host's uid 0: the user and user-session keyrings are per uid (and
-    // user namespace), and the action reaches the host root's through KEY_SPEC_USER_*.
+    // The filter's refusal (the default); where the filter lets it use keys, or with no filter
+    // at all, the action's own session keyring and its own user namespace: the user and
+    // user-session keyrings are per uid and user namespace, so KEY_SPEC_USER_* is its own.
     for (const [keys, seccomp] of [
       ['refused by the filter', defaultIsolation.seccomp],
       ['allowed by the filter', { enabled: true, allow: ['keys'] }],
       ['without a filter', { enabled: false, allow: [] }],
     ] as const) {
-      const hostRootKeyrings =
-        mode !== 'rootless' && keys !== 'refused by the filter'
-          ? {
-              todo: 'keys allowed, the action has the host root’s user keyrings: needs a user namespace per action (as 6b)',
-            }
-          : {};
       contained(
         `5. reads no key of the host’s root and plants none for other actions (keys ${keys})`,
-        hostRootKeyrings,
+        {},
         async () => {
           const secret = `chroot-runner-secret-${process.pid}-${suite.roots}`;
           const planted = `chroot-runner-planted-${process.pid}-${suite.roots}`;
@@ -210,6 +211,8 @@ for (const mode of modes) {
       const name = actionDirectory((root) => {
         // /dev/null's numbers: harmless where it opens; /dev/kmsg (1, 11) opens the same way.
         mknodat(null, join(root, 'shipped'), constants.S_IFCHR | 0o666, 1, 3);
+        // Writable by every uid whatever the umask: only nodev may refuse it.
+        chmodSync(join(root, 'shipped'), 0o666);
       });
       const stdout = await run(
         spec(mode, name, '(echo x > /shipped) 2>/dev/null && echo opened || echo refused'),
