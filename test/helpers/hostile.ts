@@ -11,6 +11,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -211,8 +212,10 @@ export class Swapper {
     for (const name of this.#names) {
       const path = join(this.#root, name);
       if (!existsSync(`${path}.away`)) continue;
-      // Killed after the rename away: the symlink (or nothing) is where the directory was.
-      rmSync(path, { force: true });
+      // Killed after the rename away: the symlink, nothing, or the empty directory a runner
+      // made for its missing mountpoint (createMountpoints) is where the directory was.
+      if (lstatSync(path, { throwIfNoEntry: false })?.isDirectory() === true) rmdirSync(path);
+      else rmSync(path, { force: true });
       renameSync(`${path}.away`, path);
     }
   }

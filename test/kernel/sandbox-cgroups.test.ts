@@ -2,7 +2,8 @@
 // v1 here, cgroup v2 in the guest (test/kernel/guest.test.ts). Each test proves that nothing of the
 // action's cgroup is left, nor a mount, fd, child or handle.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { CgroupTree } from '../../src/cgroups/index.js';
@@ -114,13 +115,10 @@ function leakFree(name: string, body: () => Promise<void>, options: { todo?: str
   });
 }
 
-/** Whether this process is chrooted (its root is not its init's), as the guest's runner is: the
- * kernel then refuses it new user namespaces (EPERM), which shared mode, which does not pivot,
- * would make for each action. */
-function runnerChrooted(): boolean {
-  const root = statSync('/');
-  const initRoot = statSync('/proc/1/root');
-  return root.dev !== initRoot.dev || root.ino !== initRoot.ino;
+/** Whether the kernel refuses this process new user namespaces, as it does the guest's runner,
+ * which runs chrooted (EPERM): shared mode, which does not pivot, would make one per action. */
+function userNamespacesRefused(): boolean {
+  return spawnSync('unshare', ['--user', 'true']).status !== 0;
 }
 
 for (const mode of ['namespaces', 'shared', 'none'] as const) {
@@ -130,7 +128,7 @@ for (const mode of ['namespaces', 'shared', 'none'] as const) {
     before(async () => {
       const { actionUserNamespace: _, ...withoutUserNamespace } = defaultIsolation;
       const isolation =
-        mode === 'shared' && runnerChrooted()
+        mode === 'shared' && userNamespacesRefused()
           ? { ...withoutUserNamespace, mode }
           : { ...defaultIsolation, mode };
       engine = await Engine.open({
