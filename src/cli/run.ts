@@ -98,7 +98,7 @@ async function run(argv: readonly string[], options: RunOptions): Promise<number
     process.stderr.write(`chroot-runner run: ${error.message}\n`);
     return exitStatusForError(error);
   } finally {
-    engine.close();
+    await engine.close();
     for (const signal of signals) process.off(signal, onSignal);
   }
 }
