@@ -33,6 +33,11 @@ export class NetworkNamespacePool {
       this.#pending.add(pending);
       void pending.finally(() => this.#pending.delete(pending));
     }
+    return this.settled();
+  }
+
+  /** Resolves once the creations under way succeeded or failed. */
+  settled(): Promise<void> {
     return Promise.all(this.#pending).then(() => {});
   }
 

@@ -29,8 +29,14 @@ export const network: Contribution = {
         },
       },
       usage: () => ({ preparedAhead: prepared !== undefined }),
-      // The child entered it: the namespace lives as long as the action's processes.
-      teardown: () => prepared?.close(),
+      // The child entered it: the namespace lives as long as the action's processes. The
+      // refill that the take started (on the other core, during the action) has landed
+      // before the result is returned, so that the next action finds one ready and the
+      // runner's open fds are the same after every action.
+      teardown: async () => {
+        prepared?.close();
+        await engine.networkNamespaces?.settled();
+      },
     };
   },
 };
