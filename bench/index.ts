@@ -53,23 +53,29 @@ function commaList(list: string): string {
     .join(',');
 }
 
+/** BENCH_SHORT=1: every contender and part, with fewer actions (the defaults below after
+ * the `short ?`), for a whole run in minutes rather than most of an hour; each BENCH_
+ * variable still overrides its own. */
+const short = process.env.BENCH_SHORT === '1';
+
 const settings = {
+  short,
   /** Measured actions per contender and concurrency, over all rounds. */
-  actions: count('BENCH_ACTIONS', 1000),
+  actions: count('BENCH_ACTIONS', short ? 300 : 1000),
   /** Interleaved rounds of the contenders; each Level pools its rounds' latencies. */
-  rounds: count('BENCH_ROUNDS', 3),
+  rounds: count('BENCH_ROUNDS', short ? 2 : 3),
   /** Unmeasured actions before each measurement. */
-  warmup: count('BENCH_WARMUP', 50),
+  warmup: count('BENCH_WARMUP', short ? 20 : 50),
   /** Unmeasured actions each Node runner's process runs once, before any measurement. */
-  processWarmup: count('BENCH_PROCESS_WARMUP', 2000),
+  processWarmup: count('BENCH_PROCESS_WARMUP', short ? 500 : 2000),
   /** Measured actions per point of the mount and heap scaling parts, over all rounds. */
-  scalingActions: count('BENCH_SCALING_ACTIONS', 600),
+  scalingActions: count('BENCH_SCALING_ACTIONS', short ? 120 : 600),
   /** Interleaved rounds of the scaling parts: each point is the median of its rounds'. */
-  scalingRounds: count('BENCH_SCALING_ROUNDS', 3),
+  scalingRounds: count('BENCH_SCALING_ROUNDS', short ? 2 : 3),
   concurrencies: (process.env.BENCH_CONCURRENCY ?? '1,12,64').split(',').map(Number),
   mountCounts: [0, 100, 1000],
   /** Runs of each command of the start-up part. */
-  startupRuns: count('BENCH_STARTUP_RUNS', 50),
+  startupRuns: count('BENCH_STARTUP_RUNS', short ? 20 : 50),
   /** Sandboxes in the pool of the warm floor. */
   warmPool: count('BENCH_WARM_POOL', 4),
   heapMegabytes: [50, 500],
