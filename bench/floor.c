@@ -446,7 +446,7 @@ static int namespaces_child(void *argument) {
   pivot_and_exec(action, root);
 }
 
-/* ---- per-action resources made by the runner: user namespace, cgroups ---- */
+/* ---- per-action resources made by the runner: the user namespace's id maps, cgroups ---- */
 
 /* The action's cgroup in each of the options' directories; its name in `name`. */
 static int make_cgroups(struct host *host, int fds[MAX_CGROUPS], char *name, size_t size) {
@@ -676,7 +676,7 @@ enum mode { MODE_RUN, MODE_EXEC };
 
 /* The phases of a run action, each summed over all actions. */
 enum phase {
-  PHASE_BEFORE_CLONE, /* log files, status pipe, user namespace, cgroups (cold) */
+  PHASE_BEFORE_CLONE, /* log files, status pipe, id maps' socket, cgroups (cold) */
   PHASE_CLONE,        /* clone until the child runs: the namespaces' creation (cold) */
   PHASE_MOUNTS,       /* the child's cgroup join, loopback, mount namespace and mounts (cold) */
   PHASE_TO_EXEC,      /* pivot_root to exec (cold); fds handed to the sandbox to its exec
