@@ -16,6 +16,17 @@ import type { SpecialFilesystems } from './types.js';
 
 const directory = constants.O_PATH | constants.O_DIRECTORY;
 
+/** The entries of the table that these settings provide and this host's kernel has (no mask
+ * of what it lacks). */
+export function plannedSpecialMounts(
+  filesystems: SpecialFilesystems,
+  host: HostResources,
+): SpecialMount[] {
+  return enabledSpecialMounts(filesystems).filter(
+    (entry) => entry.source.kind !== 'masked' || host.presentMasks.has(entry.at),
+  );
+}
+
 /** The step that opens a mountpoint of the input root: its failure is the request's. */
 export function mountpointStep(path: string): StepInfo {
   return { description: `open the mountpoint ${path} in the input root`, subject: 'inputRoot' };
@@ -67,11 +78,11 @@ export interface HostClones {
 /** One clone of the host's /dev/null per masked file the settings enable (a detached mount
  * is attached once), made by `cloneDevNull`. */
 function planFileMaskClones(
-  filesystems: SpecialFilesystems,
+  entries: readonly SpecialMount[],
   cloneDevNull: (info: StepInfo) => Slot,
 ): Map<string, Slot> {
   const clones = new Map<string, Slot>();
-  for (const entry of enabledSpecialMounts(filesystems)) {
+  for (const entry of entries) {
     if (entry.source.kind === 'masked' && entry.source.type === 'file') {
       clones.set(
         entry.at,
@@ -119,7 +130,10 @@ export function planHostClones(
       constants.OPEN_TREE_CLONE,
     );
   }
-  const fileMasks = planFileMaskClones(filesystems, cloneDevNullByHandle(plan, host));
+  const fileMasks = planFileMaskClones(
+    plannedSpecialMounts(filesystems, host),
+    cloneDevNullByHandle(plan, host),
+  );
   return { deviceNodes, temporaryDirectory: temporary, fileMasks };
 }
 
@@ -174,7 +188,7 @@ export function planUserNamespaceClones(
     plan.sameInode(info, found, plan.inherit(temporaryDirectory.fd.fd));
     temporary = plan.openTree(info, found, '', constants.OPEN_TREE_CLONE);
   }
-  const fileMasks = planFileMaskClones(filesystems, (info) =>
+  const fileMasks = planFileMaskClones(plannedSpecialMounts(filesystems, host), (info) =>
     plan.openTree(info, cwd, '/dev/null', constants.OPEN_TREE_CLONE),
   );
   return {
@@ -298,11 +312,12 @@ export function planSpecialFilesystems(
   plan: PlanBuilder,
   root: Slot,
   clones: HostClones,
+  host: HostResources,
   filesystems: SpecialFilesystems,
 ): void {
   planEntries(
     plan,
-    enabledSpecialMounts(filesystems),
+    plannedSpecialMounts(filesystems, host),
     (entry) =>
       plan.open(mountpointStep(`/${entry.at}`), root, entry.at, {
         flags: directory,
@@ -323,11 +338,10 @@ export function planProc(
   host: HostResources,
   filesystems: SpecialFilesystems,
 ): void {
-  const proc = enabledSpecialMounts(filesystems).filter((entry) => entry.enabledBy === 'proc');
-  const fileMasks = planFileMaskClones(
-    { ...filesystems, sys: false },
-    cloneDevNullByHandle(plan, host),
+  const proc = plannedSpecialMounts(filesystems, host).filter(
+    (entry) => entry.enabledBy === 'proc',
   );
+  const fileMasks = planFileMaskClones(proc, cloneDevNullByHandle(plan, host));
   const clones: HostClones = { deviceNodes: new Map(), temporaryDirectory: undefined, fileMasks };
   planEntries(plan, proc, () => target, clones, filesystems);
 }

@@ -20,11 +20,15 @@ import {
   symlinkat,
   withPath,
 } from '../../syscalls/index.js';
-import { mountDescription, mountpointStep, planProc } from '../filesystems.js';
+import {
+  mountDescription,
+  mountpointStep,
+  plannedSpecialMounts,
+  planProc,
+} from '../filesystems.js';
 import { runnerStep, SetupError, type StepInfo } from '../plan.js';
 import {
   emptyDirectoryFilesystem,
-  enabledSpecialMounts,
   isSpecialMountpoint,
   nameOf,
   parentOf,
@@ -121,7 +125,7 @@ class SharedMounts implements ActionResource {
     this.#mounts.push(root);
     this.root = root;
     const made = new Map<string, Mount>();
-    for (const entry of enabledSpecialMounts(filesystems)) {
+    for (const entry of plannedSpecialMounts(filesystems, host)) {
       const parentAt = parentOf(entry);
       const parent = parentAt === undefined ? root : made.get(parentAt);
       // Beneath /proc: bound and masked by the child, once it mounted the procfs.
