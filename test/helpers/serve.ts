@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { killProcesses, removeCgroupTree } from '../../src/cgroups/files.js';
+import { uniqueScope } from './cgroups.js';
 import { childProcesses, openFds, type ProcessState, processState } from './leaks.js';
 
 /** bin/chroot-runner.js of this checkout. */
@@ -134,7 +135,16 @@ export function writeServeConfiguration(
       grpcServers: [{ listenPaths: [socket], authenticationPolicy: { allow: {} } }],
       chrootIntoInputRoot: true,
       setTmpdirEnvironmentVariable: true,
-      chrootRunner: { isolation, ...chrootRunner },
+      chrootRunner: {
+        isolation,
+        ...chrootRunner,
+        // A prefix of this test's own: a serve's start-up sweeps only scopes with its prefix
+        // (of killed serves), never another suite's.
+        cgroups: {
+          scopePrefix: uniqueScope(name),
+          ...(chrootRunner.cgroups as Record<string, unknown> | undefined),
+        },
+      },
       ...extra,
     }),
   );
