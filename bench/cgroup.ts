@@ -87,8 +87,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    plain.close();
-    withCgroups.close();
+    await plain.close();
+    await withCgroups.close();
     tree.close();
     rmSync(path, { recursive: true, force: true });
   }
