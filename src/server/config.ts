@@ -196,20 +196,19 @@ const byteCount = integer(4096, Number.MAX_SAFE_INTEGER);
  * cgroup bounds all of them together. */
 const defaultMemoryLimitBytes = Math.floor(totalmem() / 2);
 
-/** Three quarters of the machine's memory for all actions together: the host keeps the rest. */
-const defaultScopeMemoryLimitBytes = Math.floor((totalmem() * 3) / 4);
-
-/** Half the kernel's pid space for all actions together: the host keeps the other half. */
-const defaultScopeProcessLimit = Math.floor(
-  Number(readFileSync('/proc/sys/kernel/pid_max', 'latin1').trim()) / 2,
-);
+/** What all of a runner's actions may use together by default: three quarters of the
+ * machine's memory and half the kernel's pid space; the host keeps the rest. */
+export const defaultScopeLimits = {
+  memoryMaxBytes: Math.floor((totalmem() * 3) / 4),
+  pidsMax: Math.floor(Number(readFileSync('/proc/sys/kernel/pid_max', 'latin1').trim()) / 2),
+};
 
 const cgroups = object({
   mode: optional(oneOf(['auto', 'required', 'off']), 'auto'),
   version: optional(oneOf(['auto', 'v1', 'v2']), 'auto'),
   scopePrefix: optional(string, 'chroot-runner'),
-  scopeMemoryLimitBytes: optional(byteCount, defaultScopeMemoryLimitBytes),
-  scopeProcessLimit: optional(integer(1, 4_194_304), defaultScopeProcessLimit),
+  scopeMemoryLimitBytes: optional(byteCount, defaultScopeLimits.memoryMaxBytes),
+  scopeProcessLimit: optional(integer(1, 4_194_304), defaultScopeLimits.pidsMax),
   memoryLimitBytes: optional(byteCount, defaultMemoryLimitBytes),
   memoryHighBytes: optional(byteCount),
   swapLimitBytes: optional(integer(0, Number.MAX_SAFE_INTEGER), 0),
