@@ -113,7 +113,7 @@ export const rootlessMode: IsolationStrategy = {
       constants.AT_RECURSIVE,
     );
     plan.moveMount(bind, root, cwd);
-    planSpecialFilesystems(plan, root, clones, settings.filesystems);
+    planSpecialFilesystems(plan, root, clones, host, settings.filesystems);
     // The id maps set the credentials.
     return { root, enter: pivotInto(root), credentialsSet: true };
   },
