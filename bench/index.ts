@@ -10,6 +10,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CgroupsUnavailable, type CgroupTree, openCgroupTree } from '../src/cgroups/index.js';
+import { defaultScopeLimits } from '../src/server/config.js';
 import { mountsBeneath } from '../test/helpers/leaks.js';
 import { latencySvg, renderPng } from './chart.js';
 import { inputRootOf, loadEngine } from './engine.js';
@@ -562,7 +563,11 @@ async function measureAll(
  * get no cgroup either. */
 function openFloorCgroups(): CgroupTree | undefined {
   try {
-    return openCgroupTree({ scope: `chroot-runner-bench-floor-${process.pid}`, version: 'auto' });
+    return openCgroupTree({
+      scopePrefix: 'chroot-runner-bench-floor',
+      version: 'auto',
+      scopeLimits: defaultScopeLimits,
+    });
   } catch (error) {
     if (error instanceof CgroupsUnavailable) return undefined;
     throw error;

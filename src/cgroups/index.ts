@@ -2,7 +2,8 @@
 // runner's cgroup offers the controllers, on the v1 hierarchies otherwise. See types.ts.
 import { isSystemError } from '../syscalls/index.js';
 import { type CgroupLayout, cgroupLayout } from './discovery.js';
-import type { CgroupTree } from './types.js';
+import { ownScopeName } from './scope.js';
+import type { CgroupTree, ScopeLimits } from './types.js';
 import { v1Tree } from './v1.js';
 import { v2Tree } from './v2.js';
 
@@ -13,11 +14,17 @@ export * from './types.js';
 export type CgroupVersionChoice = 'auto' | 1 | 2;
 
 export interface CgroupTreeOptions {
-  /** The directory beneath the runner's cgroup that holds its actions' cgroups: one runner's
-   * alone (sweep empties it). */
-  readonly scope: string;
+  /** The prefix of the name of the runner's scope, the cgroup beneath its own that holds its
+   * actions' cgroups (scope.ts): sweep removes only scopes with this prefix. */
+  readonly scopePrefix: string;
   readonly version: CgroupVersionChoice;
+  /** What all the runner's actions together may use. */
+  readonly scopeLimits: ScopeLimits;
 }
+
+/** What actions lose without a cgroup of their own, for serve's start-up warning and doctor. */
+export const lostWithoutCgroups =
+  'no per-action memory or process limits, no bound on all actions together, no exact accounting, no OOM reporting';
 
 /** Why the runner cannot give its actions cgroups, for errors and doctor. */
 export class CgroupsUnavailable extends Error {
@@ -43,15 +50,18 @@ export function chooseVersion(layout: CgroupLayout, choice: CgroupVersionChoice)
 
 /** Opens (creating its scope directories) the tree the runner makes actions' cgroups in. */
 export function openCgroupTree(options: CgroupTreeOptions): CgroupTree {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(options.scope)) {
-    throw new TypeError(`invalid cgroup scope name '${options.scope}'`);
+  const { scopePrefix, scopeLimits } = options;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(scopePrefix)) {
+    throw new TypeError(`invalid cgroup scope prefix '${scopePrefix}'`);
   }
   const layout = cgroupLayout();
+  const name = ownScopeName(scopePrefix);
   try {
     if (chooseVersion(layout, options.version) === 2 && layout.unified !== null) {
-      return v2Tree(layout.unified.directory, layout.unified.controllers, options.scope);
+      const { directory, controllers } = layout.unified;
+      return v2Tree(directory, controllers, scopePrefix, name, scopeLimits);
     }
-    return v1Tree(layout.v1, options.scope);
+    return v1Tree(layout.v1, scopePrefix, name, scopeLimits);
   } catch (error) {
     // Not delegated: an unprivileged runner on root's cgroups, or a read-only cgroupfs.
     if (isSystemError(error) && ['EACCES', 'EPERM', 'EROFS'].includes(error.code)) {

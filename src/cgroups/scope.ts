@@ -1,24 +1,123 @@
-// What both versions' trees do alike: the scope directory beneath the runner's cgroup that
-// holds its actions' cgroups, swept at start-up and removed at shutdown.
-import { rmdirSync } from 'node:fs';
+// What both versions' trees do alike: the scope, the runner's own cgroup beneath its cgroup
+// (on each hierarchy) that holds its actions' cgroups and bounds them together. Its name says
+// whose it is, `<prefix>.<pid namespace>.<pid>.<start time>`, so that a later runner can tell
+// the scope of one that was killed from a live one's: the process with that pid in that pid
+// namespace is gone, or started at another time (its pid was reused). Only names of that form
+// with the runner's own prefix are ever touched; a scope whose pid namespace is not the
+// sweeping runner's is left alone, as its /proc cannot say whether its owner lives.
+import { mkdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { isSystemError } from '../syscalls/index.js';
-import type { ActionCgroup, CgroupTree } from './types.js';
+import { childCgroups, removeCgroupTree } from './files.js';
+import type { CgroupTree } from './types.js';
+
+interface ScopeOwner {
+  readonly pidNamespace: string;
+  readonly pid: number;
+  /** Field 22 of /proc/<pid>/stat: clock ticks after boot at which the process started. */
+  readonly startTime: string;
+}
+
+/** The start time of process `pid`, or undefined when there is none. */
+function startTimeOf(pid: number | 'self'): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch (error) {
+    if (isSystemError(error, 'ENOENT') || isSystemError(error, 'ESRCH')) return undefined;
+    throw error;
+  }
+  // The command name (field 2) may hold spaces and parentheses: count after its last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+function ownOwner(): ScopeOwner {
+  const pidNamespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+  const startTime = startTimeOf('self');
+  if (pidNamespace === undefined || startTime === undefined) {
+    throw new Error('cannot read the pid namespace and start time of the runner from /proc');
+  }
+  return { pidNamespace, pid: process.pid, startTime };
+}
+
+/** The name of the scope this process owns, with `prefix`. */
+export function ownScopeName(prefix: string): string {
+  const { pidNamespace, pid, startTime } = ownOwner();
+  return `${prefix}.${pidNamespace}.${pid}.${startTime}`;
+}
+
+function escaped(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Whether `name` is a scope with `prefix` (or, `suffix`, a cgroup beside it) whose owner
+ * is certainly gone. */
+function isStale(name: string, prefix: string, suffix: string, own: ScopeOwner): boolean {
+  const match = new RegExp(
+    `^${escaped(prefix)}\\.(\\d+)\\.(\\d+)\\.(\\d+)(?:${escaped(suffix)})?$`,
+  ).exec(name);
+  if (match === null) return false;
+  const [, pidNamespace, pid, startTime] = match;
+  if (pidNamespace !== own.pidNamespace) return false;
+  return startTimeOf(Number(pid)) !== startTime;
+}
+
+/** Makes the scope's directories at `paths` (one per hierarchy) and sets its limits; what it
+ * made is removed again if anything fails. A scope of this name exists already only when
+ * this process opened a tree with the same prefix before. */
+export function makeScope(paths: readonly string[], setLimits: () => void): void {
+  const made: string[] = [];
+  try {
+    for (const path of paths) {
+      try {
+        mkdirSync(path);
+      } catch (error) {
+        if (!isSystemError(error, 'EEXIST')) throw error;
+        throw new Error(`this runner has a cgroup scope at ${path} already`, { cause: error });
+      }
+      made.push(path);
+    }
+    setLimits();
+  } catch (error) {
+    for (const path of made) removeCgroupTree(path);
+    throw error;
+  }
+}
 
 export interface ScopeBackend extends Omit<CgroupTree, 'sweep' | 'close'> {
-  /** Names of the cgroups in the scope now. */
-  leftovers(): string[];
-  /** The existing cgroup `name` in the scope. */
-  adopt(name: string): ActionCgroup;
+  /** The runner's cgroup on each hierarchy: where the scopes are. */
+  readonly parents: readonly string[];
+  /** The scope's prefix, and what the version may add to a scope's name for a cgroup beside
+   * it (v2's `.runner` leaf). */
+  readonly prefix: string;
+  readonly besideSuffix: string;
+  /** Kills every process in the cgroup `name` beneath each parent, and beneath those, and
+   * resolves once they have exited. */
+  killAll(name: string): Promise<void>;
 }
 
 export function scopeTree(backend: ScopeBackend): CgroupTree {
-  const { leftovers, adopt, ...tree } = backend;
+  const { parents, prefix, besideSuffix, killAll, ...tree } = backend;
   return {
     ...tree,
     async sweep() {
-      const names = leftovers();
-      for (const name of names) await adopt(name).remove();
-      return names;
+      const own = ownOwner();
+      const stale = [
+        ...new Set(
+          parents.flatMap((parent) =>
+            childCgroups(parent).filter((name) => isStale(name, prefix, besideSuffix, own)),
+          ),
+        ),
+      ].sort();
+      for (const name of stale) {
+        try {
+          await killAll(name);
+          for (const parent of parents) removeCgroupTree(`${parent}/${name}`);
+        } catch (error) {
+          // Another runner starting at the same time swept it first.
+          if (!isSystemError(error, 'ENOENT')) throw error;
+        }
+      }
+      return stale;
     },
     close() {
       for (const directory of backend.directories) {

@@ -19,6 +19,14 @@ export interface CgroupLimits {
   readonly cpuWeight: number | null;
 }
 
+/** Limits of the runner's scope: all its actions together. null leaves a limit unset. */
+export interface ScopeLimits {
+  /** memory.max (v2), memory.limit_in_bytes (v1). */
+  readonly memoryMaxBytes: number | null;
+  /** pids.max. */
+  readonly pidsMax: number | null;
+}
+
 /** Cumulative stall time of one resource (PSI, cgroup v2 only). */
 export interface PressureTotals {
   /** Microseconds in which at least one task stalled on the resource. */
@@ -81,7 +89,8 @@ export interface ActionCgroup {
   remove(): Promise<void>;
 }
 
-/** Where the runner makes its actions' cgroups: `<runner's cgroup>/<scope>/<action>`. */
+/** Where the runner makes its actions' cgroups: `<runner's cgroup>/<scope>/<action>`, the
+ * scope named as scope.ts says. */
 export interface CgroupTree {
   readonly version: 1 | 2;
   /** The scope directory on each hierarchy, for logs and doctor. */
@@ -91,8 +100,9 @@ export interface CgroupTree {
   /** Whether the OOM killer ends the whole action at once (memory.oom.group, v2). */
   readonly oomGroup: boolean;
   create(name: string, limits: CgroupLimits): ActionCgroup;
-  /** Kills and removes every cgroup in the scope: what a runner that crashed left. Call it at
-   * start-up, before any action runs. Returns the names it removed. */
+  /** Kills the processes of and removes the scopes (with the same prefix) of runners no
+   * longer running, and all beneath them: what a runner that was killed left. Returns the
+   * names of the scopes it removed. */
   sweep(): Promise<string[]>;
   /** Removes the scope directories (empty by then). */
   close(): void;

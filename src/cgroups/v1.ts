@@ -7,7 +7,6 @@ import { mkdirSync } from 'node:fs';
 import { openDirectory } from '../syscalls/index.js';
 import type { V1Controller } from './discovery.js';
 import {
-  childCgroups,
   killProcesses,
   readKeyed,
   readNumber,
@@ -15,8 +14,8 @@ import {
   removeCgroupTree,
   writeValue,
 } from './files.js';
-import { scopeTree } from './scope.js';
-import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage } from './types.js';
+import { makeScope, scopeTree } from './scope.js';
+import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage, ScopeLimits } from './types.js';
 
 const cfsPeriodMicroseconds = 100_000;
 
@@ -136,36 +135,55 @@ class V1ActionCgroup implements ActionCgroup {
   }
 }
 
-/** The v1 tree beneath the runner's cgroup on each hierarchy in `hierarchies`. */
-export function v1Tree(hierarchies: ReadonlyMap<V1Controller, string>, scope: string): CgroupTree {
-  const scopes = new Map<V1Controller, string>();
-  for (const [controller, directory] of hierarchies)
-    scopes.set(controller, `${directory}/${scope}`);
+/** The v1 tree: the scope `name` beneath the runner's cgroup on each hierarchy in
+ * `hierarchies`, bounded by `scopeLimits`. */
+export function v1Tree(
+  hierarchies: ReadonlyMap<V1Controller, string>,
+  prefix: string,
+  name: string,
+  scopeLimits: ScopeLimits,
+): CgroupTree {
+  const scopeOf = (scope: string): Map<V1Controller, string> =>
+    new Map(
+      [...hierarchies].map(([controller, directory]) => [controller, `${directory}/${scope}`]),
+    );
+  const scopes = scopeOf(name);
   const paths = [...new Set(scopes.values())];
-  for (const path of paths) mkdirSync(path, { recursive: true });
-  const cgroupOf = (name: string): V1ActionCgroup => {
-    const directories = new Map<V1Controller, string>();
-    for (const [controller, path] of scopes) directories.set(controller, `${path}/${name}`);
-    return new V1ActionCgroup(name, directories);
-  };
+  makeScope(paths, () => {
+    const memory = scopes.get('memory');
+    if (memory !== undefined && scopeLimits.memoryMaxBytes !== null) {
+      writeValue(`${memory}/memory.limit_in_bytes`, String(scopeLimits.memoryMaxBytes));
+    }
+    const pids = scopes.get('pids');
+    if (pids !== undefined && scopeLimits.pidsMax !== null) {
+      writeValue(`${pids}/pids.max`, String(scopeLimits.pidsMax));
+    }
+  });
   return scopeTree({
     version: 1,
     directories: paths,
     killsAtomically: false,
     oomGroup: false,
-    create(name, limits) {
+    parents: [...new Set(hierarchies.values())],
+    prefix,
+    besideSuffix: '',
+    killAll(scope) {
+      const stale = scopeOf(scope);
+      const pids = stale.get('pids');
+      return killProcesses([...new Set(stale.values())], undefined, pids && `${pids}/pids.max`);
+    },
+    create(action, limits) {
       const made: string[] = [];
       try {
         for (const path of paths) {
-          mkdirSync(`${path}/${name}`);
-          made.push(`${path}/${name}`);
+          mkdirSync(`${path}/${action}`);
+          made.push(`${path}/${action}`);
         }
-        const cgroup = cgroupOf(name);
+        const directories = new Map<V1Controller, string>();
+        for (const [controller, path] of scopes) directories.set(controller, `${path}/${action}`);
+        const cgroup = new V1ActionCgroup(action, directories);
         try {
-          setLimits(
-            (controller) => scopes.get(controller) && `${scopes.get(controller)}/${name}`,
-            limits,
-          );
+          setLimits((controller) => directories.get(controller), limits);
         } catch (error) {
           for (const handle of cgroup.joinDirectories) handle.close();
           throw error;
@@ -176,7 +194,5 @@ export function v1Tree(hierarchies: ReadonlyMap<V1Controller, string>, scope: st
         throw error;
       }
     },
-    leftovers: () => [...new Set(paths.flatMap(childCgroups))],
-    adopt: cgroupOf,
   });
 }

@@ -13,7 +13,6 @@ import {
 } from '../syscalls/index.js';
 import { v2Controllers } from './discovery.js';
 import {
-  childCgroups,
   killProcesses,
   readKeyed,
   readNumber,
@@ -21,14 +20,18 @@ import {
   removeCgroupTree,
   writeValue,
 } from './files.js';
-import { scopeTree } from './scope.js';
+import { makeScope, scopeTree } from './scope.js';
 import type {
   ActionCgroup,
   CgroupLimits,
   CgroupTree,
   CgroupUsage,
   PressureTotals,
+  ScopeLimits,
 } from './types.js';
+
+/** The name of the leaf the runner moves itself to, after its scope's. */
+const runnerLeafSuffix = '.runner';
 
 const cpuPeriodMicroseconds = 100_000;
 
@@ -161,23 +164,26 @@ function enableControllers(directory: string, controllers: readonly string[]): v
   }
 }
 
-/** The v2 tree at `<runner's cgroup>/<scope>`. A cgroup other than the namespace's root
- * cannot both hold processes and give its children controllers (EBUSY): the runner then
- * moves itself into a leaf `<scope>.runner` beside the scope, as systemd's DelegateSubgroup=
- * does; any other process in its cgroup makes that fail, and the error says so. */
+/** The v2 tree at `<runner's cgroup>/<name>`, bounded by `scopeLimits`. A cgroup other than
+ * the namespace's root cannot both hold processes and give its children controllers (EBUSY):
+ * the runner then moves itself into a leaf `<name>.runner` beside the scope, as systemd's
+ * DelegateSubgroup= does; any other process in its cgroup makes that fail, and the error
+ * says so. */
 export function v2Tree(
   runnerCgroup: string,
   offered: readonly string[],
-  scope: string,
+  prefix: string,
+  name: string,
+  scopeLimits: ScopeLimits,
 ): CgroupTree {
-  const controllers = v2Controllers.filter((name) => offered.includes(name));
+  const controllers = v2Controllers.filter((controller) => offered.includes(controller));
   // Where the runner's process is, for its actions' inits.
   let runnerHome = runnerCgroup;
   try {
     enableControllers(runnerCgroup, controllers);
   } catch (error) {
     if (!isSystemError(error, 'EBUSY')) throw error;
-    const leaf = `${runnerCgroup}/${scope}.runner`;
+    const leaf = `${runnerCgroup}/${name}${runnerLeafSuffix}`;
     runnerHome = leaf;
     mkdirSync(leaf, { recursive: true });
     writeValue(`${leaf}/cgroup.procs`, String(process.pid));
@@ -191,30 +197,44 @@ export function v2Tree(
       );
     }
   }
-  const directory = `${runnerCgroup}/${scope}`;
-  mkdirSync(directory, { recursive: true });
-  enableControllers(directory, controllers);
+  const directory = `${runnerCgroup}/${name}`;
+  makeScope([directory], () => {
+    if (scopeLimits.memoryMaxBytes !== null) {
+      writeValue(`${directory}/memory.max`, String(scopeLimits.memoryMaxBytes));
+    }
+    if (scopeLimits.pidsMax !== null) {
+      writeValue(`${directory}/pids.max`, String(scopeLimits.pidsMax));
+    }
+    enableControllers(directory, controllers);
+  });
   // Write-only, Linux ≥ 5.14.
   const killsAtomically = existsSync(`${directory}/cgroup.kill`);
-  const cgroupOf = (name: string): V2ActionCgroup =>
-    new V2ActionCgroup(name, `${directory}/${name}`, killsAtomically, runnerHome);
   return scopeTree({
     version: 2,
     directories: [directory],
     killsAtomically,
     oomGroup: true,
-    create(name, limits) {
-      const path = `${directory}/${name}`;
+    parents: [runnerCgroup],
+    prefix,
+    besideSuffix: runnerLeafSuffix,
+    killAll(scope) {
+      const stale = `${runnerCgroup}/${scope}`;
+      return killProcesses(
+        [stale],
+        killsAtomically ? `${stale}/cgroup.kill` : undefined,
+        `${stale}/pids.max`,
+      );
+    },
+    create(action, limits) {
+      const path = `${directory}/${action}`;
       mkdirSync(path);
       try {
         setLimits(path, limits);
-        return cgroupOf(name);
+        return new V2ActionCgroup(action, path, killsAtomically, runnerHome);
       } catch (error) {
         removeCgroupTree(path);
         throw error;
       }
     },
-    leftovers: () => childCgroups(directory),
-    adopt: cgroupOf,
   });
 }

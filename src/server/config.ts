@@ -2,11 +2,10 @@
 // file evaluated as Jsonnet with every environment variable as an external variable, the result
 // parsed as protojson), plus the `chrootRunner` section of our own. docs/configuration.md
 // documents every key.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
-import type { CgroupLimits, CgroupVersionChoice } from '../cgroups/index.js';
+import type { CgroupLimits, CgroupVersionChoice, ScopeLimits } from '../cgroups/index.js';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
 import {
   defaultActionUserNamespace,
@@ -67,7 +66,8 @@ export interface CgroupConfiguration {
   /** Refuse to start when the runner cannot make cgroups (mode "required"). */
   readonly required: boolean;
   readonly version: CgroupVersionChoice;
-  readonly scope: string;
+  readonly scopePrefix: string;
+  readonly scopeLimits: ScopeLimits;
   readonly limits: CgroupLimits;
   /** exitStatus: as bb_runner (the signal), with oom_killed in the usage message;
    * resourceExhausted: the gRPC status RESOURCE_EXHAUSTED instead of a response. */
@@ -196,10 +196,19 @@ const byteCount = integer(4096, Number.MAX_SAFE_INTEGER);
  * cgroup bounds all of them together. */
 const defaultMemoryLimitBytes = Math.floor(totalmem() / 2);
 
+/** What all of a runner's actions may use together by default: three quarters of the
+ * machine's memory and half the kernel's pid space; the host keeps the rest. */
+export const defaultScopeLimits = {
+  memoryMaxBytes: Math.floor((totalmem() * 3) / 4),
+  pidsMax: Math.floor(Number(readFileSync('/proc/sys/kernel/pid_max', 'latin1').trim()) / 2),
+};
+
 const cgroups = object({
   mode: optional(oneOf(['auto', 'required', 'off']), 'auto'),
   version: optional(oneOf(['auto', 'v1', 'v2']), 'auto'),
-  scope: optional(string),
+  scopePrefix: optional(string, 'chroot-runner'),
+  scopeMemoryLimitBytes: optional(byteCount, defaultScopeLimits.memoryMaxBytes),
+  scopeProcessLimit: optional(integer(1, 4_194_304), defaultScopeLimits.pidsMax),
   memoryLimitBytes: optional(byteCount, defaultMemoryLimitBytes),
   memoryHighBytes: optional(byteCount),
   swapLimitBytes: optional(integer(0, Number.MAX_SAFE_INTEGER), 0),
@@ -375,7 +384,7 @@ export function parseConfiguration(
     shutdownGracePeriodMs: runner.shutdownGracePeriod,
     maximumConcurrentRuns: runner.maximumConcurrentRuns,
     socketMode: runner.socketMode,
-    cgroups: cgroupConfiguration(runner.cgroups, parsed.buildDirectoryPath),
+    cgroups: cgroupConfiguration(runner.cgroups),
   };
 }
 
@@ -401,27 +410,22 @@ function checkActionIdRange(
   }
 }
 
-/** The default scope: one runner per build directory, as two runners cannot share one. */
-function defaultScope(buildDirectoryPath: string): string {
-  const digest = createHash('sha256').update(resolve(buildDirectoryPath)).digest('hex');
-  return `chroot-runner-${digest.slice(0, 16)}`;
-}
-
-function cgroupConfiguration(
-  parsed: ReturnType<typeof cgroups>,
-  buildDirectoryPath: string,
-): CgroupConfiguration | undefined {
+function cgroupConfiguration(parsed: ReturnType<typeof cgroups>): CgroupConfiguration | undefined {
   if (parsed.mode === 'off') return undefined;
-  const scope = parsed.scope ?? defaultScope(buildDirectoryPath);
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(scope)) {
+  const scopePrefix = parsed.scopePrefix;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(scopePrefix)) {
     throw new ConfigurationError(
-      `chrootRunner.cgroups.scope: expected a cgroup name (letters, digits, _ . -), got ${JSON.stringify(scope)}`,
+      `chrootRunner.cgroups.scopePrefix: expected a cgroup name (letters, digits, _ . -), got ${JSON.stringify(scopePrefix)}`,
     );
   }
   return {
     required: parsed.mode === 'required',
     version: parsed.version === 'auto' ? 'auto' : parsed.version === 'v1' ? 1 : 2,
-    scope,
+    scopePrefix,
+    scopeLimits: {
+      memoryMaxBytes: parsed.scopeMemoryLimitBytes,
+      pidsMax: parsed.scopeProcessLimit,
+    },
     limits: {
       memoryMaxBytes: parsed.memoryLimitBytes,
       memoryHighBytes: parsed.memoryHighBytes ?? null,

@@ -9,6 +9,7 @@ import {
   type CgroupLimits,
   CgroupsUnavailable,
   type CgroupTree,
+  lostWithoutCgroups,
   openCgroupTree,
 } from '../cgroups/index.js';
 import { grpcServiceDefinition, Health, Runner as RunnerService } from '../proto/index.js';
@@ -167,14 +168,19 @@ async function openActionCgroups(
   if (settings === undefined) return undefined;
   let tree: CgroupTree;
   try {
-    tree = openCgroupTree({ scope: settings.scope, version: settings.version });
+    tree = openCgroupTree(settings);
   } catch (error) {
     if (settings.required || !(error instanceof CgroupsUnavailable)) throw error;
-    logger.warn({ reason: error.message }, 'actions run without a cgroup of their own');
+    logger.warn(
+      { reason: error.message, lost: lostWithoutCgroups },
+      'actions run without a cgroup of their own',
+    );
     return undefined;
   }
   const swept = await tree.sweep();
-  if (swept.length > 0) logger.warn({ swept }, "cgroups of a previous runner's actions removed");
+  if (swept.length > 0) {
+    logger.warn({ swept }, 'cgroup scopes of runners no longer running removed');
+  }
   return { tree, limits: settings.limits, oomReporting: settings.oomReporting };
 }
 

@@ -8,6 +8,7 @@ import {
   cgroupLayout,
   chooseVersion,
   openCgroupTree,
+  type ScopeLimits,
 } from '../../src/cgroups/index.js';
 
 export const MiB = 1024 * 1024;
@@ -24,7 +25,7 @@ export const limits: CgroupLimits = {
 
 let scopes = 0;
 
-/** A scope name no other test, here or in another engineer's suite, uses. */
+/** A scope prefix no other test, here or in another engineer's suite, uses. */
 export function uniqueScope(label: string): string {
   scopes += 1;
   return `chroot-runner-test-${label}-${process.pid}-${scopes}`;
@@ -41,8 +42,11 @@ export const needsCgroups: string | false = (() => {
   }
 })();
 
-export function openTestTree(label: string): CgroupTree {
-  return openCgroupTree({ scope: uniqueScope(label), version: 'auto' });
+/** No bound on all the tree's actions together, unless a test gives one. */
+export const unboundedScope: ScopeLimits = { memoryMaxBytes: null, pidsMax: null };
+
+export function openTestTree(label: string, scopeLimits = unboundedScope): CgroupTree {
+  return openCgroupTree({ scopePrefix: uniqueScope(label), version: 'auto', scopeLimits });
 }
 
 /** Closes the tree and asserts that none of its directories is left. */

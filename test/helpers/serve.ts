@@ -2,10 +2,12 @@
 // collected so that tests can wait for events (serving, an action's end) instead of sleeping.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { killProcesses, removeCgroupTree } from '../../src/cgroups/files.js';
+import { isSystemError } from '../../src/syscalls/index.js';
+import { uniqueScope } from './cgroups.js';
 import { childProcesses, openFds, type ProcessState, processState } from './leaks.js';
 
 /** bin/chroot-runner.js of this checkout. */
@@ -96,9 +98,13 @@ export class ServeProcess {
     const serving = this.logs.find((line) => line.msg === 'serving');
     const cgroups = serving?.cgroups as { directories: string[] } | null | undefined;
     for (const directory of cgroups?.directories ?? []) {
-      if (!existsSync(directory)) continue;
-      await killProcesses([directory], undefined);
-      removeCgroupTree(directory);
+      try {
+        await killProcesses([directory], undefined);
+        removeCgroupTree(directory);
+      } catch (error) {
+        // Gone: a serve with the same scope prefix swept it at its start-up.
+        if (!isSystemError(error, 'ENOENT')) throw error;
+      }
     }
   }
 }
@@ -134,7 +140,16 @@ export function writeServeConfiguration(
       grpcServers: [{ listenPaths: [socket], authenticationPolicy: { allow: {} } }],
       chrootIntoInputRoot: true,
       setTmpdirEnvironmentVariable: true,
-      chrootRunner: { isolation, ...chrootRunner },
+      chrootRunner: {
+        isolation,
+        ...chrootRunner,
+        // A prefix of this test's own: a serve's start-up sweeps only scopes with its prefix
+        // (of killed serves), never another suite's.
+        cgroups: {
+          scopePrefix: uniqueScope(name),
+          ...(chrootRunner.cgroups as Record<string, unknown> | undefined),
+        },
+      },
       ...extra,
     }),
   );

@@ -3,11 +3,29 @@
 // does, by writing "0" to cgroup.procs, here from a shell before it execs the workload.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import type { ActionCgroup, CgroupTree, CgroupUsage } from '../../src/cgroups/index.js';
+import { readKeyed } from '../../src/cgroups/files.js';
+import {
+  type ActionCgroup,
+  type CgroupTree,
+  type CgroupUsage,
+  openCgroupTree,
+} from '../../src/cgroups/index.js';
 import { openHandleCount } from '../../src/syscalls/index.js';
-import { closeAndAssertGone, limits, MiB, needsCgroups, openTestTree } from '../helpers/cgroups.js';
+import {
+  closeAndAssertGone,
+  limits,
+  MiB,
+  needsCgroups,
+  openTestTree,
+  unboundedScope,
+  uniqueScope,
+} from '../helpers/cgroups.js';
+import { processesWithArgument, uniqueSleepDuration } from '../helpers/processes.js';
 
 interface Ran {
   readonly code: number | null;
@@ -54,6 +72,24 @@ function runIn(cgroup: ActionCgroup, script: string, argv: readonly string[] = [
   });
 }
 
+/** Forks children that sleep until a fork is refused, then prints how many it made. */
+const forkLoop = `exec python3 -c '
+import os, signal, sys
+n = 0
+while n < 1000:
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        break
+    if pid == 0:
+        os.close(1)
+        signal.pause()
+    n += 1
+print(n)'`;
+
+/** test/helpers/cgroup-owner.ts, compiled. */
+const owner = new URL('../helpers/cgroup-owner.js', import.meta.url).pathname;
+
 describe('the cgroup layer', { skip: needsCgroups }, () => {
   let tree: CgroupTree;
   let handles: number;
@@ -98,22 +134,7 @@ describe('the cgroup layer', { skip: needsCgroups }, () => {
     const cgroup = tree.create('forks', limits);
     try {
       // Every child sleeps; the loop ends at the first refused fork and reports the count.
-      const ran = await runIn(
-        cgroup,
-        `exec python3 -c '
-import os, signal, sys
-n = 0
-while n < 1000:
-    try:
-        pid = os.fork()
-    except BlockingIOError:
-        break
-    if pid == 0:
-        os.close(1)
-        signal.pause()
-    n += 1
-print(n)'`,
-      );
+      const ran = await runIn(cgroup, forkLoop);
       assert.equal(ran.code, 0);
       // pids.max counts the forking process too.
       assert.equal(Number(ran.stdout), 31);
@@ -218,17 +239,75 @@ for _ in range(${rounds}):
       assert.ok(heavyTogether.pressure.cpu.someMicroseconds >= 0n);
   });
 
-  it('kills every process in a cgroup, and sweep removes what a crashed runner left', async () => {
-    const cgroup = tree.create('left', limits);
-    // A daemon that outlives the shell, as one an action started would outlive its init.
-    const ran = await runIn(
-      cgroup,
-      'sleep 1000 > /dev/null 2>&1 & sleep 1000 > /dev/null 2>&1 & echo started',
-    );
-    assert.equal(ran.stdout, 'started\n');
-    const { joinDirectories, initMoves } = cgroup;
-    for (const handle of [...joinDirectories, ...Object.values(initMoves ?? {})]) handle.close();
-    assert.deepEqual(await tree.sweep(), ['left']);
-    assert.deepEqual(await tree.sweep(), []);
+  it("sweeps a SIGKILLed owner's scope, its actions' cgroups and processes, not a live one's", async () => {
+    const scopePrefix = uniqueScope('owners');
+    const live = openCgroupTree({ scopePrefix, version: 'auto', scopeLimits: unboundedScope });
+    const liveAction = live.create('action-1', limits);
+    const mark = uniqueSleepDuration();
+    const killed = spawn(process.execPath, [owner, 'hold', scopePrefix, mark], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const [line] = (await once(
+        createInterface({ input: killed.stdout as NodeJS.ReadableStream }),
+        'line',
+      )) as [string];
+      const { directories } = JSON.parse(line) as { directories: string[] };
+      killed.kill('SIGKILL');
+      await once(killed, 'exit');
+      // What the killed owner left: its scope, its action's cgroup and the sleep in it.
+      const sleeping = processesWithArgument(mark);
+      assert.equal(sleeping.length, 1);
+      for (const directory of directories) {
+        assert.ok(readdirSync(`${directory}/action-1`).includes('cgroup.procs'), directory);
+      }
+      const sweeper = spawn(process.execPath, [owner, 'sweep', scopePrefix], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let output = '';
+      sweeper.stdout?.setEncoding('utf8').on('data', (text: string) => {
+        output += text;
+      });
+      const [code] = await once(sweeper, 'close');
+      assert.equal(code, 0);
+      assert.deepEqual(JSON.parse(output), [basename(directories[0] ?? '')]);
+      for (const directory of directories) assert.equal(existsSync(directory), false, directory);
+      assert.deepEqual(processesWithArgument(mark), []);
+      // The live owner's scope and action cgroup are untouched.
+      for (const directory of live.directories) assert.ok(existsSync(`${directory}/action-1`));
+    } finally {
+      killed.kill('SIGKILL');
+      await liveAction.remove();
+      closeAndAssertGone(live);
+    }
+  });
+
+  it("bounds all actions together at the scope's pids.max and memory limit", async () => {
+    const bounded = openTestTree('bounded', { memoryMaxBytes: 512 * MiB, pidsMax: 40 });
+    const first = bounded.create('first', limits);
+    const second = bounded.create('second', limits);
+    try {
+      const scope = (controller: string): string =>
+        bounded.directories.find((directory) => directory.includes(`/${controller}`)) ??
+        bounded.directories[0] ??
+        '';
+      const memoryFile = bounded.version === 2 ? 'memory.max' : 'memory.limit_in_bytes';
+      assert.equal(readFileSync(`${scope('memory')}/${memoryFile}`, 'utf8'), `${512 * MiB}\n`);
+      // Each loop's children stay until the cgroup is removed: the first holds 31 of the
+      // scope's 40 (its own limit, 32, less itself), so the second, with itself, gets 8.
+      const firstLoop = await runIn(first, forkLoop);
+      const secondLoop = await runIn(second, forkLoop);
+      assert.equal(firstLoop.code, 0);
+      assert.equal(secondLoop.code, 0);
+      assert.deepEqual([Number(firstLoop.stdout), Number(secondLoop.stdout)], [31, 8]);
+      // The refused fork counts in the forking action's pids.events on v1 and cgroup2 before
+      // 6.12, in the scope's (whose limit it hit) on cgroup2 since.
+      const scopeHits = readKeyed(`${scope('pids')}/pids.events`).get('max') ?? 0n;
+      assert.ok(second.usage().pidsLimitHits + Number(scopeHits) >= 1, 'no refused fork counted');
+    } finally {
+      await first.remove();
+      await second.remove();
+      closeAndAssertGone(bounded);
+    }
   });
 });

@@ -16,6 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { lostWithoutCgroups } from '../../src/cgroups/index.js';
 import {
   type CheckResult as Check,
   decodeCapabilities,
@@ -199,6 +200,13 @@ describe('chroot-runner doctor', () => {
       assert.equal(report.checks.namespaces?.status, 'unavailable');
       assert.equal(report.checks.userNamespaces?.status, 'ok');
       assert.equal(report.checks.procInUserNamespace?.status, 'ok');
+      // This host's cgroups are root's: a rootless runner's actions get none, and doctor
+      // names what they lose.
+      assert.equal(report.checks.cgroup?.status, 'unavailable');
+      assert.ok(
+        report.checks.cgroup?.detail.endsWith(lostWithoutCgroups),
+        report.checks.cgroup?.detail,
+      );
     },
   );
 

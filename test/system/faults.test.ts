@@ -17,7 +17,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { create, fromBinary, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
@@ -421,9 +421,10 @@ for (const mode of ['namespaces', 'shared'] as const) {
           );
         const second = await ServeProcess.start(['--config', file]);
         const sweptCgroups = await second.waitForLog(
-          (line) => line.msg === "cgroups of a previous runner's actions removed",
+          (line) => line.msg === 'cgroup scopes of runners no longer running removed',
         );
-        assert.deepEqual(sweptCgroups.swept, ['action-1']);
+        assert.deepEqual(sweptCgroups.swept, [...new Set(scopes.map((scope) => basename(scope)))]);
+        for (const scope of scopes) assert.equal(existsSync(scope), false, `cgroup left: ${scope}`);
         if (mode === 'shared') {
           const swept = await second.waitForLog(
             (line) => line.msg === 'stale mounts of a previous runner detached',

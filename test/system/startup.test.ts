@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
+import { lostWithoutCgroups } from '../../src/cgroups/index.js';
 import type { CheckResult, ModeSupport } from '../../src/doctor/index.js';
 import { parseConfiguration } from '../../src/server/config.js';
 import { withAlternatives } from '../../src/server/preflight.js';
@@ -178,6 +179,32 @@ describe('start-up failures', { skip: needsRoot }, () => {
 });
 
 describe('start-up warnings', { skip: needsRoot }, () => {
+  it('a rootless serve without a delegated cgroup warns what its actions lose, and serves', async () => {
+    const state = processState();
+    const build = makeUnprivilegedBuildDirectory();
+    try {
+      const { file } = writeServeConfiguration(build.path, 'rootless', 'rootless');
+      execFileSync('chown', ['-R', '65534:65534', build.path]);
+      // This host's cgroups are root's (cgroup v1): uid 65534 may make none beneath its own.
+      const serve = await ServeProcess.start(
+        ['--config', file],
+        [...unprivileged, process.execPath, binary],
+      );
+      try {
+        const warned = await serve.waitForLog(
+          (line) => line.msg === 'actions run without a cgroup of their own',
+        );
+        assert.equal(warned.lost, lostWithoutCgroups);
+        assert.match(String(warned.reason), /may not make cgroups beneath its own/);
+      } finally {
+        assert.deepEqual(await serve.stop(), [0, null]);
+      }
+    } finally {
+      build.remove();
+    }
+    assertNothingLeft(state, []);
+  });
+
   it('a socket directory any user could replace the socket in: serve warns, and serves', async () => {
     const state = processState();
     const build = makeBuildDirectory();

@@ -2,7 +2,7 @@
 // path, Jsonnet, and every example of docs/configuration.md.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { defaultCapabilities } from '../../src/sandbox/capabilities.js';
@@ -41,6 +41,28 @@ function codeBlocks(markdown: string, language: string): string[] {
 }
 
 describe('configuration', () => {
+  it('bounds all actions together by default, and takes a scope prefix', () => {
+    const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    const cgroups = parseConfiguration(minimal).cgroups;
+    assert.equal(cgroups?.scopePrefix, 'chroot-runner');
+    assert.deepEqual(cgroups?.scopeLimits, {
+      memoryMaxBytes: Math.floor((totalmem() * 3) / 4),
+      pidsMax: Math.floor(pidMax / 2),
+    });
+    const configured = parseConfiguration({
+      ...minimal,
+      chrootRunner: {
+        cgroups: { scopePrefix: 'ci', scopeMemoryLimitBytes: 2 ** 30, scopeProcessLimit: 500 },
+      },
+    }).cgroups;
+    assert.equal(configured?.scopePrefix, 'ci');
+    assert.deepEqual(configured?.scopeLimits, { memoryMaxBytes: 2 ** 30, pidsMax: 500 });
+    rejects(
+      { ...minimal, chrootRunner: { cgroups: { scopePrefix: '../up' } } },
+      /^chrootRunner\.cgroups\.scopePrefix: expected a cgroup name/,
+    );
+  });
+
   it('fills in defaults for a minimal bb_runner configuration', () => {
     const configuration = parseConfiguration(minimal);
     assert.equal(configuration.buildDirectoryPath, '/worker/build');

@@ -1,9 +1,13 @@
 import { accessSync, constants } from 'node:fs';
-import { type CgroupLayout, cgroupLayout, chooseVersion } from '../../cgroups/index.js';
+import {
+  type CgroupLayout,
+  cgroupLayout,
+  chooseVersion,
+  lostWithoutCgroups,
+} from '../../cgroups/index.js';
 import { type DoctorCheck, ok } from '../check.js';
 
-const lost =
-  'actions run without a cgroup of their own: no per-action memory or process limits, accounting or OOM reporting';
+const lost = `actions run without a cgroup of their own: ${lostWithoutCgroups}`;
 
 /** Whether actions can get a cgroup of their own: a cgroup the runner may make sub-cgroups
  * in, on v2 with the memory and pids controllers, or on the v1 hierarchies. */
