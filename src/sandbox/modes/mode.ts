@@ -4,7 +4,7 @@
 import type { HostResources } from '../host.js';
 import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
-import type { ActionSpec, IsolationSettings } from '../types.js';
+import type { ActionSpec, Credentials, IsolationSettings } from '../types.js';
 import type { HostFindings, Requirement } from './requirements.js';
 
 /** What a mode's part of the plan gets. */
@@ -27,6 +27,8 @@ export interface PlannedRoot {
   readonly children?: Slot;
   /** The mode's user namespace maps already made the action's credentials. */
   readonly credentialsSet?: boolean;
+  /** The ids the child switches to, when the mode decides them (rootless mode's range). */
+  readonly credentials?: Credentials;
 }
 
 /** What a mode holds for the engine's lifetime. */
