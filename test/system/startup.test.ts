@@ -218,6 +218,37 @@ describe('start-up warnings', { skip: needsRoot }, () => {
   });
 });
 
+describe('start-up warnings: chrootIntoInputRoot', { skip: needsRoot }, () => {
+  it('false (bb_runner’s default): serve warns what the action sees, and serves; true: no warning', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    try {
+      const warning =
+        /^chrootIntoInputRoot is false, so every action runs in the runner's own file system: .*other actions/;
+      const file = configuration(build, { chrootIntoInputRoot: false });
+      const checked = chrootRunner(['check-config', file]);
+      assert.equal(checked.status, 0, checked.stdout);
+      assert.match(checked.stdout, /^It would warn:$/m);
+      assert.match(checked.stdout, /chrootIntoInputRoot is false/);
+      const serve = await ServeProcess.start(['--config', file]);
+      try {
+        const logged = await serve.waitForLog((line) => line.msg === 'unsafe configuration');
+        assert.match(String(logged.problem), warning);
+        assert.match(String(logged.fix), /^set chrootIntoInputRoot: true/);
+        await serve.waitForLog((line) => line.msg === 'serving');
+      } finally {
+        assert.deepEqual(await serve.stop(), [0, null]);
+      }
+      const chrooted = chrootRunner(['check-config', configuration(build)]);
+      assert.equal(chrooted.status, 0, chrooted.stdout);
+      assert.doesNotMatch(chrooted.stdout, /It would warn/);
+    } finally {
+      build.remove();
+    }
+    assertNothingLeft(state, [build.path]);
+  });
+});
+
 /** A prefix for chrootRunner that runs it where the library `soname` (of the Debian package
  * `debianPackage`) cannot be loaded: in a mount namespace of its own with /dev/null bound over
  * the library. */
