@@ -13,6 +13,7 @@ import type { CheckResult, ModeSupport } from '../../src/doctor/index.js';
 import { parseConfiguration } from '../../src/server/config.js';
 import { withAlternatives } from '../../src/server/preflight.js';
 import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { chrootedPrefix } from '../helpers/chrooted.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 import { binary, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
 import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivileged.js';
@@ -174,6 +175,37 @@ describe('start-up failures', { skip: needsRoot }, () => {
     } finally {
       build.remove();
     }
+  });
+});
+
+describe('a runner the kernel refuses user namespaces to (chrooted)', { skip: needsRoot }, () => {
+  it('serve exits 2 in shared mode naming actionUserNamespace.enabled: false, serves with it; namespaces mode serves', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    const chroot = join(build.path, 'chroot');
+    mkdirSync(chroot);
+    try {
+      const prefix = chrootedPrefix(chroot);
+      const shared = writeServeConfiguration(build.path, 'shared', 'shared').file;
+      assertRefused(
+        chrootRunner(['serve', '--config', shared], prefix),
+        /cannot prepare the sandbox: the kernel refuses this runner a user namespace per action in shared mode \(unshare failed with EPERM .*Fix: .*set chrootRunner\.actionUserNamespace\.enabled: false/,
+      );
+      const optedOut = writeServeConfiguration(build.path, 'opted-out', 'shared', {
+        actionUserNamespace: { enabled: false },
+      }).file;
+      const namespaces = writeServeConfiguration(build.path, 'namespaces', 'namespaces').file;
+      for (const file of [optedOut, namespaces]) {
+        const serve = await ServeProcess.start(
+          ['--config', file],
+          [...prefix, process.execPath, binary],
+        );
+        assert.deepEqual(await serve.stop(), [0, null]);
+      }
+    } finally {
+      build.remove();
+    }
+    assertNothingLeft(state, [build.path]);
   });
 });
 

@@ -62,6 +62,11 @@ export interface IsolationStrategy {
   /** Whether the request's temporary directory appears at /tmp inside (TMPDIR=/tmp), rather
    * than at its host path. */
   temporaryDirectoryInside(settings: IsolationSettings): boolean;
+  /** Modes with actionUserNamespace: what the child does before it unshares the action's
+   * user namespace that changes whether the kernel grants one, for the engine's probe at open
+   * (namespaces mode enters a mount namespace of its own, so a chrooted runner does not
+   * matter to it). Nothing when absent. */
+  planUserNamespaceProbe?(plan: PlanBuilder, prepared: PreparedMode): void;
   /** Makes what every action of this mode needs beyond the host resources, once per engine. */
   prepare(): Promise<PreparedMode>;
   /** The mode's part of the child's plan: its namespaces (clone flags), its root and the
