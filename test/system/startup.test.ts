@@ -13,7 +13,7 @@ import type { CheckResult, ModeSupport } from '../../src/doctor/index.js';
 import { parseConfiguration } from '../../src/server/config.js';
 import { withAlternatives } from '../../src/server/preflight.js';
 import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
-import { chrootedPrefix } from '../helpers/chrooted.js';
+import { chrootedPrefix, inPrivateMountNamespace } from '../helpers/chrooted.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 import { binary, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
 import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivileged.js';
@@ -289,16 +289,7 @@ function withoutLibrary(soname: string, debianPackage: string): string[] {
     execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }),
   );
   assert.ok(found?.[1] !== undefined, `${debianPackage} is installed (test/install-packages.sh)`);
-  return [
-    'unshare',
-    '--mount',
-    '--propagation',
-    'private',
-    'sh',
-    '-c',
-    'mount --bind /dev/null "$0" && exec "$@"',
-    found[1],
-  ];
+  return inPrivateMountNamespace('mount --bind /dev/null "$0"', found[1]);
 }
 
 describe('without libjsonnet', { skip: needsRoot }, () => {
