@@ -11,7 +11,8 @@
         "native/exit-watch.c",
         "native/seccomp.c",
         "native/pidfd.c",
-        "native/jsonnet.c"
+        "native/jsonnet.c",
+        "native/network-namespace.c"
       ],
       "libraries": ["-ldl"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],

@@ -70,8 +70,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    plain.close();
-    withCgroups.close();
+    await plain.close();
+    await withCgroups.close();
     await tree.sweep();
     tree.close();
     rmSync(path, { recursive: true, force: true });

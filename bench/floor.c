@@ -11,8 +11,11 @@
  *       direct      exec /bin/true as PID 1 instead of the init
  *       inert       the input root's clone made nosuid and nodev
  *       network     a new network namespace, loopback up
- *       user        a user namespace of its own (uid and gid 0 inside are 65534 outside),
- *                   made ahead of the clone and entered last, after the mounts
+ *       user=MAP    a user namespace of its own, made as the engine makes it
+ *                   (src/sandbox/contributions/user-namespace.ts): unshared by the child
+ *                   after pivot_root, MAP (/proc's format, e.g. "0 1879048192 65536")
+ *                   written as its uid_map and gid_map by the parent while the child
+ *                   waits (so the clone is no vfork), then uid and gid 0 inside
  *       session     setsid: a new session, no controlling terminal
  *       keyring     a new session keyring, joined once the credentials are the action's
  *       seccomp=F   load the BPF program in file F (struct sock_filter[]) before exec
@@ -24,9 +27,10 @@
  *                   used once; an action takes one and does only what names its input
  *                   root (attach it, move the prepared mounts in, pivot, stdio, exec). An
  *                   action that finds the pool empty prepares its own sandbox.
- *   floor exec ACTIONS CONCURRENCY ARGV...
+ *   floor exec ACTIONS CONCURRENCY [fd3=FILE] ARGV...
  *     Launches ARGV (posix_spawn, a vfork-style clone) and waits, per action: how bubblewrap is
- *     measured without counting Node's own spawn.
+ *     measured without counting Node's own spawn. With fd3=FILE each launched process gets
+ *     FILE opened (read-only) on its fd 3: bwrap's --seccomp 3.
  *   floor mounts DIR COUNT
  *     Mounts a private tmpfs at DIR and COUNT small tmpfs beneath it, in the caller's mount
  *     namespace: the unrelated mounts of the mount-scaling part. `umount -l DIR` removes all.
@@ -74,17 +78,23 @@ extern char **environ;
 /* native/init.c's record of the action's exit code, the first of what it writes. */
 #define RECORD_EXITED 2
 #define MAX_CGROUPS 8
-/* The host ids uid and gid 0 of an action's user namespace are. */
-#define UNPRIVILEGED_ID 65534
 
 /* ---- what every action does, by option ---- */
 
 struct options {
-  int direct, inert, network, user, session, keyring, warm;
+  int direct, inert, network, session, keyring, warm;
+  const char *id_map; /* user=MAP, or NULL */
   struct sock_fprog seccomp; /* .len 0: none */
   const char *cgroups[MAX_CGROUPS];
   int cgroup_count;
 };
+
+/* The action's network namespace: made by its clone, as the engine does today. A network
+ * namespace made ahead (another way to get it) would change this and the child's loopback
+ * step only. */
+static int network_clone_flag(const struct options *options) {
+  return options->network ? CLONE_NEWNET : 0;
+}
 
 /* ---- raw syscalls, usable in a CLONE_VM child ---- */
 
@@ -209,8 +219,7 @@ struct host {
 struct action {
   const struct host *host;
   int stdout_fd, stderr_fd, status_fd;
-  int user_fd; /* the user namespace to enter, or -1 */
-  int in_session; /* setsid done already (a warm sandbox, ahead of the action) */
+  int id_maps_fd; /* the child's end of the id maps' handshake (option user), or -1 */
   int cgroup_fds[MAX_CGROUPS]; /* O_PATH on the action's cgroups, joined by the child */
   const char *step; /* the step that failed, read by the parent after the vfork */
   int error;        /* its errno */
@@ -252,8 +261,34 @@ static int write_text(int base, const char *path, const char *text) {
   return written == (ssize_t)strlen(text) ? 0 : -1;
 }
 
-/* The cgroup-related and namespace-related steps every child (cold or warm) does before its
- * mounts: into the action's cgroups, loopback up. */
+/* The handshake of the engine's OP_AWAIT_ID_MAPS (native/interpreter.c, native/spawn.c): the
+ * child asks for its maps with one byte and waits for the parent's errno (0: written). */
+static int await_id_maps(int fd) {
+  const char ready = 1;
+  int32_t reply;
+  if (write(fd, &ready, 1) != 1) return -1;
+  if (read(fd, &reply, sizeof reply) != (ssize_t)sizeof reply) {
+    errno = EPIPE;
+    return -1;
+  }
+  errno = reply;
+  return reply == 0 ? 0 : -1;
+}
+
+/* The parent's side: writes the child's uid_map and gid_map when it asks, and answers. */
+static int serve_id_maps(pid_t pid, int fd, const char *map) {
+  char request;
+  if (read(fd, &request, 1) != 1) return -1;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+  int32_t reply = write_text(AT_FDCWD, path, map) == 0 ? 0 : errno;
+  snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+  if (reply == 0 && write_text(AT_FDCWD, path, map) < 0) reply = errno;
+  return write(fd, &reply, sizeof reply) == (ssize_t)sizeof reply ? 0 : -1;
+}
+
+/* The steps every child (cold or warm) does before its mounts, in the engine's order: into
+ * the action's cgroups, a new session, loopback up. */
 static void enter_cgroups_and_network(struct action *action) {
   const struct options *options = action->host->options;
   for (int i = 0; i < options->cgroup_count; i++) {
@@ -261,6 +296,7 @@ static void enter_cgroups_and_network(struct action *action) {
   }
   /* Rooted at the action's cgroup: it sees itself at / and nothing above. */
   if (options->cgroup_count > 0) STEP("unshare(CLONE_NEWCGROUP)", unshare(CLONE_NEWCGROUP));
+  if (options->session) STEP("setsid", (int)setsid());
   if (options->network) STEP("bring loopback up", loopback_up());
 }
 
@@ -315,6 +351,12 @@ static _Noreturn void pivot_and_exec(struct action *action, int root) {
   STEP("fchdir(new root)", fchdir(root));
   STEP("pivot_root", (int)syscall(SYS_pivot_root, ".", "."));
   STEP("detach the old root", umount2(".", MNT_DETACH));
+  if (action->id_maps_fd >= 0) {
+    /* Every namespace and mount above stays owned by the runner's user namespace, out of
+     * the action's reach; only a process of that namespace may write the maps. */
+    STEP("unshare(CLONE_NEWUSER)", unshare(CLONE_NEWUSER));
+    STEP("await the id maps", await_id_maps(action->id_maps_fd));
+  }
   STEP("chdir(/)", chdir("/"));
 
   STEP("dup2(stdin)", dup2(stdin_fd, 0));
@@ -323,26 +365,23 @@ static _Noreturn void pivot_and_exec(struct action *action, int root) {
   STEP("dup2(status pipe)", dup2(action->status_fd, STATUS_FD));
   STEP("mark fds close-on-exec",
        (int)syscall(SYS_close_range, STATUS_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC));
-  if (options->session && !action->in_session) STEP("setsid", (int)setsid());
-  if (action->user_fd >= 0) {
-    /* Last of the namespaces: the mounts above are owned by the runner's user namespace,
-     * out of the action's reach. Entering resets the bounding set: dropped below. */
-    STEP("enter the user namespace", setns(action->user_fd, CLONE_NEWUSER));
-    STEP("setgroups", (int)syscall(SYS_setgroups, 0, NULL));
-    STEP("setresgid", (int)syscall(SYS_setresgid, 0, 0, 0));
-    STEP("setresuid", (int)syscall(SYS_setresuid, 0, 0, 0));
-  }
-  if (options->keyring) {
-    STEP("join a new session keyring",
-         (int)syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL));
-  }
   for (int cap = 0; cap <= host->last_cap; cap++) {
     if ((host->keep_caps >> cap & 1) == 0) {
       STEP("drop a capability from the bounding set", prctl(PR_CAPBSET_DROP, cap, 0, 0, 0));
     }
   }
+  if (action->id_maps_fd >= 0) {
+    /* The engine switches to the action's uid 0 (src/sandbox/setup.ts). */
+    STEP("setgroups", (int)syscall(SYS_setgroups, 0, NULL));
+    STEP("setresgid", (int)syscall(SYS_setresgid, 0, 0, 0));
+    STEP("setresuid", (int)syscall(SYS_setresuid, 0, 0, 0));
+  }
   STEP("set no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
   STEP("set the parent death signal", prctl(PR_SET_PDEATHSIG, SIGKILL));
+  if (options->keyring) {
+    STEP("join a new session keyring",
+         (int)syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL));
+  }
   if (options->seccomp.len > 0) {
     /* SPEC_ALLOW, as the engine: the host's speculation policy, not forced mitigations. */
     STEP("load the seccomp filter",
@@ -407,48 +446,7 @@ static int namespaces_child(void *argument) {
   pivot_and_exec(action, root);
 }
 
-/* ---- per-action resources made by the runner: user namespace, cgroups ---- */
-
-struct user_namespace_helper {
-  int pipe_read, pipe_write;
-};
-
-/* Lives in the new user namespace until its maps are written and the parent holds an fd on
- * it. */
-static int user_namespace_child(void *argument) {
-  struct user_namespace_helper *helper = argument;
-  char byte;
-  close(helper->pipe_write); /* its copy of the fd table has one: EOF needs it closed */
-  while (read(helper->pipe_read, &byte, 1) < 0 && errno == EINTR) {
-  }
-  _exit(0);
-}
-
-/* A new user namespace in which uid and gid 0 are UNPRIVILEGED_ID outside, as an fd. */
-static int make_user_namespace(char *stack) {
-  int release[2];
-  if (pipe2(release, O_CLOEXEC) < 0) return -1;
-  struct user_namespace_helper helper = {.pipe_read = release[0], .pipe_write = release[1]};
-  pid_t pid = clone(user_namespace_child, stack + CHILD_STACK_SIZE,
-                    CLONE_VM | CLONE_NEWUSER | SIGCHLD, &helper);
-  int fd = -1;
-  if (pid > 0) {
-    char path[64], map[64];
-    snprintf(map, sizeof map, "0 %d 1\n", UNPRIVILEGED_ID);
-    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
-    int mapped = write_text(AT_FDCWD, path, map) == 0;
-    snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
-    mapped = mapped && write_text(AT_FDCWD, path, map) == 0;
-    snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
-    if (mapped) fd = open(path, O_RDONLY | O_CLOEXEC);
-  }
-  int saved = errno;
-  close(release[1]);
-  if (pid > 0) waitpid(pid, NULL, 0);
-  close(release[0]);
-  errno = saved;
-  return fd;
-}
+/* ---- per-action resources made by the runner: the user namespace's id maps, cgroups ---- */
 
 /* The action's cgroup in each of the options' directories; its name in `name`. */
 static int make_cgroups(struct host *host, int fds[MAX_CGROUPS], char *name, size_t size) {
@@ -492,7 +490,6 @@ static int remove_cgroups(const struct host *host, int fds[MAX_CGROUPS], const c
 struct sandbox {
   pid_t pid;
   int socket;
-  int user_fd;
   int cgroup_fds[MAX_CGROUPS];
   char cgroup_name[64];
 };
@@ -500,7 +497,7 @@ struct sandbox {
 struct warm_child_argument {
   struct action action;
   int socket; /* the sandbox's end */
-  int keep[4 + MAX_CGROUPS]; /* fds the sandbox holds (socket, template, init, user namespace, cgroups), all others closed */
+  int keep[3 + MAX_CGROUPS]; /* fds the sandbox holds (socket, template, init, cgroups), all others closed */
   int keep_count;
 };
 
@@ -569,9 +566,6 @@ static int warm_child(void *argument) {
   STEP("set the parent death signal", prctl(PR_SET_PDEATHSIG, SIGKILL));
   STEP("close the runner's other fds", close_all_but(warm->keep, warm->keep_count));
   enter_cgroups_and_network(action);
-  /* A new session is the process's, not the action's: made ahead too. */
-  if (host->options->session) STEP("setsid", (int)setsid());
-  action->in_session = 1;
   STEP("setns(template)", setns(host->template_fd, CLONE_NEWNS));
   STEP("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
   /* The staging tmpfs over the template's root directory: proc, sys and dev are mounted
@@ -618,26 +612,23 @@ static int prepare_sandbox(struct host *host, struct sandbox *sandbox, char *sta
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) return -1;
   sandbox->socket = pair[0];
-  sandbox->user_fd = options->user ? make_user_namespace(stack) : -1;
-  if (options->user && sandbox->user_fd < 0) return -1;
   if (make_cgroups(host, sandbox->cgroup_fds, sandbox->cgroup_name,
                    sizeof sandbox->cgroup_name) < 0) {
     return -1;
   }
   struct warm_child_argument warm = {
-      .action = {.host = host, .user_fd = sandbox->user_fd},
+      .action = {.host = host, .id_maps_fd = options->id_map != NULL ? pair[1] : -1},
       .socket = pair[1],
       .keep = {pair[1], host->template_fd, host->init_fd},
       .keep_count = 3,
   };
-  if (sandbox->user_fd >= 0) warm.keep[warm.keep_count++] = sandbox->user_fd;
   for (int i = 0; i < options->cgroup_count; i++) {
     warm.action.cgroup_fds[i] = sandbox->cgroup_fds[i];
     warm.keep[warm.keep_count++] = sandbox->cgroup_fds[i];
   }
   sandbox->pid = clone(warm_child, stack + CHILD_STACK_SIZE,
                        CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-                           (options->network ? CLONE_NEWNET : 0) | SIGCHLD,
+                           network_clone_flag(options) | SIGCHLD,
                        &warm);
   int saved = errno;
   close(pair[1]);
@@ -647,7 +638,6 @@ static int prepare_sandbox(struct host *host, struct sandbox *sandbox, char *sta
 
 static void release_sandbox(const struct host *host, struct sandbox *sandbox) {
   close(sandbox->socket);
-  if (sandbox->user_fd >= 0) close(sandbox->user_fd);
   remove_cgroups(host, sandbox->cgroup_fds, sandbox->cgroup_name);
 }
 
@@ -686,7 +676,7 @@ enum mode { MODE_RUN, MODE_EXEC };
 
 /* The phases of a run action, each summed over all actions. */
 enum phase {
-  PHASE_BEFORE_CLONE, /* log files, status pipe, user namespace, cgroups (cold) */
+  PHASE_BEFORE_CLONE, /* log files, status pipe, id maps' socket, cgroups (cold) */
   PHASE_CLONE,        /* clone until the child runs: the namespaces' creation (cold) */
   PHASE_MOUNTS,       /* the child's cgroup join, loopback, mount namespace and mounts (cold) */
   PHASE_TO_EXEC,      /* pivot_root to exec (cold); fds handed to the sandbox to its exec
@@ -705,6 +695,7 @@ struct load {
   double *latencies_us;
   struct host host;  /* MODE_RUN */
   char **argv;       /* MODE_EXEC */
+  const char *fd3;   /* MODE_EXEC: a file opened on each launched process's fd 3, or NULL */
   uint64_t phase_ns[PHASES];
 };
 
@@ -760,11 +751,12 @@ static int reap(struct load *load, pid_t pid, int status_read, const struct acti
 static int run_cold_action(struct load *load, long index, char *stack, struct failure *failure) {
   const struct options *options = load->host.options;
   uint64_t start = now_ns();
-  struct action action = {.host = &load->host, .user_fd = -1};
+  struct action action = {.host = &load->host, .id_maps_fd = -1};
   int status_pipe[2] = {-1, -1};
+  int id_maps[2] = {-1, -1};
   char cgroup_name[64];
   if (open_action_files(load, index, &action, status_pipe) < 0 ||
-      (options->user && (action.user_fd = make_user_namespace(stack)) < 0) ||
+      (options->id_map != NULL && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, id_maps) < 0) ||
       make_cgroups(&load->host, action.cgroup_fds, cgroup_name, sizeof cgroup_name) < 0) {
     snprintf(failure->message, sizeof failure->message, "before the clone: %s",
              strerror(errno));
@@ -775,18 +767,30 @@ static int run_cold_action(struct load *load, long index, char *stack, struct fa
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   int pidfd = -1;
+  action.id_maps_fd = id_maps[1];
   uint64_t cloned = now_ns();
+  /* As the engine (native/spawn.c): no CLONE_VFORK when the parent writes the child's id
+   * maps while it waits; CLONE_VM either way. */
   pid_t pid = clone(namespaces_child, stack + CHILD_STACK_SIZE,
-                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWIPC |
-                        CLONE_NEWUTS | (options->network ? CLONE_NEWNET : 0) | SIGCHLD,
+                    CLONE_VM | (options->id_map != NULL ? 0 : CLONE_VFORK) | CLONE_PIDFD | CLONE_NEWPID |
+                        CLONE_NEWIPC | CLONE_NEWUTS | network_clone_flag(options) | SIGCHLD,
                     &action, &pidfd);
   int clone_errno = errno;
-  uint64_t execed = now_ns();
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  if (id_maps[1] >= 0) close(id_maps[1]);
+  if (pid > 0 && id_maps[0] >= 0) {
+    /* Then, as after a vfork, until the child's exec (or exit) closes its end: only then
+     * are the stack and `action` the parent's again. */
+    serve_id_maps(pid, id_maps[0], options->id_map);
+    char rest[16];
+    while (read(id_maps[0], rest, sizeof rest) > 0) {
+    }
+  }
+  if (id_maps[0] >= 0) close(id_maps[0]);
+  uint64_t execed = now_ns();
   close(status_pipe[1]);
   close(action.stdout_fd);
   close(action.stderr_fd);
-  if (action.user_fd >= 0) close(action.user_fd);
   if (pid < 0) {
     snprintf(failure->message, sizeof failure->message, "clone: %s", strerror(clone_errno));
     close(status_pipe[0]);
@@ -813,7 +817,7 @@ static int run_cold_action(struct load *load, long index, char *stack, struct fa
 /* One action in a warm sandbox: what names the input root is all that is left. */
 static int run_warm_action(struct load *load, long index, char *stack, struct failure *failure) {
   uint64_t start = now_ns();
-  struct action action = {.host = &load->host, .user_fd = -1};
+  struct action action = {.host = &load->host, .id_maps_fd = -1};
   struct sandbox sandbox;
   if (!take_sandbox(&sandbox) && prepare_sandbox(&load->host, &sandbox, stack) < 0) {
     snprintf(failure->message, sizeof failure->message, "prepare a sandbox: %s",
@@ -831,6 +835,11 @@ static int run_warm_action(struct load *load, long index, char *stack, struct fa
   int sent = root >= 0 && send_fds(sandbox.socket, fds) == 0;
   int saved = errno;
   for (int i = 0; i < 4; i++) close(fds[i]);
+  if (sent && load->host.options->id_map != NULL &&
+      serve_id_maps(sandbox.pid, sandbox.socket, load->host.options->id_map) < 0) {
+    sent = 0;
+    saved = errno;
+  }
   if (!sent) {
     snprintf(failure->message, sizeof failure->message, "hand the action over: %s",
              strerror(saved));
@@ -849,7 +858,11 @@ static int run_warm_action(struct load *load, long index, char *stack, struct fa
 
 static int run_exec_action(struct load *load, struct failure *failure) {
   pid_t pid;
-  int error = posix_spawn(&pid, load->argv[0], NULL, NULL, load->argv, environ);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (load->fd3 != NULL) posix_spawn_file_actions_addopen(&actions, 3, load->fd3, O_RDONLY, 0);
+  int error = posix_spawn(&pid, load->argv[0], &actions, NULL, load->argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
   if (error != 0) {
     snprintf(failure->message, sizeof failure->message, "posix_spawn %s: %s", load->argv[0],
              strerror(error));
@@ -919,7 +932,6 @@ static void stop_pool(struct host *host, pthread_t thread) {
     close(pool.ready[i].socket);
     waitpid(pool.ready[i].pid, NULL, 0);
     pool.ready[i].socket = -1;
-    if (pool.ready[i].user_fd >= 0) close(pool.ready[i].user_fd);
     remove_cgroups(host, pool.ready[i].cgroup_fds, pool.ready[i].cgroup_name);
   }
   pool.count = 0;
@@ -1013,9 +1025,9 @@ static int make_mounts(const char *directory, long count) {
 
 static int usage(void) {
   fprintf(stderr, "usage: floor run ROOT LOGS INIT ACTIONS CONCURRENCY [OPTION...]\n"
-                  "         OPTION: direct inert network user session keyring seccomp=FILE\n"
+                  "         OPTION: direct inert network user=MAP session keyring seccomp=FILE\n"
                   "                 cgroup=DIR warm=N\n"
-                  "       floor exec ACTIONS CONCURRENCY ARGV...\n"
+                  "       floor exec ACTIONS CONCURRENCY [fd3=FILE] ARGV...\n"
                   "       floor mounts DIR COUNT\n");
   return 2;
 }
@@ -1142,7 +1154,7 @@ static int parse_options(int count, char **arguments, struct options *options) {
     if (strcmp(option, "direct") == 0) options->direct = 1;
     else if (strcmp(option, "inert") == 0) options->inert = 1;
     else if (strcmp(option, "network") == 0) options->network = 1;
-    else if (strcmp(option, "user") == 0) options->user = 1;
+    else if (strncmp(option, "user=", 5) == 0) options->id_map = option + 5;
     else if (strcmp(option, "session") == 0) options->session = 1;
     else if (strcmp(option, "keyring") == 0) options->keyring = 1;
     else if (strncmp(option, "warm=", 5) == 0) options->warm = (int)parse_count(option + 5, "warm");
@@ -1173,6 +1185,11 @@ int main(int argc, char **argv) {
     static const struct options none;
     struct load load = {.mode = MODE_EXEC, .actions = parse_count(argv[2], "ACTIONS"),
                         .argv = &argv[4]};
+    if (strncmp(argv[4], "fd3=", 4) == 0) {
+      if (argc < 6) return usage();
+      load.fd3 = argv[4] + 4;
+      load.argv = &argv[5];
+    }
     load.host.options = &none;
     return run_load(&load, parse_count(argv[3], "CONCURRENCY"));
   }

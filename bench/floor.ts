@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { idMap } from '../src/sandbox/contributions/user-namespace.js';
 import { defaultIsolation } from '../src/sandbox/defaults.js';
 import { seccompProgram } from '../src/sandbox/seccomp.js';
 import { initExecutablePath } from '../src/syscalls/native.js';
@@ -51,17 +52,23 @@ export interface FloorPhases {
 
 /** The options of floor.c that make its actions do the kernel work of the engine's default
  * isolation (src/sandbox/defaults.ts): an inert root (nosuid, nodev), a session, a network
- * namespace and the seccomp filter (compiled as the engine compiles it, written to
- * `seccompFile`), and the session keyring only where that filter lets actions use keys. */
-export function floorOptions(seccompFile: string): string[] {
-  const { network, seccomp } = defaultIsolation;
+ * namespace, the action's user namespace (its id map as the engine writes it), the seccomp
+ * filter (compiled as the engine compiles it, written to `seccompFile`), the session keyring
+ * only where that filter lets actions use keys, and a cgroup per action in each of
+ * `cgroupDirectories` (serve's default where the host gives it cgroups). */
+export function floorOptions(seccompFile: string, cgroupDirectories: readonly string[]): string[] {
+  const { network, seccomp, actionUserNamespace } = defaultIsolation;
   const options = ['inert', 'session'];
   if (network) options.push('network');
+  if (actionUserNamespace !== undefined) {
+    options.push(`user=${idMap(actionUserNamespace, [0])}`);
+  }
   if (!seccomp.enabled || seccomp.allow.includes('keys')) options.push('keyring');
   if (seccomp.enabled) {
     writeFileSync(seccompFile, seccompProgram(seccomp));
     options.push(`seccomp=${seccompFile}`);
   }
+  for (const directory of cgroupDirectories) options.push(`cgroup=${directory}`);
   return options;
 }
 
@@ -117,16 +124,22 @@ export async function runFloor(
   }
 }
 
-/** `actions` runs of argv launched from C (vfork-style posix_spawn), `concurrency` threads.
- * The RSS reported is the largest launched process's (e.g. one bwrap), not the launcher's;
- * no runner CPU time is reported, as the launched process is both runner and action. */
+/** `actions` runs of argv launched from C (vfork-style posix_spawn), `concurrency` threads,
+ * each with `fd3` (a file) opened on its fd 3 when given. The RSS reported is the largest
+ * launched process's (e.g. one bwrap), not the launcher's; no runner CPU time is reported, as
+ * the launched process is both runner and action. */
 export async function runExec(
   executable: string,
   argv: readonly string[],
   actions: number,
   concurrency: number,
+  fd3?: string,
 ): Promise<Sample> {
-  const output = await load(executable, ['exec', String(actions), String(concurrency), ...argv]);
+  const output = await load(executable, [
+    ...['exec', String(actions), String(concurrency)],
+    ...(fd3 === undefined ? [] : [`fd3=${fd3}`]),
+    ...argv,
+  ]);
   return sample(concurrency, output, output.childPeakRssBytes, null);
 }
 

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CgroupsUnavailable, type CgroupTree, openCgroupTree } from '../src/cgroups/index.js';
 import { mountsBeneath } from '../test/helpers/leaks.js';
 import { latencySvg, renderPng } from './chart.js';
 import { inputRootOf, loadEngine } from './engine.js';
@@ -52,23 +53,29 @@ function commaList(list: string): string {
     .join(',');
 }
 
+/** BENCH_SHORT=1: every contender and part, with fewer actions (the defaults below after
+ * the `short ?`), for a whole run in minutes rather than most of an hour; each BENCH_
+ * variable still overrides its own. */
+const short = process.env.BENCH_SHORT === '1';
+
 const settings = {
+  short,
   /** Measured actions per contender and concurrency, over all rounds. */
-  actions: count('BENCH_ACTIONS', 1000),
+  actions: count('BENCH_ACTIONS', short ? 300 : 1000),
   /** Interleaved rounds of the contenders; each Level pools its rounds' latencies. */
-  rounds: count('BENCH_ROUNDS', 3),
+  rounds: count('BENCH_ROUNDS', short ? 2 : 3),
   /** Unmeasured actions before each measurement. */
-  warmup: count('BENCH_WARMUP', 50),
+  warmup: count('BENCH_WARMUP', short ? 20 : 50),
   /** Unmeasured actions each Node runner's process runs once, before any measurement. */
-  processWarmup: count('BENCH_PROCESS_WARMUP', 2000),
+  processWarmup: count('BENCH_PROCESS_WARMUP', short ? 500 : 2000),
   /** Measured actions per point of the mount and heap scaling parts, over all rounds. */
-  scalingActions: count('BENCH_SCALING_ACTIONS', 600),
+  scalingActions: count('BENCH_SCALING_ACTIONS', short ? 120 : 600),
   /** Interleaved rounds of the scaling parts: each point is the median of its rounds'. */
-  scalingRounds: count('BENCH_SCALING_ROUNDS', 3),
+  scalingRounds: count('BENCH_SCALING_ROUNDS', short ? 2 : 3),
   concurrencies: (process.env.BENCH_CONCURRENCY ?? '1,12,64').split(',').map(Number),
   mountCounts: [0, 100, 1000],
   /** Runs of each command of the start-up part. */
-  startupRuns: count('BENCH_STARTUP_RUNS', 50),
+  startupRuns: count('BENCH_STARTUP_RUNS', short ? 20 : 50),
   /** Sandboxes in the pool of the warm floor. */
   warmPool: count('BENCH_WARM_POOL', 4),
   heapMegabytes: [50, 500],
@@ -349,19 +356,25 @@ async function measureAll(
     }
     return { samples, floorPhases };
   };
-  const execRounds = (argv: readonly string[]) => async (actions: number) => {
+  const execRounds = (argv: readonly string[], fd3?: string) => async (actions: number) => {
     const samples: Sample[] = [];
     for (const concurrency of concurrencies) {
-      await runExec(floor, argv, warmup, concurrency);
-      samples.push(await runExec(floor, argv, actions, concurrency));
+      await runExec(floor, argv, warmup, concurrency, fd3);
+      samples.push(await runExec(floor, argv, actions, concurrency, fd3));
     }
     return { samples };
   };
-  const isolation = floorOptions(join(work, 'seccomp.bpf'));
+  // The floor's cgroups, where serve's default (cgroups.mode auto) would make its actions'.
+  const floorCgroups = openFloorCgroups();
+  const seccompFile = join(work, 'seccomp.bpf');
+  const isolation = floorOptions(seccompFile, floorCgroups?.directories ?? []);
+  // bwrap loads the same filter from its fd 3 (--seccomp 3), where the default has one.
+  const bwrapSeccomp = existsSync(seccompFile) ? seccompFile : undefined;
+  const bwrapArguments = hardenedBwrapArguments(root, bwrapSeccomp === undefined ? undefined : 3);
   const described = (options: readonly string[]) =>
     options.length === 0
       ? 'no option'
-      : `options ${options.map((option) => option.replace(/=.*/, '')).join(' ')}`;
+      : `options ${[...new Set(options.map((option) => option.replace(/=.*/s, '')))].join(' ')}`;
   const engine = await loadEngine();
   const engineMissing = typeof engine === 'string' ? engine : null;
   const serveAbsent = serveMissing();
@@ -380,7 +393,7 @@ async function measureAll(
     {
       contender: {
         name: 'floor',
-        description: `bench/floor.c (${described(isolation)}): the kernel work of the engine’s default isolation, step for step, in C: log files, clone(CLONE_VM, CLONE_VFORK) into new PID, IPC, UTS namespaces, a copy of an empty mount namespace with the input root attached, proc, sys, /dev mounts and nodes, pivot_root, caps, the engine’s own init (native/init.c) as PID 1, which forks and execs true, wait4; N C threads`,
+        description: `bench/floor.c (${described(isolation)}): the kernel work of serve’s default isolation, step for step, in C: log files, ${floorCgroups === undefined ? '' : 'a cgroup of its own on each hierarchy (made, joined, listed, removed; no limits written), '}clone(CLONE_VM) into new PID, IPC, UTS and network namespaces, a new session, loopback up, a copy of an empty mount namespace with the input root attached, proc, sys, /dev mounts and nodes, pivot_root, then a user namespace of its own whose id maps the parent writes while the child waits (no CLONE_VFORK then, as the engine), caps, uid 0 inside, the keyring where seccomp allows keys, the seccomp filter, the engine’s own init (native/init.c) as PID 1, which forks and execs true, wait4; N C threads`,
         rssOf: 'the C program',
       },
       measure: floorRounds(isolation),
@@ -426,11 +439,11 @@ async function measureAll(
     {
       contender: {
         name: 'bwrap',
-        description: `\`bwrap ${relative(hardenedBwrapArguments(root))}\` (hardened as our default isolation, as far as bwrap goes), launched from C (posix_spawn, N threads) so that no runner’s spawn is counted`,
+        description: `\`bwrap ${relative(bwrapArguments)}\` (hardened as our default isolation, as far as bwrap goes${bwrapSeccomp === undefined ? '' : '; fd 3 is our default’s seccomp filter, opened for each bwrap, which loads it without SECCOMP_FILTER_FLAG_SPEC_ALLOW: the kernel forces speculation mitigations on it'}), launched from C (posix_spawn, N threads) so that no runner’s spawn is counted`,
         rssOf: 'one bwrap process (the largest)',
       },
       missing: bwrap === undefined ? 'bwrap is not installed (Debian package bubblewrap)' : null,
-      measure: execRounds([bwrap as string, ...hardenedBwrapArguments(root)]),
+      measure: execRounds([bwrap as string, ...bwrapArguments], bwrapSeccomp),
     },
     {
       contender: {
@@ -524,6 +537,7 @@ async function measureAll(
   const heapScaling = selected('heap scaling')
     ? await measureHeapScaling(root, buildDirectory, engineMissing)
     : { skipped: 'not selected (BENCH_ONLY)' };
+  floorCgroups?.close();
   const ratioValues = ratios(contenders, heapScaling, mountScaling, startup);
   return {
     date: new Date().toISOString(),
@@ -542,6 +556,17 @@ async function measureAll(
     ratios: ratioValues,
     targets: targets(ratioValues),
   };
+}
+
+/** A cgroup tree as serve opens one by default, or undefined where serve's actions would
+ * get no cgroup either. */
+function openFloorCgroups(): CgroupTree | undefined {
+  try {
+    return openCgroupTree({ scope: `chroot-runner-bench-floor-${process.pid}`, version: 'auto' });
+  } catch (error) {
+    if (error instanceof CgroupsUnavailable) return undefined;
+    throw error;
+  }
 }
 
 /** One action's latency (concurrency 1) with 0, 100 and 1000 unrelated mounts in the

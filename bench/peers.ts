@@ -72,13 +72,15 @@ export function linuxSandboxArguments(root: string): string[] {
 
 /** bwrap with every kind of namespace (user, network with loopback up, PID, IPC, UTS, cgroup),
  * nested user namespaces refused, a new session, no capabilities, killed with its parent; the
- * input root bound at / (nosuid, nodev), a procfs, a /dev of its own and the host's /sys
- * read-only (bwrap cannot mount a sysfs). Our default's seccomp filter, session keyring and
- * cgroup have no bwrap equivalent here. */
-export function hardenedBwrapArguments(root: string): string[] {
+ * input root bound at / (bwrap's binds are nosuid, nodev), a procfs, a /dev of its own and the
+ * host's /sys read-only (bwrap cannot mount a sysfs); with `seccompFd`, our default's seccomp
+ * filter (the BPF program on that fd: bwrap's --seccomp). Our session keyring and cgroup have
+ * no bwrap equivalent. */
+export function hardenedBwrapArguments(root: string, seccompFd?: number): string[] {
   return [
     ...['--unshare-all', '--unshare-user', '--disable-userns', '--new-session'],
     ...['--die-with-parent', '--cap-drop', 'ALL'],
+    ...(seccompFd === undefined ? [] : ['--seccomp', String(seccompFd)]),
     ...['--bind', root, '/', '--proc', '/proc', '--dev', '/dev', '--ro-bind', '/sys', '/sys'],
     '/bin/true',
   ];

@@ -243,7 +243,7 @@ export function markdown(results: Results, { summary = false } = {}): string {
       ? 'a tmpfs'
       : `a directory in ${settings.buildDirectoryParent}`;
   const sections: string[] = [
-    `Measured ${results.date} on ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}; ${settings.actions} actions per contender and concurrency, after ${settings.warmup} unmeasured (and ${settings.processWarmup} once per Node runner process, before its first level); the build directory on ${buildDirectory}.`,
+    `Measured ${results.date} on ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}; ${settings.short === true ? 'a short run (BENCH_SHORT=1): ' : ''}${settings.actions} actions per contender and concurrency, after ${settings.warmup} unmeasured (and ${settings.processWarmup} once per Node runner process, before its first level); the build directory on ${buildDirectory}.`,
   ];
 
   const rows: string[][] = [];

@@ -144,7 +144,7 @@ function nodeSpawnAction(root: string): Action {
 async function measureEngine(job: Extract<Job, { kind: 'engine' }>): Promise<LoadResult> {
   const module = await loadEngine();
   if (typeof module === 'string') throw new Error(module);
-  using engine = await openEngine(module, job.buildDirectory, job.isolation);
+  await using engine = await openEngine(module, job.buildDirectory, job.isolation);
   const engineTimings: EngineTimings[] = [];
   let round = 0;
   const samples = await measure(
@@ -217,9 +217,9 @@ async function measureMountScaling(
       : await Promise.all(
           isolations.map((isolation) => openEngine(module, job.buildDirectory, isolation)),
         );
-  using _closeEngines = {
-    [Symbol.dispose]: () => {
-      if (typeof engines !== 'string') for (const engine of engines) engine.close();
+  await using _closeEngines = {
+    [Symbol.asyncDispose]: async () => {
+      if (typeof engines !== 'string') await Promise.all(engines.map((engine) => engine.close()));
     },
   };
   for (let round = 0; round < job.rounds; round++) {

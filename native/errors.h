@@ -37,5 +37,6 @@ bool register_exit_watch(napi_env env, napi_value exports);
 bool register_seccomp(napi_env env, napi_value exports);
 bool register_pidfd(napi_env env, napi_value exports);
 bool register_jsonnet(napi_env env, napi_value exports);
+bool register_network_namespace(napi_env env, napi_value exports);
 
 #endif

@@ -79,7 +79,7 @@ static int drop_bounding_caps(uint32_t keep_low, uint32_t keep_high) {
   return 0;
 }
 
-static int loopback_up(int *syscall_id) {
+int loopback_up(int *syscall_id) {
   int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) {
     *syscall_id = SYS_ID_SOCKET;

@@ -26,6 +26,8 @@ static const char *const syscall_names[] = {
 #undef SPAWN_SYSCALL_NAME
 };
 
+const char *spawn_syscall_name(int syscall_id) { return syscall_names[syscall_id]; }
+
 enum { CHILD_STACK_SIZE = 64 * 1024 };
 
 /* ---- The parent side. ---- */

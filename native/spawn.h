@@ -68,6 +68,14 @@ struct spawn_context {
   napi_deferred deferred;
 };
 
+/* Brings the current network namespace's loopback interface up; -1 with errno and
+ * *syscall_id the call that failed. Async-signal-safe: the child's OP_LOOPBACK_UP, and
+ * network-namespace.c on a thread-pool thread. */
+int loopback_up(int *syscall_id);
+
+/* The name of a SPAWN_SYSCALLS id, for errors. */
+const char *spawn_syscall_name(int syscall_id);
+
 /* The child's entry point (clone's fn): runs the plan's steps and execs, or exits. */
 int plan_child_main(void *arg);
 

@@ -1,13 +1,40 @@
 // Reading and writing cgroup interface files, and what both versions do alike: listing and
 // killing a cgroup's processes, removing a cgroup tree. Paths are the runner's own (beneath
 // its cgroup), never the action's: cgroupfs has no symlinks to follow.
-import { readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { isSystemError } from '../syscalls/index.js';
 import { pidfdOpen, pidfdSendSignal, waitReadable } from '../syscalls/process.js';
 
+/** Where readText reads: cgroupfs reports every file's size as 0 (or 4096), so readFileSync
+ * would fstat it and allocate a 64 KiB buffer per read, a dozen times an action. */
+let readBuffer = Buffer.allocUnsafe(64 * 1024);
+
 export function readText(path: string): string {
-  return readFileSync(path, 'latin1');
+  const fd = openSync(path, 'r');
+  try {
+    let length = 0;
+    for (;;) {
+      if (length === readBuffer.length) {
+        const larger = Buffer.allocUnsafe(readBuffer.length * 2);
+        readBuffer.copy(larger);
+        readBuffer = larger;
+      }
+      const got = readSync(fd, readBuffer, length, readBuffer.length - length, null);
+      if (got === 0) return readBuffer.toString('latin1', 0, length);
+      length += got;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The file's content, or undefined when this kernel has no such file. */
@@ -59,6 +86,9 @@ export function processesIn(directory: string): number[] {
     .split('\n')
     .filter((line) => line !== '')
     .map(Number);
+  // A cgroupfs directory's link count is 2 plus its subdirectories (kernfs): an action's
+  // cgroup has none (nothing inside can make one), so its listing is skipped.
+  if (statSync(directory).nlink === 2) return pids;
   for (const child of childCgroups(directory)) pids.push(...processesIn(`${directory}/${child}`));
   return pids;
 }

@@ -77,7 +77,7 @@ async function probeMode(mode: IsolationMode): Promise<ProbeFailure | undefined>
         : unexplained,
     };
   } finally {
-    engine?.close();
+    await engine?.close();
     rmSync(base, { recursive: true, force: true });
   }
 }

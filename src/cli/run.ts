@@ -66,7 +66,8 @@ async function run(argv: readonly string[], options: RunOptions): Promise<number
   if (inputRoot === '') throw new Error('--input-root must not be /');
   const engine = await Engine.open({
     buildDirectory: '/',
-    isolation: { ...defaultIsolation, mode: options.isolation },
+    // One action: namespaces made ahead of it would only be made and closed again.
+    isolation: { ...defaultIsolation, mode: options.isolation, preparedNetworkNamespaces: 0 },
   });
   const abort = new AbortController();
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -98,7 +99,7 @@ async function run(argv: readonly string[], options: RunOptions): Promise<number
     process.stderr.write(`chroot-runner run: ${error.message}\n`);
     return exitStatusForError(error);
   } finally {
-    engine.close();
+    await engine.close();
     for (const signal of signals) process.off(signal, onSignal);
   }
 }

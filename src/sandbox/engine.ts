@@ -28,6 +28,7 @@ import { HostResources } from './host.js';
 import { failure, type LaunchOutcome, launchProbe } from './launch-probe.js';
 import type { IsolationStrategy, PreparedMode } from './modes/mode.js';
 import { isolationStrategy } from './modes/registry.js';
+import { NetworkNamespacePool } from './network-namespaces.js';
 import { outcome } from './outcome.js';
 import { PlanBuilder, runnerStep, SetupError } from './plan.js';
 import {
@@ -196,17 +197,24 @@ export class Engine {
     this.#contributions = contributions.filter((contribution) => contribution.appliesTo(context));
   }
 
-  /** Opens what every action needs from the host and prepares the mode (namespaces mode's
-   * template mount namespace): none of it costs the first action. The build directory is not
-   * held: every call opens it (see openBuildDirectory), and it need not exist yet. */
+  /** Opens what every action needs from the host, prepares the mode (namespaces mode's
+   * template mount namespace) and makes the first network namespaces ahead: none of it costs
+   * the first action. The build directory is not held: every call opens it (see
+   * openBuildDirectory), and it need not exist yet. */
   static async open(options: EngineOptions): Promise<Engine> {
-    const strategy = isolationStrategy(options.isolation.mode);
+    const { isolation } = options;
+    const strategy = isolationStrategy(isolation.mode);
+    const preparedAhead = isolation.preparedNetworkNamespaces ?? 0;
+    const networkNamespaces =
+      strategy.actionUserNamespace && isolation.network && preparedAhead > 0
+        ? new NetworkNamespacePool(preparedAhead)
+        : undefined;
     let host: HostResources | undefined;
     try {
       host = HostResources.open();
-      const prepared = await strategy.prepare();
+      const [prepared] = await Promise.all([strategy.prepare(), networkNamespaces?.fill()]);
       try {
-        await refuseUngrantableUserNamespace(strategy, options.isolation, prepared);
+        await refuseUngrantableUserNamespace(strategy, isolation, prepared);
       } catch (error) {
         prepared.close();
         throw error;
@@ -214,16 +222,18 @@ export class Engine {
       return new Engine(
         {
           buildDirectoryPath: options.buildDirectory,
-          settings: options.isolation,
+          settings: isolation,
           strategy,
           host,
           inputRootClaims: new Set(),
           ...(options.cgroups === undefined ? {} : { cgroups: options.cgroups }),
+          ...(networkNamespaces === undefined ? {} : { networkNamespaces }),
         },
         prepared,
       );
     } catch (error) {
       host?.close();
+      await networkNamespaces?.close();
       throw error;
     }
   }
@@ -264,14 +274,16 @@ export class Engine {
     );
   }
 
-  /** Closes what the engine holds. Actions still running keep their own copies. */
-  close(): void {
+  /** Closes what the engine holds, once the network namespaces being made ahead are made.
+   * Actions still running keep their own copies. */
+  async close(): Promise<void> {
     this.#prepared.close();
     this.#context.host.close();
+    await this.#context.networkNamespaces?.close();
   }
 
-  [Symbol.dispose](): void {
-    this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Runs one action. Rejects with ActionError when it could not be run, with an AbortError

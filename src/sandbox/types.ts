@@ -42,6 +42,10 @@ export interface IsolationSettings {
    * actions share the runner's: its TCP listeners, the host's loopback services, abstract
    * unix sockets and, with CAP_NET_RAW, its traffic. */
   readonly network: boolean;
+  /** namespaces and shared mode with `network`: how many network namespaces the engine keeps
+   * made ahead (network-namespaces.ts), so that actions enter one instead of making theirs
+   * when they start. Absent or 0: every action's is made by its clone. */
+  readonly preparedNetworkNamespaces?: number;
   /** The seccomp filter (src/sandbox/seccomp.ts, docs/seccomp.md). */
   readonly seccomp: SeccompSettings;
   /** namespaces and shared mode: a user namespace for every action, in which its ids map to

@@ -8,7 +8,11 @@ import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type { CgroupLimits, CgroupVersionChoice } from '../cgroups/index.js';
 import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.js';
-import { defaultActionUserNamespace, defaultFilesystems } from '../sandbox/defaults.js';
+import {
+  defaultActionUserNamespace,
+  defaultFilesystems,
+  defaultPreparedNetworkNamespaces,
+} from '../sandbox/defaults.js';
 import { isolationModes } from '../sandbox/modes/registry.js';
 import { seccompEntryNames } from '../sandbox/seccomp.js';
 import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
@@ -218,6 +222,7 @@ const chrootRunner = object({
     ...defaultCapabilities,
   ]),
   network: optional(boolean, true),
+  preparedNetworkNamespaces: optional(integer(0, 64), defaultPreparedNetworkNamespaces),
   seccomp: optional(
     object({
       enabled: optional(boolean, true),
@@ -356,6 +361,7 @@ export function parseConfiguration(
       filesystems: runner.filesystems,
       keepCapabilities: runner.keepCapabilities,
       network: runner.network,
+      preparedNetworkNamespaces: runner.preparedNetworkNamespaces,
       seccomp: runner.seccomp,
       ...(idRange.enabled
         ? { actionUserNamespace: { firstHostId: idRange.firstHostId, idCount: idRange.idCount } }

@@ -235,3 +235,10 @@ export function pidfdOpen(pid: number): Fd {
 export function waitReadable(fd: Fd): Promise<void> {
   return native.waitReadable(fd.fd);
 }
+
+/** A new network namespace with its loopback interface up, owned by the runner's user
+ * namespace (needs CAP_SYS_ADMIN there), made on a thread of libuv's pool; entering the fd
+ * (setns) puts a process in it. */
+export async function createNetworkNamespace(): Promise<Fd> {
+  return new Fd((await native.createNetworkNamespace()) as number);
+}

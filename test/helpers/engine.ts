@@ -34,7 +34,7 @@ export async function runAction(spec: ActionSpec): Promise<ActionResult> {
   try {
     return await engine.run(action);
   } finally {
-    engine.close();
+    await engine.close();
   }
 }
 
@@ -47,6 +47,6 @@ export async function sweepStaleMounts(
   try {
     return engine.sweep();
   } finally {
-    engine.close();
+    await engine.close();
   }
 }

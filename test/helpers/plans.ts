@@ -1,11 +1,16 @@
 // Plans built without root: the engine's plan for an action in any mode, over stand-in fd
 // numbers (nothing is opened), decoded into readable steps.
-import type { ActionResource } from '../../src/sandbox/contributions/contribution.js';
+import type {
+  ActionResource,
+  EngineContext,
+} from '../../src/sandbox/contributions/contribution.js';
+import { network } from '../../src/sandbox/contributions/network.js';
 import { defaultIsolation } from '../../src/sandbox/defaults.js';
 import type { HostResources } from '../../src/sandbox/host.js';
 import { nothingPrepared } from '../../src/sandbox/modes/mode.js';
 import { TemplateNamespace } from '../../src/sandbox/modes/namespaces.js';
 import { isolationStrategy } from '../../src/sandbox/modes/registry.js';
+import type { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
 import type { PlanBuilder } from '../../src/sandbox/plan.js';
 import type { RequestFiles } from '../../src/sandbox/request.js';
 import { buildPlan } from '../../src/sandbox/setup.js';
@@ -47,7 +52,10 @@ export interface PlanOptions {
   readonly settings?: Partial<IsolationSettings>;
   readonly spec?: Partial<ActionSpec>;
   readonly host?: HostResources;
+  /** The contributions' resources; by default the network contribution's where it applies
+   * (the one that needs no root to prepare), from this pool when given. */
   readonly resources?: readonly ActionResource[];
+  readonly networkNamespaces?: NetworkNamespacePool;
 }
 
 /** The engine's plan for one action, as Engine.run builds it. */
@@ -66,15 +74,26 @@ export function planFor(mode: IsolationSettings['mode'], options: PlanOptions = 
     stderr: standIn(182),
     temporaryDirectory: undefined,
   };
+  const engine = {
+    settings,
+    strategy,
+    ...(options.networkNamespaces === undefined
+      ? {}
+      : { networkNamespaces: options.networkNamespaces }),
+  } as unknown as EngineContext;
+  const spec = { ...standInAction, ...options.spec };
+  const resources =
+    options.resources ??
+    (network.appliesTo(engine) ? [network.prepare({ engine, spec, files })] : []);
   return buildPlan({
-    spec: { ...standInAction, ...options.spec },
+    spec,
     settings,
     host: options.host ?? standInHost(),
     files,
     // A real handle on a made-up number, never closed: the template's fd is only read.
     prepared: mode === 'namespaces' ? new TemplateNamespace(new Fd(183)) : nothingPrepared,
     strategy,
-    resources: options.resources ?? [],
+    resources,
     program: '/bin/sh',
     workingDirectory: 'work',
   });

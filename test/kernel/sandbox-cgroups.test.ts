@@ -123,10 +123,15 @@ for (const mode of ['namespaces', 'shared', 'none'] as const) {
       // user namespace to a chrooted process: there shared mode, which does not pivot first,
       // opts out as an operator must (Engine.open refuses it otherwise).
       const { actionUserNamespace: _, ...withoutUserNamespace } = defaultIsolation;
-      const isolation =
-        mode === 'shared' && process.env.CHROOT_RUNNER_GUEST === '1'
-          ? { ...withoutUserNamespace, mode }
-          : { ...defaultIsolation, mode };
+      // No network namespaces made ahead: these engines outlive each test, and a pool's
+      // refill after an action would land in the next test's fd count.
+      const isolation = {
+        ...(mode === 'shared' && process.env.CHROOT_RUNNER_GUEST === '1'
+          ? withoutUserNamespace
+          : defaultIsolation),
+        mode,
+        preparedNetworkNamespaces: 0,
+      };
       engine = await Engine.open({
         buildDirectory: build.path,
         isolation,
@@ -138,9 +143,9 @@ for (const mode of ['namespaces', 'shared', 'none'] as const) {
         cgroups: { tree, limits: { ...limits, memoryMaxBytes: 256 * MiB } },
       });
     });
-    after(() => {
-      engine.close();
-      roomyEngine.close();
+    after(async () => {
+      await engine.close();
+      await roomyEngine.close();
     });
     const roots = mode === 'none' ? noneRoots : { first: 'root', second: 'second' };
     const spec = (script: string, overrides: Partial<ActionSpec> = {}): ActionSpec =>
@@ -253,7 +258,7 @@ describe('a uid-0 action cannot reach cgroups outside its own (namespaces mode)'
       return stdout;
     } finally {
       for (const directory of victims) rmdirSync(directory);
-      engine.close();
+      await engine.close();
     }
   }
 

@@ -22,6 +22,7 @@ import {
   ActionError,
   type ActionResult,
   defaultIsolation,
+  type Engine,
   type IsolationMode,
 } from '../../src/sandbox/index.js';
 import {
@@ -32,7 +33,13 @@ import {
 } from '../../src/syscalls/index.js';
 import { type BuildDirectory, busyboxPath, makeBuildDirectory } from '../helpers/busybox.js';
 import { type ActionSpec, openEngine, runAction, sweepStaleMounts } from '../helpers/engine.js';
-import { assertNothingLeft, mountsBeneath, needsRoot, processState } from '../helpers/leaks.js';
+import {
+  assertNothingLeft,
+  mountsBeneath,
+  needsRoot,
+  openFds,
+  processState,
+} from '../helpers/leaks.js';
 import { processesWithArgument, uniqueSleepDuration } from '../helpers/processes.js';
 
 let build: BuildDirectory;
@@ -304,6 +311,95 @@ describe('runAction settings', () => {
     assert.equal(stdout, `${readlinkSync('/proc/self/ns/net')}\n`);
   });
 
+  /** The action's network namespace, whether it was made ahead, and its interfaces. */
+  async function networkOf(
+    engine: Engine,
+    mode: IsolationMode,
+  ): Promise<{ namespace: string; preparedAhead: unknown; interfaces: string }> {
+    const action = spec(mode, [
+      'sh',
+      '-c',
+      // /proc/net, not /sys: shared mode's sysfs is the runner's mount, of its namespace.
+      "readlink /proc/self/ns/net; sed -n '3,$s/:.*//p' /proc/net/dev | tr -d ' '; ifconfig lo | grep -o UP",
+    ]);
+    const result = await engine.run(action);
+    assert.equal(result.exitCode, 0);
+    const [namespace = '', ...interfaces] = readFileSync(
+      join(build.path, action.stdoutPath),
+      'utf8',
+    ).split('\n');
+    return {
+      namespace,
+      preparedAhead: result.usage?.network?.preparedAhead,
+      interfaces: interfaces.join('\n'),
+    };
+  }
+
+  // Only lo, up.
+  const onlyLoopbackUp = /^lo\nUP\n$/;
+
+  for (const mode of ['namespaces', 'shared'] as const) {
+    leakFree(`${mode}: actions in a row enter different namespaces made ahead`, async () => {
+      await using engine = await openEngine(buildDirectory, {
+        ...defaultIsolation,
+        mode,
+        preparedNetworkNamespaces: 2,
+      });
+      const first = await networkOf(engine, mode);
+      const second = await networkOf(engine, mode);
+      for (const network of [first, second]) {
+        assert.equal(network.preparedAhead, true);
+        assert.match(network.interfaces, onlyLoopbackUp);
+        assert.notEqual(network.namespace, readlinkSync('/proc/self/ns/net'));
+      }
+      assert.notEqual(first.namespace, second.namespace);
+    });
+  }
+
+  leakFree('preparedNetworkNamespaces 0: each action clones its own', async () => {
+    await using engine = await openEngine(buildDirectory, {
+      ...defaultIsolation,
+      preparedNetworkNamespaces: 0,
+    });
+    const network = await networkOf(engine, 'namespaces');
+    assert.equal(network.preparedAhead, false);
+    assert.match(network.interfaces, onlyLoopbackUp);
+    assert.notEqual(network.namespace, readlinkSync('/proc/self/ns/net'));
+  });
+
+  leakFree('an exhausted pool falls back to the clone flag, never waits', async () => {
+    await using engine = await openEngine(buildDirectory, {
+      ...defaultIsolation,
+      preparedNetworkNamespaces: 1,
+    });
+    // Engine.run prepares before its first await: the first takes the only namespace, and
+    // the refill cannot land before the others have prepared.
+    const networks = await Promise.all([1, 2, 3].map(() => networkOf(engine, 'namespaces')));
+    assert.deepEqual(
+      networks.map((network) => network.preparedAhead),
+      [true, false, false],
+    );
+    for (const network of networks) assert.match(network.interfaces, onlyLoopbackUp);
+    assert.equal(new Set(networks.map((network) => network.namespace)).size, 3);
+  });
+
+  leakFree('the pool holds its namespaces until the engine is closed, then none', async () => {
+    const namespaces = () =>
+      [...openFds().values()].filter((target) => target.startsWith('net:[')).length;
+    const before = namespaces();
+    const engine = await openEngine(buildDirectory, {
+      ...defaultIsolation,
+      preparedNetworkNamespaces: 3,
+    });
+    try {
+      assert.equal(namespaces(), before + 3);
+      await networkOf(engine, 'namespaces');
+    } finally {
+      await engine.close();
+    }
+    assert.equal(namespaces(), before);
+  });
+
   leakFree('procfs options reach the mount', async () => {
     const { stdout } = await shell(
       'namespaces',
@@ -375,7 +471,7 @@ describe('runAction settings', () => {
 
 describe('runAction in shared mode only', () => {
   leakFree('an input root that another action has mounted into is refused', async () => {
-    using engine = await openEngine(buildDirectory, { ...defaultIsolation, mode: 'shared' });
+    await using engine = await openEngine(buildDirectory, { ...defaultIsolation, mode: 'shared' });
     // Engine.run mounts before its first await, so the first action holds the root here.
     const first = engine.run(spec('shared', ['true']));
     await rejectsWith(
@@ -390,7 +486,10 @@ describe('runAction in shared mode only', () => {
   leakFree(
     'a mount detached behind its back fails the unmount, named by its mountpoint',
     async () => {
-      using engine = await openEngine(buildDirectory, { ...defaultIsolation, mode: 'shared' });
+      await using engine = await openEngine(buildDirectory, {
+        ...defaultIsolation,
+        mode: 'shared',
+      });
       // The action has started (its stdin, the sandbox's /dev/null, is open) before /dev is
       // detached, and ends only after: a FIFO in the input root gates both.
       const gate = join(build.path, 'root/gate');

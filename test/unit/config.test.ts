@@ -71,6 +71,7 @@ describe('configuration', () => {
       },
       keepCapabilities: defaultCapabilities,
       network: true,
+      preparedNetworkNamespaces: 2,
       seccomp: { enabled: true, allow: [] },
       actionUserNamespace: { firstHostId: 0x70000000, idCount: 65536 },
     });
@@ -139,6 +140,20 @@ describe('configuration', () => {
         chrootRunner: { actionUserNamespace: { firstHostId: 200000 } },
       },
       "chrootRunner.actionUserNamespace: runCommandsAs id 200010 lies in the actions' host id range 200000-265535",
+    );
+  });
+
+  it('takes 0 to 64 network namespaces made ahead', () => {
+    for (const preparedNetworkNamespaces of [0, 64]) {
+      const document = { ...minimal, chrootRunner: { preparedNetworkNamespaces } };
+      assert.equal(
+        parseConfiguration(document).isolation.preparedNetworkNamespaces,
+        preparedNetworkNamespaces,
+      );
+    }
+    rejects(
+      { ...minimal, chrootRunner: { preparedNetworkNamespaces: 65 } },
+      /chrootRunner\.preparedNetworkNamespaces/,
     );
   });
 

@@ -8,9 +8,10 @@ import type { EngineContext } from '../../src/sandbox/contributions/contribution
 import { idMap, userNamespace } from '../../src/sandbox/contributions/user-namespace.js';
 import { defaultActionUserNamespace, defaultIsolation } from '../../src/sandbox/defaults.js';
 import { isolationModes, isolationStrategy } from '../../src/sandbox/modes/registry.js';
+import { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
 import { PlanBuilder, runnerStep } from '../../src/sandbox/plan.js';
 import type { ActionSpec, IsolationMode } from '../../src/sandbox/types.js';
-import { constants } from '../../src/syscalls/index.js';
+import { constants, Fd } from '../../src/syscalls/index.js';
 import { decode, outline, planFor, standInAction, standInHost } from '../helpers/plans.js';
 
 const golden = (mode: string) =>
@@ -132,20 +133,35 @@ describe('ordering rules', () => {
     for (const mode of isolationModes) {
       const flags = planFor(mode).build().cloneFlags;
       assert.equal((flags & constants.CLONE_NEWUSER) !== 0, mode === 'rootless', mode);
-      // Shared mode's comes from its contribution (contributions/shared-network.ts).
-      const own = mode === 'namespaces' || mode === 'rootless';
-      assert.equal((flags & constants.CLONE_NEWNET) !== 0, own, mode);
-      const shared = planFor(mode, { settings: { network: false } }).build().cloneFlags;
-      assert.equal(shared & constants.CLONE_NEWNET, 0, mode);
-    }
-    for (const mode of ['namespaces', 'rootless'] as const) {
-      const steps = decode(planFor(mode, { settings: { network: true } }));
-      assert.ok(
+      // namespaces and shared mode's comes from the network contribution, rootless mode's
+      // from the mode.
+      assert.equal((flags & constants.CLONE_NEWNET) !== 0, mode !== 'none', mode);
+      const steps = decode(planFor(mode));
+      assert.equal(
         steps.some((step) => step.op === 'loopbackUp'),
+        mode !== 'none',
         mode,
       );
-      const flags = planFor(mode, { settings: { network: true } }).build().cloneFlags;
-      assert.notEqual(flags & constants.CLONE_NEWNET, 0, mode);
+      const shared = planFor(mode, { settings: { network: false } });
+      assert.equal(shared.build().cloneFlags & constants.CLONE_NEWNET, 0, mode);
+      assert.ok(!decode(shared).some((step) => step.op === 'loopbackUp'), mode);
+    }
+  });
+
+  it('a network namespace made ahead is entered first, instead of the clone flag', async () => {
+    for (const mode of ['namespaces', 'shared'] as const) {
+      // A real handle on a made-up number, never entered: only its number is read.
+      const pool = new NetworkNamespacePool(1, async () => new Fd(184));
+      await pool.fill();
+      const plan = planFor(mode, { networkNamespaces: pool });
+      const steps = decode(plan);
+      assert.equal(plan.build().cloneFlags & constants.CLONE_NEWNET, 0, mode);
+      assert.ok(!steps.some((step) => step.op === 'loopbackUp'), mode);
+      assert.equal(steps[0]?.op, 'setns', mode);
+      assert.equal(steps[0]?.args[1], constants.CLONE_NEWNET, mode);
+      // Taken: the next action of an empty pool clones its own.
+      const next = planFor(mode, { networkNamespaces: pool });
+      assert.notEqual(next.build().cloneFlags & constants.CLONE_NEWNET, 0, mode);
     }
   });
 

@@ -5,6 +5,7 @@
 import type { DirectoryHandle } from '../../syscalls/index.js';
 import type { HostResources } from '../host.js';
 import type { IsolationStrategy } from '../modes/mode.js';
+import type { NetworkNamespacePool } from '../network-namespaces.js';
 import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
 import type { ActionSpec, Credentials, IsolationSettings } from '../types.js';
@@ -22,6 +23,8 @@ export interface EngineContext {
   readonly inputRootClaims: Set<string>;
   /** Where actions get a cgroup of their own; none when absent. */
   readonly cgroups?: ActionCgroups;
+  /** Network namespaces made ahead, for the network contribution; none when absent. */
+  readonly networkNamespaces?: NetworkNamespacePool;
 }
 
 /** One action, opened: what prepare() works with. */

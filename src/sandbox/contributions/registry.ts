@@ -2,10 +2,10 @@
 // one is one file of this folder and one line here.
 import { cgroup } from './cgroup.js';
 import type { Contribution } from './contribution.js';
+import { network } from './network.js';
 import { seccompFilter } from './seccomp-filter.js';
 import { session } from './session.js';
 import { sharedMounts } from './shared-mounts.js';
-import { sharedNetwork } from './shared-network.js';
 import { userNamespace } from './user-namespace.js';
 
 // The cgroup first: torn down last, it kills whatever the others' teardown did not end. The
@@ -15,7 +15,7 @@ import { userNamespace } from './user-namespace.js';
 export const contributions: readonly Contribution[] = [
   cgroup,
   sharedMounts,
-  sharedNetwork,
+  network,
   userNamespace,
   session,
   seccompFilter,

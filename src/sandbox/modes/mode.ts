@@ -53,7 +53,8 @@ export interface IsolationStrategy {
   readonly pivotsIntoRoot: boolean;
   /** Whether the child sets up as the runner's (root's) own ids, so that the action would run
    * as host ids unless it gets a user namespace of its own (contributions/user-namespace.ts)
-   * once its root is made. */
+   * once its root is made. Such a child may also enter a network namespace the runner made
+   * ahead (contributions/network.ts). */
   readonly actionUserNamespace: boolean;
   /** Where the special mounts are made: in the action's own mount namespace by the child
    * ('action'), in the runner's by mountat ('runner': shared-mode mounts, swept at

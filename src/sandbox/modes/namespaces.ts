@@ -1,4 +1,4 @@
-// namespaces: new mount, PID, IPC and UTS namespaces (and network, when configured); the
+// namespaces: new mount, PID, IPC and UTS namespaces (the network contribution adds one); the
 // special filesystems mounted inside; pivot_root into the input root; nothing to unmount
 // afterwards. The action's mount namespace copies an empty template namespace rather than
 // the runner's: a copy of the runner's would copy every host mount, for pivot_root to detach
@@ -14,7 +14,7 @@ import {
 import { runInRunnerFdTable } from '../../syscalls/process.js';
 import { planHostClones, planSpecialFilesystems } from '../filesystems.js';
 import { cwd, PlanBuilder, runnerStep, type Slot } from '../plan.js';
-import { ActionError, type IsolationSettings } from '../types.js';
+import { ActionError } from '../types.js';
 import type { IsolationStrategy, PlannedRoot, PreparedMode } from './mode.js';
 import {
   dropsBoundingSet,
@@ -117,21 +117,12 @@ function planRootInEmptyNamespace(plan: PlanBuilder, inputRoot: Slot, template: 
   return root;
 }
 
-/** Plans new PID, IPC and UTS namespaces (and a network namespace with loopback up when
- * configured): what namespaces and rootless modes share. */
-export function planNamespaces(
-  plan: PlanBuilder,
-  settings: IsolationSettings,
-  extraCloneFlags = 0,
-): void {
+/** Plans new PID, IPC and UTS namespaces: what namespaces and rootless modes share. */
+export function planNamespaces(plan: PlanBuilder, extraCloneFlags = 0): void {
   // With CLONE_NEWUSER (extraCloneFlags) the other namespaces are owned by the new user
   // namespace, where the child holds every capability.
   plan.cloneFlags |=
-    constants.CLONE_NEWPID |
-    constants.CLONE_NEWIPC |
-    constants.CLONE_NEWUTS |
-    (settings.network ? constants.CLONE_NEWNET : 0) |
-    extraCloneFlags;
+    constants.CLONE_NEWPID | constants.CLONE_NEWIPC | constants.CLONE_NEWUTS | extraCloneFlags;
 }
 
 export function pivotInto(root: Slot): PlannedRoot['enter'] {
@@ -168,8 +159,7 @@ export const namespacesMode: IsolationStrategy = {
     }
   },
   plan(plan, { settings, host, files, prepared }) {
-    planNamespaces(plan, settings);
-    if (settings.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
+    planNamespaces(plan);
     const inputRoot = plan.inherit(files.inputRoot.fd);
     const clones = planHostClones(plan, host, files.temporaryDirectory, settings.filesystems);
     if (!(prepared instanceof TemplateNamespace))

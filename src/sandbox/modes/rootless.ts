@@ -110,7 +110,9 @@ export const rootlessMode: IsolationStrategy = {
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
   prepare: async () => nothingPrepared,
   plan(plan, { spec, settings, host, files }) {
-    planNamespaces(plan, settings, constants.CLONE_NEWUSER);
+    // The network namespace too, owned by the action's user namespace (not the network
+    // contribution's: an unprivileged runner can make none that its child could enter).
+    planNamespaces(plan, constants.CLONE_NEWUSER | (settings.network ? constants.CLONE_NEWNET : 0));
     const inside = userNamespaceIds(spec, settings);
     const range = host.mapsAnyIds ? settings.actionUserNamespace : undefined;
     if (range === undefined) planIdMaps(plan, inside);

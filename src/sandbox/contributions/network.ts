@@ -1,0 +1,36 @@
+// The action's network namespace in namespaces and shared mode: only loopback, up. Their
+// child is the runner's root when it enters its namespaces, so a namespace the runner made
+// ahead (network-namespaces.ts) is the same as one of its own clone: the child enters one
+// from the engine's pool, or, when the pool is empty (or off), clones a new one. Rootless
+// mode's child is in the action's user namespace from its clone on, and its network
+// namespace must be owned by that one: the mode makes it with its other namespaces.
+import { constants } from '../../syscalls/index.js';
+import { runnerStep } from '../plan.js';
+import type { Contribution } from './contribution.js';
+
+export const network: Contribution = {
+  name: 'network',
+  appliesTo: ({ strategy, settings }) => strategy.actionUserNamespace && settings.network,
+  prepare({ engine }) {
+    const prepared = engine.networkNamespaces?.take();
+    return {
+      plan: {
+        namespaces: (plan) => {
+          if (prepared === undefined) {
+            plan.cloneFlags |= constants.CLONE_NEWNET;
+            plan.loopbackUp(runnerStep('bring the loopback interface up'));
+          } else {
+            plan.setns(
+              runnerStep('enter the network namespace made ahead'),
+              plan.inherit(prepared.fd),
+              constants.CLONE_NEWNET,
+            );
+          }
+        },
+      },
+      usage: () => ({ preparedAhead: prepared !== undefined }),
+      // The child entered it: the namespace lives as long as the action's processes.
+      teardown: () => prepared?.close(),
+    };
+  },
+};
