@@ -5,10 +5,27 @@ import { attributeFlags } from '../mounts/index.js';
 import { constants, type Fd, resolveBeneathOnly } from '../syscalls/index.js';
 import type { DeviceNode, HostResources } from './host.js';
 import { cwd, type PlanBuilder, runnerStep, type Slot, type StepInfo } from './plan.js';
-import { enabledSpecialMounts, nameOf, parentOf, type SpecialMount } from './special-mounts.js';
+import {
+  emptyDirectoryFilesystem,
+  enabledSpecialMounts,
+  nameOf,
+  parentOf,
+  type SpecialMount,
+} from './special-mounts.js';
 import type { SpecialFilesystems } from './types.js';
 
 const directory = constants.O_PATH | constants.O_DIRECTORY;
+
+/** The entries of the table that these settings provide and this host's kernel has (no mask
+ * of what it lacks). */
+export function plannedSpecialMounts(
+  filesystems: SpecialFilesystems,
+  host: HostResources,
+): SpecialMount[] {
+  return enabledSpecialMounts(filesystems).filter(
+    (entry) => entry.source.kind !== 'masked' || host.presentMasks.has(entry.at),
+  );
+}
 
 /** The step that opens a mountpoint of the input root: its failure is the request's. */
 export function mountpointStep(path: string): StepInfo {
@@ -34,6 +51,7 @@ export function mountDescription(entry: SpecialMount): string {
   if (source.kind === 'temporaryDirectory') return `bind the temporary directory at /${entry.at}`;
   if (source.kind === 'deviceNode') return `bind the host's /${entry.at}`;
   if (source.kind === 'symlink') return `create /${entry.at}`;
+  if (source.kind === 'masked') return `mask /${entry.at}`;
   return `bind /${entry.at} read-only`;
 }
 
@@ -53,6 +71,35 @@ export interface HostClones {
   readonly temporaryDirectory: Slot | undefined;
   /** A read-only clone of the host's /sys, attached instead of a fresh sysfs. */
   readonly sys?: Slot;
+  /** A clone of the host's /dev/null for each masked file, by its place. */
+  readonly fileMasks: ReadonlyMap<string, Slot>;
+}
+
+/** One clone of the host's /dev/null per masked file the settings enable (a detached mount
+ * is attached once), made by `cloneDevNull`. */
+function planFileMaskClones(
+  entries: readonly SpecialMount[],
+  cloneDevNull: (info: StepInfo) => Slot,
+): Map<string, Slot> {
+  const clones = new Map<string, Slot>();
+  for (const entry of entries) {
+    if (entry.source.kind === 'masked' && entry.source.type === 'file') {
+      clones.set(
+        entry.at,
+        cloneDevNull(runnerStep(`clone the host's /dev/null to mask /${entry.at}`)),
+      );
+    }
+  }
+  return clones;
+}
+
+/** The host's /dev/null, cloned through the runner's handle on it: from the runner's mount
+ * namespace. */
+function cloneDevNullByHandle(plan: PlanBuilder, host: HostResources): (info: StepInfo) => Slot {
+  const node = host.deviceNodes.get('null');
+  if (node === undefined) throw new TypeError("the host's /dev/null is not open");
+  const slot = plan.inherit(node.fd.fd);
+  return (info) => plan.openTree(info, slot, '', constants.OPEN_TREE_CLONE);
 }
 
 export function planHostClones(
@@ -83,7 +130,11 @@ export function planHostClones(
       constants.OPEN_TREE_CLONE,
     );
   }
-  return { deviceNodes, temporaryDirectory: temporary };
+  const fileMasks = planFileMaskClones(
+    plannedSpecialMounts(filesystems, host),
+    cloneDevNullByHandle(plan, host),
+  );
+  return { deviceNodes, temporaryDirectory: temporary, fileMasks };
 }
 
 /** The temporary directory as the runner opened it, and its path in the runner's mount
@@ -137,10 +188,16 @@ export function planUserNamespaceClones(
     plan.sameInode(info, found, plan.inherit(temporaryDirectory.fd.fd));
     temporary = plan.openTree(info, found, '', constants.OPEN_TREE_CLONE);
   }
-  return { deviceNodes, temporaryDirectory: temporary, ...(sys === undefined ? {} : { sys }) };
+  const fileMasks = planFileMaskClones(plannedSpecialMounts(filesystems, host), (info) =>
+    plan.openTree(info, cwd, '/dev/null', constants.OPEN_TREE_CLONE),
+  );
+  return {
+    deviceNodes,
+    temporaryDirectory: temporary,
+    fileMasks,
+    ...(sys === undefined ? {} : { sys }),
+  };
 }
-
-const noClones: HostClones = { deviceNodes: new Map(), temporaryDirectory: undefined };
 
 /** Plans the entries in order. A top-level entry is attached on `mountpoint(entry)`; one
  * inside another on a node made for it in the parent's fresh filesystem. */
@@ -204,6 +261,20 @@ function planEntries(
         plan.moveMount(onMountpoint(info), clone, inside(constants.O_PATH, true));
         break;
       }
+      case 'masked': {
+        if (parent === undefined) throw new TypeError(`/${entry.at} has no parent mount`);
+        if (source.type === 'directory') {
+          const { fstype, options } = emptyDirectoryFilesystem;
+          const mount = plan.newFilesystem(info, fstype, options, attributes);
+          plan.moveMount(onMountpoint(info), mount, inside(directory, true));
+          break;
+        }
+        const clone = clones.fileMasks.get(entry.at);
+        if (clone === undefined) break;
+        plan.mountSetattr(info, clone, attributes);
+        plan.moveMount(onMountpoint(info), clone, inside(constants.O_PATH, true));
+        break;
+      }
       case 'deviceNode': {
         const node = clones.deviceNodes.get(name);
         if (node === undefined || parent === undefined) break;
@@ -241,11 +312,12 @@ export function planSpecialFilesystems(
   plan: PlanBuilder,
   root: Slot,
   clones: HostClones,
+  host: HostResources,
   filesystems: SpecialFilesystems,
 ): void {
   planEntries(
     plan,
-    enabledSpecialMounts(filesystems),
+    plannedSpecialMounts(filesystems, host),
     (entry) =>
       plan.open(mountpointStep(`/${entry.at}`), root, entry.at, {
         flags: directory,
@@ -257,10 +329,19 @@ export function planSpecialFilesystems(
   );
 }
 
-/** Mounts a fresh procfs, with what the table binds read-only inside it, on `target`. A
- * procfs shows the PID namespace of the process that creates it: the child's, PID 1 of the
- * action's namespace. */
-export function planProc(plan: PlanBuilder, target: Slot, filesystems: SpecialFilesystems): void {
-  const proc = enabledSpecialMounts(filesystems).filter((entry) => entry.enabledBy === 'proc');
-  planEntries(plan, proc, () => target, noClones, filesystems);
+/** Mounts a fresh procfs, with what the table binds read-only and masks inside it, on
+ * `target`, from the runner's mount namespace. A procfs shows the PID namespace of the
+ * process that creates it: the child's, PID 1 of the action's namespace. */
+export function planProc(
+  plan: PlanBuilder,
+  target: Slot,
+  host: HostResources,
+  filesystems: SpecialFilesystems,
+): void {
+  const proc = plannedSpecialMounts(filesystems, host).filter(
+    (entry) => entry.enabledBy === 'proc',
+  );
+  const fileMasks = planFileMaskClones(proc, cloneDevNullByHandle(plan, host));
+  const clones: HostClones = { deviceNodes: new Map(), temporaryDirectory: undefined, fileMasks };
+  planEntries(plan, proc, () => target, clones, filesystems);
 }

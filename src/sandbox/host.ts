@@ -1,9 +1,10 @@
 // What every action needs from the host, opened once by the Engine and closed with it: the
-// device nodes of /dev, /dev/null for stdin, and the init executable. No per-action opens.
-import { readFileSync } from 'node:fs';
+// device nodes of /dev, /dev/null for stdin, the init executable, and which of the table's
+// masks this kernel has. No per-action opens.
+import { existsSync, readFileSync } from 'node:fs';
 import { constants, type Fd, fstat, openat2 } from '../syscalls/index.js';
 import { initExecutablePath } from '../syscalls/native.js';
-import { deviceNodeNames } from './special-mounts.js';
+import { deviceNodeNames, specialMounts } from './special-mounts.js';
 
 /** A host device node, as an action's /dev gets it. */
 export interface DeviceNode {
@@ -34,6 +35,25 @@ function openDeviceNode(name: string): DeviceNode {
   };
 }
 
+/** The places of the table's masks that this kernel has, as the runner's own /proc and /sys
+ * show them: a fresh procfs or sysfs of the same kernel has the same entries, and a mask
+ * costs mounts per action (made, then torn down) even where there is nothing to cover. A
+ * runner's /proc or /sys that shows nothing of the kernel's (a procfs mounted subset=pid has
+ * no /proc/sys; no sysfs mounted) tells nothing: all its masks are kept then, and the child
+ * skips those the kernel lacks. */
+function presentMasks(): ReadonlySet<string> {
+  const tells = { proc: existsSync('/proc/sys/kernel'), sys: existsSync('/sys/kernel') };
+  return new Set(
+    specialMounts
+      .filter((entry) => entry.source.kind === 'masked')
+      .filter(
+        (entry) =>
+          !tells[entry.enabledBy === 'proc' ? 'proc' : 'sys'] || existsSync(`/${entry.at}`),
+      )
+      .map((entry) => entry.at),
+  );
+}
+
 const CAP_SETGID = 6n;
 const CAP_SETUID = 7n;
 const CAP_MKNOD = 27n;
@@ -61,11 +81,15 @@ export class HostResources {
   /** O_PATH handle on the static init, executed with execveat so that it works after
    * pivot_root into an input root that has no such file. */
   readonly init: Fd;
+  /** The places of the table's masks this kernel has (presentMasks): the others are not
+   * planned. */
+  readonly presentMasks: ReadonlySet<string>;
 
   private constructor(deviceNodes: ReadonlyMap<string, DeviceNode>, devNull: Fd, init: Fd) {
     this.deviceNodes = deviceNodes;
     this.makesDeviceNodes = holdsCapabilities(CAP_MKNOD);
     this.mapsAnyIds = holdsCapabilities(CAP_SETUID, CAP_SETGID);
+    this.presentMasks = presentMasks();
     this.devNull = devNull;
     this.init = init;
   }

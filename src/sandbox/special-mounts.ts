@@ -23,10 +23,16 @@ export type SpecialMountSource =
   | { readonly kind: 'temporaryDirectory' }
   /** The entry of the enclosing filesystem at the same place, bound read-only over itself;
    * skipped where that filesystem has no such entry. */
-  | { readonly kind: 'readOnlyOverItself' };
+  | { readonly kind: 'readOnlyOverItself' }
+  /** The entry of the enclosing filesystem at the same place, covered: a directory by an
+   * empty read-only tmpfs, a file by a read-only bind of the host's /dev/null (reads end at
+   * once, writes vanish), as container runtimes mask them; skipped where that filesystem has
+   * no such entry. */
+  | { readonly kind: 'masked'; readonly type: 'file' | 'directory' };
 
 export interface SpecialMount {
-  /** Where, relative to the input root; an entry beneath another is made inside it. */
+  /** Where, relative to the input root; an entry beneath another is made inside the
+   * nearest entry that encloses it. */
   readonly at: string;
   /** The setting of SpecialFilesystems that provides it. */
   readonly enabledBy: 'proc' | 'sys' | 'dev' | 'tmp';
@@ -50,6 +56,41 @@ export const deviceNodeNames: readonly string[] = [
 const kernelFiles: MountFlags = { readonly: true, nosuid: true, nodev: true, noexec: true };
 const noOptions = () => ({});
 
+/** An empty directory that stays empty: a tmpfs of one inode (its root), read-only. */
+export const emptyDirectoryFilesystem = {
+  fstype: 'tmpfs',
+  options: { size: '4k', nr_inodes: '1', mode: '0555' },
+  attributes: kernelFiles,
+} as const;
+
+/** Host-wide kernel internals, of every process and every container of the host: physical
+ * page flags, counts and cgroups (an aid to Rowhammer-style attacks), every CPU's timers and
+ * the scheduler's state, the key users and the keys visible, kernel memory, the hardware's
+ * and firmware's tables and energy counters (a side channel). The masked paths of runc's and
+ * containerd's default specification, and the kpage files and key-users, which they leave to
+ * a dropped CAP_SYS_ADMIN. No toolchain reads them. */
+const maskedProcFiles = [
+  'kcore',
+  'keys',
+  'key-users',
+  'kpagecgroup',
+  'kpagecount',
+  'kpageflags',
+  'latency_stats',
+  'sched_debug',
+  'timer_list',
+  'timer_stats',
+];
+const maskedProcDirectories = ['acpi', 'asound', 'scsi'];
+const maskedSysDirectories = ['firmware', 'devices/virtual/powercap'];
+
+function masked(at: string, type: 'file' | 'directory'): SpecialMount {
+  const enabledBy = at.startsWith('proc/') ? 'proc' : 'sys';
+  // A file's mask is a device node (the host's /dev/null), so not nodev.
+  const attributes = type === 'file' ? { readonly: true, nosuid: true, noexec: true } : kernelFiles;
+  return { at, enabledBy, source: { kind: 'masked', type }, attributes };
+}
+
 /** The table, in the order the mounts are made (a parent before what is inside it). */
 export const specialMounts: readonly SpecialMount[] = [
   {
@@ -58,9 +99,10 @@ export const specialMounts: readonly SpecialMount[] = [
     source: { kind: 'filesystem', fstype: 'proc', options: (f) => f.procOptions },
     attributes: { nosuid: true, nodev: true, noexec: true },
   },
-  // Writing kernel settings or triggering sysrq is never an action's business (as container
-  // runtimes do).
-  ...['sys', 'sysrq-trigger', 'irq', 'bus'].map(
+  // Writing kernel settings or triggering sysrq is never an action's business (container
+  // runtimes' read-only paths): the sysctls, sysrq, interrupt affinities, the buses' and
+  // filesystems' settings. Reading them stays (toolchains read /proc/sys/kernel and vm).
+  ...['sys', 'sysrq-trigger', 'irq', 'bus', 'fs'].map(
     (name): SpecialMount => ({
       at: `proc/${name}`,
       enabledBy: 'proc',
@@ -68,12 +110,15 @@ export const specialMounts: readonly SpecialMount[] = [
       attributes: kernelFiles,
     }),
   ),
+  ...maskedProcFiles.map((name) => masked(`proc/${name}`, 'file')),
+  ...maskedProcDirectories.map((name) => masked(`proc/${name}`, 'directory')),
   {
     at: 'sys',
     enabledBy: 'sys',
     source: { kind: 'filesystem', fstype: 'sysfs', options: noOptions },
     attributes: kernelFiles,
   },
+  ...maskedSysDirectories.map((name) => masked(`sys/${name}`, 'directory')),
   {
     at: 'dev',
     enabledBy: 'dev',
@@ -146,15 +191,22 @@ export function enabledSpecialMounts(filesystems: SpecialFilesystems): SpecialMo
   return specialMounts.filter((entry) => filesystems[entry.enabledBy]);
 }
 
-/** The entry `entry` is made inside, if any. */
+const places = new Set(specialMounts.map((entry) => entry.at));
+
+/** The entry `entry` is made inside (the nearest that encloses it), if any. */
 export function parentOf(entry: SpecialMount): string | undefined {
-  const slash = entry.at.lastIndexOf('/');
-  return slash < 0 ? undefined : entry.at.slice(0, slash);
+  for (let slash = entry.at.lastIndexOf('/'); slash > 0; ) {
+    const enclosing = entry.at.slice(0, slash);
+    if (places.has(enclosing)) return enclosing;
+    slash = enclosing.lastIndexOf('/');
+  }
+  return undefined;
 }
 
-/** The name of `entry` inside its parent. */
+/** The path of `entry` inside its parent (a single name, but for masks deep in /sys). */
 export function nameOf(entry: SpecialMount): string {
-  return entry.at.slice(entry.at.lastIndexOf('/') + 1);
+  const parent = parentOf(entry);
+  return parent === undefined ? entry.at : entry.at.slice(parent.length + 1);
 }
 
 const mountedPlaces = new Set(

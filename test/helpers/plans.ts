@@ -14,7 +14,7 @@ import type { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.
 import type { PlanBuilder } from '../../src/sandbox/plan.js';
 import type { RequestFiles } from '../../src/sandbox/request.js';
 import { buildPlan } from '../../src/sandbox/setup.js';
-import { deviceNodeNames } from '../../src/sandbox/special-mounts.js';
+import { deviceNodeNames, specialMounts } from '../../src/sandbox/special-mounts.js';
 import type { ActionSpec, IsolationSettings } from '../../src/sandbox/types.js';
 import { type DirectoryHandle, Fd } from '../../src/syscalls/index.js';
 import { planFormat } from '../../src/syscalls/process.js';
@@ -36,6 +36,10 @@ export function standInHost(makesDeviceNodes = true, mapsAnyIds = false): HostRe
     mapsAnyIds,
     devNull: standIn(190),
     init: standIn(191),
+    // A kernel with every masked place.
+    presentMasks: new Set(
+      specialMounts.filter((entry) => entry.source.kind === 'masked').map((entry) => entry.at),
+    ),
   } as unknown as HostResources;
 }
 

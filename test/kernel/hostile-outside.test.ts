@@ -264,19 +264,37 @@ for (const mode of modes) {
     contained(
       '8. its /dev and /dev/shm are bounded; io_uring and perf_event_open are refused',
       async () => {
+        // The sizes as the kernel reports them from inside (statfs), and a fill past each: of
+        // /dev/shm always (1777), of /dev where the action may write there (rootless mode,
+        // whose /dev belongs to the action's user namespace; elsewhere the host's root owns it).
         const stdout = await run(
           spec(
             mode,
             actionDirectory(),
-            '(head -c 2097152 /dev/zero > /dev/filler) 2>/dev/null && echo dev-unbounded || echo dev-full; ' +
-              'rm -f /dev/filler; ' +
+            "stat -f -c 'dev %b %S' /dev; stat -f -c 'shm %b %S' /dev/shm; " +
+              'if touch /dev/probe 2>/dev/null; then rm /dev/probe; ' +
+              '(head -c 2097152 /dev/zero > /dev/filler) 2>/dev/null && echo dev-unbounded || echo dev-full; ' +
+              'rm -f /dev/filler; else echo dev-unwritable; fi; ' +
               '(head -c 134217728 /dev/zero > /dev/shm/filler) 2>/dev/null && echo shm-unbounded || echo shm-full; ' +
               'rm -f /dev/shm/filler; hostile io_uring; hostile perf',
           ),
         );
+        const [dev, shm, ...rest] = stdout.split('\n');
+        const bytes = (line = '') =>
+          line
+            .split(' ')
+            .slice(1)
+            .map(Number)
+            .reduce((a, b) => a * b);
+        assert.match(dev ?? '', /^dev \d+ \d+$/, stdout);
+        assert.match(shm ?? '', /^shm \d+ \d+$/, stdout);
+        // The defaults: filesystems.devSize 1m, filesystems.shmSize 64m.
+        assert.equal(bytes(dev), 1024 * 1024, `/dev: ${dev}`);
+        assert.equal(bytes(shm), 64 * 1024 * 1024, `/dev/shm: ${shm}`);
         assert.equal(
-          stdout,
-          'dev-full\nshm-full\nio_uring-refused EPERM\nperf-refused EPERM\n',
+          rest.join('\n'),
+          `${mode === 'rootless' ? 'dev-full' : 'dev-unwritable'}\n` +
+            'shm-full\nio_uring-refused EPERM\nperf-refused EPERM\n',
           stdout,
         );
       },

@@ -8,6 +8,7 @@ import {
   deviceNodeNames,
   enabledSpecialMounts,
   isSpecialMountpoint,
+  nameOf,
   parentOf,
   specialMounts,
 } from '../../src/sandbox/special-mounts.js';
@@ -38,6 +39,10 @@ describe('special mounts', () => {
 
   it("is nosuid everywhere and nodev except where the action's devices are", () => {
     const devices = new Set(['dev', 'dev/pts', ...deviceNodeNames.map((name) => `dev/${name}`)]);
+    // A masked file is covered by the host's /dev/null.
+    for (const entry of specialMounts) {
+      if (entry.source.kind === 'masked' && entry.source.type === 'file') devices.add(entry.at);
+    }
     for (const entry of specialMounts) {
       if (entry.source.kind === 'symlink') continue;
       assert.equal(entry.attributes.nosuid, true, `${entry.at} is nosuid`);
@@ -45,10 +50,31 @@ describe('special mounts', () => {
     }
   });
 
-  it('binds the host device nodes and the kernel files read-only', () => {
+  it('masks the host-wide kernel internals, inside the procfs or sysfs, and nothing toolchains read', () => {
+    const masks = specialMounts.filter((entry) => entry.source.kind === 'masked');
+    const at = masks.map((entry) => entry.at);
+    for (const place of ['proc/timer_list', 'proc/keys', 'proc/kpageflags', 'sys/firmware']) {
+      assert.ok(at.includes(place), place);
+    }
+    for (const entry of masks) {
+      assert.ok(['proc', 'sys'].includes(parentOf(entry) ?? ''), entry.at);
+      assert.equal(`${parentOf(entry)}/${nameOf(entry)}`, entry.at);
+    }
+    const powercap = masks.find((entry) => entry.at === 'sys/devices/virtual/powercap');
+    assert.ok(powercap);
+    assert.equal(nameOf(powercap), 'devices/virtual/powercap');
+    const kept = ['proc/cpuinfo', 'proc/meminfo', 'proc/self', 'proc/sys', 'sys/devices', 'sys/fs'];
+    for (const place of kept) {
+      assert.ok(!at.some((mask) => place === mask || place.startsWith(`${mask}/`)), place);
+    }
+  });
+
+  it('binds the host device nodes and the kernel files read-only, and masks read-only', () => {
     for (const entry of specialMounts) {
       const readOnly =
-        entry.source.kind === 'deviceNode' || entry.source.kind === 'readOnlyOverItself';
+        entry.source.kind === 'deviceNode' ||
+        entry.source.kind === 'readOnlyOverItself' ||
+        entry.source.kind === 'masked';
       if (readOnly) assert.equal(entry.attributes.readonly, true, entry.at);
     }
     assert.equal(specialMounts.find((entry) => entry.at === 'sys')?.attributes.readonly, true);
@@ -89,6 +115,7 @@ describe('special mounts', () => {
     assert.equal(described('dev/pts'), 'mount devpts at /dev/pts');
     assert.equal(described('dev/null'), "bind the host's /dev/null");
     assert.equal(described('proc/sys'), 'bind /proc/sys read-only');
+    assert.equal(described('sys/firmware'), 'mask /sys/firmware');
     assert.equal(described('tmp'), 'bind the temporary directory at /tmp');
   });
 });
@@ -100,6 +127,7 @@ describe('stale-mount recognition', () => {
       'a/b/root/dev/pts',
       'x/root/proc/sys',
       'root/dev/null',
+      'root/sys/devices/virtual/powercap',
       'r/tmp',
     ]) {
       assert.equal(isSpecialMountpoint(path), true, path);

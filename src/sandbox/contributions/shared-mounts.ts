@@ -20,9 +20,19 @@ import {
   symlinkat,
   withPath,
 } from '../../syscalls/index.js';
-import { mountDescription, mountpointStep, planProc } from '../filesystems.js';
+import {
+  mountDescription,
+  mountpointStep,
+  plannedSpecialMounts,
+  planProc,
+} from '../filesystems.js';
 import { runnerStep, SetupError, type StepInfo } from '../plan.js';
-import { enabledSpecialMounts, isSpecialMountpoint, nameOf, parentOf } from '../special-mounts.js';
+import {
+  emptyDirectoryFilesystem,
+  isSpecialMountpoint,
+  nameOf,
+  parentOf,
+} from '../special-mounts.js';
 import { ActionError, type SpecialFilesystems } from '../types.js';
 import type {
   ActionResource,
@@ -35,11 +45,13 @@ import type {
  * read-only tmpfs is mounted at /proc instead, and the child mounts the procfs onto that
  * holder's root, so that detaching the holder by its handle takes the procfs along,
  * wherever the mountpoint directory went meanwhile. */
-const procHolder: MountSpec = {
-  fstype: 'tmpfs',
-  options: { size: '4k', nr_inodes: '1', mode: '0555' },
-  attributes: { readonly: true, nosuid: true, nodev: true, noexec: true },
-};
+const procHolder: MountSpec = emptyDirectory();
+
+/** A new empty read-only directory, as a spec of mountat. */
+function emptyDirectory(): MountSpec {
+  const { fstype, options, attributes } = emptyDirectoryFilesystem;
+  return { fstype, options: { ...options }, attributes };
+}
 
 /** The input root as the action sees it: bound onto itself nosuid,nodev (recursively, as
  * namespaces mode clones it), so that setuid programs and device nodes shipped in it are inert
@@ -113,11 +125,11 @@ class SharedMounts implements ActionResource {
     this.#mounts.push(root);
     this.root = root;
     const made = new Map<string, Mount>();
-    for (const entry of enabledSpecialMounts(filesystems)) {
+    for (const entry of plannedSpecialMounts(filesystems, host)) {
       const parentAt = parentOf(entry);
       const parent = parentAt === undefined ? root : made.get(parentAt);
-      // Beneath /proc: bound by the child, once it mounted the procfs.
-      if (parent === undefined) continue;
+      // Beneath /proc: bound and masked by the child, once it mounted the procfs.
+      if (parent === undefined || parentAt === 'proc') continue;
       const name = nameOf(entry);
       const info = runnerStep(mountDescription(entry));
       const { source, attributes } = entry;
@@ -132,24 +144,38 @@ class SharedMounts implements ActionResource {
       } else if (source.kind === 'deviceNode') {
         const node = host.deviceNodes.get(name);
         if (node !== undefined) spec = { bind: node.fd, attributes };
+      } else if (source.kind === 'masked') {
+        const devNull = host.deviceNodes.get('null');
+        if (source.type === 'directory') spec = { ...emptyDirectory(), attributes };
+        else if (devNull !== undefined) spec = { bind: devNull.fd, attributes };
       } else if (source.kind === 'temporaryDirectory' && temporaryDirectory !== undefined) {
         spec = { bind: temporaryDirectory, attributes };
       }
       if (spec === undefined) continue;
       const mountSpec = spec;
       const topLevel = parent === root;
-      const mount = step(
-        entry.at === 'proc' ? runnerStep('mount a holder for /proc') : info,
-        () =>
-          mountat(parent, name, mountSpec, {
-            createMountpoint: topLevel ? filesystems.createMountpoints : true,
-          }),
-        topLevel ? `/${entry.at}` : undefined,
-      );
+      const mask = source.kind === 'masked';
+      let mount: Mount;
+      try {
+        mount = step(
+          entry.at === 'proc' ? runnerStep('mount a holder for /proc') : info,
+          () =>
+            mountat(parent, name, mountSpec, {
+              // A mask covers what the kernel has, and nothing where it has nothing.
+              createMountpoint: topLevel ? filesystems.createMountpoints : !mask,
+            }),
+          topLevel ? `/${entry.at}` : undefined,
+        );
+      } catch (error) {
+        if (mask && error instanceof SetupError && error.cause.code === 'ENOENT') continue;
+        throw error;
+      }
       this.#mounts.push(mount);
       made.set(entry.at, mount);
       if (entry.at === 'proc') {
-        this.plan = { filesystems: (plan) => planProc(plan, plan.inherit(mount.fd), filesystems) };
+        this.plan = {
+          filesystems: (plan) => planProc(plan, plan.inherit(mount.fd), host, filesystems),
+        };
       }
     }
   }

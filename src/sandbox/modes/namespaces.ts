@@ -166,7 +166,7 @@ export const namespacesMode: IsolationStrategy = {
       throw new TypeError('namespaces mode is not prepared');
     const template = prepared.fd();
     const root = planRootInEmptyNamespace(plan, inputRoot, template);
-    planSpecialFilesystems(plan, root, clones, settings.filesystems);
+    planSpecialFilesystems(plan, root, clones, host, settings.filesystems);
     return { root, enter: pivotInto(root) };
   },
   requirements: (findings) => [

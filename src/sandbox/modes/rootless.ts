@@ -150,7 +150,7 @@ export const rootlessMode: IsolationStrategy = {
     if (range !== undefined) {
       plan.setCredentials(runnerStep("become the user namespace's root"), 0, 0, []);
     }
-    planSpecialFilesystems(plan, root, clones, settings.filesystems);
+    planSpecialFilesystems(plan, root, clones, host, settings.filesystems);
     // The runner's own ids, mapped, are the credentials; ids of the range are switched to.
     return {
       root,
