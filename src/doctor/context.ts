@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { capabilityNumbers } from '../sandbox/capabilities.js';
 import { defaultIsolation } from '../sandbox/defaults.js';
 import { HostResources } from '../sandbox/host.js';
+import { type LaunchOutcome, launchProbe } from '../sandbox/launch-probe.js';
 import type { IsolationContext, IsolationStrategy, PreparedMode } from '../sandbox/modes/mode.js';
 import { namespacesMode } from '../sandbox/modes/namespaces.js';
 import { PlanBuilder, runnerStep } from '../sandbox/plan.js';
 import { ActionError } from '../sandbox/types.js';
 import { constants, fsopen, isSystemError, openDirectory } from '../syscalls/index.js';
-import { isStepError, spawn, watchExit } from '../syscalls/process.js';
 import { readSetting } from './check.js';
 
 export interface ProcessPrivileges {
@@ -25,24 +25,6 @@ export interface UserNamespaceSettings {
   readonly maxUserNamespaces: string | undefined;
   readonly unprivilegedClone: string | undefined;
   readonly apparmorRestrict: string | undefined;
-}
-
-/** How a probe launched through the engine's own launcher (clone with
- * CLONE_VM|CLONE_VFORK|CLONE_PIDFD) ended. */
-export type LaunchOutcome =
-  | { readonly ran: true }
-  | {
-      readonly ran: false;
-      readonly syscall: string;
-      readonly code: string;
-      readonly step?: string;
-    };
-
-/** "syscall failed with CODE (step)". */
-export function failure(outcome: LaunchOutcome): string {
-  if (outcome.ran) return '';
-  const where = outcome.step === undefined ? '' : ` (${outcome.step})`;
-  return `${outcome.syscall} failed with ${outcome.code}${where}`;
 }
 
 const capabilityNames = new Map<number, string>(
@@ -67,31 +49,6 @@ function processStatus(): Map<string, string> {
     if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
   }
   return fields;
-}
-
-/** Clones a child that runs `plan` and exits before exec (a plan without an exec step ends
- * with EINVAL past its last step): nothing is left behind, and the child is reaped by the
- * launcher. */
-async function launchProbe(plan: PlanBuilder): Promise<LaunchOutcome> {
-  try {
-    // Only if the launcher ever accepts a plan without exec: reap what it started.
-    const spawned = await spawn(plan.build());
-    try {
-      await watchExit(spawned.pidfd, spawned.pid, spawned.statusPipe);
-    } finally {
-      spawned.pidfd.close();
-      spawned.statusPipe?.close();
-    }
-    return { ran: true };
-  } catch (error) {
-    if (!isSystemError(error)) throw error;
-    if (isStepError(error)) {
-      const step = plan.step(error.step);
-      if (step === undefined) return { ran: true };
-      return { ran: false, syscall: error.syscall, code: error.code, step: step.description };
-    }
-    return { ran: false, syscall: error.syscall, code: error.code };
-  }
 }
 
 function cloning(cloneFlags: number, steps: (plan: PlanBuilder) => void = () => {}): PlanBuilder {

@@ -1,6 +1,7 @@
 // Doctor's checks, in the order they are reported. A new check is one file of checks/ and one
 // line here; a mode that needs it names its id in its requirements (src/sandbox/modes/).
 import type { DoctorCheck } from './check.js';
+import { actionUserNamespaces } from './checks/action-user-namespaces.js';
 import { apparmorUserNamespaces } from './checks/apparmor-user-namespaces.js';
 import { buildDirectory } from './checks/build-directory.js';
 import { capabilities } from './checks/capabilities.js';
@@ -36,6 +37,7 @@ export const doctorChecks: readonly DoctorCheck[] = [
   userNamespaceSysctls,
   apparmorUserNamespaces,
   userNamespaces,
+  actionUserNamespaces,
   procVisible,
   procInUserNamespace,
   seccomp,

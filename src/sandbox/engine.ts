@@ -5,7 +5,13 @@
 // in reverse order.
 import { readlinkSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { type DirectoryHandle, type Fd, isSystemError, openDirectory } from '../syscalls/index.js';
+import {
+  constants,
+  type DirectoryHandle,
+  type Fd,
+  isSystemError,
+  openDirectory,
+} from '../syscalls/index.js';
 import {
   isStepError,
   type ProcessExit,
@@ -19,11 +25,12 @@ import type { ActionResource, Contribution, EngineContext } from './contribution
 import { ResourceStack } from './contributions/contribution.js';
 import { contributions } from './contributions/registry.js';
 import { HostResources } from './host.js';
-import type { PreparedMode } from './modes/mode.js';
+import { failure, type LaunchOutcome, launchProbe } from './launch-probe.js';
+import type { IsolationStrategy, PreparedMode } from './modes/mode.js';
 import { isolationStrategy } from './modes/registry.js';
 import { NetworkNamespacePool } from './network-namespaces.js';
 import { outcome } from './outcome.js';
-import { type PlanBuilder, runnerStep, SetupError } from './plan.js';
+import { PlanBuilder, runnerStep, SetupError } from './plan.js';
 import {
   createLogFile,
   findExecutable,
@@ -142,6 +149,42 @@ function runnerRootView(
   return { root: openDirectory('/'), workingDirectory: posix.join(path, workingDirectory) };
 }
 
+/** A throwaway child that goes as far as the mode's own does before it unshares the action's
+ * user namespace (namespaces mode: into its template mount namespace), then unshares one. */
+export function probeActionUserNamespace(
+  strategy: IsolationStrategy,
+  prepared: PreparedMode,
+): Promise<LaunchOutcome> {
+  const plan = new PlanBuilder();
+  strategy.planUserNamespaceProbe?.(plan, prepared);
+  plan.unshare(runnerStep("create the action's user namespace"), constants.CLONE_NEWUSER);
+  return launchProbe(plan);
+}
+
+/** Asks the kernel once, by a throwaway child that goes as far as the action's (about a
+ * millisecond), whether it gives this runner's actions the user namespace that
+ * actionUserNamespace asks for. It refuses one to a chrooted process (a runner that itself
+ * runs chrooted, as the v2 guest's does, in a mode that does not pivot first), and where
+ * user.max_user_namespaces is 0 or a seccomp profile refuses CLONE_NEWUSER: every action
+ * would fail EPERM, so the engine refuses to open instead. */
+async function refuseUngrantableUserNamespace(
+  strategy: IsolationStrategy,
+  settings: IsolationSettings,
+  prepared: PreparedMode,
+): Promise<void> {
+  if (!strategy.actionUserNamespace || settings.actionUserNamespace === undefined) return;
+  const probed = await probeActionUserNamespace(strategy, prepared);
+  if (probed.ran) return;
+  throw new Error(
+    `the kernel refuses this runner a user namespace per action in ${strategy.name} mode ` +
+      `(${failure(probed)}): it refuses one to a chrooted process, and where ` +
+      'user.max_user_namespaces is 0 or a seccomp profile refuses CLONE_NEWUSER (chroot-runner ' +
+      'doctor says which). Fix: run the runner unchrooted, or in namespaces mode (which ' +
+      'pivots first), or set chrootRunner.actionUserNamespace.enabled: false to run actions ' +
+      "without one (their uid 0 is then the host's root: SECURITY.md, 6b)",
+  );
+}
+
 export class Engine {
   readonly #context: EngineContext;
   readonly #prepared: PreparedMode;
@@ -170,6 +213,12 @@ export class Engine {
     try {
       host = HostResources.open();
       const [prepared] = await Promise.all([strategy.prepare(), networkNamespaces?.fill()]);
+      try {
+        await refuseUngrantableUserNamespace(strategy, isolation, prepared);
+      } catch (error) {
+        prepared.close();
+        throw error;
+      }
       return new Engine(
         {
           buildDirectoryPath: options.buildDirectory,

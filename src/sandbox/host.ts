@@ -54,12 +54,16 @@ function presentMasks(): ReadonlySet<string> {
   );
 }
 
+const CAP_SETGID = 6n;
+const CAP_SETUID = 7n;
 const CAP_MKNOD = 27n;
 
-/** Whether CAP_MKNOD is in the runner's effective set (/proc/self/status, CapEff). */
-function holdsMknod(): boolean {
+/** Whether every one of `bits` is in the runner's effective set (/proc/self/status, CapEff). */
+function holdsCapabilities(...bits: bigint[]): boolean {
   const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return effective?.[1] !== undefined && ((BigInt(`0x${effective[1]}`) >> CAP_MKNOD) & 1n) === 1n;
+  if (effective?.[1] === undefined) return false;
+  const mask = BigInt(`0x${effective[1]}`);
+  return bits.every((bit) => ((mask >> bit) & 1n) === 1n);
 }
 
 export class HostResources {
@@ -68,6 +72,10 @@ export class HostResources {
   /** Whether the runner holds CAP_MKNOD, so that namespaces mode can make the nodes anew
    * (a container whose capabilities were dropped may lack it: the nodes are bound then). */
   readonly makesDeviceNodes: boolean;
+  /** Whether the runner holds CAP_SETUID and CAP_SETGID (root, or granted them in its user
+   * namespace), so that it may write any id map of a child's new user namespace, not only
+   * one line of its own ids. */
+  readonly mapsAnyIds: boolean;
   /** /dev/null opened for reading: every action's stdin. */
   readonly devNull: Fd;
   /** O_PATH handle on the static init, executed with execveat so that it works after
@@ -79,7 +87,8 @@ export class HostResources {
 
   private constructor(deviceNodes: ReadonlyMap<string, DeviceNode>, devNull: Fd, init: Fd) {
     this.deviceNodes = deviceNodes;
-    this.makesDeviceNodes = holdsMknod();
+    this.makesDeviceNodes = holdsCapabilities(CAP_MKNOD);
+    this.mapsAnyIds = holdsCapabilities(CAP_SETUID, CAP_SETGID);
     this.presentMasks = presentMasks();
     this.devNull = devNull;
     this.init = init;

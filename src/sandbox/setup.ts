@@ -112,6 +112,7 @@ export function buildPlan(inputs: PlanInputs): PlanBuilder {
   );
   const credentials =
     resources.find((resource) => resource.credentials !== undefined)?.credentials ??
+    planned.credentials ??
     spec.credentials;
   if (credentials !== undefined && planned.credentialsSet !== true) {
     plan.setCredentials(

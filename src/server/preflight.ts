@@ -112,11 +112,26 @@ function socketWarning(socket: string): Problem | undefined {
   };
 }
 
+/** bb_runner's default, and bb-deployments': the action sees the runner's own file system, as
+ * the ids it runs as, so a warning rather than a refusal. */
+function chrootWarning(configuration: ApplicationConfiguration): Problem | undefined {
+  if (configuration.isolation.chrootIntoInputRoot !== false) return undefined;
+  return {
+    problem:
+      "chrootIntoInputRoot is false, so every action runs in the runner's own file system: " +
+      'it reads whatever its ids may read on the host, and writes where every user may, such as ' +
+      "the build directory's 0777 directories of other actions (their inputs and outputs) and /tmp",
+    fix: 'set chrootIntoInputRoot: true, so that each action sees only its input root (docs/configuration.md, "Without chrootIntoInputRoot")',
+  };
+}
+
 /** What serve warns about at start-up, serving nevertheless. */
-function pathWarnings(configuration: ApplicationConfiguration): Problem[] {
-  return configuration.grpcServers.flatMap((server) =>
+function configurationWarnings(configuration: ApplicationConfiguration): Problem[] {
+  const sockets = configuration.grpcServers.flatMap((server) =>
     server.listenPaths.flatMap((socket) => socketWarning(socket) ?? []),
   );
+  const chroot = chrootWarning(configuration);
+  return chroot === undefined ? sockets : [...sockets, chroot];
 }
 
 /** The directories and files the configuration names, checked as the runner will use them. */
@@ -191,7 +206,7 @@ export async function preflight(configuration: ApplicationConfiguration): Promis
     problems.push({ problem: `${filter.title}: ${filter.detail}`, fix: filter.fix ?? '' });
   }
   problems.push(...pathProblems(configuration));
-  return { features, mode, problems, warnings: pathWarnings(configuration) };
+  return { features, mode, problems, warnings: configurationWarnings(configuration) };
 }
 
 /** Throws a StartupError naming every problem, each with its fix; returns the warnings. */

@@ -24,7 +24,7 @@ function standIn(fd: number): Fd {
   return { fd } as unknown as Fd;
 }
 
-export function standInHost(makesDeviceNodes = true): HostResources {
+export function standInHost(makesDeviceNodes = true, mapsAnyIds = false): HostResources {
   return {
     deviceNodes: new Map(
       deviceNodeNames.map((name, index) => [
@@ -33,6 +33,7 @@ export function standInHost(makesDeviceNodes = true): HostResources {
       ]),
     ),
     makesDeviceNodes,
+    mapsAnyIds,
     devNull: standIn(190),
     init: standIn(191),
     // A kernel with every masked place.

@@ -14,6 +14,7 @@ import {
   mkdirSync,
   readFileSync,
   rmdirSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -180,13 +181,10 @@ for (const mode of modes) {
       assert.notEqual(String(ran), 'euid 0\n', 'an unprivileged user ran it as root');
     });
 
-    // Rootless mode maps the runner's own ids: with the runner as root, the action's uid 0 is
-    // the host's (SECURITY.md, "Not fixed"); an unprivileged runner's actions are not.
-    const cacheOpen =
-      mode === 'rootless' ? { todo: 'rootless mode run as root maps the host’s uid 0' } : {};
+    // Rootless mode run as root maps the action's ids to the range too (its own uid 0 would
+    // make the action the host's root).
     contained(
       '6b. cannot change read-only input files hard-linked from bb_worker’s cache',
-      cacheOpen,
       async () => {
         const cache = join(suite.build.path, `cache-${suite.roots}`);
         mkdirSync(cache);
@@ -204,6 +202,34 @@ for (const mode of modes) {
         assert.equal(statSync(join(cache, 'input')).mode & 0o7777, 0o444, stdout);
         // Still root inside: the refusal is the namespace's, not a lower uid's.
         assert.equal(stdout, 'id 0\n');
+      },
+    );
+
+    // What the user namespace must not take from bb_worker: the action writes where bb_worker
+    // lets it (the 0777 directories), as a host id of the range, and bb_worker, the build
+    // directory's owner (root here), reads every output and removes everything, however
+    // the action left the modes.
+    contained(
+      '6b. writes as a host id of the range; bb_worker reads and removes it all',
+      async () => {
+        const name = actionDirectory();
+        const stdout = await run(
+          spec(
+            mode,
+            name,
+            'mkdir -p /out/deep && echo output > /out/deep/file && chmod 600 /out/deep/file && ' +
+              'chmod 500 /out/deep && chmod 700 /out && echo scratch > /tmp/scratch && ' +
+              'chmod 400 /tmp/scratch && echo id $(id -u)',
+          ),
+        );
+        assert.equal(stdout, 'id 0\n');
+        const directory = join(suite.build.path, name);
+        const output = join(directory, 'root', 'out', 'deep', 'file');
+        assert.equal(statSync(output).uid, defaultIsolation.actionUserNamespace?.firstHostId);
+        assert.equal(readFileSync(output, 'utf8'), 'output\n');
+        assert.equal(readFileSync(join(directory, 'tmp', 'scratch'), 'utf8'), 'scratch\n');
+        rmSync(directory, { recursive: true });
+        assert.throws(() => statSync(directory), { code: 'ENOENT' });
       },
     );
 

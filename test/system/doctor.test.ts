@@ -10,6 +10,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -24,6 +25,7 @@ import {
   isolationModeSupport,
   type ModeSupport,
 } from '../../src/doctor/index.js';
+import { chrootedPrefix } from '../helpers/chrooted.js';
 import {
   assertNothingLeft,
   mountPoints,
@@ -207,6 +209,27 @@ describe('chroot-runner doctor', () => {
         report.checks.cgroup?.detail.endsWith(lostWithoutCgroups),
         report.checks.cgroup?.detail,
       );
+    },
+  );
+
+  leakFree(
+    'chrooted: shared mode gets no user namespace per action, namespaces mode does; doctor says what is lost',
+    () => {
+      const chroot = mkdtempSync(join(tmpdir(), 'chroot-runner-doctor-chroot-'));
+      try {
+        const host = doctor([]).checks.actionUserNamespaces;
+        assert.equal(host?.status, 'ok', host?.detail);
+        assert.match(host?.detail ?? '', /^given in namespaces and shared mode/);
+        const report = doctor(chrootedPrefix(chroot));
+        const check = report.checks.actionUserNamespaces;
+        assert.equal(check?.status, 'unavailable');
+        assert.match(check?.detail ?? '', /^refused in shared mode: unshare failed with EPERM/);
+        assert.match(check?.detail ?? '', /given in namespaces mode .*chrooted process/);
+        assert.match(check?.detail ?? '', /uid 0 is the host's root/);
+        assert.match(check?.fix ?? '', /actionUserNamespace\.enabled: false/);
+      } finally {
+        rmdirSync(chroot);
+      }
     },
   );
 

@@ -14,6 +14,7 @@ import type { CheckResult, ModeSupport } from '../../src/doctor/index.js';
 import { parseConfiguration } from '../../src/server/config.js';
 import { withAlternatives } from '../../src/server/preflight.js';
 import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import { chrootedPrefix, inPrivateMountNamespace } from '../helpers/chrooted.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 import { binary, ServeProcess, writeServeConfiguration } from '../helpers/serve.js';
 import { makeUnprivilegedBuildDirectory, unprivileged } from '../helpers/unprivileged.js';
@@ -178,6 +179,37 @@ describe('start-up failures', { skip: needsRoot }, () => {
   });
 });
 
+describe('a runner the kernel refuses user namespaces to (chrooted)', { skip: needsRoot }, () => {
+  it('serve exits 2 in shared mode naming actionUserNamespace.enabled: false, serves with it; namespaces mode serves', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    const chroot = join(build.path, 'chroot');
+    mkdirSync(chroot);
+    try {
+      const prefix = chrootedPrefix(chroot);
+      const shared = writeServeConfiguration(build.path, 'shared', 'shared').file;
+      assertRefused(
+        chrootRunner(['serve', '--config', shared], prefix),
+        /cannot prepare the sandbox: the kernel refuses this runner a user namespace per action in shared mode \(unshare failed with EPERM .*Fix: .*set chrootRunner\.actionUserNamespace\.enabled: false/,
+      );
+      const optedOut = writeServeConfiguration(build.path, 'opted-out', 'shared', {
+        actionUserNamespace: { enabled: false },
+      }).file;
+      const namespaces = writeServeConfiguration(build.path, 'namespaces', 'namespaces').file;
+      for (const file of [optedOut, namespaces]) {
+        const serve = await ServeProcess.start(
+          ['--config', file],
+          [...prefix, process.execPath, binary],
+        );
+        assert.deepEqual(await serve.stop(), [0, null]);
+      }
+    } finally {
+      build.remove();
+    }
+    assertNothingLeft(state, [build.path]);
+  });
+});
+
 describe('start-up warnings', { skip: needsRoot }, () => {
   it('a rootless serve without a delegated cgroup warns what its actions lose, and serves', async () => {
     const state = processState();
@@ -245,6 +277,37 @@ describe('start-up warnings', { skip: needsRoot }, () => {
   });
 });
 
+describe('start-up warnings: chrootIntoInputRoot', { skip: needsRoot }, () => {
+  it('false (bb_runner’s default): serve warns what the action sees, and serves; true: no warning', async () => {
+    const state = processState();
+    const build = makeBuildDirectory();
+    try {
+      const warning =
+        /^chrootIntoInputRoot is false, so every action runs in the runner's own file system: .*other actions/;
+      const file = configuration(build, { chrootIntoInputRoot: false });
+      const checked = chrootRunner(['check-config', file]);
+      assert.equal(checked.status, 0, checked.stdout);
+      assert.match(checked.stdout, /^It would warn:$/m);
+      assert.match(checked.stdout, /chrootIntoInputRoot is false/);
+      const serve = await ServeProcess.start(['--config', file]);
+      try {
+        const logged = await serve.waitForLog((line) => line.msg === 'unsafe configuration');
+        assert.match(String(logged.problem), warning);
+        assert.match(String(logged.fix), /^set chrootIntoInputRoot: true/);
+        await serve.waitForLog((line) => line.msg === 'serving');
+      } finally {
+        assert.deepEqual(await serve.stop(), [0, null]);
+      }
+      const chrooted = chrootRunner(['check-config', configuration(build)]);
+      assert.equal(chrooted.status, 0, chrooted.stdout);
+      assert.doesNotMatch(chrooted.stdout, /It would warn/);
+    } finally {
+      build.remove();
+    }
+    assertNothingLeft(state, [build.path]);
+  });
+});
+
 /** A prefix for chrootRunner that runs it where the library `soname` (of the Debian package
  * `debianPackage`) cannot be loaded: in a mount namespace of its own with /dev/null bound over
  * the library. */
@@ -253,16 +316,7 @@ function withoutLibrary(soname: string, debianPackage: string): string[] {
     execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }),
   );
   assert.ok(found?.[1] !== undefined, `${debianPackage} is installed (test/install-packages.sh)`);
-  return [
-    'unshare',
-    '--mount',
-    '--propagation',
-    'private',
-    'sh',
-    '-c',
-    'mount --bind /dev/null "$0" && exec "$@"',
-    found[1],
-  ];
+  return inPrivateMountNamespace('mount --bind /dev/null "$0"', found[1]);
 }
 
 describe('without libjsonnet', { skip: needsRoot }, () => {

@@ -271,6 +271,39 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
     });
   }
 
+  it('rootless, a runner that may map any ids: the runner maps the range, the child is the namespace’s root after the host clones, the action’s ids last', () => {
+    const steps = decode(
+      planFor('rootless', {
+        host: standInHost(true, true),
+        settings: { userNamespace: { uid: 1000, gid: 1001 } },
+      }),
+    );
+    const mapped = indexOf(steps, 'awaitIdMaps');
+    assert.equal(mapped, 0);
+    assert.deepEqual(steps[mapped]?.strings, [`0 ${base} 65536\n`, `0 ${base} 65536\n`]);
+    assert.equal(steps.filter((step) => step.op === 'writeFile').length, 0);
+    const switches = steps.filter((step) => step.op === 'setCredentials');
+    assert.deepEqual(
+      switches.map((step) => step.args.slice(0, 2)),
+      [
+        [0, 0],
+        [1000, 1001],
+      ],
+    );
+    const root = indexOf(steps, 'setCredentials');
+    assert.ok(indexOf(steps, 'openTree', /clone the host's \/dev/) < root);
+    assert.ok(root < indexOf(steps, 'fsopen'));
+    // Without a range, the runner's own ids, as an unprivileged runner's.
+    const own = decode(
+      planFor('rootless', {
+        host: standInHost(true, true),
+        settings: { actionUserNamespace: undefined },
+      }),
+    );
+    assert.equal(own.filter((step) => step.op === 'awaitIdMaps').length, 0);
+    assert.equal(own[0]?.strings[0], '/proc/self/setgroups');
+  });
+
   it('runCommandsAs ids are mapped to themselves and switched to', () => {
     const steps = stepsWith('namespaces', {
       credentials: { uid: 1000, gid: 1001, additionalGroups: [27] },

@@ -1,5 +1,5 @@
+import { failure } from '../../sandbox/launch-probe.js';
 import { type DoctorCheck, ok, unavailable } from '../check.js';
-import { failure } from '../context.js';
 
 /** Namespaces mode's own plan up to pivot_root, on a scratch input root (DoctorContext). */
 export const namespaces: DoctorCheck = {

@@ -1,5 +1,5 @@
+import { failure } from '../../sandbox/launch-probe.js';
 import { type DoctorCheck, ok, unavailable } from '../check.js';
-import { failure } from '../context.js';
 
 export const procInUserNamespace: DoctorCheck = {
   id: 'procInUserNamespace',

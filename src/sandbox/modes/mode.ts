@@ -4,7 +4,7 @@
 import type { HostResources } from '../host.js';
 import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
-import type { ActionSpec, IsolationSettings } from '../types.js';
+import type { ActionSpec, Credentials, IsolationSettings } from '../types.js';
 import type { HostFindings, Requirement } from './requirements.js';
 
 /** What a mode's part of the plan gets. */
@@ -27,6 +27,8 @@ export interface PlannedRoot {
   readonly children?: Slot;
   /** The mode's user namespace maps already made the action's credentials. */
   readonly credentialsSet?: boolean;
+  /** The ids the child switches to, when the mode decides them (rootless mode's range). */
+  readonly credentials?: Credentials;
 }
 
 /** What a mode holds for the engine's lifetime. */
@@ -61,6 +63,11 @@ export interface IsolationStrategy {
   /** Whether the request's temporary directory appears at /tmp inside (TMPDIR=/tmp), rather
    * than at its host path. */
   temporaryDirectoryInside(settings: IsolationSettings): boolean;
+  /** Modes with actionUserNamespace: what the child does before it unshares the action's
+   * user namespace that changes whether the kernel grants one, for the engine's probe at open
+   * (namespaces mode enters a mount namespace of its own, so a chrooted runner does not
+   * matter to it). Nothing when absent. */
+  planUserNamespaceProbe?(plan: PlanBuilder, prepared: PreparedMode): void;
   /** Makes what every action of this mode needs beyond the host resources, once per engine. */
   prepare(): Promise<PreparedMode>;
   /** The mode's part of the child's plan: its namespaces (clone flags), its root and the

@@ -147,6 +147,17 @@ export const namespacesMode: IsolationStrategy = {
       return new TemplateNamespace(error);
     }
   },
+  planUserNamespaceProbe(plan, prepared) {
+    // As the action's child: its user namespace is unshared after pivot_root, out of any
+    // chroot of the runner's. Without a template every action fails for that reason anyway.
+    if (prepared instanceof TemplateNamespace && prepared.namespace instanceof Fd) {
+      plan.setns(
+        runnerStep('enter the empty mount namespace'),
+        plan.inherit(prepared.namespace.fd),
+        constants.CLONE_NEWNS,
+      );
+    }
+  },
   plan(plan, { settings, host, files, prepared }) {
     planNamespaces(plan);
     const inputRoot = plan.inherit(files.inputRoot.fd);

@@ -1,8 +1,12 @@
 // rootless: like namespaces, inside a new user namespace, for an unprivileged runner. The
-// runner's own uid and gid are the only ids it may map, so they are the action's.
+// runner's own uid and gid are the only ids it may map, so they are the action's. A runner
+// that may map any ids (root, or CAP_SETUID and CAP_SETGID in its user namespace) maps the
+// action's ids to the configured range instead (actionUserNamespace, as the other modes):
+// its own ids would make the action's uid 0 the host's root.
 import { readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { constants, type DirectoryHandle } from '../../syscalls/index.js';
+import { idMap } from '../contributions/user-namespace.js';
 import {
   planSpecialFilesystems,
   planUserNamespaceClones,
@@ -12,6 +16,7 @@ import { cwd, type PlanBuilder, runnerStep } from '../plan.js';
 import {
   ActionError,
   type ActionSpec,
+  type ActionUserNamespace,
   type IsolationSettings,
   type UserNamespaceIds,
 } from '../types.js';
@@ -54,6 +59,30 @@ function planIdMaps(plan: PlanBuilder, inside: UserNamespaceIds): void {
   plan.writeFile(info, cwd, '/proc/self/uid_map', `${inside.uid} ${outside.uid} 1\n`);
 }
 
+/** Has the runner map ids 0 to idCount - 1 inside to host ids of `range` while the child
+ * waits (only a process of the runner's user namespace may map other ids than its own). The
+ * child stays the runner's ids outside while it opens the host's files it clones, then
+ * becomes the namespace's root for the mounts, and at the end the action's ids. */
+function planRangeIdMaps(
+  plan: PlanBuilder,
+  inside: UserNamespaceIds,
+  range: ActionUserNamespace,
+): void {
+  for (const id of [inside.uid, inside.gid]) {
+    if (id >= range.idCount) {
+      throw new ActionError(
+        'internal',
+        `In rootless mode the action's id ${id} (userNamespace) lies beyond the ${range.idCount} ids of actionUserNamespace`,
+      );
+    }
+  }
+  plan.awaitIdMaps(
+    runnerStep(`map the action's ids to host ids from ${range.firstHostId}`),
+    idMap(range, []),
+    idMap(range, []),
+  );
+}
+
 /** Where the runner sees the temporary directory it opened: the child reaches it by this
  * path in its new mount namespace, and checks that it is the same directory. */
 function temporaryDirectoryLocation(
@@ -84,7 +113,10 @@ export const rootlessMode: IsolationStrategy = {
     // The network namespace too, owned by the action's user namespace (not the network
     // contribution's: an unprivileged runner can make none that its child could enter).
     planNamespaces(plan, constants.CLONE_NEWUSER | (settings.network ? constants.CLONE_NEWNET : 0));
-    planIdMaps(plan, userNamespaceIds(spec, settings));
+    const inside = userNamespaceIds(spec, settings);
+    const range = host.mapsAnyIds ? settings.actionUserNamespace : undefined;
+    if (range === undefined) planIdMaps(plan, inside);
+    else planRangeIdMaps(plan, inside, range);
     if (settings.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
     plan.fchdir(runnerStep('enter the input root'), plan.inherit(files.inputRoot.fd));
     plan.unshare(runnerStep('create a mount namespace'), constants.CLONE_NEWNS);
@@ -113,9 +145,20 @@ export const rootlessMode: IsolationStrategy = {
       constants.AT_RECURSIVE,
     );
     plan.moveMount(bind, root, cwd);
+    // The runner's ids are unmapped in the range's namespace: as them the child could create
+    // no file (EOVERFLOW) for the mounts below.
+    if (range !== undefined) {
+      plan.setCredentials(runnerStep("become the user namespace's root"), 0, 0, []);
+    }
     planSpecialFilesystems(plan, root, clones, host, settings.filesystems);
-    // The id maps set the credentials.
-    return { root, enter: pivotInto(root), credentialsSet: true };
+    // The runner's own ids, mapped, are the credentials; ids of the range are switched to.
+    return {
+      root,
+      enter: pivotInto(root),
+      ...(range === undefined
+        ? { credentialsSet: true }
+        : { credentials: { ...inside, additionalGroups: [] } }),
+    };
   },
   // No capability of the runner's: the action's user namespace grants what setup needs.
   requirements: (findings) => [
