@@ -40,7 +40,14 @@ static void create_namespace(napi_env env, void *data) {
     work->path = namespace_path;
     return;
   }
-  if (unshare(CLONE_NEWNET) < 0) {
+  /* Whether this thread may come back (below) is asked before it leaves: a runner that is
+   * root only of a user namespace of its own may make a network namespace but not enter its
+   * original one, and that is an error to report, not a reason to abort. */
+  if (setns(original, CLONE_NEWNET) < 0) {
+    work->error = errno;
+    work->syscall = "setns";
+    work->path = namespace_path;
+  } else if (unshare(CLONE_NEWNET) < 0) {
     work->error = errno;
     work->syscall = "unshare";
   } else {

@@ -433,3 +433,33 @@ describe('mount API wrappers', { skip: needsRoot }, () => {
     unlinkat(dir, 'mnt', constants.AT_REMOVEDIR);
   });
 });
+
+describe('network namespaces made on the thread pool', { skip: needsRoot }, () => {
+  test('a runner that may make one but not return to its own gets EPERM, not an abort', async () => {
+    // Root of a user namespace of its own (0 mapped to 0) may unshare a network namespace
+    // (it would belong to that user namespace) but not setns back into the host's.
+    const script =
+      `const { createNetworkNamespace } = await import(${JSON.stringify(
+        new URL('../../src/syscalls/process.js', import.meta.url).href,
+      )});` +
+      'try { (await createNetworkNamespace()).close(); console.log("made"); }' +
+      ' catch (error) { console.log(error.code, error.syscall); }';
+    const child = spawn(
+      'unshare',
+      ['--user', '--map-root-user', process.execPath, '--input-type=module', '-e', script],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+    });
+    // 'close': the exit and both pipes closed, so the fd count of afterEach is settled.
+    const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
+    assert.equal(signal, null, `the process was killed: ${output}`);
+    assert.equal(code, 0, output);
+    assert.equal(output.trim(), 'EPERM setns');
+  });
+});
