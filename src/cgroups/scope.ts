@@ -1,6 +1,7 @@
 // What both versions' trees do alike: the scope, the runner's own cgroup beneath its cgroup
 // (on each hierarchy) that holds its actions' cgroups and bounds them together. Its name says
-// whose it is, `<prefix>.<pid namespace>.<pid>.<start time>`, so that a later runner can tell
+// whose it is, `<prefix>.<pid namespace>.<pid>.<start time>.<n>` (n counts the trees one
+// process opens: the demo runs several servers at once), so that a later runner can tell
 // the scope of one that was killed from a live one's: the process with that pid in that pid
 // namespace is gone, or started at another time (its pid was reused). Only names of that form
 // with the runner's own prefix are ever touched; a scope whose pid namespace is not the
@@ -39,10 +40,13 @@ function ownOwner(): ScopeOwner {
   return { pidNamespace, pid: process.pid, startTime };
 }
 
-/** The name of the scope this process owns, with `prefix`. */
+let scopesNamed = 0;
+
+/** The name of a new scope of this process, with `prefix`: each call gives another. */
 export function ownScopeName(prefix: string): string {
   const { pidNamespace, pid, startTime } = ownOwner();
-  return `${prefix}.${pidNamespace}.${pid}.${startTime}`;
+  scopesNamed++;
+  return `${prefix}.${pidNamespace}.${pid}.${startTime}.${scopesNamed}`;
 }
 
 function escaped(text: string): string {
@@ -53,7 +57,7 @@ function escaped(text: string): string {
  * is certainly gone. */
 function isStale(name: string, prefix: string, suffix: string, own: ScopeOwner): boolean {
   const match = new RegExp(
-    `^${escaped(prefix)}\\.(\\d+)\\.(\\d+)\\.(\\d+)(?:${escaped(suffix)})?$`,
+    `^${escaped(prefix)}\\.(\\d+)\\.(\\d+)\\.(\\d+)\\.\\d+(?:${escaped(suffix)})?$`,
   ).exec(name);
   if (match === null) return false;
   const [, pidNamespace, pid, startTime] = match;
@@ -62,18 +66,12 @@ function isStale(name: string, prefix: string, suffix: string, own: ScopeOwner):
 }
 
 /** Makes the scope's directories at `paths` (one per hierarchy) and sets its limits; what it
- * made is removed again if anything fails. A scope of this name exists already only when
- * this process opened a tree with the same prefix before. */
+ * made is removed again if anything fails. */
 export function makeScope(paths: readonly string[], setLimits: () => void): void {
   const made: string[] = [];
   try {
     for (const path of paths) {
-      try {
-        mkdirSync(path);
-      } catch (error) {
-        if (!isSystemError(error, 'EEXIST')) throw error;
-        throw new Error(`this runner has a cgroup scope at ${path} already`, { cause: error });
-      }
+      mkdirSync(path);
       made.push(path);
     }
     setLimits();

@@ -282,6 +282,24 @@ for _ in range(${rounds}):
     }
   });
 
+  it('gives each tree a process opens with one prefix a scope of its own (the demo opens several)', () => {
+    const scopePrefix = uniqueScope('twice');
+    const first = openCgroupTree({ scopePrefix, version: 'auto', scopeLimits: unboundedScope });
+    try {
+      const second = openCgroupTree({ scopePrefix, version: 'auto', scopeLimits: unboundedScope });
+      try {
+        for (const directory of [...first.directories, ...second.directories]) {
+          assert.ok(existsSync(directory), directory);
+        }
+        assert.notDeepEqual(first.directories, second.directories);
+      } finally {
+        closeAndAssertGone(second);
+      }
+    } finally {
+      closeAndAssertGone(first);
+    }
+  });
+
   it("bounds all actions together at the scope's pids.max and memory limit", async () => {
     const bounded = openTestTree('bounded', { memoryMaxBytes: 512 * MiB, pidsMax: 40 });
     const first = bounded.create('first', limits);
