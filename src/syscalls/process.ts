@@ -135,6 +135,9 @@ export interface SpawnPlan {
 export interface CompiledFilter {
   readonly program: Buffer;
   readonly unknown: readonly string[];
+  /** Whether each architecture's syscall numbers are a binary tree (libseccomp 2.5+), not a
+   * list: the kernel runs the program for every syscall number at each load. */
+  readonly tree: boolean;
 }
 
 export interface SeccompRule {
