@@ -84,11 +84,16 @@ const maskedProcFiles = [
 const maskedProcDirectories = ['acpi', 'asound', 'scsi'];
 const maskedSysDirectories = ['firmware', 'devices/virtual/powercap'];
 
+/** The attributes of a mask's mount. A file's mask is a device node (the host's /dev/null),
+ * so not nodev. */
+export const maskAttributes: Readonly<Record<'file' | 'directory', MountFlags>> = {
+  file: { readonly: true, nosuid: true, noexec: true },
+  directory: kernelFiles,
+};
+
 function masked(at: string, type: 'file' | 'directory'): SpecialMount {
   const enabledBy = at.startsWith('proc/') ? 'proc' : 'sys';
-  // A file's mask is a device node (the host's /dev/null), so not nodev.
-  const attributes = type === 'file' ? { readonly: true, nosuid: true, noexec: true } : kernelFiles;
-  return { at, enabledBy, source: { kind: 'masked', type }, attributes };
+  return { at, enabledBy, source: { kind: 'masked', type }, attributes: maskAttributes[type] };
 }
 
 /** The table, in the order the mounts are made (a parent before what is inside it). */
