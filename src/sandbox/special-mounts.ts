@@ -83,6 +83,9 @@ const maskedProcFiles = [
 ];
 const maskedProcDirectories = ['acpi', 'asound', 'scsi'];
 const maskedSysDirectories = ['firmware', 'devices/virtual/powercap'];
+/** The physical address of the kernel's vmcoreinfo note (its layout for crash dumps, a KASLR
+ * aid), world-readable. */
+const maskedSysFiles = ['kernel/vmcoreinfo'];
 
 /** The attributes of a mask's mount. A file's mask is a device node (the host's /dev/null),
  * so not nodev. */
@@ -124,6 +127,7 @@ export const specialMounts: readonly SpecialMount[] = [
     attributes: kernelFiles,
   },
   ...maskedSysDirectories.map((name) => masked(`sys/${name}`, 'directory')),
+  ...maskedSysFiles.map((name) => masked(`sys/${name}`, 'file')),
   {
     at: 'dev',
     enabledBy: 'dev',

@@ -175,6 +175,7 @@ for (const mode of modes) {
           '/proc/kcore',
           '/proc/latency_stats',
           '/proc/timer_stats',
+          '/sys/kernel/vmcoreinfo',
         ].filter((path) => existsSync(path));
         const directories = [
           '/proc/acpi',
