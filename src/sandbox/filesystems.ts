@@ -71,8 +71,20 @@ export interface HostClones {
   readonly temporaryDirectory: Slot | undefined;
   /** A read-only clone of the host's /sys, attached instead of a fresh sysfs. */
   readonly sys?: Slot;
-  /** A clone of the host's /dev/null for each masked file, by its place. */
+  /** A clone of the host's /dev/null for each masked file, by its place; none with
+   * `maskTemplates`. */
   readonly fileMasks: ReadonlyMap<string, Slot>;
+  /** Where the action's mount namespace holds templates of the masks: each mask is then a
+   * clone of one, made there. */
+  readonly maskTemplates?: MaskTemplates;
+}
+
+/** Paths, in the action's mount namespace until it enters its root, of mounts that the masks
+ * are clones of: a read-only bind of the host's /dev/null and an empty read-only tmpfs (with
+ * the attributes of special-mounts.ts's masks). */
+export interface MaskTemplates {
+  readonly file: string;
+  readonly directory: string;
 }
 
 /** One clone of the host's /dev/null per masked file the settings enable (a detached mount
@@ -107,6 +119,7 @@ export function planHostClones(
   host: HostResources,
   temporaryDirectory: Fd | undefined,
   filesystems: SpecialFilesystems,
+  maskTemplates: MaskTemplates,
 ): HostClones {
   const deviceNodes = new Map<string, DeviceNodeSource>();
   if (filesystems.dev) {
@@ -130,11 +143,7 @@ export function planHostClones(
       constants.OPEN_TREE_CLONE,
     );
   }
-  const fileMasks = planFileMaskClones(
-    plannedSpecialMounts(filesystems, host),
-    cloneDevNullByHandle(plan, host),
-  );
-  return { deviceNodes, temporaryDirectory: temporary, fileMasks };
+  return { deviceNodes, temporaryDirectory: temporary, fileMasks: new Map(), maskTemplates };
 }
 
 /** The temporary directory as the runner opened it, and its path in the runner's mount
@@ -263,6 +272,13 @@ function planEntries(
       }
       case 'masked': {
         if (parent === undefined) throw new TypeError(`/${entry.at} has no parent mount`);
+        const template = clones.maskTemplates?.[source.type];
+        if (template !== undefined) {
+          const clone = plan.openTree(info, cwd, template, constants.OPEN_TREE_CLONE);
+          const flags = source.type === 'directory' ? directory : constants.O_PATH;
+          plan.moveMount(onMountpoint(info), clone, inside(flags, true));
+          break;
+        }
         if (source.type === 'directory') {
           const { fstype, options } = emptyDirectoryFilesystem;
           const mount = plan.newFilesystem(info, fstype, options, attributes);

@@ -83,12 +83,20 @@ const maskedProcFiles = [
 ];
 const maskedProcDirectories = ['acpi', 'asound', 'scsi'];
 const maskedSysDirectories = ['firmware', 'devices/virtual/powercap'];
+/** The physical address of the kernel's vmcoreinfo note (its layout for crash dumps, a KASLR
+ * aid), world-readable. */
+const maskedSysFiles = ['kernel/vmcoreinfo'];
+
+/** The attributes of a mask's mount. A file's mask is a device node (the host's /dev/null),
+ * so not nodev. */
+export const maskAttributes: Readonly<Record<'file' | 'directory', MountFlags>> = {
+  file: { readonly: true, nosuid: true, noexec: true },
+  directory: kernelFiles,
+};
 
 function masked(at: string, type: 'file' | 'directory'): SpecialMount {
   const enabledBy = at.startsWith('proc/') ? 'proc' : 'sys';
-  // A file's mask is a device node (the host's /dev/null), so not nodev.
-  const attributes = type === 'file' ? { readonly: true, nosuid: true, noexec: true } : kernelFiles;
-  return { at, enabledBy, source: { kind: 'masked', type }, attributes };
+  return { at, enabledBy, source: { kind: 'masked', type }, attributes: maskAttributes[type] };
 }
 
 /** The table, in the order the mounts are made (a parent before what is inside it). */
@@ -119,6 +127,7 @@ export const specialMounts: readonly SpecialMount[] = [
     attributes: kernelFiles,
   },
   ...maskedSysDirectories.map((name) => masked(`sys/${name}`, 'directory')),
+  ...maskedSysFiles.map((name) => masked(`sys/${name}`, 'file')),
   {
     at: 'dev',
     enabledBy: 'dev',

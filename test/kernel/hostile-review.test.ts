@@ -175,6 +175,7 @@ for (const mode of modes) {
           '/proc/kcore',
           '/proc/latency_stats',
           '/proc/timer_stats',
+          '/sys/kernel/vmcoreinfo',
         ].filter((path) => existsSync(path));
         const directories = [
           '/proc/acpi',
@@ -208,6 +209,62 @@ for (const mode of modes) {
               ...kept.map(
                 (path) =>
                   `[ "$(head -c 64 ${path} 2>/dev/null | wc -c)" -gt 0 ] || echo "lost ${path}"`,
+              ),
+              'true',
+            ].join('; '),
+          ),
+        );
+        assert.equal(stdout, '', stdout);
+      },
+    );
+
+    contained(
+      'R5. the masks stay read-only, mounted and its own: no write, remount or unmount',
+      {},
+      async () => {
+        // Masks are clones of templates made once per engine (namespaces mode) or made per
+        // action: either way read-only, and nothing of the templates is in the action's view.
+        const files = ['/proc/keys', '/proc/key-users', '/proc/kpageflags', '/proc/timer_list']
+          .filter((path) => existsSync(path))
+          .slice(0, 2);
+        const directories = ['/proc/acpi', '/sys/firmware'].filter(
+          (path) => existsSync(path) && readdirSync(path).length > 0,
+        );
+        assert.ok(files.length > 0 && directories.length > 0, 'this kernel has no masked place');
+        const masks = [...files, ...directories];
+        const stdout = await run(
+          spec(
+            mode,
+            actionDirectory(),
+            [
+              ...masks.map(
+                (path) =>
+                  `mount -o remount,rw ${path} 2>/dev/null && echo "remounted ${path}"; ` +
+                  `mount -o remount,bind,rw ${path} 2>/dev/null && echo "remounted ${path} rw"`,
+              ),
+              // The mask's own node: its times, mode and owner (the host's /dev/null's, for a
+              // file mask) stay untouched; nothing can be made inside a directory mask.
+              ...files.map(
+                (path) =>
+                  `touch ${path} 2>/dev/null && echo "touched ${path}"; ` +
+                  `chmod 600 ${path} 2>/dev/null && echo "chmod ${path}"; ` +
+                  `chown 1:1 ${path} 2>/dev/null && echo "chown ${path}"`,
+              ),
+              ...directories.map(
+                (path) =>
+                  `mkdir ${path}/made 2>/dev/null && echo "made ${path}/made"; ` +
+                  `touch ${path} 2>/dev/null && echo "touched ${path}"`,
+              ),
+              // Each mask once, where the table puts it, and no template anywhere in view.
+              ...masks.map(
+                (path) =>
+                  `[ "$(grep -c " ${path} " /proc/self/mountinfo)" = 1 ] || echo "not one mount at ${path}"`,
+              ),
+              'grep masked- /proc/self/mountinfo',
+              'ls -d /masked-* 2>/dev/null',
+              ...masks.map((path) => `umount ${path} 2>/dev/null; umount -l ${path} 2>/dev/null`),
+              ...masks.map(
+                (path) => `grep -q " ${path} ro," /proc/self/mountinfo || echo "unmasked ${path}"`,
               ),
               'true',
             ].join('; '),

@@ -4,6 +4,7 @@
 // the runner's: a copy of the runner's would copy every host mount, for pivot_root to detach
 // again, at a cost per action that grows with the host's mounts.
 import { constants as osConstants } from 'node:os';
+import { attributeFlags } from '../../mounts/index.js';
 import {
   constants,
   Fd,
@@ -12,8 +13,9 @@ import {
   type SystemError,
 } from '../../syscalls/index.js';
 import { runInRunnerFdTable } from '../../syscalls/process.js';
-import { planHostClones, planSpecialFilesystems } from '../filesystems.js';
+import { type MaskTemplates, planHostClones, planSpecialFilesystems } from '../filesystems.js';
 import { cwd, PlanBuilder, runnerStep, type Slot } from '../plan.js';
+import { emptyDirectoryFilesystem, maskAttributes } from '../special-mounts.js';
 import { ActionError } from '../types.js';
 import type { IsolationStrategy, PlannedRoot, PreparedMode } from './mode.js';
 import {
@@ -26,10 +28,21 @@ import {
 
 const { O_PATH, O_DIRECTORY, O_RDONLY, MS_PRIVATE, MS_SLAVE } = constants;
 
-/** A mount namespace whose only mount is an empty read-only tmpfs holding an empty directory
- * `root` (its root). Entering it (setns) and unsharing it makes a namespace of one mount,
- * whatever the number of mounts of the runner's. Made by a child that shares the runner's
- * fd table and exits, leaving its fd on the namespace there. Needs CAP_SYS_ADMIN. */
+/** Where the template namespace holds the templates of the masks (special-mounts.ts): a
+ * read-only bind of the host's /dev/null and an empty read-only tmpfs, made once. Every
+ * action's mount namespace is a copy of the template, so each mask is one open_tree clone of
+ * a template there (a clone keeps the mount's flags) instead of a fresh tmpfs or a clone of
+ * the host's node and its mount_setattr; pivot_root detaches them with the old root. */
+export const maskTemplates: MaskTemplates = {
+  file: '/masked-file',
+  directory: '/masked-directory',
+};
+
+/** A mount namespace whose mounts are an empty read-only tmpfs holding an empty directory
+ * `root` (its root) and the masks' templates. Entering it (setns) and unsharing it makes a
+ * namespace of three mounts, whatever the number of mounts of the runner's. Made by a child
+ * that shares the runner's fd table and exits, leaving its fd on the namespace there. Needs
+ * CAP_SYS_ADMIN. */
 export async function createTemplateMountNamespace(): Promise<Fd> {
   const plan = new PlanBuilder();
   plan.cloneFlags = constants.CLONE_FILES | constants.CLONE_NEWNS;
@@ -38,7 +51,12 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
     flags: O_RDONLY,
     resolve: 0,
   });
+  // Private: nothing propagates between the copies, nor from the host's /dev to the masks.
   plan.setRootPropagation(info, MS_PRIVATE);
+  const fileMask = plan.openTree(info, cwd, '/dev/null', constants.OPEN_TREE_CLONE);
+  plan.mountSetattr(info, fileMask, attributeFlags(maskAttributes.file));
+  const { fstype, options, attributes } = emptyDirectoryFilesystem;
+  const directoryMask = plan.newFilesystem(info, fstype, options, attributeFlags(attributes));
   const { MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_RDONLY } = constants;
   const tmpfs = plan.newFilesystem(
     info,
@@ -47,9 +65,26 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
   );
   plan.mkdirat(info, tmpfs, 'root', 0o755);
-  plan.mountSetattr(info, tmpfs, MOUNT_ATTR_RDONLY);
-  // pivot_root wants an attached mount: stacked on the cwd, in this private copy only.
+  plan.createFile(info, tmpfs, maskTemplates.file.slice(1), 0o444);
+  plan.mkdirat(info, tmpfs, maskTemplates.directory.slice(1), 0o555);
+  // pivot_root wants an attached mount: stacked on the cwd, in this private copy only. The
+  // masks need it attached too (before Linux 6.15 no mount is attached on a detached one).
   plan.moveMount(info, tmpfs, cwd);
+  const beneath = { resolve: resolveBeneathOnly };
+  plan.moveMount(
+    info,
+    fileMask,
+    plan.open(info, tmpfs, maskTemplates.file.slice(1), { flags: O_PATH, ...beneath }),
+  );
+  plan.moveMount(
+    info,
+    directoryMask,
+    plan.open(info, tmpfs, maskTemplates.directory.slice(1), {
+      flags: O_PATH | O_DIRECTORY,
+      ...beneath,
+    }),
+  );
+  plan.mountSetattr(info, tmpfs, MOUNT_ATTR_RDONLY);
   plan.pivotRoot(info, tmpfs);
   plan.exit(info);
   const slots = await runInRunnerFdTable(plan.build());
@@ -161,7 +196,13 @@ export const namespacesMode: IsolationStrategy = {
   plan(plan, { settings, host, files, prepared }) {
     planNamespaces(plan);
     const inputRoot = plan.inherit(files.inputRoot.fd);
-    const clones = planHostClones(plan, host, files.temporaryDirectory, settings.filesystems);
+    const clones = planHostClones(
+      plan,
+      host,
+      files.temporaryDirectory,
+      settings.filesystems,
+      maskTemplates,
+    );
     if (!(prepared instanceof TemplateNamespace))
       throw new TypeError('namespaces mode is not prepared');
     const template = prepared.fd();
