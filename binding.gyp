@@ -14,6 +14,10 @@
         "native/jsonnet.c",
         "native/network-namespace.c"
       ],
+      "conditions": [
+        ["target_arch=='x64'", {"sources": ["native/clone3-x86_64.S"], "defines": ["CLONE3_STUB"]}],
+        ["target_arch=='arm64'", {"sources": ["native/clone3-aarch64.S"], "defines": ["CLONE3_STUB"]}]
+      ],
       "libraries": ["-ldl"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fno-strict-aliasing"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]

@@ -3,6 +3,8 @@
 // of its own, one at a time, in interleaved rounds; the medians and their ratio, and the CPU
 // time per action of the runner and its reaped children (/proc/self/stat: utime, stime,
 // cutime, cstime; kernel work in kworkers, such as a removed cgroup's offlining, not counted).
+// On v2 where the runner clones into the cgroup (clone3), a third variant joins it with the
+// child's first step instead, as v1 does: what entering at clone time saves.
 //
 //   BENCH_ACTIONS (default 200 per round and variant), BENCH_ROUNDS (default 5)
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { join } from 'node:path';
 import { type CgroupLimits, openCgroupTree } from '../src/cgroups/index.js';
 import { populateBusyboxRoot } from '../src/cli/busybox-root.js';
 import { type ActionSpec, defaultIsolation, Engine } from '../src/sandbox/index.js';
+import { cloneIntoCgroup } from '../src/syscalls/process.js';
 
 const actions = Number(process.env.BENCH_ACTIONS ?? 200);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -47,16 +50,24 @@ async function main(): Promise<void> {
     scopeLimits: { memoryMaxBytes: null, pidsMax: null },
   });
   const isolation = { ...defaultIsolation, mode: 'namespaces' as const };
-  const plain = await Engine.open({ buildDirectory: path, isolation });
-  const withCgroups = await Engine.open({
-    buildDirectory: path,
-    isolation,
-    cgroups: { tree, limits },
-  });
-  const latencies = { without: [] as number[], with: [] as number[] };
-  const cpu = { without: 0, with: 0 };
+  const engines = new Map([
+    ['without', await Engine.open({ buildDirectory: path, isolation })],
+    ['with', await Engine.open({ buildDirectory: path, isolation, cgroups: { tree, limits } })],
+  ]);
+  if (tree.version === 2 && cloneIntoCgroup().available) {
+    engines.set(
+      'joined',
+      await Engine.open({
+        buildDirectory: path,
+        isolation,
+        cgroups: { tree, limits, enterAtClone: false },
+      }),
+    );
+  }
+  const latencies = new Map([...engines.keys()].map((variant) => [variant, [] as number[]]));
+  const cpu = new Map([...engines.keys()].map((variant) => [variant, 0]));
   let index = 0;
-  const once = async (cgroup: boolean): Promise<number> => {
+  const once = async (variant: string): Promise<number> => {
     index += 1;
     const spec: ActionSpec = {
       inputRoot: 'root',
@@ -67,40 +78,46 @@ async function main(): Promise<void> {
       stderrPath: `${index}.stderr`,
     };
     const started = performance.now();
-    const result = await (cgroup ? withCgroups : plain).run(spec);
+    const engine = engines.get(variant);
+    if (engine === undefined) throw new Error(`no engine for ${variant}`);
+    const result = await engine.run(spec);
     const elapsed = performance.now() - started;
     if (result.exitCode !== 0) throw new Error(`true exited with ${result.exitCode}`);
     return elapsed;
   };
   try {
     for (let warmup = 0; warmup < 20; warmup++) {
-      await once(false);
-      await once(true);
+      for (const variant of engines.keys()) await once(variant);
     }
     for (let round = 0; round < rounds; round++) {
-      for (const variant of ['without', 'with'] as const) {
+      for (const variant of engines.keys()) {
         const cpuBefore = cpuMilliseconds();
         for (let action = 0; action < actions; action++) {
-          latencies[variant].push(await once(variant === 'with'));
+          latencies.get(variant)?.push(await once(variant));
         }
-        cpu[variant] += cpuMilliseconds() - cpuBefore;
+        cpu.set(variant, (cpu.get(variant) ?? 0) + cpuMilliseconds() - cpuBefore);
       }
     }
   } finally {
-    await plain.close();
-    await withCgroups.close();
+    for (const engine of engines.values()) await engine.close();
     tree.close();
     rmSync(path, { recursive: true, force: true });
   }
-  const without = median(latencies.without);
-  const withCgroup = median(latencies.with);
-  const perAction = (milliseconds: number): string =>
-    (milliseconds / (rounds * actions)).toFixed(2);
+  const medianOf = (variant: string): number => median(latencies.get(variant) ?? []);
+  const cpuOf = (variant: string): number => (cpu.get(variant) ?? 0) / (rounds * actions);
+  const without = medianOf('without');
+  const withCgroup = medianOf('with');
   process.stdout.write(
     `cgroup v${tree.version}, ${rounds} rounds of ${actions} actions each, concurrency 1\n` +
       `engine namespaces median: ${without.toFixed(2)} ms without a cgroup, ${withCgroup.toFixed(2)} ms with (${(((withCgroup - without) / without) * 100).toFixed(1)} %, ${(withCgroup - without).toFixed(2)} ms per action)\n` +
-      `CPU per action: ${perAction(cpu.without)} ms without, ${perAction(cpu.with)} ms with (${perAction(cpu.with - cpu.without)} ms for the cgroup)\n`,
+      `CPU per action: ${cpuOf('without').toFixed(2)} ms without, ${cpuOf('with').toFixed(2)} ms with (${(cpuOf('with') - cpuOf('without')).toFixed(2)} ms for the cgroup)\n`,
   );
+  if (engines.has('joined')) {
+    const joined = medianOf('joined');
+    process.stdout.write(
+      `cloned into the cgroup (clone3) against joining it (first step): median ${withCgroup.toFixed(2)} against ${joined.toFixed(2)} ms (${(withCgroup - joined).toFixed(2)} ms), CPU ${cpuOf('with').toFixed(2)} against ${cpuOf('joined').toFixed(2)} ms per action\n`,
+    );
+  }
 }
 
 await main();

@@ -3,12 +3,18 @@
  * spawn clones a child with CLONE_VM|CLONE_VFORK from a libuv threadpool thread, so its cost
  * does not grow with the runner's heap and the suspension never blocks the event loop. The
  * child interprets the plan (interpreter.c); the plan is built in TypeScript, where the
- * policy lives, and copied out of JavaScript values here. */
+ * policy lives, and copied out of JavaScript values here. A plan with a cgroup fd is cloned
+ * with clone3's CLONE_INTO_CGROUP, through a per-architecture stub (clone3-*.S), so that the
+ * child exists only in that cgroup; without one, with glibc's clone(). */
 #include "errors.h"
 #include "spawn.h"
 
+#include "syscall-numbers.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/sched.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -29,6 +35,65 @@ static const char *const syscall_names[] = {
 const char *spawn_syscall_name(int syscall_id) { return syscall_names[syscall_id]; }
 
 enum { CHILD_STACK_SIZE = 64 * 1024 };
+
+#ifdef CLONE3_STUB
+/* clone3 with the child on args->stack: the child returns fn(arg) to SYS_exit; the parent
+ * gets the pid, or -errno (clone3-x86_64.S, clone3-aarch64.S). */
+long clone3_run(struct clone_args *args, size_t size, int (*fn)(void *), void *arg);
+#endif
+
+/* ---- Entering a cgroup at clone time, probed once. ---- */
+
+#ifdef CLONE3_STUB
+/* The probe names fd INT_MAX, which no process has: a kernel that reads the cgroup fd fails
+ * with EBADF before it makes anything. */
+static int probe_clone_into_cgroup(void) {
+  struct clone_args args = {.flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = INT_MAX};
+  long pid = syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) _exit(0);
+  if (pid < 0) return errno == EBADF ? 0 : errno;
+  /* A kernel that cloned though the fd names no cgroup: not one to trust with it. */
+  while (waitpid((pid_t)pid, NULL, __WALL) < 0 && errno == EINTR) {
+  }
+  return EINVAL;
+}
+#endif
+
+/* 0 when clone3 takes CLONE_INTO_CGROUP here, else the errno that says why not: ENOSYS (no
+ * clone3: Linux < 5.3, or a seccomp profile such as Docker's), EINVAL or E2BIG (no
+ * CLONE_INTO_CGROUP: Linux < 5.7), ENOEXEC (no stub for this architecture). */
+static int clone_into_cgroup_errno(void) {
+#ifdef CLONE3_STUB
+  static int probed = -1;
+  if (probed < 0) probed = probe_clone_into_cgroup();
+  return probed;
+#else
+  return ENOEXEC;
+#endif
+}
+
+/* The clone of spawn_execute: into the plan's cgroup with clone3 when it names one, else
+ * glibc's clone(). -1 with errno on failure. */
+static pid_t clone_child(struct spawn_context *ctx, int flags, int *pidfd) {
+#ifdef CLONE3_STUB
+  if (ctx->cgroup_fd >= 0) {
+    struct clone_args args = {
+        .flags = (uint64_t)(uint32_t)flags | CLONE_PIDFD | CLONE_INTO_CGROUP,
+        .pidfd = (uint64_t)(uintptr_t)pidfd,
+        .exit_signal = SIGCHLD,
+        .stack = (uint64_t)(uintptr_t)ctx->stack,
+        .stack_size = CHILD_STACK_SIZE,
+        .cgroup = (uint64_t)ctx->cgroup_fd,
+    };
+    long pid = clone3_run(&args, sizeof args, plan_child_main, ctx);
+    if (pid >= 0) return (pid_t)pid;
+    errno = (int)-pid;
+    return -1;
+  }
+#endif
+  return clone(plan_child_main, (char *)ctx->stack + CHILD_STACK_SIZE,
+               flags | CLONE_PIDFD | SIGCHLD, ctx, pidfd);
+}
 
 /* ---- The parent side. ---- */
 
@@ -112,9 +177,7 @@ static void spawn_execute(napi_env env, void *data) {
   int pidfd = -1;
   /* Without CLONE_VFORK when the runner must act while the child waits (serve_id_maps waits
    * for the exec instead); CLONE_VM either way, so the clone costs the same. */
-  pid_t pid = clone(plan_child_main, (char *)ctx->stack + CHILD_STACK_SIZE,
-                    CLONE_VM | (maps ? 0 : CLONE_VFORK) | CLONE_PIDFD | SIGCHLD | ctx->clone_flags,
-                    ctx, &pidfd);
+  pid_t pid = clone_child(ctx, CLONE_VM | (maps ? 0 : CLONE_VFORK) | ctx->clone_flags, &pidfd);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   if (pipe_fds[1] >= 0) close(pipe_fds[1]);
@@ -171,7 +234,7 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
     napi_get_and_clear_last_exception(env, &result);
     napi_reject_deferred(env, ctx->deferred, result);
   } else if (ctx->clone_errno != 0) {
-    throw_system_error(env, ctx->clone_errno, "clone", NULL);
+    throw_system_error(env, ctx->clone_errno, ctx->cgroup_fd >= 0 ? "clone3" : "clone", NULL);
     napi_get_and_clear_last_exception(env, &result);
     napi_reject_deferred(env, ctx->deferred, result);
   } else if (ctx->failed_step >= 0) {
@@ -348,6 +411,12 @@ static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) 
     throw_type_error(env, "plan.statusSlot is out of range");
     return false;
   }
+  if (!get_property(env, plan, "cgroupFd", &value) || !get_int32(env, value, &ctx->cgroup_fd))
+    return false;
+  if (ctx->cgroup_fd >= 0 && clone_into_cgroup_errno() != 0) {
+    throw_type_error(env, "plan.cgroupFd: this runner cannot clone into a cgroup");
+    return false;
+  }
   if (ctx->id_maps_step >= 0) {
     const int32_t sync_slot = ctx->steps[(size_t)ctx->id_maps_step * PLAN_STEP_WIDTH + 1];
     /* With CLONE_FILES the runner's close of the child's end would close it for both. */
@@ -429,6 +498,14 @@ static bool export_plan_format(napi_env env, napi_value exports) {
          napi_set_named_property(env, exports, "planFormat", format) == napi_ok;
 }
 
+/* cloneIntoCgroupErrno() → 0 when a plan may carry a cgroup fd, else why not (above). */
+static napi_value js_clone_into_cgroup_errno(napi_env env, napi_callback_info info) {
+  (void)info;
+  return make_int32(env, clone_into_cgroup_errno());
+}
+
 bool register_spawn(napi_env env, napi_value exports) {
-  return export_function(env, exports, "spawn", js_spawn) && export_plan_format(env, exports);
+  return export_function(env, exports, "spawn", js_spawn) &&
+         export_function(env, exports, "cloneIntoCgroupErrno", js_clone_into_cgroup_errno) &&
+         export_plan_format(env, exports);
 }

@@ -47,6 +47,7 @@ struct spawn_context {
   struct sock_filter *seccomp_program; /* a BPF program compiled by native/seccomp.c */
   size_t seccomp_length;               /* in instructions; 0 for none */
   int clone_flags;
+  int cgroup_fd; /* the cgroup (v2) to clone the child into, or -1: see clone_child */
   int status_slot;
   /* The plan's OP_AWAIT_ID_MAPS step, or -1: its child cannot be a vfork child, since the
    * runner must write the maps while the child waits. */

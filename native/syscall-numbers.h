@@ -1,6 +1,6 @@
-/* Numbers of the syscalls that old libc headers lack. The mount API, openat2, statmount and
- * listmount got the same numbers on every architecture (Linux 5.2, 5.6, 5.12, 6.8), so they
- * can be completed here. */
+/* Numbers of the syscalls that old libc headers lack. The mount API, clone3, openat2,
+ * statmount and listmount got the same numbers on every architecture (Linux 5.2, 5.3, 5.6,
+ * 5.12, 6.8), so they can be completed here. */
 #ifndef CHROOT_RUNNER_SYSCALL_NUMBERS_H
 #define CHROOT_RUNNER_SYSCALL_NUMBERS_H
 
@@ -23,6 +23,9 @@
 #endif
 #ifndef SYS_fspick
 #define SYS_fspick 433
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
 #endif
 #ifndef SYS_openat2
 #define SYS_openat2 437

@@ -6,6 +6,7 @@ import { apparmorUserNamespaces } from './checks/apparmor-user-namespaces.js';
 import { buildDirectory } from './checks/build-directory.js';
 import { capabilities } from './checks/capabilities.js';
 import { cgroup } from './checks/cgroup.js';
+import { cloneIntoCgroup } from './checks/clone-into-cgroup.js';
 import { clonePidfd } from './checks/clone-pidfd.js';
 import { jsonnet } from './checks/jsonnet.js';
 import { kernel } from './checks/kernel.js';
@@ -18,7 +19,7 @@ import { openat2 } from './checks/openat2.js';
 import { procInUserNamespace } from './checks/proc-in-user-namespace.js';
 import { procVisible } from './checks/proc-visible.js';
 import { seccomp } from './checks/seccomp.js';
-import { clone3, closeRange, pidfdOpen } from './checks/syscalls.js';
+import { closeRange, pidfdOpen } from './checks/syscalls.js';
 import { userNamespaceSysctls } from './checks/user-namespace-sysctls.js';
 import { userNamespaces } from './checks/user-namespaces.js';
 
@@ -31,7 +32,7 @@ export const doctorChecks: readonly DoctorCheck[] = [
   listmount,
   clonePidfd,
   pidfdOpen,
-  clone3,
+  cloneIntoCgroup,
   closeRange,
   namespaces,
   userNamespaceSysctls,

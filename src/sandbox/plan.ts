@@ -46,6 +46,9 @@ export class PlanBuilder {
   #envp: string[] = [];
   #statusSlot = -1;
   cloneFlags = 0;
+  /** The cgroup (v2) directory the child is cloned into, instead of joining one with a step:
+   * SpawnPlan.cgroupFd. */
+  cgroupFd = -1;
   /** The BPF program the seccomp step loads. */
   seccompProgram: Buffer = Buffer.alloc(0);
 
@@ -82,6 +85,7 @@ export class PlanBuilder {
       envpCount: this.#envp.length,
       groups: new Int32Array(this.#groups),
       cloneFlags: this.cloneFlags,
+      cgroupFd: this.cgroupFd,
       statusSlot: this.#statusSlot,
       seccompProgram: this.seccompProgram,
     };

@@ -1,6 +1,7 @@
 // The typed façade over native/spawn.c and native/exit-watch.c: the plan's binary format,
 // launching a plan with a vfork-style clone, watching an exit through a pidfd, and
 // signalling through it.
+import { getSystemErrorName } from 'node:util';
 import { Fd } from './index.js';
 import { native } from './native.js';
 
@@ -124,10 +125,54 @@ export interface SpawnPlan {
   /** CLONE_NEW* flags (and CLONE_FILES for runInRunnerFdTable) added to
    * CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD. */
   readonly cloneFlags: number;
+  /** A cgroup v2 directory fd the child is cloned into (clone3's CLONE_INTO_CGROUP), so that
+   * it never runs outside it; -1 for the runner's cgroup. Only where cloneIntoCgroup says
+   * the runner can. */
+  readonly cgroupFd: number;
   /** The slot that receives the write end of a new status pipe, or -1 for none. */
   readonly statusSlot: number;
   /** The BPF program OP_SECCOMP loads (struct sock_filter[]), empty for none. */
   readonly seccompProgram: Buffer;
+}
+
+/** Whether a plan may carry a cgroupFd, probed once: clone3 with CLONE_INTO_CGROUP, and an
+ * entry stub for this architecture (native/clone3-*.S). */
+export interface CloneIntoCgroupSupport {
+  readonly available: boolean;
+  /** What was found, for doctor and logs. */
+  readonly detail: string;
+}
+
+let cloneIntoCgroupSupport: CloneIntoCgroupSupport | undefined;
+
+function probeCloneIntoCgroup(): CloneIntoCgroupSupport {
+  const errno = native.cloneIntoCgroupErrno() as number;
+  const name = errno === 0 ? '' : getSystemErrorName(-errno);
+  switch (name) {
+    case '':
+      return { available: true, detail: 'clone3 with CLONE_INTO_CGROUP' };
+    case 'ENOEXEC':
+      return { available: false, detail: `no clone3 entry stub for ${process.arch}` };
+    case 'ENOSYS':
+      return {
+        available: false,
+        detail: 'clone3 refused with ENOSYS (Linux < 5.3, or a seccomp profile that refuses it)',
+      };
+    case 'EINVAL':
+    case 'E2BIG':
+      return {
+        available: false,
+        detail: `clone3 without CLONE_INTO_CGROUP (${name}: Linux < 5.7)`,
+      };
+    default:
+      return { available: false, detail: `clone3 with CLONE_INTO_CGROUP refused with ${name}` };
+  }
+}
+
+/** Whether the runner can clone a child straight into a cgroup v2 (SpawnPlan.cgroupFd). */
+export function cloneIntoCgroup(): CloneIntoCgroupSupport {
+  cloneIntoCgroupSupport ??= probeCloneIntoCgroup();
+  return cloneIntoCgroupSupport;
 }
 
 /** A seccomp program as native/seccomp.c compiles it, and the policy's syscalls that the
@@ -187,7 +232,8 @@ export function isStepError(error: unknown): error is StepError {
 }
 
 /** Runs the plan in a new child and resolves once it has exec'd; rejects with a StepError
- * (the child has then been reaped) or a clone error. */
+ * (the child has then been reaped) or a clone error (syscall 'clone', or 'clone3' for a plan
+ * with a cgroupFd). */
 export async function spawn(plan: SpawnPlan): Promise<SpawnedProcess> {
   const { pid, pidfd, statusFd } = (await native.spawn(plan)) as {
     pid: number;

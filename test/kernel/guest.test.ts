@@ -6,10 +6,14 @@ import { describe, it } from 'node:test';
 import { runInGuest } from '../helpers/guest.js';
 import { needsRoot } from '../helpers/leaks.js';
 
-/** The test files that run in the guest too: the cgroup layer's and the engine's, in every
- * mode. The guest's root is its initramfs (rootfs), which pivot_root refuses: namespaces mode's
+/** The test files that run in the guest too: the cgroup layer's, cloning into a cgroup, and
+ * the engine's, in every mode. The guest's root is its initramfs (rootfs), which pivot_root refuses: namespaces mode's
  * actions take the switch_root-style fallback there (native/interpreter.c). */
-const guestTests = ['dist/test/kernel/cgroups.test.js', 'dist/test/kernel/sandbox-cgroups.test.js'];
+const guestTests = [
+  'dist/test/kernel/cgroups.test.js',
+  'dist/test/kernel/clone-into-cgroup.test.js',
+  'dist/test/kernel/sandbox-cgroups.test.js',
+];
 
 const insideGuest = process.env.CHROOT_RUNNER_GUEST === '1' ? 'already in the guest' : false;
 

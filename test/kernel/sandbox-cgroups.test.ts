@@ -222,6 +222,67 @@ for (const mode of ['namespaces', 'shared', 'none'] as const) {
   });
 }
 
+describe("how an action's first process enters its cgroup (namespaces mode)", {
+  skip: needsCgroups,
+}, () => {
+  /** An engine whose actions' cgroups admit `pidsMax` processes. */
+  function engineFor(pidsMax: number, enterAtClone?: boolean): Promise<Engine> {
+    return Engine.open({
+      buildDirectory: build.path,
+      isolation: { ...defaultIsolation, mode: 'namespaces', preparedNetworkNamespaces: 0 },
+      cgroups: {
+        tree,
+        limits: { ...limits, pidsMax },
+        ...(enterAtClone === undefined ? {} : { enterAtClone }),
+      },
+    });
+  }
+
+  /** What becomes of an action whose cgroup admits no process (pids.max 0): the kernel
+   * checks the limit at fork, never when a process joins. */
+  async function refusal(enterAtClone?: boolean): Promise<string> {
+    const engine = await engineFor(0, enterAtClone);
+    try {
+      await runOn(engine, actionSpec('true'));
+      return 'ran';
+    } catch (error) {
+      const { syscall, code } = error as NodeJS.ErrnoException;
+      return syscall === undefined ? (error as Error).message : `${syscall} ${code}`;
+    } finally {
+      await engine.close();
+    }
+  }
+
+  // EAGAIN, by its other name.
+  const joined = /^The action's init failed: (EAGAIN|EWOULDBLOCK)$/;
+
+  leakFree(
+    'v2: made in its cgroup by clone3, which pids.max 0 refuses; v1: joins it first',
+    async () => {
+      // Joined, the first process is in the cgroup before the init forks the action: that fork
+      // is refused.
+      assert.match(await refusal(), tree.version === 2 ? /^clone3 EAGAIN$/ : joined);
+    },
+  );
+
+  leakFree('joins its cgroup with its first step where told not to clone into it', async () => {
+    // On v2 the init forks the action's main process from the runner's cgroup, which it moved
+    // to for memory.oom.group's sake, and the process moves back before it execs.
+    assert.match(await refusal(false), tree.version === 2 ? /^ran$/ : joined);
+    const engine = await engineFor(limits.pidsMax ?? 32, false);
+    try {
+      const { result, stdout } = await runOn(engine, actionSpec('cat /proc/self/cgroup'));
+      assert.equal(result.exitCode, 0);
+      assert.match(stdout, tree.version === 2 ? /^0::\/$/m : /^\d+:pids:\/$/m);
+      // memory.oom.group's kill of the whole action spares the init, which reports it.
+      const hog = await runOn(engine, actionSpec(touch(128)));
+      assert.equal(hog.usage?.oomKilled, true);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
 describe('a uid-0 action cannot reach cgroups outside its own (namespaces mode)', {
   skip: needsCgroups,
 }, () => {

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import type { ActionCgroup, CgroupTree } from '../../src/cgroups/index.js';
 import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
+import { type ActionCgroups, cgroup } from '../../src/sandbox/contributions/cgroup.js';
 import type { EngineContext } from '../../src/sandbox/contributions/contribution.js';
 import { idMap, userNamespace } from '../../src/sandbox/contributions/user-namespace.js';
 import { defaultActionUserNamespace, defaultIsolation } from '../../src/sandbox/defaults.js';
@@ -11,7 +13,9 @@ import { isolationModes, isolationStrategy } from '../../src/sandbox/modes/regis
 import { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
 import { PlanBuilder, runnerStep } from '../../src/sandbox/plan.js';
 import type { ActionSpec, IsolationMode } from '../../src/sandbox/types.js';
-import { constants, Fd } from '../../src/syscalls/index.js';
+import { constants, type DirectoryHandle, Fd } from '../../src/syscalls/index.js';
+import { cloneIntoCgroup } from '../../src/syscalls/process.js';
+import { limits } from '../helpers/cgroups.js';
 import { decode, outline, planFor, standInAction, standInHost } from '../helpers/plans.js';
 
 const golden = (mode: string) =>
@@ -198,6 +202,53 @@ describe('ordering rules', () => {
     assert.throws(() => planFor('namespaces', { spec: { environment: { 'A=B': 'c' } } }), {
       name: 'ActionError',
     });
+  });
+});
+
+describe('the action’s cgroup (contributions/cgroup.ts)', () => {
+  /** The plan of an action whose cgroup is `directories` (made-up fd numbers) of a tree of
+   * `version`. */
+  function planIn(version: 1 | 2, directories: readonly number[], enterAtClone?: boolean) {
+    const action = {
+      joinDirectories: directories.map((fd) => ({ fd }) as DirectoryHandle),
+    } as unknown as ActionCgroup;
+    const tree = { version, create: () => action } as unknown as CgroupTree;
+    const cgroups: ActionCgroups = {
+      tree,
+      limits,
+      ...(enterAtClone === undefined ? {} : { enterAtClone }),
+    };
+    const engine = { cgroups } as unknown as EngineContext;
+    const files = {} as Parameters<typeof cgroup.prepare>[0]['files'];
+    const resource = cgroup.prepare({ engine, spec: standInAction, files });
+    return planFor('namespaces', { resources: [resource] });
+  }
+  const joins = (plan: PlanBuilder) =>
+    decode(plan).filter((step) => step.op === 'writeFile' && step.strings[0] === 'cgroup.procs');
+
+  it('v2: the child is cloned into the cgroup, and no step joins it', () => {
+    const plan = planIn(2, [300], true);
+    assert.equal(plan.build().cgroupFd, 300);
+    assert.deepEqual(joins(plan), []);
+    assert.equal(decode(plan)[0]?.op, 'unshare');
+  });
+
+  it('v2 where the runner cannot clone into it, and v1: the first steps join each directory', () => {
+    for (const [plan, directories] of [
+      [planIn(2, [300], false), 1],
+      [planIn(1, [300, 301]), 2],
+    ] as const) {
+      assert.equal(plan.build().cgroupFd, -1);
+      const steps = decode(plan);
+      assert.equal(joins(plan).length, directories);
+      assert.deepEqual(steps.slice(0, directories), joins(plan));
+      assert.equal(steps[directories]?.op, 'unshare');
+    }
+  });
+
+  it('v2 clones into the cgroup by default where the addon found it can', () => {
+    assert.equal(planIn(2, [300]).build().cgroupFd, cloneIntoCgroup().available ? 300 : -1);
+    assert.equal(planIn(1, [300], true).build().cgroupFd, -1);
   });
 });
 

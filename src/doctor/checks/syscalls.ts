@@ -1,7 +1,7 @@
 // Syscalls the addon has no wrapper for, called from a short-lived perl (in every Debian
 // image: perl-base is essential). Numbers ≥ 424 are the same on every architecture.
 // Arguments are chosen so that a present syscall does nothing: pidfd_open of perl itself,
-// clone3 with a NULL argument (EINVAL), close_range(3, 2) (EINVAL).
+// close_range(3, 2) (EINVAL). clone3 the addon probes itself (clone-into-cgroup.ts).
 import { spawnSync } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
@@ -9,11 +9,10 @@ import { type DoctorCheck, ok, unavailable, unknown } from '../check.js';
 
 const probes = [
   { id: 'pidfdOpen', title: 'pidfd_open', number: 434, args: '$$ + 0, 0', linux: '5.3' },
-  { id: 'clone3', title: 'clone3', number: 435, args: '0, 0', linux: '5.3' },
   { id: 'closeRange', title: 'close_range', number: 436, args: '3, 2, 0', linux: '5.9' },
 ] as const;
 
-/** One perl for the three: each syscall's errno, 0 when it succeeded; [] without perl. */
+/** One perl for both: each syscall's errno, 0 when it succeeded; [] without perl. */
 function probeErrnos(): number[] {
   const script = probes
     .map((probe) => `$!=0; print((syscall(${probe.number}, ${probe.args}) < 0 ? $!+0 : 0), "\\n");`)
@@ -45,5 +44,4 @@ function syscallCheck(index: number): DoctorCheck {
 }
 
 export const pidfdOpen = syscallCheck(0);
-export const clone3 = syscallCheck(1);
-export const closeRange = syscallCheck(2);
+export const closeRange = syscallCheck(1);

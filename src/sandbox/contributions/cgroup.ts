@@ -1,14 +1,17 @@
 // A cgroup for every action (src/cgroups): made before the clone with the engine's limits,
-// joined by the child first of all, before anything of the action runs (each hierarchy's
-// cgroup.procs on v1; on v2 too, as CLONE_INTO_CGROUP needs clone3, whose child on a new
-// stack with CLONE_VM needs per-architecture assembly), then a cgroup namespace rooted there
-// so that the action sees itself at / and no cgroup above it; on v2 the init then leaves it
-// for the runner's cgroup, so that memory.oom.group's kill spares it and it reports the OOM
-// (ActionCgroup.initMoves); its usage read once the action exited; killed as a whole and
-// removed at teardown. What a killed runner left is swept by serve through the tree
-// (CgroupTree.sweep), before the engine runs anything.
+// entered by the action's first process before anything of the action runs: on v2 at clone
+// time (clone3's CLONE_INTO_CGROUP: the child never exists outside it, and no migration takes
+// the cgroup locks), else by the child's first step (each hierarchy's cgroup.procs: on v1,
+// or where the kernel, a seccomp profile or the architecture rules clone3 out:
+// cloneIntoCgroup); then a cgroup namespace rooted there so that the action sees itself at /
+// and no cgroup above it; on v2 the init then leaves it for the runner's cgroup, so that
+// memory.oom.group's kill spares it and it reports the OOM (ActionCgroup.initMoves); its
+// usage read once the action exited; killed as a whole and removed at teardown. What a killed
+// runner left is swept by serve through the tree (CgroupTree.sweep), before the engine runs
+// anything.
 import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage } from '../../cgroups/index.js';
 import { isSystemError } from '../../syscalls/index.js';
+import { cloneIntoCgroup } from '../../syscalls/process.js';
 import { runnerStep } from '../plan.js';
 import { actionCgroupFd, initCgroupFd } from '../setup.js';
 import { ActionError, type ActionResult } from '../types.js';
@@ -20,6 +23,10 @@ const CLONE_NEWCGROUP = 0x02000000;
 export interface ActionCgroups {
   readonly tree: CgroupTree;
   readonly limits: CgroupLimits;
+  /** On v2, whether the action's first process is cloned into its cgroup rather than
+   * joining it with its first step; by default wherever the runner can (cloneIntoCgroup).
+   * false measures or tests the join; v1 always joins. */
+  readonly enterAtClone?: boolean;
 }
 
 /** What the action's cgroup accounted (ActionResult.usage.cgroup, typed). */
@@ -98,12 +105,16 @@ export const cgroup: Contribution = {
         isSystemError(error) ? error : undefined,
       );
     }
+    // v2's cgroup is one directory.
+    const enterAtClone =
+      settings.tree.version === 2 && (settings.enterAtClone ?? cloneIntoCgroup().available);
     return {
       plan: {
         namespaces(plan) {
           const join = runnerStep("join the action's cgroup");
           for (const directory of action.joinDirectories) {
-            plan.writeFile(join, plan.inherit(directory.fd), 'cgroup.procs', '0');
+            if (enterAtClone) plan.cgroupFd = directory.fd;
+            else plan.writeFile(join, plan.inherit(directory.fd), 'cgroup.procs', '0');
           }
           plan.unshare(runnerStep('create a cgroup namespace'), CLONE_NEWCGROUP);
         },
