@@ -13,9 +13,10 @@
  *       network     a new network namespace, loopback up
  *       user=MAP    a user namespace of its own, made as the engine makes it
  *                   (src/sandbox/contributions/user-namespace.ts): unshared by the child
- *                   after pivot_root, MAP (/proc's format, e.g. "0 1879048192 65536")
- *                   written as its uid_map and gid_map by the parent while the child
- *                   waits (so the clone is no vfork), then uid and gid 0 inside
+ *                   after pivot_root as the host id of its uid 0 (the namespace's owner),
+ *                   MAP (/proc's format, e.g. "0 1879048192 65536") written as its uid_map
+ *                   and gid_map by the parent while the child waits (so the clone is no
+ *                   vfork), then uid and gid 0 inside
  *       session     setsid: a new session, no controlling terminal
  *       keyring     a new session keyring, joined once the credentials are the action's
  *       seccomp=F   load the BPF program in file F (struct sock_filter[]) before exec
@@ -275,6 +276,21 @@ static int await_id_maps(int fd) {
   return reply == 0 ? 0 : -1;
 }
 
+/* As the engine's OP_BECOME_NAMESPACE_OWNER: the host id of uid 0 in MAP ("0 OWNER COUNT")
+ * as the real and effective ids, the file system ids root's. */
+static int become_namespace_owner(const char *map) {
+  unsigned inside, owner;
+  if (sscanf(map, "%u %u", &inside, &owner) != 2 || inside != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (syscall(SYS_setresgid, owner, owner, -1) < 0) return -1;
+  syscall(SYS_setfsgid, 0);
+  if (syscall(SYS_setresuid, owner, owner, -1) < 0) return -1;
+  syscall(SYS_setfsuid, 0);
+  return 0;
+}
+
 /* The parent's side: writes the child's uid_map and gid_map when it asks, and answers. */
 static int serve_id_maps(pid_t pid, int fd, const char *map) {
   char request;
@@ -354,6 +370,7 @@ static _Noreturn void pivot_and_exec(struct action *action, int root) {
   if (action->id_maps_fd >= 0) {
     /* Every namespace and mount above stays owned by the runner's user namespace, out of
      * the action's reach; only a process of that namespace may write the maps. */
+    STEP("become the namespace's owner", become_namespace_owner(action->host->options->id_map));
     STEP("unshare(CLONE_NEWUSER)", unshare(CLONE_NEWUSER));
     STEP("await the id maps", await_id_maps(action->id_maps_fd));
   }

@@ -272,6 +272,27 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
       if (syscall(SYS_setresgid, b, b, b) < 0) return -1;
       *syscall_id = SYS_ID_SETRESUID;
       return (int)syscall(SYS_setresuid, a, a, a);
+    case OP_BECOME_NAMESPACE_OWNER: {
+      /* The real and effective ids, which make the next user namespace's owner and drop
+       * every capability outside it; the saved ids stay, and the file system ids are put
+       * back to the runner's (setres*id set them to the effective ids): until the action's
+       * own credentials, the child opens what it opened before, where others may not. */
+      const uid_t fsuid = (uid_t)syscall(SYS_geteuid);
+      const gid_t fsgid = (gid_t)syscall(SYS_getegid);
+      *syscall_id = SYS_ID_SETRESGID;
+      if (syscall(SYS_setresgid, b, b, -1) < 0) return -1;
+      syscall(SYS_setfsgid, fsgid);
+      *syscall_id = SYS_ID_SETRESUID;
+      if (syscall(SYS_setresuid, a, a, -1) < 0) return -1;
+      syscall(SYS_setfsuid, fsuid);
+      /* setfs*id report no error: an invalid id leaves it unchanged and returns it. */
+      *syscall_id = SYS_ID_SETFSUID;
+      if ((uid_t)syscall(SYS_setfsuid, -1) != fsuid || (gid_t)syscall(SYS_setfsgid, -1) != fsgid) {
+        errno = EPERM;
+        return -1;
+      }
+      return 0;
+    }
     case OP_DROP_BOUNDING_CAPS:
       *syscall_id = SYS_ID_PRCTL;
       return drop_bounding_caps((uint32_t)a, (uint32_t)b);

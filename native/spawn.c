@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -149,6 +151,45 @@ static void serve_id_maps(const struct spawn_context *ctx, pid_t pid, int sync_f
   }
 }
 
+/* The thread's ids and capabilities, to put back after a clone made as other ids. */
+struct thread_credentials {
+  uid_t euid;
+  gid_t egid;
+  struct __user_cap_header_struct header;
+  struct __user_cap_data_struct caps[2];
+};
+
+/* Makes this thread alone (raw syscalls: glibc's set*id would change every thread's) the
+ * effective uid and gid `uid`/`gid`, the owner of a user namespace its next clone creates
+ * (the kernel takes the creator's euid and egid). The real and saved ids stay the runner's,
+ * so that restore_clone_owner may change back, and so do the file system ids: the child
+ * opens host files as the runner, as without. 0 or an errno. */
+static int become_clone_owner(int32_t uid, int32_t gid, struct thread_credentials *saved) {
+  saved->euid = (uid_t)syscall(SYS_geteuid);
+  saved->egid = (gid_t)syscall(SYS_getegid);
+  saved->header.version = _LINUX_CAPABILITY_VERSION_3;
+  saved->header.pid = 0;
+  if (syscall(SYS_capget, &saved->header, saved->caps) < 0) return errno;
+  if (syscall(SYS_setresgid, -1, (gid_t)gid, -1) < 0) return errno;
+  if (syscall(SYS_setresuid, -1, (uid_t)uid, -1) < 0) {
+    int error = errno;
+    syscall(SYS_setresgid, -1, saved->egid, -1);
+    return error;
+  }
+  syscall(SYS_setfsuid, saved->euid);
+  syscall(SYS_setfsgid, saved->egid);
+  return 0;
+}
+
+static void restore_clone_owner(const struct thread_credentials *saved) {
+  /* Allowed without privileges: the real or saved ids are these. Then the capabilities as
+   * they were (a change of euid to 0 would raise every permitted one). */
+  syscall(SYS_setresuid, -1, saved->euid, -1);
+  syscall(SYS_setresgid, -1, saved->egid, -1);
+  struct __user_cap_header_struct header = saved->header;
+  syscall(SYS_capset, &header, saved->caps);
+}
+
 static void spawn_execute(napi_env env, void *data) {
   (void)env;
   struct spawn_context *ctx = data;
@@ -175,10 +216,17 @@ static void spawn_execute(napi_env env, void *data) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   int pidfd = -1;
+  struct thread_credentials saved;
+  const bool owner = ctx->clone_owner_uid >= 0;
+  int owner_errno =
+      owner ? become_clone_owner(ctx->clone_owner_uid, ctx->clone_owner_gid, &saved) : 0;
   /* Without CLONE_VFORK when the runner must act while the child waits (serve_id_maps waits
    * for the exec instead); CLONE_VM either way, so the clone costs the same. */
-  pid_t pid = clone_child(ctx, CLONE_VM | (maps ? 0 : CLONE_VFORK) | ctx->clone_flags, &pidfd);
-  int clone_errno = errno;
+  pid_t pid = owner_errno != 0
+                  ? -1
+                  : clone_child(ctx, CLONE_VM | (maps ? 0 : CLONE_VFORK) | ctx->clone_flags, &pidfd);
+  int clone_errno = owner_errno != 0 ? owner_errno : errno;
+  if (owner && owner_errno == 0) restore_clone_owner(&saved);
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   if (pipe_fds[1] >= 0) close(pipe_fds[1]);
   if (sync_fds[1] >= 0) close(sync_fds[1]);
@@ -403,6 +451,17 @@ static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) 
     return false;
   if (!get_property(env, plan, "cloneFlags", &value) || !get_int32(env, value, &ctx->clone_flags))
     return false;
+  if (!get_property(env, plan, "cloneOwnerUid", &value) ||
+      !get_int32(env, value, &ctx->clone_owner_uid) ||
+      !get_property(env, plan, "cloneOwnerGid", &value) ||
+      !get_int32(env, value, &ctx->clone_owner_gid))
+    return false;
+  /* Only for a new user namespace: the child holds no capability of the runner's then. */
+  if ((ctx->clone_owner_uid < 0) != (ctx->clone_owner_gid < 0) ||
+      (ctx->clone_owner_uid >= 0 && !(ctx->clone_flags & CLONE_NEWUSER))) {
+    throw_type_error(env, "plan.cloneOwnerUid and cloneOwnerGid go together, with CLONE_NEWUSER");
+    return false;
+  }
   if (!get_property(env, plan, "seccompProgram", &value) || !get_seccomp_program(env, value, ctx))
     return false;
   if (!get_property(env, plan, "statusSlot", &value) || !get_int32(env, value, &ctx->status_slot))

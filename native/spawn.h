@@ -23,7 +23,8 @@
   X(SETRESUID, "setresuid") X(PRCTL, "prctl") X(SOCKET, "socket") X(IOCTL, "ioctl")        \
   X(CLOSE_RANGE, "close_range") X(EXECVEAT, "execveat") X(WRITE, "write")                  \
   X(FSTAT, "fstat") X(MKNODAT, "mknodat") X(SETNS, "setns") X(SETSID, "setsid")     \
-  X(KEYCTL, "keyctl") X(SECCOMP, "seccomp") X(READ, "read") X(BADSLOT, "slot")
+  X(KEYCTL, "keyctl") X(SECCOMP, "seccomp") X(READ, "read") X(SETFSUID, "setfsuid")      \
+  X(BADSLOT, "slot")
 
 enum syscall_id {
 #define SPAWN_SYSCALL_ENUM(id, name) SYS_ID_##id,
@@ -44,6 +45,8 @@ struct spawn_context {
   char **envp;
   gid_t *groups;
   size_t group_count;
+  /* The ids the clone is made as (-1: the runner's): the owner of a new user namespace. */
+  int32_t clone_owner_uid, clone_owner_gid;
   struct sock_filter *seccomp_program; /* a BPF program compiled by native/seccomp.c */
   size_t seccomp_length;               /* in instructions; 0 for none */
   int clone_flags;

@@ -16,11 +16,16 @@ export const defaultFilesystems: SpecialFilesystems = {
   createMountpoints: true,
 };
 
-/** 0x70000000 and 65536 ids above it: far above the ids that distributions give accounts
- * (/etc/login.defs' SUB_UID_MAX is 600100000), below the 32-bit ids' top (-1 is invalid). */
+/** How many Runs serve runs at once (chrootRunner.maximumConcurrentRuns). */
+export const defaultMaximumConcurrentRuns = 256;
+
+/** 0x70000000 and 256 slots of 65536 ids above it (to 0x70ffffff): far above the ids that
+ * distributions give accounts (/etc/login.defs' SUB_UID_MAX is 600100000), below the 32-bit
+ * ids' top (-1 is invalid). */
 export const defaultActionUserNamespace: ActionUserNamespace = {
   firstHostId: 0x70000000,
   idCount: 65536,
+  concurrentActions: defaultMaximumConcurrentRuns,
 };
 
 /** Enough for actions one after another and a burst of two: each refill takes about a

@@ -24,6 +24,7 @@ import type { ActionCgroups } from './contributions/cgroup.js';
 import type { ActionResource, Contribution, EngineContext } from './contributions/contribution.js';
 import { ResourceStack } from './contributions/contribution.js';
 import { contributions } from './contributions/registry.js';
+import { HostIdSlots } from './contributions/user-namespace.js';
 import { HostResources } from './host.js';
 import { failure, type LaunchOutcome, launchProbe } from './launch-probe.js';
 import type { IsolationStrategy, PreparedMode } from './modes/mode.js';
@@ -150,13 +151,17 @@ function runnerRootView(
 }
 
 /** A throwaway child that goes as far as the mode's own does before it unshares the action's
- * user namespace (namespaces mode: into its template mount namespace), then unshares one. */
+ * user namespace (namespaces mode: into its template mount namespace), then, as the action's
+ * would, becomes `owner` (a host id of the range, as unprivileged as the action's owner: a
+ * policy such as AppArmor's may refuse such a process what it grants root) and unshares one. */
 export function probeActionUserNamespace(
   strategy: IsolationStrategy,
   prepared: PreparedMode,
+  owner: number,
 ): Promise<LaunchOutcome> {
   const plan = new PlanBuilder();
   strategy.planUserNamespaceProbe?.(plan, prepared);
+  plan.becomeNamespaceOwner(runnerStep(`become host uid ${owner}`), owner, owner);
   plan.unshare(runnerStep("create the action's user namespace"), constants.CLONE_NEWUSER);
   return launchProbe(plan);
 }
@@ -172,8 +177,9 @@ async function refuseUngrantableUserNamespace(
   settings: IsolationSettings,
   prepared: PreparedMode,
 ): Promise<void> {
-  if (!strategy.actionUserNamespace || settings.actionUserNamespace === undefined) return;
-  const probed = await probeActionUserNamespace(strategy, prepared);
+  const range = settings.actionUserNamespace;
+  if (!strategy.actionUserNamespace || range === undefined) return;
+  const probed = await probeActionUserNamespace(strategy, prepared, range.firstHostId);
   if (probed.ran) return;
   throw new Error(
     `the kernel refuses this runner a user namespace per action in ${strategy.name} mode ` +
@@ -228,6 +234,9 @@ export class Engine {
           inputRootClaims: new Set(),
           ...(options.cgroups === undefined ? {} : { cgroups: options.cgroups }),
           ...(networkNamespaces === undefined ? {} : { networkNamespaces }),
+          ...(isolation.actionUserNamespace === undefined
+            ? {}
+            : { hostIdSlots: new HostIdSlots(isolation.actionUserNamespace) }),
         },
         prepared,
       );

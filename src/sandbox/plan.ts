@@ -49,6 +49,9 @@ export class PlanBuilder {
   /** The cgroup (v2) directory the child is cloned into, instead of joining one with a step:
    * SpawnPlan.cgroupFd. */
   cgroupFd = -1;
+  /** With CLONE_NEWUSER in cloneFlags: the host ids that own the new user namespace (the
+   * runner's thread makes the clone as them, native/spawn.c); the runner's when absent. */
+  cloneOwner: { readonly uid: number; readonly gid: number } | undefined;
   /** The BPF program the seccomp step loads. */
   seccompProgram: Buffer = Buffer.alloc(0);
 
@@ -86,6 +89,8 @@ export class PlanBuilder {
       groups: new Int32Array(this.#groups),
       cloneFlags: this.cloneFlags,
       cgroupFd: this.cgroupFd,
+      cloneOwnerUid: this.cloneOwner?.uid ?? -1,
+      cloneOwnerGid: this.cloneOwner?.gid ?? -1,
       statusSlot: this.#statusSlot,
       seccompProgram: this.seccompProgram,
     };
@@ -233,6 +238,14 @@ export class PlanBuilder {
   ): void {
     this.#groups = [...additionalGroups];
     this.#add(info, Op.setCredentials, [uid, gid]);
+  }
+
+  /** Makes `uid` and `gid` the real and effective ids, the owner of the user namespace the
+   * next unshare creates (the kernel takes its creator's effective ids), without
+   * capabilities outside it; the saved and file system ids stay the runner's, so that the
+   * steps up to the action's own credentials open files as before. */
+  becomeNamespaceOwner(info: StepInfo, uid: number, gid: number): void {
+    this.#add(info, Op.becomeNamespaceOwner, [uid, gid]);
   }
 
   /** Drops every capability from the bounding set except those in `keep` (numbers). */

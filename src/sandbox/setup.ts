@@ -60,9 +60,16 @@ export function buildPlan(inputs: PlanInputs): PlanBuilder {
   const plan = new PlanBuilder();
   for (const resource of resources) resource.plan?.namespaces?.(plan);
   const root = resources.findLast((resource) => resource.root !== undefined)?.root;
+  const hostIds = resources.find((resource) => resource.hostIds !== undefined)?.hostIds;
   const planned = strategy.plan(
     plan,
-    root === undefined ? inputs : { ...inputs, files: { ...inputs.files, inputRoot: root } },
+    root === undefined && hostIds === undefined
+      ? inputs
+      : {
+          ...inputs,
+          ...(root === undefined ? {} : { files: { ...inputs.files, inputRoot: root } }),
+          ...(hostIds === undefined ? {} : { hostIds }),
+        },
   );
   for (const resource of resources) resource.plan?.filesystems?.(plan, planned.root);
   planned.enter(plan);

@@ -58,12 +58,18 @@ export interface IsolationSettings {
   readonly userNamespace?: UserNamespaceIds;
 }
 
-/** The host ids of actions' user namespaces: ids 0 to idCount - 1 inside (root first) are
- * host ids firstHostId to firstHostId + idCount - 1, like a range of /etc/subuid; the ids the
- * request asks for (runCommandsAs), other than 0, are themselves. */
+/** The host ids of actions' user namespaces, like a range of /etc/subuid cut into
+ * `concurrentActions` slots of idCount ids: an action holds slot n while it runs, and ids 0
+ * to idCount - 1 inside (root first) are host ids firstHostId + n × idCount and up; the ids
+ * the request asks for (runCommandsAs), other than 0, are themselves. The host id of its
+ * uid 0 owns its user namespace, so the kernel's per-user counts of what the action does
+ * are charged to that id alone. */
 export interface ActionUserNamespace {
   readonly firstHostId: number;
   readonly idCount: number;
+  /** How many actions may run at once, each in a slot of its own (serve: its
+   * maximumConcurrentRuns); one more fails until one ends. */
+  readonly concurrentActions: number;
 }
 
 export interface UserNamespaceIds {

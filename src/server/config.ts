@@ -10,11 +10,17 @@ import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.
 import {
   defaultActionUserNamespace,
   defaultFilesystems,
+  defaultMaximumConcurrentRuns,
   defaultPreparedNetworkNamespaces,
 } from '../sandbox/defaults.js';
 import { isolationModes } from '../sandbox/modes/registry.js';
 import { seccompEntryNames } from '../sandbox/seccomp.js';
-import type { Credentials, IsolationMode, IsolationSettings } from '../sandbox/types.js';
+import type {
+  ActionUserNamespace,
+  Credentials,
+  IsolationMode,
+  IsolationSettings,
+} from '../sandbox/types.js';
 import { isSystemError } from '../syscalls/index.js';
 import { evaluateJsonnet, jsonnetLibrary } from '../syscalls/jsonnet.js';
 import {
@@ -239,7 +245,7 @@ const chrootRunner = object({
     }),
     { enabled: true, allow: [] },
   ),
-  maximumConcurrentRuns: optional(integer(1, 1_000_000), 256),
+  maximumConcurrentRuns: optional(integer(1, 1_000_000), defaultMaximumConcurrentRuns),
   socketMode: optional(fileMode, 0o660),
   actionUserNamespace: optional(
     actionUserNamespace,
@@ -325,8 +331,13 @@ export function parseConfiguration(
         'mapped in their user namespace (chrootRunner.userNamespace)',
     );
   }
-  const idRange = runner.actionUserNamespace;
-  if (idRange.enabled) checkActionIdRange(idRange, parsed.runCommandsAs);
+  const idRange = runner.actionUserNamespace.enabled && {
+    firstHostId: runner.actionUserNamespace.firstHostId,
+    idCount: runner.actionUserNamespace.idCount,
+    // A slot of ids for every Run that may run at once.
+    concurrentActions: runner.maximumConcurrentRuns,
+  };
+  if (idRange) checkActionIdRange(idRange, parsed.runCommandsAs);
   return {
     buildDirectoryPath: parsed.buildDirectoryPath,
     grpcServers: parsed.grpcServers.map((server) => ({
@@ -372,9 +383,7 @@ export function parseConfiguration(
       network: runner.network,
       preparedNetworkNamespaces: runner.preparedNetworkNamespaces,
       seccomp: runner.seccomp,
-      ...(idRange.enabled
-        ? { actionUserNamespace: { firstHostId: idRange.firstHostId, idCount: idRange.idCount } }
-        : {}),
+      ...(idRange ? { actionUserNamespace: idRange } : {}),
       ...(runner.userNamespace === undefined
         ? {}
         : {
@@ -388,16 +397,20 @@ export function parseConfiguration(
   };
 }
 
-/** The range must end below 2^32 - 1 (no id), and the runCommandsAs ids, which actions' user
- * namespaces map to themselves, must lie outside it: the kernel refuses overlapping maps. */
+/** The range (a slot of idCount ids for each of maximumConcurrentRuns) must end below
+ * 2^32 - 1 (no id), and the runCommandsAs ids, which actions' user namespaces map to
+ * themselves, must lie outside it: the kernel refuses overlapping maps. */
 function checkActionIdRange(
-  range: { firstHostId: number; idCount: number },
+  range: ActionUserNamespace,
   runCommandsAs: { userId: number; groupId: number; additionalGroupIds: number[] } | undefined,
 ): void {
-  const end = range.firstHostId + range.idCount;
+  const end = range.firstHostId + range.idCount * range.concurrentActions;
   const at = 'chrootRunner.actionUserNamespace';
   if (end > 2 ** 32 - 1) {
-    throw new ConfigurationError(`${at}: firstHostId + idCount must not exceed 4294967295`);
+    throw new ConfigurationError(
+      `${at}: firstHostId + idCount × maximumConcurrentRuns (${range.firstHostId} + ` +
+        `${range.idCount} × ${range.concurrentActions} = ${end}) must not exceed 4294967295`,
+    );
   }
   const ids = runCommandsAs
     ? [runCommandsAs.userId, runCommandsAs.groupId, ...runCommandsAs.additionalGroupIds]

@@ -39,6 +39,7 @@ const planOperations = [
   'joinSessionKeyring',
   'seccomp',
   'awaitIdMaps',
+  'becomeNamespaceOwner',
   'exit',
 ] as const;
 
@@ -120,8 +121,12 @@ export interface SpawnPlan {
   readonly argvCount: number;
   readonly envpStart: number;
   readonly envpCount: number;
-  /** Supplementary groups of OP_SET_CREDENTIALS. */
+  /** Supplementary groups of the OP_SET_CREDENTIALS steps, each step a slice. */
   readonly groups: Int32Array;
+  /** The host uid and gid the clone is made as, -1 for the runner's own: the owner of the
+   * user namespace a CLONE_NEWUSER clone creates. */
+  readonly cloneOwnerUid: number;
+  readonly cloneOwnerGid: number;
   /** CLONE_NEW* flags (and CLONE_FILES for runInRunnerFdTable) added to
    * CLONE_VM|CLONE_VFORK|CLONE_PIDFD|SIGCHLD. */
   readonly cloneFlags: number;

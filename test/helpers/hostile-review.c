@@ -1,6 +1,7 @@
 /* Attacks of the second review (test/kernel/hostile-review.test.ts) that busybox and
  * test/helpers/hostile.c cannot try; prints one line per outcome. Some also run on the host,
- * to look at what an action left (getcap) or to feel what it holds (inotify-one). */
+ * to look at what an action left (getcap), to feel what it holds (inotify-one) or to ask who
+ * owns its user namespace (userns-owner). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <linux/fs.h>
 #include <linux/capability.h>
 #include <linux/netlink.h>
+#include <linux/nsfs.h>
 #include <linux/vm_sockets.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
@@ -128,6 +130,19 @@ static int inotify_one(void) {
   return 0;
 }
 
+/* On the host: the owner of process `pid`'s user namespace, as the host sees it. */
+static int userns_owner(const char *pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%s/ns/user", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { printf("open-failed %s\n", err()); return 0; }
+  uid_t owner;
+  if (ioctl(fd, NS_GET_OWNER_UID, &owner) != 0) printf("owner-unknown %s\n", err());
+  else printf("owner %u\n", (unsigned)owner);
+  close(fd);
+  return 0;
+}
+
 /* chattr +i (or +a): a file bb_worker, as root without CAP_LINUX_IMMUTABLE in its way, could
  * still remove, but whose removal fails for every tool that does not clear the flag first. */
 static int set_flag(const char *path, const char *flag) {
@@ -172,6 +187,7 @@ int main(int argc, char **argv) {
   if (strcmp(what, "audit") == 0 && argc > 2) return audit(argv[2]);
   if (strcmp(what, "inotify-hold") == 0 && argc > 3) return inotify_hold(argv[2], argv[3]);
   if (strcmp(what, "inotify-one") == 0) return inotify_one();
+  if (strcmp(what, "userns-owner") == 0 && argc > 2) return userns_owner(argv[2]);
   if (strcmp(what, "settime-now") == 0) return set_time_to_now();
   if (strcmp(what, "flag") == 0 && argc > 3) return set_flag(argv[2], argv[3]);
   /* i386 numbers: getpid 20, fchmodat 306, fchmodat2 452 (flags, the fourth, 0). */

@@ -12,6 +12,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -22,7 +23,7 @@ import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import type { ActionError } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
 import { makeFifo } from '../helpers/busybox.js';
-import { runAction } from '../helpers/engine.js';
+import { openEngine, runAction } from '../helpers/engine.js';
 import { ownMountNamespace } from '../helpers/hostile.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
 import { needsRoot } from '../helpers/leaks.js';
@@ -87,6 +88,18 @@ const capabilityScript =
   'cp /bin/review /tmp/capable; review setcap /tmp/capable; ' +
   'cat /bin/review >&3; chmod 755 /proc/self/fd/3; review setcap /proc/self/fd/3';
 
+/** The owners (`review userns-owner`) of the user namespaces of this process's children that
+ * are in another than its own: the inits of the actions it runs. */
+function actionNamespaceOwners(): string[] {
+  const own = readlinkSync('/proc/self/ns/user');
+  const children = readdirSync('/proc/self/task').flatMap((task) =>
+    readFileSync(`/proc/self/task/${task}/children`, 'utf8').split(' ').filter(Boolean),
+  );
+  return children
+    .filter((pid) => readlinkSync(`/proc/${pid}/ns/user`) !== own)
+    .map((pid) => onHost(['userns-owner', pid]));
+}
+
 /** fs.inotify.max_user_instances: per user, host-wide for the init user namespace. */
 const inotifyLimit = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
 
@@ -126,11 +139,7 @@ for (const mode of modes) {
 
     contained(
       'R4. cannot use up the host root’s inotify instances while it runs',
-      {
-        todo:
-          'fs.inotify.max_user_instances counts per user and the action is the host’s uid 0: ' +
-          'while it holds them, no root process on the host can create an inotify instance',
-      },
+      {},
       async (t) => {
         if (!(inotifyLimit > 0 && inotifyLimit < 100_000)) {
           return t.skip(`max_user_instances is ${inotifyLimit}`);
@@ -155,6 +164,67 @@ for (const mode of modes) {
           'inotify-ok\n',
           'the action used up root’s inotify instances',
         );
+      },
+    );
+
+    contained(
+      'R4. two actions at once: each holds all the inotify instances its user may have and the other still gets all of its own; each user namespace has an owner of its own, not root',
+      {},
+      async (t) => {
+        if (!(inotifyLimit > 0 && inotifyLimit < 100_000)) {
+          return t.skip(`max_user_instances is ${inotifyLimit}`);
+        }
+        const names = [0, 1].map(() =>
+          actionDirectory((_, directory) => {
+            for (const fifo of ['ready', 'gate']) makeFifo(join(directory, 'tmp', fifo));
+          }),
+        );
+        // One engine, as one runner runs its actions.
+        const { buildDirectory, isolation } = spec(mode, names[0] ?? '', 'true');
+        const engine = await openEngine(buildDirectory, isolation);
+        const running: Promise<unknown>[] = [];
+        const held: number[] = [];
+        let owners: string[] = [];
+        let onHostWhileHeld = '';
+        try {
+          for (const name of names) {
+            const {
+              buildDirectory: _,
+              isolation: __,
+              ...action
+            } = spec(mode, name, 'review inotify-hold /tmp/ready /tmp/gate');
+            const ran = engine.run(action);
+            running.push(ran);
+            const ready = await Promise.race([
+              readFile(join(suite.build.path, name, 'tmp', 'ready'), 'utf8'),
+              ran.then(() => assert.fail('the action ended before it held its instances')),
+            ]);
+            held.push(Number(ready));
+          }
+          owners = actionNamespaceOwners();
+          onHostWhileHeld = onHost(['inotify-one']);
+        } finally {
+          // Only the actions that hold are waiting on their gate.
+          for (const name of names.slice(0, held.length)) {
+            await writeFile(join(suite.build.path, name, 'tmp', 'gate'), 'go\n');
+          }
+          await Promise.allSettled(running);
+          await engine.close();
+        }
+        await Promise.all(running);
+        // Before, both were charged to the namespaces' owner, root: the second got none.
+        assert.deepEqual(
+          held,
+          [inotifyLimit, inotifyLimit],
+          'an action used up another’s (or root’s) inotify instances',
+        );
+        assert.equal(onHostWhileHeld, 'inotify-ok\n', 'the actions used up root’s instances');
+        assert.equal(owners.length, 2, `the actions' processes: ${owners.join(', ')}`);
+        assert.ok(
+          owners.every((owner) => /^owner [1-9][0-9]*\n$/.test(owner)),
+          `a user namespace owned by root: ${owners.join(', ')}`,
+        );
+        assert.notEqual(owners[0], owners[1], 'two actions’ user namespaces with one owner');
       },
     );
 

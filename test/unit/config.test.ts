@@ -95,7 +95,7 @@ describe('configuration', () => {
       network: true,
       preparedNetworkNamespaces: 2,
       seccomp: { enabled: true, allow: [] },
-      actionUserNamespace: { firstHostId: 0x70000000, idCount: 65536 },
+      actionUserNamespace: { firstHostId: 0x70000000, idCount: 65536, concurrentActions: 256 },
     });
     assert.equal(configuration.shutdownGracePeriodMs, 30_000);
   });
@@ -146,14 +146,26 @@ describe('configuration', () => {
     const range = (actionUserNamespace: unknown, extra: object = {}) =>
       parseConfiguration({ ...minimal, ...extra, chrootRunner: { actionUserNamespace } }).isolation
         .actionUserNamespace;
+    // A slot of idCount ids for each Run that may run at once.
     assert.deepEqual(range({ firstHostId: 200000, idCount: 1000 }), {
       firstHostId: 200000,
       idCount: 1000,
+      concurrentActions: 256,
     });
+    assert.deepEqual(
+      parseConfiguration({ ...minimal, chrootRunner: { maximumConcurrentRuns: 3 } }).isolation
+        .actionUserNamespace,
+      { firstHostId: 0x70000000, idCount: 65536, concurrentActions: 3 },
+    );
     assert.equal(range({ enabled: false }), undefined);
     rejects(
       { ...minimal, chrootRunner: { actionUserNamespace: { firstHostId: 4294967290 } } },
-      'chrootRunner.actionUserNamespace: firstHostId + idCount must not exceed 4294967295',
+      'chrootRunner.actionUserNamespace: firstHostId + idCount × maximumConcurrentRuns (4294967290 + 65536 × 256 = 4311744506) must not exceed 4294967295',
+    );
+    // The range would fit one action's ids, not 256 of them.
+    rejects(
+      { ...minimal, chrootRunner: { actionUserNamespace: { firstHostId: 4294000000 } } },
+      'chrootRunner.actionUserNamespace: firstHostId + idCount × maximumConcurrentRuns (4294000000 + 65536 × 256 = 4310777216) must not exceed 4294967295',
     );
     rejects(
       {
@@ -161,7 +173,19 @@ describe('configuration', () => {
         runCommandsAs: { userId: 1000, groupId: 200010 },
         chrootRunner: { actionUserNamespace: { firstHostId: 200000 } },
       },
-      "chrootRunner.actionUserNamespace: runCommandsAs id 200010 lies in the actions' host id range 200000-265535",
+      "chrootRunner.actionUserNamespace: runCommandsAs id 200010 lies in the actions' host id range 200000-16977215",
+    );
+    // In the last slot too, not only in the first.
+    rejects(
+      {
+        ...minimal,
+        runCommandsAs: { userId: 201500, groupId: 1000 },
+        chrootRunner: {
+          maximumConcurrentRuns: 2,
+          actionUserNamespace: { firstHostId: 200000, idCount: 1000 },
+        },
+      },
+      "chrootRunner.actionUserNamespace: runCommandsAs id 201500 lies in the actions' host id range 200000-201999",
     );
   });
 

@@ -7,7 +7,11 @@ import type { ActionCgroup, CgroupTree } from '../../src/cgroups/index.js';
 import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
 import { type ActionCgroups, cgroup } from '../../src/sandbox/contributions/cgroup.js';
 import type { EngineContext } from '../../src/sandbox/contributions/contribution.js';
-import { idMap, userNamespace } from '../../src/sandbox/contributions/user-namespace.js';
+import {
+  HostIdSlots,
+  idMap,
+  userNamespace,
+} from '../../src/sandbox/contributions/user-namespace.js';
 import { defaultActionUserNamespace, defaultIsolation } from '../../src/sandbox/defaults.js';
 import { isolationModes, isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
@@ -272,7 +276,7 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
     );
   });
 
-  const engine = (mode: IsolationMode, withRange = true): EngineContext =>
+  const engine = (mode: IsolationMode, withRange = true, slots = 256): EngineContext =>
     ({
       settings: {
         ...defaultIsolation,
@@ -280,21 +284,31 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
         ...(withRange ? {} : { actionUserNamespace: undefined }),
       },
       strategy: isolationStrategy(mode),
+      host: standInHost(),
+      hostIdSlots: new HostIdSlots({ ...defaultActionUserNamespace, concurrentActions: slots }),
     }) as unknown as EngineContext;
-  const stepsWith = (mode: IsolationMode, spec: Partial<ActionSpec> = {}) => {
+  const stepsWith = (
+    mode: IsolationMode,
+    spec: Partial<ActionSpec> = {},
+    context = engine(mode),
+  ) => {
     const resource = userNamespace.prepare({
-      engine: engine(mode),
+      engine: context,
       spec: { ...standInAction, ...spec },
       files: {} as never,
     });
-    return decode(planFor(mode, { spec, resources: [resource] }));
+    try {
+      return decode(planFor(mode, { spec, resources: [resource] }));
+    } finally {
+      resource.teardown();
+    }
   };
   const newUser = (steps: ReturnType<typeof decode>) =>
     steps.findIndex(
       (step) => step.op === 'unshare' && (step.args[0] ?? 0) & constants.CLONE_NEWUSER,
     );
 
-  it('applies to namespaces and shared mode with a range, to no other', () => {
+  it('applies to namespaces and shared mode with a range, to no other (rootless only as a runner that may map any ids)', () => {
     for (const mode of isolationModes) {
       const applies = mode === 'namespaces' || mode === 'shared';
       assert.equal(userNamespace.appliesTo(engine(mode)), applies, mode);
@@ -303,35 +317,91 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
   });
 
   for (const mode of ['namespaces', 'shared'] as const) {
-    it(`${mode}: unshared after the root is made, mapped, then capabilities and the ids set`, () => {
+    it(`${mode}: unshared after the root is made as its owner, mapped, then capabilities and the ids set`, () => {
       const steps = stepsWith(mode);
       const unshared = newUser(steps);
       const mapped = indexOf(steps, 'awaitIdMaps');
       assert.ok(unshared >= 0 && unshared + 1 === mapped);
       assert.deepEqual(steps[mapped]?.strings, [`0 ${base} 65536\n`, `0 ${base} 65536\n`]);
+      // The host id of the action's uid 0 becomes the namespace's owner.
+      const owner = indexOf(steps, 'becomeNamespaceOwner');
+      assert.equal(owner, unshared - 1);
+      assert.deepEqual(steps[owner]?.args.slice(0, 2), [base, base]);
       // pivot_root needs the runner's privileges over the mount namespace; a chrooted process
       // may not create a user namespace.
       if (mode === 'namespaces') assert.ok(indexOf(steps, 'pivotRoot') < unshared);
       else assert.ok(unshared < indexOf(steps, 'chroot'));
       // A new user namespace fills the bounding set again.
       assert.ok(mapped < indexOf(steps, 'dropBoundingCaps'));
-      // The child is the host's root until it takes the namespace's uid 0.
+      // Then the namespace's uid 0.
       const credentials = indexOf(steps, 'setCredentials');
       assert.ok(indexOf(steps, 'dropBoundingCaps') < credentials);
       assert.deepEqual(steps[credentials]?.args.slice(0, 2), [0, 0]);
     });
   }
 
-  it('rootless, a runner that may map any ids: the runner maps the range, the child is the namespace’s root after the host clones, the action’s ids last', () => {
-    const steps = decode(
-      planFor('rootless', {
-        host: standInHost(true, true),
-        settings: { userNamespace: { uid: 1000, gid: 1001 } },
-      }),
-    );
+  it('each running action holds a slot of ids of its own, released at teardown', () => {
+    const context = engine('namespaces', true, 2);
+    const prepare = () =>
+      userNamespace.prepare({ engine: context, spec: standInAction, files: {} as never });
+    const mapsOf = (resource: ReturnType<typeof prepare>) =>
+      decode(planFor('namespaces', { resources: [resource] })).find(
+        (step) => step.op === 'awaitIdMaps',
+      )?.strings;
+    const first = prepare();
+    const second = prepare();
+    assert.deepEqual(mapsOf(first), [`0 ${base} 65536\n`, `0 ${base} 65536\n`]);
+    const next = base + 65536;
+    assert.deepEqual(mapsOf(second), [`0 ${next} 65536\n`, `0 ${next} 65536\n`]);
+    assert.throws(prepare, { name: 'ActionError', message: /All 2 slots of host ids/ });
+    first.teardown();
+    const third = prepare();
+    assert.deepEqual(mapsOf(third), [`0 ${base} 65536\n`, `0 ${base} 65536\n`]);
+    // Another engine of the same range (one process serving two configurations) claims
+    // slots of its own.
+    const other = engine('namespaces', true, 3);
+    const beside = userNamespace.prepare({
+      engine: other,
+      spec: standInAction,
+      files: {} as never,
+    });
+    const last = base + 2 * 65536;
+    assert.deepEqual(mapsOf(beside), [`0 ${last} 65536\n`, `0 ${last} 65536\n`]);
+    for (const resource of [second, third, beside]) resource.teardown();
+  });
+
+  it('rootless, a runner that may map any ids: the clone is made as the slot’s uid 0, the runner maps the slot, the child is the namespace’s root after the host clones, the action’s ids last', () => {
+    const rootless = {
+      ...engine('rootless', true, 2),
+      host: standInHost(true, true),
+    } as unknown as EngineContext;
+    assert.equal(userNamespace.appliesTo(rootless), true);
+    const held = userNamespace.prepare({
+      engine: rootless,
+      spec: standInAction,
+      files: {} as never,
+    });
+    const resource = userNamespace.prepare({
+      engine: rootless,
+      spec: standInAction,
+      files: {} as never,
+    });
+    const next = base + 65536;
+    assert.deepEqual(resource.hostIds, { slot: 1, firstHostId: next, idCount: 65536 });
+    assert.equal(resource.plan, undefined);
+    const plan = planFor('rootless', {
+      host: standInHost(true, true),
+      settings: { userNamespace: { uid: 1000, gid: 1001 } },
+      resources: [resource],
+    });
+    const built = plan.build();
+    assert.deepEqual([built.cloneOwnerUid, built.cloneOwnerGid], [next, next]);
+    assert.ok(built.cloneFlags & constants.CLONE_NEWUSER);
+    for (const taken of [held, resource]) taken.teardown();
+    const steps = decode(plan);
     const mapped = indexOf(steps, 'awaitIdMaps');
     assert.equal(mapped, 0);
-    assert.deepEqual(steps[mapped]?.strings, [`0 ${base} 65536\n`, `0 ${base} 65536\n`]);
+    assert.deepEqual(steps[mapped]?.strings, [`0 ${next} 65536\n`, `0 ${next} 65536\n`]);
     assert.equal(steps.filter((step) => step.op === 'writeFile').length, 0);
     const switches = steps.filter((step) => step.op === 'setCredentials');
     assert.deepEqual(
@@ -353,6 +423,9 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
     );
     assert.equal(own.filter((step) => step.op === 'awaitIdMaps').length, 0);
     assert.equal(own[0]?.strings[0], '/proc/self/setgroups');
+    // An unprivileged runner: the runner's own ids, its own namespace, no slot.
+    const unprivileged = { ...engine('rootless'), host: standInHost(true, false) };
+    assert.equal(userNamespace.appliesTo(unprivileged as unknown as EngineContext), false);
   });
 
   it('runCommandsAs ids are mapped to themselves and switched to', () => {
@@ -363,6 +436,7 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
     assert.match(uidMap ?? '', /^1000 1000 1$/m);
     assert.match(gidMap ?? '', /^1001 1001 1$/m);
     assert.match(gidMap ?? '', /^27 27 1$/m);
+    assert.deepEqual(steps[indexOf(steps, 'becomeNamespaceOwner')]?.args.slice(0, 2), [base, base]);
     assert.deepEqual(steps[indexOf(steps, 'setCredentials')]?.args.slice(0, 2), [1000, 1001]);
   });
 });

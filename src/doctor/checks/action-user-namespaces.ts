@@ -24,7 +24,14 @@ export const actionUserNamespaces: DoctorCheck = {
       if (!strategy.actionUserNamespace) continue;
       const prepared = await strategy.prepare();
       try {
-        outcomes.set(mode, await probeActionUserNamespace(strategy, prepared));
+        outcomes.set(
+          mode,
+          await probeActionUserNamespace(
+            strategy,
+            prepared,
+            defaultActionUserNamespace.firstHostId,
+          ),
+        );
       } finally {
         prepared.close();
       }
@@ -32,8 +39,11 @@ export const actionUserNamespaces: DoctorCheck = {
     const refused = [...outcomes].filter(([, outcome]) => !outcome.ran);
     const given = [...outcomes.keys()].filter((mode) => outcomes.get(mode)?.ran);
     if (refused.length === 0) {
+      const { firstHostId, idCount, concurrentActions } = defaultActionUserNamespace;
+      const last = firstHostId + idCount * concurrentActions - 1;
       return ok(
-        `given in ${given.join(' and ')} mode: an action's uid 0 is host uid ${defaultActionUserNamespace.firstHostId} by default`,
+        `given in ${given.join(' and ')} mode: by default each running action holds ${idCount} host ids of its own ` +
+          `from ${firstHostId} to ${last} (${concurrentActions} at once), and the host id of its uid 0 owns its namespace`,
       );
     }
     const { maxUserNamespaces } = context.userNamespaceSettings;

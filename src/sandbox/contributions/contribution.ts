@@ -10,6 +10,7 @@ import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
 import type { ActionSpec, Credentials, IsolationSettings } from '../types.js';
 import type { ActionCgroups } from './cgroup.js';
+import type { HostIdRange, HostIdSlots } from './user-namespace.js';
 
 /** What the engine is, for deciding whether a contribution applies and for sweeping. */
 export interface EngineContext {
@@ -25,6 +26,9 @@ export interface EngineContext {
   readonly cgroups?: ActionCgroups;
   /** Network namespaces made ahead, for the network contribution; none when absent. */
   readonly networkNamespaces?: NetworkNamespacePool;
+  /** The slots of settings.actionUserNamespace's range, for the user namespace
+   * contribution; absent where it does not apply. */
+  readonly hostIdSlots?: HostIdSlots;
 }
 
 /** One action, opened: what prepare() works with. */
@@ -59,6 +63,8 @@ export interface ActionResource {
   /** The credentials the action must switch to, also when the request names none (the root
    * of a user namespace of its own): the common credentials step sets them. */
   readonly credentials?: Credentials;
+  /** The action's slot of host ids, for a mode whose clone makes its user namespace. */
+  readonly hostIds?: HostIdRange;
   /** What it measured, once the action has exited and before teardown; merged into the
    * result's `usage` under the contribution's name. */
   usage?(): Readonly<Record<string, number | bigint | boolean>>;

@@ -1,6 +1,7 @@
 // The interface of an isolation mode: everything the engine, the runner and doctor need to
 // know about one. A mode is one file of this folder and one line of registry.ts; nothing
 // outside this folder asks a mode's name.
+import type { HostIdRange } from '../contributions/user-namespace.js';
 import type { HostResources } from '../host.js';
 import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
@@ -15,6 +16,9 @@ export interface IsolationContext {
   readonly files: RequestFiles;
   /** What the mode's prepare() made, once per engine (the template mount namespace). */
   readonly prepared: PreparedMode;
+  /** The action's slot of actionUserNamespace's range, for a mode whose clone makes the user
+   * namespace (userNamespaceByClone); absent where none was claimed. */
+  readonly hostIds?: HostIdRange;
 }
 
 /** What a mode's plan leaves for the common steps after it. */
@@ -56,6 +60,10 @@ export interface IsolationStrategy {
    * once its root is made. Such a child may also enter a network namespace the runner made
    * ahead (contributions/network.ts). */
   readonly actionUserNamespace: boolean;
+  /** Whether the action's clone makes its user namespace (rootless mode), mapped to a slot
+   * of actionUserNamespace's range (IsolationContext.hostIds) when the runner may map any
+   * ids (HostResources.mapsAnyIds), and owned by that slot's uid 0. */
+  readonly userNamespaceByClone: boolean;
   /** Where the special mounts are made: in the action's own mount namespace by the child
    * ('action'), in the runner's by mountat ('runner': shared-mode mounts, swept at
    * start-up), or not at all ('none'). */

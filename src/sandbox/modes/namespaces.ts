@@ -171,6 +171,7 @@ export const namespacesMode: IsolationStrategy = {
   init: 'pid1',
   killSignal: osConstants.signals.SIGKILL,
   actionUserNamespace: true,
+  userNamespaceByClone: false,
   pivotsIntoRoot: true,
   specialMounts: 'action',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,

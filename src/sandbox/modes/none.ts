@@ -12,6 +12,7 @@ export const noneMode: IsolationStrategy = {
   init: 'subreaper',
   killSignal: osConstants.signals.SIGTERM,
   actionUserNamespace: false,
+  userNamespaceByClone: false,
   pivotsIntoRoot: false,
   specialMounts: 'none',
   temporaryDirectoryInside: () => false,

@@ -1,12 +1,13 @@
 // rootless: like namespaces, inside a new user namespace, for an unprivileged runner. The
 // runner's own uid and gid are the only ids it may map, so they are the action's. A runner
 // that may map any ids (root, or CAP_SETUID and CAP_SETGID in its user namespace) maps the
-// action's ids to the configured range instead (actionUserNamespace, as the other modes):
-// its own ids would make the action's uid 0 the host's root.
+// action's ids to its slot of the configured range instead (actionUserNamespace, as the other
+// modes): its own ids would make the action's uid 0 the host's root. Its clone makes the user
+// namespace: as the slot's uid 0 then, which owns it, as in the other modes.
 import { readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { constants, type DirectoryHandle } from '../../syscalls/index.js';
-import { idMap } from '../contributions/user-namespace.js';
+import { type HostIdRange, idMap } from '../contributions/user-namespace.js';
 import {
   planSpecialFilesystems,
   planUserNamespaceClones,
@@ -16,7 +17,6 @@ import { cwd, type PlanBuilder, runnerStep } from '../plan.js';
 import {
   ActionError,
   type ActionSpec,
-  type ActionUserNamespace,
   type IsolationSettings,
   type UserNamespaceIds,
 } from '../types.js';
@@ -61,13 +61,9 @@ function planIdMaps(plan: PlanBuilder, inside: UserNamespaceIds): void {
 
 /** Has the runner map ids 0 to idCount - 1 inside to host ids of `range` while the child
  * waits (only a process of the runner's user namespace may map other ids than its own). The
- * child stays the runner's ids outside while it opens the host's files it clones, then
+ * child keeps the runner's file system ids while it opens the host's files it clones, then
  * becomes the namespace's root for the mounts, and at the end the action's ids. */
-function planRangeIdMaps(
-  plan: PlanBuilder,
-  inside: UserNamespaceIds,
-  range: ActionUserNamespace,
-): void {
+function planRangeIdMaps(plan: PlanBuilder, inside: UserNamespaceIds, range: HostIdRange): void {
   for (const id of [inside.uid, inside.gid]) {
     if (id >= range.idCount) {
       throw new ActionError(
@@ -105,18 +101,28 @@ export const rootlessMode: IsolationStrategy = {
   init: 'pid1',
   killSignal: osConstants.signals.SIGKILL,
   actionUserNamespace: false,
+  userNamespaceByClone: true,
   pivotsIntoRoot: true,
   specialMounts: 'action',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
   prepare: async () => nothingPrepared,
-  plan(plan, { spec, settings, host, files }) {
+  plan(plan, { spec, settings, host, files, hostIds }) {
     // The network namespace too, owned by the action's user namespace (not the network
     // contribution's: an unprivileged runner can make none that its child could enter).
     planNamespaces(plan, constants.CLONE_NEWUSER | (settings.network ? constants.CLONE_NEWNET : 0));
     const inside = userNamespaceIds(spec, settings);
-    const range = host.mapsAnyIds ? settings.actionUserNamespace : undefined;
+    const mapsRange = host.mapsAnyIds && settings.actionUserNamespace !== undefined;
+    if (mapsRange && hostIds === undefined) {
+      throw new TypeError('rootless mode: the action holds no slot of host ids');
+    }
+    const range = mapsRange ? hostIds : undefined;
     if (range === undefined) planIdMaps(plan, inside);
-    else planRangeIdMaps(plan, inside, range);
+    else {
+      planRangeIdMaps(plan, inside, range);
+      // Its slot's uid 0 owns the namespace (the clone is made as it): the kernel charges
+      // what the action does to that id, not to the runner's root (SECURITY.md, R4).
+      plan.cloneOwner = { uid: range.firstHostId, gid: range.firstHostId };
+    }
     if (settings.network) plan.loopbackUp(runnerStep('bring the loopback interface up'));
     plan.fchdir(runnerStep('enter the input root'), plan.inherit(files.inputRoot.fd));
     plan.unshare(runnerStep('create a mount namespace'), constants.CLONE_NEWNS);

@@ -22,6 +22,7 @@ export const sharedMode: IsolationStrategy = {
   init: 'pid1',
   killSignal: osConstants.signals.SIGKILL,
   actionUserNamespace: true,
+  userNamespaceByClone: false,
   pivotsIntoRoot: false,
   specialMounts: 'runner',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
