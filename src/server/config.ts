@@ -10,6 +10,7 @@ import { capabilityNumbers, defaultCapabilities } from '../sandbox/capabilities.
 import {
   defaultActionUserNamespace,
   defaultFilesystems,
+  defaultPreparedCgroups,
   defaultPreparedNetworkNamespaces,
 } from '../sandbox/defaults.js';
 import { isolationModes } from '../sandbox/modes/registry.js';
@@ -72,6 +73,8 @@ export interface CgroupConfiguration {
   /** exitStatus: as bb_runner (the signal), with oom_killed in the usage message;
    * resourceExhausted: the gRPC status RESOURCE_EXHAUSTED instead of a response. */
   readonly oomReporting: 'exitStatus' | 'resourceExhausted';
+  /** Action cgroups kept made ahead (ActionCgroups.preparedAhead). */
+  readonly preparedAhead: number;
 }
 
 export interface ApplicationConfiguration {
@@ -216,6 +219,7 @@ const cgroups = object({
   cpuLimitMillicores: optional(integer(1, 1_000_000)),
   cpuWeight: optional(integer(1, 10_000)),
   oomReporting: optional(oneOf(['exitStatus', 'resourceExhausted'] as const), 'exitStatus'),
+  preparedAhead: optional(integer(0, 64), defaultPreparedCgroups),
 });
 
 const actionUserNamespace = object({
@@ -435,6 +439,7 @@ function cgroupConfiguration(parsed: ReturnType<typeof cgroups>): CgroupConfigur
       cpuWeight: parsed.cpuWeight ?? null,
     },
     oomReporting: parsed.oomReporting,
+    preparedAhead: parsed.preparedAhead,
   };
 }
 

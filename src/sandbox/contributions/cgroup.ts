@@ -1,12 +1,13 @@
-// A cgroup for every action (src/cgroups): made before the clone with the engine's limits,
-// joined by the child first of all, before anything of the action runs (each hierarchy's
-// cgroup.procs on v1; on v2 too, as CLONE_INTO_CGROUP needs clone3, whose child on a new
-// stack with CLONE_VM needs per-architecture assembly), then a cgroup namespace rooted there
-// so that the action sees itself at / and no cgroup above it; on v2 the init then leaves it
-// for the runner's cgroup, so that memory.oom.group's kill spares it and it reports the OOM
-// (ActionCgroup.initMoves); its usage read once the action exited; killed as a whole and
-// removed at teardown. What a killed runner left is swept by serve through the tree
-// (CgroupTree.sweep), before the engine runs anything.
+// A cgroup for every action (src/cgroups): made ahead with the engine's limits
+// (prepared-cgroups.ts), or before the clone when none is ready, joined by the child first
+// of all, before anything of the action runs (each hierarchy's `tasks` on v1; cgroup.procs on
+// v2, as CLONE_INTO_CGROUP needs clone3, whose child on a new stack with CLONE_VM needs
+// per-architecture assembly), then a cgroup namespace rooted there so that the action sees
+// itself at / and no cgroup above it; on v2 the init then leaves it for the runner's cgroup,
+// so that memory.oom.group's kill spares it and it reports the OOM (ActionCgroup.initMoves);
+// its usage read once the action exited; killed as a whole and removed at teardown, after
+// the result where no process of the action is left. What a killed runner left is swept by
+// serve through the tree (CgroupTree.sweep), before the engine runs anything.
 import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage } from '../../cgroups/index.js';
 import { isSystemError } from '../../syscalls/index.js';
 import { runnerStep } from '../plan.js';
@@ -20,6 +21,9 @@ const CLONE_NEWCGROUP = 0x02000000;
 export interface ActionCgroups {
   readonly tree: CgroupTree;
   readonly limits: CgroupLimits;
+  /** How many the engine keeps made ahead (defaultPreparedCgroups; 0: each action makes its
+   * own before its clone). */
+  readonly preparedAhead?: number;
 }
 
 /** What the action's cgroup accounted (ActionResult.usage.cgroup, typed). */
@@ -79,18 +83,15 @@ export function actionCgroupUsage(result: ActionResult): ActionCgroupUsage | und
   };
 }
 
-let made = 0;
-
 export const cgroup: Contribution = {
   name: 'cgroup',
   appliesTo: (engine) => engine.cgroups !== undefined,
   prepare({ engine }): ActionResource {
     const settings = engine.cgroups;
     if (settings === undefined) throw new Error('cgroup: the engine has no cgroup tree');
-    made += 1;
     let action: ActionCgroup;
     try {
-      action = settings.tree.create(`action-${made}`, settings.limits);
+      action = settings.take();
     } catch (error) {
       throw new ActionError(
         'internal',
@@ -103,7 +104,7 @@ export const cgroup: Contribution = {
         namespaces(plan) {
           const join = runnerStep("join the action's cgroup");
           for (const directory of action.joinDirectories) {
-            plan.writeFile(join, plan.inherit(directory.fd), 'cgroup.procs', '0');
+            plan.writeFile(join, plan.inherit(directory.fd), action.joinFile, '0');
           }
           plan.unshare(runnerStep('create a cgroup namespace'), CLONE_NEWCGROUP);
         },
@@ -116,7 +117,13 @@ export const cgroup: Contribution = {
         },
       },
       usage: () => flatten(action.usage(), settings.limits),
-      teardown: () => action.remove(),
+      // Only empty directories are left once no process is: the result need not wait for
+      // their removal (the runner's fds are as before it, though).
+      teardown: ({ processesGone }) => {
+        if (!processesGone) return action.remove();
+        action.close();
+        engine.background.add(() => action.remove());
+      },
     };
   },
 };
