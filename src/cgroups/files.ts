@@ -3,6 +3,7 @@
 // its cgroup), never the action's: cgroupfs has no symlinks to follow.
 import {
   closeSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readSync,
@@ -11,15 +12,33 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { isSystemError } from '../syscalls/index.js';
+import {
+  constants,
+  type DirectoryHandle,
+  isSystemError,
+  openat2,
+  openDirectory,
+} from '../syscalls/index.js';
 import { pidfdOpen, pidfdSendSignal, waitReadable } from '../syscalls/process.js';
+import type { CgroupRecipe } from './types.js';
 
-/** Where readText reads: cgroupfs reports every file's size as 0 (or 4096), so readFileSync
+/** Where reads go: cgroupfs reports every file's size as 0 (or 4096), so readFileSync
  * would fstat it and allocate a 64 KiB buffer per read, a dozen times an action. */
 let readBuffer = Buffer.allocUnsafe(64 * 1024);
 
-export function readText(path: string): string {
-  const fd = openSync(path, 'r');
+/** A cgroup interface file: by path, or by name in its cgroup's directory (an openat, no
+ * walk down the hierarchy's path: half the cost of a read here). */
+export type CgroupFile = string | { readonly directory: DirectoryHandle; readonly name: string };
+
+/** Reads the file whole; `oneRecord`: it is shown in one seq_file record (every interface
+ * file but the process and thread lists), which the first read hands over whole (seq_file
+ * grows its own buffer for it), so no second read is needed to see the end. */
+function read(file: CgroupFile, oneRecord: boolean): string {
+  const opened =
+    typeof file === 'string'
+      ? openSync(file, 'r')
+      : openat2(file.directory, file.name, { flags: constants.O_RDONLY });
+  const fd = typeof opened === 'number' ? opened : opened.fd;
   try {
     let length = 0;
     for (;;) {
@@ -29,18 +48,25 @@ export function readText(path: string): string {
         readBuffer = larger;
       }
       const got = readSync(fd, readBuffer, length, readBuffer.length - length, null);
-      if (got === 0) return readBuffer.toString('latin1', 0, length);
       length += got;
+      if (got === 0 || (oneRecord && length < readBuffer.length)) {
+        return readBuffer.toString('latin1', 0, length);
+      }
     }
   } finally {
-    closeSync(fd);
+    if (typeof opened === 'number') closeSync(opened);
+    else opened.close();
   }
 }
 
+export function readText(file: CgroupFile): string {
+  return read(file, false);
+}
+
 /** The file's content, or undefined when this kernel has no such file. */
-export function readOptional(path: string): string | undefined {
+export function readOptional(file: CgroupFile): string | undefined {
   try {
-    return readText(path);
+    return read(file, true);
   } catch (error) {
     if (isSystemError(error, 'ENOENT')) return undefined;
     throw error;
@@ -48,8 +74,8 @@ export function readOptional(path: string): string | undefined {
 }
 
 /** A flat keyed file ("key value" lines: memory.events, cpu.stat, pids.events…). */
-export function readKeyed(path: string): Map<string, bigint> {
-  return parseKeyed(readOptional(path) ?? '');
+export function readKeyed(file: CgroupFile): Map<string, bigint> {
+  return parseKeyed(readOptional(file) ?? '');
 }
 
 export function parseKeyed(text: string): Map<string, bigint> {
@@ -64,13 +90,53 @@ export function parseKeyed(text: string): Map<string, bigint> {
 }
 
 /** A single-number file; undefined when absent or not a number ("max"). */
-export function readNumber(path: string): number | undefined {
-  const text = readOptional(path)?.trim();
+export function readNumber(file: CgroupFile): number | undefined {
+  const text = readOptional(file)?.trim();
   return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
 }
 
 export function writeValue(path: string, value: string): void {
   writeFileSync(path, value);
+}
+
+/** The recipe of the cgroup at `directories`, given the files `writes` names by path. */
+export function cgroupRecipe(
+  name: string,
+  directories: readonly string[],
+  writes: readonly (readonly [path: string, value: string])[],
+): CgroupRecipe {
+  return {
+    name,
+    directories: directories.map((path) => ({
+      path,
+      writes: writes
+        .filter(([file]) => file.startsWith(`${path}/`))
+        .map(([file, value]) => [file.slice(path.length + 1), value] as const),
+    })),
+  };
+}
+
+/** Makes the recipe's cgroup and opens its directories, now; what it made is removed again
+ * if anything fails. */
+export function makeCgroup(recipe: CgroupRecipe): DirectoryHandle[] {
+  const opened: DirectoryHandle[] = [];
+  try {
+    for (const { path, writes } of recipe.directories) {
+      mkdirSync(path);
+      opened.push(openDirectory(path));
+      for (const [file, value] of writes) writeValue(`${path}/${file}`, value);
+    }
+    return opened;
+  } catch (error) {
+    for (const handle of opened) handle.close();
+    abandonCgroup(recipe);
+    throw error;
+  }
+}
+
+/** Removes what a recipe's making made before it failed. */
+export function abandonCgroup(recipe: CgroupRecipe): void {
+  for (const { path } of recipe.directories) removeCgroupTree(path);
 }
 
 /** Directory names directly beneath `directory` (the cgroups nested in it). */
@@ -135,6 +201,28 @@ export async function killProcesses(
       for (const { fd } of pidfds) fd.close();
     }
   }
+}
+
+/** Removes the cgroups at `directories` (one per hierarchy on v1) with everything in them:
+ * first by one rmdir each, which needs no fd (after an action whose processes are gone, or
+ * one that ran out of fds, that is all); only when one is busy (processes or cgroups in
+ * it) by `kill` and removeCgroupTree. */
+export async function removeCgroup(
+  directories: readonly string[],
+  kill: () => Promise<void>,
+): Promise<void> {
+  let busy = false;
+  for (const directory of directories) {
+    try {
+      rmdirSync(directory);
+    } catch (error) {
+      if (isSystemError(error, 'EBUSY')) busy = true;
+      else if (!isSystemError(error, 'ENOENT')) throw error;
+    }
+  }
+  if (!busy) return;
+  await kill();
+  for (const directory of directories) removeCgroupTree(directory);
 }
 
 /** Removes the cgroup at `directory` and every cgroup beneath it, deepest first. Absent

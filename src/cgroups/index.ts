@@ -8,6 +8,7 @@ import { v1Tree } from './v1.js';
 import { v2Tree } from './v2.js';
 
 export { type CgroupLayout, cgroupLayout } from './discovery.js';
+export { abandonCgroup } from './files.js';
 export * from './types.js';
 
 /** Which version to use; 'auto': v2 where it can be used, v1 otherwise. */

@@ -7,9 +7,10 @@
 // with the runner's own prefix are ever touched; a scope whose pid namespace is not the
 // sweeping runner's is left alone, as its /proc cannot say whether its owner lives.
 import { mkdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
+import type { DirectoryHandle } from '../syscalls/index.js';
 import { isSystemError } from '../syscalls/index.js';
-import { childCgroups, removeCgroupTree } from './files.js';
-import type { CgroupTree } from './types.js';
+import { abandonCgroup, childCgroups, makeCgroup, removeCgroupTree } from './files.js';
+import type { ActionCgroup, CgroupRecipe, CgroupTree } from './types.js';
 
 interface ScopeOwner {
   readonly pidNamespace: string;
@@ -81,7 +82,7 @@ export function makeScope(paths: readonly string[], setLimits: () => void): void
   }
 }
 
-export interface ScopeBackend extends Omit<CgroupTree, 'sweep' | 'close'> {
+export interface ScopeBackend extends Omit<CgroupTree, 'create' | 'sweep' | 'close'> {
   /** The runner's cgroup on each hierarchy: where the scopes are. */
   readonly parents: readonly string[];
   /** The scope's prefix, and what the version may add to a scope's name for a cgroup beside
@@ -91,12 +92,27 @@ export interface ScopeBackend extends Omit<CgroupTree, 'sweep' | 'close'> {
   /** Kills every process in the cgroup `name` beneath each parent, and beneath those, and
    * resolves once they have exited. */
   killAll(name: string): Promise<void>;
+  /** As CgroupTree.adopt, but leaves the cleaning up after a throw to the caller. */
+  adopt(recipe: CgroupRecipe, directories: DirectoryHandle[]): ActionCgroup;
 }
 
 export function scopeTree(backend: ScopeBackend): CgroupTree {
   const { parents, prefix, besideSuffix, killAll, ...tree } = backend;
   return {
     ...tree,
+    adopt(recipe, handles) {
+      try {
+        return tree.adopt(recipe, handles);
+      } catch (error) {
+        for (const handle of handles) handle.close();
+        abandonCgroup(recipe);
+        throw error;
+      }
+    },
+    create(name, limits) {
+      const recipe = tree.recipe(name, limits);
+      return this.adopt(recipe, makeCgroup(recipe));
+    },
     async sweep() {
       const own = ownOwner();
       const stale = [

@@ -53,7 +53,7 @@ export interface CgroupUsage {
   readonly pidsLimitHits: number;
   /** Most processes at once (pids.peak, Linux ≥ 6.13); null where the kernel has none. */
   readonly pidsPeak: number | null;
-  /** cpu.stat user_usec/system_usec (v2), cpuacct.usage_user/usage_sys (v1). */
+  /** cpu.stat user_usec/system_usec (v2), cpuacct.usage_all (v1). */
   readonly cpuUserNanoseconds: bigint;
   readonly cpuSystemNanoseconds: bigint;
   /** io.stat rbytes/wbytes (v2), blkio.throttle.io_service_bytes_recursive (v1). */
@@ -67,12 +67,27 @@ export interface CgroupUsage {
   } | null;
 }
 
+/** What making one cgroup takes, as data: its directories (one per hierarchy on v1), each
+ * made, opened (O_PATH) and given its limits' files, written in this order (v1 refuses a
+ * memsw limit below the memory limit). The sandbox makes cgroups ahead from it in a child
+ * of its own; CgroupTree.create makes one now. */
+export interface CgroupRecipe {
+  /** The cgroup's name beneath the scope. */
+  readonly name: string;
+  readonly directories: readonly {
+    readonly path: string;
+    readonly writes: readonly (readonly [file: string, value: string])[];
+  }[];
+}
+
 /** One action's cgroup (on v1, one directory per hierarchy). */
 export interface ActionCgroup {
   readonly name: string;
-  /** Directories the action's first process joins by writing "0" to their cgroup.procs
-   * before its first other step. Owned by the cgroup; closed by remove(). */
+  /** Directories the action's first process joins by writing "0" to their `joinFile`
+   * before its first other step, in this order. Owned by the cgroup; closed by remove(). */
   readonly joinDirectories: readonly DirectoryHandle[];
+  /** cgroup.procs, or on v1 `tasks` (the single-threaded child moves its only thread). */
+  readonly joinFile: 'cgroup.procs' | 'tasks';
   /** Where memory.oom.group kills the whole cgroup at once (v2), the init must outlive the
    * kill to report it: once the action's cgroup namespace is made, the init moves out to
    * `init` (the runner's own cgroup), and the action's main process moves back to `action`
@@ -85,7 +100,11 @@ export interface ActionCgroup {
   /** Kills every process in the cgroup and its descendants, and resolves once they have all
    * exited. */
   kill(): Promise<void>;
-  /** kill(), then removes the cgroup and every cgroup beneath it. */
+  /** Closes its handles (joinDirectories, initMoves), once the action's processes are
+   * started and its usage read: killing and removing it needs none. */
+  close(): void;
+  /** Removes the cgroup and every cgroup beneath it, kill()ing what is in it first, and
+   * closes it. */
   remove(): Promise<void>;
 }
 
@@ -99,7 +118,14 @@ export interface CgroupTree {
   readonly killsAtomically: boolean;
   /** Whether the OOM killer ends the whole action at once (memory.oom.group, v2). */
   readonly oomGroup: boolean;
+  /** Makes the cgroup `name` with `limits`, now. */
   create(name: string, limits: CgroupLimits): ActionCgroup;
+  /** What making the cgroup `name` with `limits` takes, for making it elsewhere (ahead of its
+   * action, off the event loop: src/sandbox/prepared-cgroups.ts). */
+  recipe(name: string, limits: CgroupLimits): CgroupRecipe;
+  /** The cgroup that `recipe` made, given its directories opened in the recipe's order: the
+   * cgroup's from then on; on a throw, closed and the cgroup removed. */
+  adopt(recipe: CgroupRecipe, directories: DirectoryHandle[]): ActionCgroup;
   /** Kills the processes of and removes the scopes (with the same prefix) of runners no
    * longer running, and all beneath them: what a runner that was killed left. Returns the
    * names of the scopes it removed. */

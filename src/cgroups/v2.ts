@@ -9,15 +9,15 @@ import {
   type Fd,
   isSystemError,
   openat2,
-  openDirectory,
 } from '../syscalls/index.js';
 import { v2Controllers } from './discovery.js';
 import {
+  cgroupRecipe,
   killProcesses,
   readKeyed,
   readNumber,
   readOptional,
-  removeCgroupTree,
+  removeCgroup,
   writeValue,
 } from './files.js';
 import { makeScope, scopeTree } from './scope.js';
@@ -54,12 +54,20 @@ function ioBytes(text: string): { read: number; write: number } {
   return { read, write };
 }
 
-function setLimits(directory: string, limits: CgroupLimits): void {
+/** The files that set `limits` in `directory`; `present` says whether an optional one
+ * exists (as in the scope). */
+function limitWrites(
+  directory: string,
+  limits: CgroupLimits,
+  present: (file: string) => boolean,
+): [string, string][] {
+  const writes: [string, string][] = [];
   // swap without swap accounting, cpu without the cpu controller: no file, no limit (doctor
   // says which controllers the runner has).
   const set = (file: string, value: number | string | null, optional = false): void => {
-    const path = `${directory}/${file}`;
-    if (value !== null && (!optional || existsSync(path))) writeValue(path, String(value));
+    if (value !== null && (!optional || present(file))) {
+      writes.push([`${directory}/${file}`, String(value)]);
+    }
   };
   set('memory.max', limits.memoryMaxBytes);
   set('memory.high', limits.memoryHighBytes);
@@ -74,6 +82,7 @@ function setLimits(directory: string, limits: CgroupLimits): void {
     true,
   );
   set('cpu.weight', limits.cpuWeight, true);
+  return writes;
 }
 
 /** cgroup.procs in `directory`, opened for writing. */
@@ -82,24 +91,26 @@ function openProcs(directory: string): Fd {
 }
 
 class V2ActionCgroup implements ActionCgroup {
+  /** A thread moves alone only within a threaded subtree: the whole process moves. */
+  readonly joinFile = 'cgroup.procs';
   readonly joinDirectories: readonly DirectoryHandle[];
   readonly initMoves: { readonly init: Fd; readonly action: Fd };
   readonly #directory: string;
   readonly #killFile: string | undefined;
 
-  /** `initHome`: the cgroup the init moves to (ActionCgroup.initMoves). */
+  /** `join`: the cgroup's directory, opened, now the cgroup's; `initHome`: the cgroup the
+   * init moves to (ActionCgroup.initMoves). */
   constructor(
     readonly name: string,
     directory: string,
+    join: DirectoryHandle,
     killsAtomically: boolean,
     initHome: string,
   ) {
     this.#directory = directory;
     this.#killFile = killsAtomically ? `${directory}/cgroup.kill` : undefined;
-    const handles = [];
+    const handles: Fd[] = [join];
     try {
-      const join = openDirectory(directory);
-      handles.push(join);
       const init = openProcs(initHome);
       handles.push(init);
       this.initMoves = { init, action: openProcs(directory) };
@@ -143,13 +154,16 @@ class V2ActionCgroup implements ActionCgroup {
 
   async remove(): Promise<void> {
     try {
-      await this.kill();
-      removeCgroupTree(this.#directory);
+      await removeCgroup([this.#directory], () => this.kill());
     } finally {
-      for (const handle of this.joinDirectories) handle.close();
-      this.initMoves.init.close();
-      this.initMoves.action.close();
+      this.close();
     }
+  }
+
+  close(): void {
+    for (const handle of this.joinDirectories) handle.close();
+    this.initMoves.init.close();
+    this.initMoves.action.close();
   }
 }
 
@@ -209,6 +223,17 @@ export function v2Tree(
   });
   // Write-only, Linux ≥ 5.14.
   const killsAtomically = existsSync(`${directory}/cgroup.kill`);
+  // Asked once: an action's cgroup has the files its scope has (the same controllers).
+  const optionalFiles = new Map<string, boolean>();
+  const present = (file: string): boolean => {
+    let exists = optionalFiles.get(file);
+    if (exists === undefined) {
+      exists = existsSync(`${directory}/${file}`);
+      optionalFiles.set(file, exists);
+    }
+    return exists;
+  };
+
   return scopeTree({
     version: 2,
     directories: [directory],
@@ -225,16 +250,14 @@ export function v2Tree(
         `${stale}/pids.max`,
       );
     },
-    create(action, limits) {
+    recipe(action, limits) {
       const path = `${directory}/${action}`;
-      mkdirSync(path);
-      try {
-        setLimits(path, limits);
-        return new V2ActionCgroup(action, path, killsAtomically, runnerHome);
-      } catch (error) {
-        removeCgroupTree(path);
-        throw error;
-      }
+      return cgroupRecipe(action, [path], limitWrites(path, limits, present));
+    },
+    adopt({ name: action }, [join]) {
+      const path = `${directory}/${action}`;
+      if (join === undefined) throw new TypeError(`cgroup ${path} adopted without its directory`);
+      return new V2ActionCgroup(action, path, join, killsAtomically, runnerHome);
     },
   });
 }

@@ -20,11 +20,13 @@ import {
   spawn,
   watchExit,
 } from '../syscalls/process.js';
+import { BackgroundWork } from './background.js';
 import type { ActionCgroups } from './contributions/cgroup.js';
 import type { ActionResource, Contribution, EngineContext } from './contributions/contribution.js';
 import { ResourceStack } from './contributions/contribution.js';
 import { contributions } from './contributions/registry.js';
 import { HostIdSlots } from './contributions/user-namespace.js';
+import { defaultPreparedCgroups } from './defaults.js';
 import { HostResources } from './host.js';
 import { failure, type LaunchOutcome, launchProbe } from './launch-probe.js';
 import type { IsolationStrategy, PreparedMode } from './modes/mode.js';
@@ -32,6 +34,7 @@ import { isolationStrategy } from './modes/registry.js';
 import { NetworkNamespacePool } from './network-namespaces.js';
 import { outcome } from './outcome.js';
 import { PlanBuilder, runnerStep, SetupError } from './plan.js';
+import { PreparedCgroups } from './prepared-cgroups.js';
 import {
   createLogFile,
   findExecutable,
@@ -204,8 +207,8 @@ export class Engine {
   }
 
   /** Opens what every action needs from the host, prepares the mode (namespaces mode's
-   * template mount namespace) and makes the first network namespaces ahead: none of it costs
-   * the first action. The build directory is not held: every call opens it (see
+   * template mount namespace) and makes the first network namespaces and cgroups ahead: none
+   * of it costs the first action. The build directory is not held: every call opens it (see
    * openBuildDirectory), and it need not exist yet. */
   static async open(options: EngineOptions): Promise<Engine> {
     const { isolation } = options;
@@ -215,10 +218,23 @@ export class Engine {
       strategy.actionUserNamespace && isolation.network && preparedAhead > 0
         ? new NetworkNamespacePool(preparedAhead)
         : undefined;
+    const cgroups =
+      options.cgroups === undefined
+        ? undefined
+        : new PreparedCgroups(
+            options.cgroups.tree,
+            options.cgroups.limits,
+            options.cgroups.preparedAhead ?? defaultPreparedCgroups,
+            options.cgroups.enterAtClone,
+          );
     let host: HostResources | undefined;
     try {
       host = HostResources.open();
-      const [prepared] = await Promise.all([strategy.prepare(), networkNamespaces?.fill()]);
+      const [prepared] = await Promise.all([
+        strategy.prepare(),
+        networkNamespaces?.fill(),
+        cgroups?.fill(),
+      ]);
       try {
         await refuseUngrantableUserNamespace(strategy, isolation, prepared);
       } catch (error) {
@@ -232,17 +248,19 @@ export class Engine {
           strategy,
           host,
           inputRootClaims: new Set(),
-          ...(options.cgroups === undefined ? {} : { cgroups: options.cgroups }),
+          ...(cgroups === undefined ? {} : { cgroups }),
           ...(networkNamespaces === undefined ? {} : { networkNamespaces }),
           ...(isolation.actionUserNamespace === undefined
             ? {}
             : { hostIdSlots: new HostIdSlots(isolation.actionUserNamespace) }),
+          background: new BackgroundWork(),
         },
         prepared,
       );
     } catch (error) {
       host?.close();
       await networkNamespaces?.close();
+      await cgroups?.close();
       throw error;
     }
   }
@@ -283,19 +301,25 @@ export class Engine {
     );
   }
 
-  /** Closes what the engine holds, once the network namespaces being made ahead are made.
-   * Actions still running keep their own copies. */
+  /** Closes what the engine holds, once the network namespaces and cgroups being made
+   * ahead are made, and removes the cgroups never used, once the background work of earlier
+   * actions has landed (rejecting with what failed there). Actions still running keep their
+   * own copies. */
   async close(): Promise<void> {
     this.#prepared.close();
     this.#context.host.close();
     await this.#context.networkNamespaces?.close();
+    await this.#context.cgroups?.close();
+    await this.#context.background.close();
   }
 
-  /** Resolves once the background work the engine started for earlier actions (the pool's
-   * refills) has landed: what the engine holds is then as it is between actions, e.g. for a
-   * count of the runner's open fds. Actions never wait for it. */
-  settled(): Promise<void> {
-    return this.#context.networkNamespaces?.settled() ?? Promise.resolve();
+  /** Resolves once the background work the engine started for earlier actions has landed
+   * (the pools' refills, the cgroups' removals): what the engine holds is then as it is
+   * between actions, e.g. for a count of the runner's open fds or its cgroups. Actions never
+   * wait for it. */
+  async settled(): Promise<void> {
+    const { networkNamespaces, cgroups, background } = this.#context;
+    await Promise.all([networkNamespaces?.settled(), cgroups?.settled(), background.settled()]);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -315,6 +339,7 @@ export class Engine {
     const named: [string, ActionResource][] = [];
     let spawned: SpawnedProcess | undefined;
     let ran: { exit: ProcessExit; aborted: boolean };
+    let exitWatched = false;
     let usage: Record<string, Readonly<Record<string, number | bigint | boolean>>> = {};
     let teardownFailure: unknown;
     let program = '';
@@ -363,6 +388,7 @@ export class Engine {
       // The action holds its own copies now.
       for (const fd of opened.splice(0)) fd.close();
       ran = await this.#waitForExit(spec, spawned);
+      exitWatched = true;
       exited = performance.now();
       usage = Object.fromEntries(
         named.flatMap(([name, resource]) =>
@@ -373,8 +399,10 @@ export class Engine {
       for (const fd of opened) fd.close();
       spawned?.pidfd.close();
       spawned?.statusPipe?.close();
+      // A PID 1 init's exit reports its namespace empty; without a clone there is no process.
+      const processesGone = spawned === undefined || (exitWatched && strategy.init === 'pid1');
       try {
-        await resources.teardown();
+        await resources.teardown({ processesGone });
       } catch (error) {
         // Reported below, unless something else is being thrown already.
         teardownFailure = error;

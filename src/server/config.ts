@@ -11,6 +11,7 @@ import {
   defaultActionUserNamespace,
   defaultFilesystems,
   defaultMaximumConcurrentRuns,
+  defaultPreparedCgroups,
   defaultPreparedNetworkNamespaces,
 } from '../sandbox/defaults.js';
 import { isolationModes } from '../sandbox/modes/registry.js';
@@ -78,6 +79,8 @@ export interface CgroupConfiguration {
   /** exitStatus: as bb_runner (the signal), with oom_killed in the usage message;
    * resourceExhausted: the gRPC status RESOURCE_EXHAUSTED instead of a response. */
   readonly oomReporting: 'exitStatus' | 'resourceExhausted';
+  /** Action cgroups kept made ahead (ActionCgroups.preparedAhead). */
+  readonly preparedAhead: number;
 }
 
 export interface ApplicationConfiguration {
@@ -222,6 +225,7 @@ const cgroups = object({
   cpuLimitMillicores: optional(integer(1, 1_000_000)),
   cpuWeight: optional(integer(1, 10_000)),
   oomReporting: optional(oneOf(['exitStatus', 'resourceExhausted'] as const), 'exitStatus'),
+  preparedAhead: optional(integer(0, 64), defaultPreparedCgroups),
 });
 
 const actionUserNamespace = object({
@@ -448,6 +452,7 @@ function cgroupConfiguration(parsed: ReturnType<typeof cgroups>): CgroupConfigur
       cpuWeight: parsed.cpuWeight ?? null,
     },
     oomReporting: parsed.oomReporting,
+    preparedAhead: parsed.preparedAhead,
   };
 }
 

@@ -161,6 +161,7 @@ async function openActionCgroups(
       readonly tree: CgroupTree;
       readonly limits: CgroupLimits;
       readonly oomReporting: OomReporting;
+      readonly preparedAhead: number;
     }
   | undefined
 > {
@@ -181,7 +182,8 @@ async function openActionCgroups(
   if (swept.length > 0) {
     logger.warn({ swept }, 'cgroup scopes of runners no longer running removed');
   }
-  return { tree, limits: settings.limits, oomReporting: settings.oomReporting };
+  const { limits, oomReporting, preparedAhead } = settings;
+  return { tree, limits, oomReporting, preparedAhead };
 }
 
 export async function startServer(
@@ -203,13 +205,25 @@ export async function startServer(
     engine = await Engine.open({
       buildDirectory: configuration.buildDirectoryPath,
       isolation: configuration.isolation,
-      ...(cgroups === undefined ? {} : { cgroups: { tree: cgroups.tree, limits: cgroups.limits } }),
+      ...(cgroups === undefined
+        ? {}
+        : {
+            cgroups: {
+              tree: cgroups.tree,
+              limits: cgroups.limits,
+              preparedAhead: cgroups.preparedAhead,
+            },
+          }),
     });
   } catch (error) {
     cgroups?.tree.close();
     throw new StartupError(`cannot prepare the sandbox: ${(error as Error).message}`);
   }
-  const closers: (() => Promise<void> | void)[] = [() => engine.close()];
+  // Run in reverse: the engine's close removes the cgroups it made ahead, before the tree's
+  // removes the scope.
+  const closers: (() => Promise<void> | void)[] = [];
+  if (cgroups !== undefined) closers.push(() => cgroups.tree.close());
+  closers.push(() => engine.close());
   const grpcServers: Server[] = [];
   const httpServers: HttpServer[] = [];
   try {
@@ -224,7 +238,6 @@ export async function startServer(
       const swept = engine.sweep();
       if (swept.length > 0) logger.warn({ swept }, 'stale mounts of a previous runner detached');
     }
-    if (cgroups !== undefined) closers.push(() => cgroups.tree.close());
     const runner = await composeRunner(configuration, engine, cgroups?.oomReporting);
     const metrics = configuration.diagnosticsHttpServer?.enablePrometheus
       ? new RunnerMetrics(configuration.buildDirectoryPath)

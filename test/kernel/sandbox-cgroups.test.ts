@@ -27,6 +27,8 @@ import { assertNothingLeft, processState } from '../helpers/leaks.js';
 let build: BuildDirectory;
 let tree: CgroupTree;
 let actions = 0;
+/** Engines that outlive a test: their removals after an action land before its checks. */
+const openEngines = new Set<Engine>();
 
 /** none mode mounts nothing: its input roots get the /dev/null and /dev/zero that bb_worker's
  * inputRootCharacterDeviceNodes makes. Without it, ash's `&` fails in the child (it opens
@@ -108,6 +110,7 @@ function leakFree(name: string, body: () => Promise<void>): void {
     const state = processState();
     const handles = openHandleCount();
     await body();
+    await Promise.all([...openEngines].map((engine) => engine.settled()));
     assertNoCgroupLeft();
     assertNothingLeft(state, [build.path]);
     assert.equal(openHandleCount(), handles, 'handles left open');
@@ -123,8 +126,8 @@ for (const mode of ['namespaces', 'shared', 'none'] as const) {
       // user namespace to a chrooted process: there shared mode, which does not pivot first,
       // opts out as an operator must (Engine.open refuses it otherwise).
       const { actionUserNamespace: _, ...withoutUserNamespace } = defaultIsolation;
-      // No network namespaces made ahead: these engines outlive each test, and a pool's
-      // refill after an action would land in the next test's fd count.
+      // No network namespaces nor cgroups made ahead: these engines outlive each test, and
+      // what a pool holds would count as left (the pool's own test is below).
       const isolation = {
         ...(mode === 'shared' && process.env.CHROOT_RUNNER_GUEST === '1'
           ? withoutUserNamespace
@@ -135,15 +138,17 @@ for (const mode of ['namespaces', 'shared', 'none'] as const) {
       engine = await Engine.open({
         buildDirectory: build.path,
         isolation,
-        cgroups: { tree, limits },
+        cgroups: { tree, limits, preparedAhead: 0 },
       });
       roomyEngine = await Engine.open({
         buildDirectory: build.path,
         isolation,
-        cgroups: { tree, limits: { ...limits, memoryMaxBytes: 256 * MiB } },
+        cgroups: { tree, limits: { ...limits, memoryMaxBytes: 256 * MiB }, preparedAhead: 0 },
       });
+      openEngines.add(engine).add(roomyEngine);
     });
     after(async () => {
+      openEngines.clear();
       await engine.close();
       await roomyEngine.close();
     });
@@ -280,6 +285,48 @@ describe("how an action's first process enters its cgroup (namespaces mode)", {
     } finally {
       await engine.close();
     }
+  });
+});
+
+describe('cgroups made ahead (namespaces mode)', { skip: needsCgroups }, () => {
+  /** The cgroups in the tree's scope, on every hierarchy alike. */
+  function cgroupsInScope(): string[] {
+    const [first, ...others] = tree.directories.map((directory) =>
+      readdirSync(directory, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name)
+        .sort(),
+    );
+    for (const names of others) assert.deepEqual(names, first);
+    return first ?? [];
+  }
+
+  leakFree('uses each for one action, refills, and removes those never used at close', async () => {
+    const engine = await Engine.open({
+      buildDirectory: build.path,
+      isolation: { ...defaultIsolation, preparedNetworkNamespaces: 0 },
+      cgroups: { tree, limits, preparedAhead: 2 },
+    });
+    try {
+      const ahead = cgroupsInScope();
+      assert.equal(ahead.length, 2, `made ahead: ${ahead}`);
+      const seen = [...ahead];
+      for (let action = 0; action < 3; action++) {
+        const { result, stdout } = await runOn(engine, actionSpec('cat /proc/self/cgroup'));
+        assert.equal(result.exitCode, 0);
+        assert.match(stdout, /^\d+:pids:\/$/m, stdout);
+        await engine.settled();
+        // The action's cgroup is gone, and the pool is full again with new ones.
+        const now = cgroupsInScope();
+        assert.equal(now.length, 2, `after action ${action}: ${now}`);
+        seen.push(...now);
+      }
+      // Never one cgroup twice: each ready set is new but for the one not taken yet.
+      assert.equal(new Set(seen).size, 2 + 3);
+    } finally {
+      await engine.close();
+    }
+    assert.deepEqual(cgroupsInScope(), []);
   });
 });
 

@@ -191,11 +191,11 @@ for (const mode of modes) {
       const build = makeBuildDirectory('chroot-runner-soak-');
       // Rootless: serve as uid 65534 without capabilities, root inside the actions' namespace.
       const rootless = mode === 'rootless';
-      // No network namespaces made ahead: the pool refills after a Run has answered, at its
-      // own pace, and serve's fd count at the end would catch one under way (the pool's own
-      // fds are counted in-process, after Engine.settled: sandbox.test.ts).
+      // No network namespaces nor cgroups made ahead: the pools refill after a Run has
+      // answered, at their own pace, and serve's fd count at the end would catch one under way.
       const { file, socket, buildPath } = writeServeConfiguration(build.path, 'runner', mode, {
         preparedNetworkNamespaces: 0,
+        cgroups: { preparedAhead: 0 },
         ...(rootless ? { userNamespace: { userId: 0, groupId: 0 } } : {}),
       });
       const mark = `${5_000_000 + Math.floor(Math.random() * 4_000_000)}`;

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { ActionCgroup, CgroupTree } from '../../src/cgroups/index.js';
 import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
-import { type ActionCgroups, cgroup } from '../../src/sandbox/contributions/cgroup.js';
+import { cgroup } from '../../src/sandbox/contributions/cgroup.js';
 import type { EngineContext } from '../../src/sandbox/contributions/contribution.js';
 import {
   HostIdSlots,
@@ -16,6 +16,7 @@ import { defaultActionUserNamespace, defaultIsolation } from '../../src/sandbox/
 import { isolationModes, isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
 import { PlanBuilder, runnerStep } from '../../src/sandbox/plan.js';
+import { PreparedCgroups } from '../../src/sandbox/prepared-cgroups.js';
 import type { ActionSpec, IsolationMode } from '../../src/sandbox/types.js';
 import { constants, type DirectoryHandle, Fd } from '../../src/syscalls/index.js';
 import { cloneIntoCgroup } from '../../src/syscalls/process.js';
@@ -215,20 +216,21 @@ describe('the action’s cgroup (contributions/cgroup.ts)', () => {
   function planIn(version: 1 | 2, directories: readonly number[], enterAtClone?: boolean) {
     const action = {
       joinDirectories: directories.map((fd) => ({ fd }) as DirectoryHandle),
+      joinFile: version === 2 ? 'cgroup.procs' : 'tasks',
     } as unknown as ActionCgroup;
     const tree = { version, create: () => action } as unknown as CgroupTree;
-    const cgroups: ActionCgroups = {
-      tree,
-      limits,
-      ...(enterAtClone === undefined ? {} : { enterAtClone }),
-    };
+    // None made ahead: take() creates the action's.
+    const cgroups = new PreparedCgroups(tree, limits, 0, enterAtClone);
     const engine = { cgroups } as unknown as EngineContext;
     const files = {} as Parameters<typeof cgroup.prepare>[0]['files'];
     const resource = cgroup.prepare({ engine, spec: standInAction, files });
     return planFor('namespaces', { resources: [resource] });
   }
   const joins = (plan: PlanBuilder) =>
-    decode(plan).filter((step) => step.op === 'writeFile' && step.strings[0] === 'cgroup.procs');
+    decode(plan).filter(
+      (step) =>
+        step.op === 'writeFile' && ['cgroup.procs', 'tasks'].includes(step.strings[0] ?? ''),
+    );
 
   it('v2: the child is cloned into the cgroup, and no step joins it', () => {
     const plan = planIn(2, [300], true);
@@ -300,7 +302,7 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
     try {
       return decode(planFor(mode, { spec, resources: [resource] }));
     } finally {
-      resource.teardown();
+      resource.teardown({ processesGone: true });
     }
   };
   const newUser = (steps: ReturnType<typeof decode>) =>
@@ -354,7 +356,7 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
     const next = base + 65536;
     assert.deepEqual(mapsOf(second), [`0 ${next} 65536\n`, `0 ${next} 65536\n`]);
     assert.throws(prepare, { name: 'ActionError', message: /All 2 slots of host ids/ });
-    first.teardown();
+    first.teardown({ processesGone: true });
     const third = prepare();
     assert.deepEqual(mapsOf(third), [`0 ${base} 65536\n`, `0 ${base} 65536\n`]);
     // Another engine of the same range (one process serving two configurations) claims
@@ -367,7 +369,7 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
     });
     const last = base + 2 * 65536;
     assert.deepEqual(mapsOf(beside), [`0 ${last} 65536\n`, `0 ${last} 65536\n`]);
-    for (const resource of [second, third, beside]) resource.teardown();
+    for (const resource of [second, third, beside]) resource.teardown({ processesGone: true });
   });
 
   it('rootless, a runner that may map any ids: the clone is made as the slot’s uid 0, the runner maps the slot, the child is the namespace’s root after the host clones, the action’s ids last', () => {
@@ -397,7 +399,7 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
     const built = plan.build();
     assert.deepEqual([built.cloneOwnerUid, built.cloneOwnerGid], [next, next]);
     assert.ok(built.cloneFlags & constants.CLONE_NEWUSER);
-    for (const taken of [held, resource]) taken.teardown();
+    for (const taken of [held, resource]) taken.teardown({ processesGone: true });
     const steps = decode(plan);
     const mapped = indexOf(steps, 'awaitIdMaps');
     assert.equal(mapped, 0);

@@ -1,14 +1,15 @@
-// A cgroup for every action (src/cgroups): made before the clone with the engine's limits,
-// entered by the action's first process before anything of the action runs: on v2 at clone
-// time (clone3's CLONE_INTO_CGROUP: the child never exists outside it, and no migration takes
-// the cgroup locks), else by the child's first step (each hierarchy's cgroup.procs: on v1,
-// or where the kernel, a seccomp profile or the architecture rules clone3 out:
-// cloneIntoCgroup); then a cgroup namespace rooted there so that the action sees itself at /
-// and no cgroup above it; on v2 the init then leaves it for the runner's cgroup, so that
-// memory.oom.group's kill spares it and it reports the OOM (ActionCgroup.initMoves); its
-// usage read once the action exited; killed as a whole and removed at teardown. What a killed
-// runner left is swept by serve through the tree (CgroupTree.sweep), before the engine runs
-// anything.
+// A cgroup for every action (src/cgroups): made ahead with the engine's limits
+// (prepared-cgroups.ts), or before the clone when none is ready, entered by the action's
+// first process before anything of the action runs: on v2 at clone time (clone3's
+// CLONE_INTO_CGROUP: the child never exists outside it, and no migration takes the cgroup
+// locks), else by the child's first step (each hierarchy's `tasks` on v1; cgroup.procs on v2
+// where the kernel, a seccomp profile or the architecture rules clone3 out: cloneIntoCgroup);
+// then a cgroup namespace rooted there so that the action sees itself at / and no cgroup
+// above it; on v2 the init then leaves it for the runner's cgroup, so that memory.oom.group's
+// kill spares it and it reports the OOM (ActionCgroup.initMoves); its usage read once the
+// action exited; killed as a whole and removed at teardown, after the result where no
+// process of the action is left. What a killed runner left is swept by serve through the
+// tree (CgroupTree.sweep), before the engine runs anything.
 import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage } from '../../cgroups/index.js';
 import { isSystemError } from '../../syscalls/index.js';
 import { cloneIntoCgroup } from '../../syscalls/process.js';
@@ -27,6 +28,9 @@ export interface ActionCgroups {
    * joining it with its first step; by default wherever the runner can (cloneIntoCgroup).
    * false measures or tests the join; v1 always joins. */
   readonly enterAtClone?: boolean;
+  /** How many the engine keeps made ahead (defaultPreparedCgroups; 0: each action makes its
+   * own before its clone). */
+  readonly preparedAhead?: number;
 }
 
 /** What the action's cgroup accounted (ActionResult.usage.cgroup, typed). */
@@ -86,18 +90,15 @@ export function actionCgroupUsage(result: ActionResult): ActionCgroupUsage | und
   };
 }
 
-let made = 0;
-
 export const cgroup: Contribution = {
   name: 'cgroup',
   appliesTo: (engine) => engine.cgroups !== undefined,
   prepare({ engine }): ActionResource {
     const settings = engine.cgroups;
     if (settings === undefined) throw new Error('cgroup: the engine has no cgroup tree');
-    made += 1;
     let action: ActionCgroup;
     try {
-      action = settings.tree.create(`action-${made}`, settings.limits);
+      action = settings.take();
     } catch (error) {
       throw new ActionError(
         'internal',
@@ -114,7 +115,7 @@ export const cgroup: Contribution = {
           const join = runnerStep("join the action's cgroup");
           for (const directory of action.joinDirectories) {
             if (enterAtClone) plan.cgroupFd = directory.fd;
-            else plan.writeFile(join, plan.inherit(directory.fd), 'cgroup.procs', '0');
+            else plan.writeFile(join, plan.inherit(directory.fd), action.joinFile, '0');
           }
           plan.unshare(runnerStep('create a cgroup namespace'), CLONE_NEWCGROUP);
         },
@@ -127,7 +128,13 @@ export const cgroup: Contribution = {
         },
       },
       usage: () => flatten(action.usage(), settings.limits),
-      teardown: () => action.remove(),
+      // Only empty directories are left once no process is: the result need not wait for
+      // their removal (the runner's fds are as before it, though).
+      teardown: ({ processesGone }) => {
+        if (!processesGone) return action.remove();
+        action.close();
+        engine.background.add(() => action.remove());
+      },
     };
   },
 };

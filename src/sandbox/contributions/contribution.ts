@@ -3,13 +3,14 @@
 // of preparation, and reporting what it measured (usage). A new one is one file of this
 // folder and one line of registry.ts.
 import type { DirectoryHandle } from '../../syscalls/index.js';
+import type { BackgroundWork } from '../background.js';
 import type { HostResources } from '../host.js';
 import type { IsolationStrategy } from '../modes/mode.js';
 import type { NetworkNamespacePool } from '../network-namespaces.js';
 import type { PlanBuilder, Slot } from '../plan.js';
+import type { PreparedCgroups } from '../prepared-cgroups.js';
 import type { RequestFiles } from '../request.js';
 import type { ActionSpec, Credentials, IsolationSettings } from '../types.js';
-import type { ActionCgroups } from './cgroup.js';
 import type { HostIdRange, HostIdSlots } from './user-namespace.js';
 
 /** What the engine is, for deciding whether a contribution applies and for sweeping. */
@@ -23,12 +24,14 @@ export interface EngineContext {
    * the engine. */
   readonly inputRootClaims: Set<string>;
   /** Where actions get a cgroup of their own; none when absent. */
-  readonly cgroups?: ActionCgroups;
+  readonly cgroups?: PreparedCgroups;
   /** Network namespaces made ahead, for the network contribution; none when absent. */
   readonly networkNamespaces?: NetworkNamespacePool;
   /** The slots of settings.actionUserNamespace's range, for the user namespace
    * contribution; absent where it does not apply. */
   readonly hostIdSlots?: HostIdSlots;
+  /** What a teardown leaves to land after the result (Engine.settled). */
+  readonly background: BackgroundWork;
 }
 
 /** One action, opened: what prepare() works with. */
@@ -54,6 +57,14 @@ export interface PlanContribution {
   exec?(plan: PlanBuilder): void;
 }
 
+/** How the action ended, for its resources' teardown. */
+export interface ActionEnd {
+  /** No process of the action is left: none was started, or its init was PID 1 of the
+   * action's PID namespace and has exited (the kernel killed and reaped the rest before it
+   * reported the init's exit). */
+  readonly processesGone: boolean;
+}
+
 /** The resource prepare() made for one action. */
 export interface ActionResource {
   readonly plan?: PlanContribution;
@@ -68,10 +79,10 @@ export interface ActionResource {
   /** What it measured, once the action has exited and before teardown; merged into the
    * result's `usage` under the contribution's name. */
   usage?(): Readonly<Record<string, number | bigint | boolean>>;
-  /** Releases it, after the action's processes are gone (or when a later step failed). A
-   * throw (or rejection) is reported as the action's internal error once every resource was
-   * torn down. */
-  teardown(): void | Promise<void>;
+  /** Releases it, once the init has exited (or when a later step failed). A throw (or
+   * rejection) is reported as the action's internal error once every resource was torn
+   * down; what it leaves to EngineContext.background is not. */
+  teardown(end: ActionEnd): void | Promise<void>;
 }
 
 export interface Contribution {
@@ -105,7 +116,7 @@ export class ResourceStack {
 
   /** Tears everything down, newest first; the first failure is thrown after all were tried,
    * so that one stuck resource does not leave the others behind. */
-  async teardown(): Promise<void> {
+  async teardown(end: ActionEnd): Promise<void> {
     let failure: unknown;
     for (
       let resource = this.#resources.pop();
@@ -113,7 +124,7 @@ export class ResourceStack {
       resource = this.#resources.pop()
     ) {
       try {
-        await resource.teardown();
+        await resource.teardown(end);
       } catch (error) {
         failure ??= error;
       }
