@@ -7,12 +7,13 @@
 // held.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn as spawnProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { defaultIsolation } from '../../src/sandbox/index.js';
+import { defaultIsolation, Engine } from '../../src/sandbox/index.js';
 import { makeFifo } from '../helpers/busybox.js';
+import { closeAndAssertGone, limits, needsCgroups, openTestTree } from '../helpers/cgroups.js';
 import { openEngine } from '../helpers/engine.js';
 import { ownMountNamespace } from '../helpers/hostile.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
@@ -218,6 +219,8 @@ describe('a runner killed while an action is set up, third review', () => {
       output.on('end', resolve);
     });
     const exited = new Promise((resolve) => runner.once('exit', resolve));
+    // Its stdio closed too, not only its exit: nothing of it is left for the next test.
+    const closed = new Promise((resolve) => runner.once('close', resolve));
     // The child is between its clone and its parent death signal: its runner dies.
     await (await open(started, 'r')).close();
     runner.kill('SIGKILL');
@@ -225,7 +228,71 @@ describe('a runner killed while an action is set up, third review', () => {
     await (await open(gate, 'w')).close();
     // Every writer of the pipe has closed it: the runner (dead) and the child (exited).
     await ended;
+    await closed;
     assert.equal(Buffer.concat(chunks).toString(), '', 'the action ran on without its runner');
     assertNothingLeft(state, [suite.build.path]);
   });
 });
+
+for (const mode of ['namespaces', 'shared'] as const) {
+  describe(`its cgroup, made ahead, third review (${mode})`, () => {
+    contained(
+      'T6. its daemon dies with it, its cgroup made ahead is its alone and removed after it',
+      async (t) => {
+        if (needsCgroups !== false) return t.skip(needsCgroups);
+        const tree = openTestTree(`third-${mode}`);
+        /** The cgroups in the tree's scope, the same on every hierarchy. */
+        const inScope = () => {
+          const [first = [], ...others] = tree.directories.map((directory) =>
+            readdirSync(directory, { withFileTypes: true })
+              .filter((entry) => entry.isDirectory())
+              .map((entry) => entry.name)
+              .sort(),
+          );
+          for (const names of others) assert.deepEqual(names, first);
+          return first;
+        };
+        try {
+          const engine = await Engine.open({
+            buildDirectory: suite.build.path,
+            isolation: { ...defaultIsolation, mode, preparedNetworkNamespaces: 0 },
+            cgroups: { tree, limits, preparedAhead: 2 },
+          });
+          try {
+            const ahead = inScope();
+            assert.equal(ahead.length, 2, `${ahead}`);
+            // A daemon of its own session, stdio elsewhere: the result does not wait for it.
+            const {
+              buildDirectory: _,
+              isolation: __,
+              ...action
+            } = spec(
+              mode,
+              actionDirectory(),
+              'setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo started',
+            );
+            const result = await engine.run(action);
+            assert.equal(result.exitCode, 0);
+            await engine.settled();
+            const after = inScope();
+            // One of those made ahead was the action's, and is gone with its daemon; the
+            // other waits, and a new one took the place of the taken.
+            assert.equal(after.filter((name) => ahead.includes(name)).length, 1, `${after}`);
+            assert.equal(after.length, 2, `${after}`);
+            for (const directory of tree.directories) {
+              for (const name of after) {
+                const procs = readFileSync(join(directory, name, 'cgroup.procs'), 'utf8');
+                assert.equal(procs, '', `${directory}/${name} holds processes`);
+              }
+            }
+          } finally {
+            await engine.close();
+          }
+          assert.deepEqual(inScope(), []);
+        } finally {
+          closeAndAssertGone(tree);
+        }
+      },
+    );
+  });
+}
