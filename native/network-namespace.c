@@ -60,12 +60,14 @@ static void *namespace_thread(void *data) {
   make_namespace(work);
   /* work is the main thread's once delivered: the function is released by its copy. */
   napi_threadsafe_function delivery = work->delivery;
-  if (napi_call_threadsafe_function(delivery, work, napi_tsfn_blocking) != napi_ok) {
-    /* The environment is going away: nobody waits for the namespace. */
+  if (napi_call_threadsafe_function(delivery, work, napi_tsfn_blocking) == napi_ok) {
+    napi_release_threadsafe_function(delivery, napi_tsfn_release);
+  } else {
+    /* The environment is going away (napi_closing: the function is gone, not to be
+     * released): nobody waits for the namespace. */
     if (work->fd >= 0) close(work->fd);
     free(work);
   }
-  napi_release_threadsafe_function(delivery, napi_tsfn_release);
   return NULL;
 }
 
