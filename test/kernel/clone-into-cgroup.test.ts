@@ -17,9 +17,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cgroupLayout } from '../../src/cgroups/index.js';
+import { defaultIsolation, Engine } from '../../src/sandbox/index.js';
 import { cwd, PlanBuilder, runnerStep } from '../../src/sandbox/plan.js';
 import { constants, openDirectory, openHandleCount } from '../../src/syscalls/index.js';
 import { cloneIntoCgroup, spawn, watchExit } from '../../src/syscalls/process.js';
+import { makeBuildDirectory } from '../helpers/busybox.js';
 import { uniqueScope } from '../helpers/cgroups.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 
@@ -155,5 +157,44 @@ describe('a child cloned into a cgroup (clone3, CLONE_INTO_CGROUP)', { skip }, (
     } finally {
       directory.close();
     }
+  });
+
+  it('is not used where a seccomp profile refuses clone3 (ENOSYS, as Docker’s does)', async () => {
+    // The action's own filter refuses clone3 so: the runner's own code, run as an action on
+    // the runner's files, finds it out.
+    const state = processState();
+    const build = makeBuildDirectory();
+    const engine = await Engine.open({
+      buildDirectory: build.path,
+      isolation: {
+        ...defaultIsolation,
+        mode: 'namespaces',
+        chrootIntoInputRoot: false,
+        preparedNetworkNamespaces: 0,
+      },
+    });
+    try {
+      const process = new URL('../../src/syscalls/process.js', import.meta.url).href;
+      const probe = `const { cloneIntoCgroup } = await import(${JSON.stringify(process)});
+        console.log(JSON.stringify(cloneIntoCgroup()));`;
+      const result = await engine.run({
+        inputRoot: 'root',
+        arguments: [globalThis.process.execPath, '--input-type=module', '-e', probe],
+        environment: {},
+        workingDirectory: '',
+        stdoutPath: 'stdout',
+        stderrPath: 'stderr',
+      });
+      const stderr = readFileSync(join(build.path, 'stderr'), 'utf8');
+      assert.equal(result.exitCode, 0, stderr);
+      assert.deepEqual(JSON.parse(readFileSync(join(build.path, 'stdout'), 'utf8')), {
+        available: false,
+        detail: 'clone3 refused with ENOSYS (Linux < 5.3, or a seccomp profile that refuses it)',
+      });
+    } finally {
+      await engine.close();
+      build.remove();
+    }
+    assertNothingLeft(state, []);
   });
 });
