@@ -106,13 +106,10 @@ static int audit(const char *text) {
   return 0;
 }
 
-/* Takes inotify instances until the kernel refuses one (fs.inotify.max_user_instances is per
- * user: uid 0 inside is the host's uid 0), says so through the FIFO `ready`, and holds them
- * until something is written to the FIFO `gate`. */
-static int inotify_hold(const char *ready, const char *gate) {
-  int count = 0;
-  while (count < 100000 && inotify_init1(IN_CLOEXEC) >= 0) count++;
-  printf("inotify-held %s\n", err());
+/* Prints what refused the next one (`what`-held ERRNO), writes `count` to the FIFO `ready`
+ * and holds what it took until something is written to the FIFO `gate`. */
+static int hold(const char *what, int count, const char *ready, const char *gate) {
+  printf("%s-held %s\n", what, err());
   fflush(stdout);
   FILE *r = fopen(ready, "w");
   if (r) { fprintf(r, "%d\n", count); fclose(r); }
@@ -122,11 +119,38 @@ static int inotify_hold(const char *ready, const char *gate) {
   return 0;
 }
 
+/* Takes inotify instances until the kernel refuses one (fs.inotify.max_user_instances is per
+ * user, charged to the owner of the action's user namespace at the host's level) and holds
+ * them. */
+static int inotify_hold(const char *ready, const char *gate) {
+  int count = 0;
+  while (count < 100000 && inotify_init1(IN_CLOEXEC) >= 0) count++;
+  return hold("inotify", count, ready, gate);
+}
+
 static int inotify_one(void) {
   int fd = inotify_init1(IN_CLOEXEC);
   if (fd < 0) { printf("inotify-refused %s\n", err()); return 0; }
   printf("inotify-ok\n");
   close(fd);
+  return 0;
+}
+
+/* Grows pipes to 1 MiB each until the kernel refuses (fs.pipe-user-pages-soft counts the
+ * pages of every pipe of a host uid) and holds them. */
+static int pipe_hold(const char *ready, const char *gate) {
+  int count = 0;
+  for (int fds[2]; count < 4096 && pipe2(fds, O_CLOEXEC) == 0; count++) {
+    if (fcntl(fds[0], F_SETPIPE_SZ, 1 << 20) < 0) break;
+  }
+  return hold("pipes", count, ready, gate);
+}
+
+/* The size a new pipe gets: 2 pages instead of 16 once its uid is past the soft limit. */
+static int pipe_size(void) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) { printf("pipe-refused %s\n", err()); return 0; }
+  printf("pipe-size %d\n", fcntl(fds[0], F_GETPIPE_SZ));
   return 0;
 }
 
@@ -188,6 +212,8 @@ int main(int argc, char **argv) {
   if (strcmp(what, "inotify-hold") == 0 && argc > 3) return inotify_hold(argv[2], argv[3]);
   if (strcmp(what, "inotify-one") == 0) return inotify_one();
   if (strcmp(what, "userns-owner") == 0 && argc > 2) return userns_owner(argv[2]);
+  if (strcmp(what, "pipe-hold") == 0 && argc > 3) return pipe_hold(argv[2], argv[3]);
+  if (strcmp(what, "pipe-size") == 0) return pipe_size();
   if (strcmp(what, "settime-now") == 0) return set_time_to_now();
   if (strcmp(what, "flag") == 0 && argc > 3) return set_flag(argv[2], argv[3]);
   /* i386 numbers: getpid 20, fchmodat 306, fchmodat2 452 (flags, the fourth, 0). */

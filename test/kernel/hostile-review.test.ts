@@ -20,6 +20,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe } from 'node:test';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
+import { defaultIsolation } from '../../src/sandbox/defaults.js';
 import type { ActionError } from '../../src/sandbox/index.js';
 import { RunnerClient } from '../../src/server/client.js';
 import { makeFifo } from '../helpers/busybox.js';
@@ -100,6 +101,18 @@ function actionNamespaceOwners(): string[] {
     .map((pid) => onHost(['userns-owner', pid]));
 }
 
+/** Two slots of host ids of this process's own: what R4's cases make an action's ids hold is
+ * then held by no action of another runner (other suites on this machine), whose first slot
+ * is the default range's. */
+const ownRange = {
+  firstHostId: 0x40000000 + (process.pid % 8192) * 2 * 65536,
+  idCount: 65536,
+  concurrentActions: 2,
+};
+const ownRangeIsolation = (mode: Mode) => ({
+  isolation: { ...defaultIsolation, mode, actionUserNamespace: ownRange },
+});
+
 /** fs.inotify.max_user_instances: per user, host-wide for the init user namespace. */
 const inotifyLimit = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
 
@@ -150,7 +163,9 @@ for (const mode of modes) {
           }
         });
         const tmp = join(suite.build.path, name, 'tmp');
-        const running = run(spec(mode, name, 'review inotify-hold /tmp/ready /tmp/gate'));
+        const running = run(
+          spec(mode, name, 'review inotify-hold /tmp/ready /tmp/gate', ownRangeIsolation(mode)),
+        );
         let onHostWhileHeld: string;
         try {
           await readFile(join(tmp, 'ready'), 'utf8');
@@ -180,7 +195,12 @@ for (const mode of modes) {
           }),
         );
         // One engine, as one runner runs its actions.
-        const { buildDirectory, isolation } = spec(mode, names[0] ?? '', 'true');
+        const { buildDirectory, isolation } = spec(
+          mode,
+          names[0] ?? '',
+          'true',
+          ownRangeIsolation(mode),
+        );
         const engine = await openEngine(buildDirectory, isolation);
         const running: Promise<unknown>[] = [];
         const held: number[] = [];
@@ -219,12 +239,63 @@ for (const mode of modes) {
           'an action used up another’s (or root’s) inotify instances',
         );
         assert.equal(onHostWhileHeld, 'inotify-ok\n', 'the actions used up root’s instances');
-        assert.equal(owners.length, 2, `the actions' processes: ${owners.join(', ')}`);
-        assert.ok(
-          owners.every((owner) => /^owner [1-9][0-9]*\n$/.test(owner)),
-          `a user namespace owned by root: ${owners.join(', ')}`,
+        // Each owned by the host id of its slot's uid 0 (before: both by uid 0).
+        const { firstHostId, idCount } = ownRange;
+        assert.deepEqual(
+          owners.sort(),
+          [`owner ${firstHostId}\n`, `owner ${firstHostId + idCount}\n`],
+          'the owners of the actions’ user namespaces',
         );
-        assert.notEqual(owners[0], owners[1], 'two actions’ user namespaces with one owner');
+      },
+    );
+
+    contained(
+      'R4. two actions at once: one holds all the pipe buffers its host uid may have, and the other’s pipes keep their size',
+      {},
+      async () => {
+        const [holder, other] = [0, 1].map(() =>
+          actionDirectory((_, directory) => {
+            for (const fifo of ['ready', 'gate']) makeFifo(join(directory, 'tmp', fifo));
+          }),
+        );
+        const { buildDirectory, isolation } = spec(
+          mode,
+          holder ?? '',
+          'true',
+          ownRangeIsolation(mode),
+        );
+        const engine = await openEngine(buildDirectory, isolation);
+        /** Runs on the one engine; its stdout once it has run. */
+        const action = (name: string, script: string) => {
+          const { buildDirectory: _, isolation: __, ...rest } = spec(mode, name, script);
+          return {
+            ran: engine.run(rest),
+            stdout: () => readFileSync(join(suite.build.path, rest.stdoutPath), 'utf8'),
+          };
+        };
+        const tmp = join(suite.build.path, holder ?? '', 'tmp');
+        const holding = action(holder ?? '', 'review pipe-hold /tmp/ready /tmp/gate');
+        let sizing: ReturnType<typeof action> | undefined;
+        try {
+          await Promise.race([
+            readFile(join(tmp, 'ready'), 'utf8'),
+            holding.ran.then(() => assert.fail('the action ended before it held its pipes')),
+          ]);
+          // While the holder holds them.
+          sizing = action(other ?? '', 'review pipe-size');
+          await sizing.ran;
+        } finally {
+          if (sizing !== undefined) await writeFile(join(tmp, 'gate'), 'go\n');
+          await Promise.allSettled([holding.ran, sizing?.ran]);
+          await engine.close();
+        }
+        // fs.pipe-user-pages-soft is per host uid: a uid past it gets pipes of 2 pages.
+        assert.match(holding.stdout(), /^pipes-held EPERM\n$/, holding.stdout());
+        assert.equal(
+          sizing?.stdout(),
+          'pipe-size 65536\n',
+          'the other action shares the holder’s host uid',
+        );
       },
     );
 
