@@ -106,10 +106,12 @@ for (const mode of ['namespaces', 'shared'] as const) {
     before(async () => {
       state = processState();
       build = makeBuildDirectory('chroot-runner-faults-');
-      // No cgroups made ahead: the pool refills after a Run has answered, at its own pace,
-      // and serve's fd count would catch one under way (the pool is counted in-process, after
-      // Engine.settled: sandbox-cgroups.test.ts).
+      // No network namespaces nor cgroups made ahead: the pools refill after a Run has
+      // answered, at their own pace, and serve's fd count would catch one under way (the
+      // pools' own fds are counted in-process, after Engine.settled: sandbox.test.ts,
+      // sandbox-cgroups.test.ts).
       const configuration = writeServeConfiguration(build.path, 'runner', mode, {
+        preparedNetworkNamespaces: 0,
         cgroups: { preparedAhead: 0 },
       });
       buildPath = configuration.buildPath;
