@@ -108,7 +108,7 @@ for (const mode of ['namespaces', 'shared'] as const) {
       build = makeBuildDirectory('chroot-runner-faults-');
       // No network namespaces nor cgroups made ahead: the pools refill after a Run has
       // answered, at their own pace, and serve's fd count would catch one under way (the
-      // pools are counted in-process, after Engine.settled: sandbox.test.ts and
+      // pools' own fds are counted in-process, after Engine.settled: sandbox.test.ts,
       // sandbox-cgroups.test.ts).
       const configuration = writeServeConfiguration(build.path, 'runner', mode, {
         preparedNetworkNamespaces: 0,

@@ -192,7 +192,9 @@ for (const mode of modes) {
       // Rootless: serve as uid 65534 without capabilities, root inside the actions' namespace.
       const rootless = mode === 'rootless';
       // No network namespaces nor cgroups made ahead: the pools refill after a Run has
-      // answered, at their own pace, and serve's fd count at the end would catch one under way.
+      // answered, at their own pace, and serve's fd count at the end would catch one under
+      // way (the pools' own fds are counted in-process, after Engine.settled: sandbox.test.ts,
+      // sandbox-cgroups.test.ts).
       const { file, socket, buildPath } = writeServeConfiguration(build.path, 'runner', mode, {
         preparedNetworkNamespaces: 0,
         cgroups: { preparedAhead: 0 },
