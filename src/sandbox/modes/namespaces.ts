@@ -70,20 +70,8 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
   // pivot_root wants an attached mount: stacked on the cwd, in this private copy only. The
   // masks need it attached too (before Linux 6.15 no mount is attached on a detached one).
   plan.moveMount(info, tmpfs, cwd);
-  const beneath = { resolve: resolveBeneathOnly };
-  plan.moveMount(
-    info,
-    fileMask,
-    plan.open(info, tmpfs, maskTemplates.file.slice(1), { flags: O_PATH, ...beneath }),
-  );
-  plan.moveMount(
-    info,
-    directoryMask,
-    plan.open(info, tmpfs, maskTemplates.directory.slice(1), {
-      flags: O_PATH | O_DIRECTORY,
-      ...beneath,
-    }),
-  );
+  plan.moveMount(info, fileMask, tmpfs, maskTemplates.file.slice(1));
+  plan.moveMount(info, directoryMask, tmpfs, maskTemplates.directory.slice(1));
   plan.mountSetattr(info, tmpfs, MOUNT_ATTR_RDONLY);
   plan.pivotRoot(info, tmpfs);
   plan.exit(info);
