@@ -91,8 +91,8 @@ export interface HostClones {
   readonly maskTemplates?: MaskTemplates;
 }
 
-/** Paths, in the action's mount namespace until it enters its root, of mounts that the masks
- * are clones of: a read-only bind of the host's /dev/null and an empty read-only tmpfs (with
+/** Paths, relative to the cwd in the action's mount namespace until it enters its root, of
+ * mounts that the masks are clones of: a read-only bind of the host's /dev/null and an empty read-only tmpfs (with
  * the attributes of special-mounts.ts's masks). */
 export interface MaskTemplates {
   readonly file: string;
@@ -131,7 +131,7 @@ export function planHostClones(
   host: HostResources,
   temporaryDirectory: Fd | undefined,
   filesystems: SpecialFilesystems,
-  maskTemplates: MaskTemplates,
+  maskTemplates: MaskTemplates | undefined,
 ): HostClones {
   const deviceNodes = new Map<string, DeviceNodeSource>();
   if (filesystems.dev) {
@@ -155,7 +155,14 @@ export function planHostClones(
       constants.OPEN_TREE_CLONE,
     );
   }
-  return { deviceNodes, temporaryDirectory: temporary, fileMasks: new Map(), maskTemplates };
+  if (maskTemplates !== undefined) {
+    return { deviceNodes, temporaryDirectory: temporary, fileMasks: new Map(), maskTemplates };
+  }
+  const fileMasks = planFileMaskClones(
+    plannedSpecialMounts(filesystems, host),
+    cloneDevNullByHandle(plan, host),
+  );
+  return { deviceNodes, temporaryDirectory: temporary, fileMasks };
 }
 
 /** The temporary directory as the runner opened it, and its path in the runner's mount
