@@ -169,8 +169,12 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
     case OP_MOVE_MOUNT: {
       int source = slot_fd(ctx, a), target = slot_fd(ctx, b);
       if (source == -1 || target == -1) return 0; /* an optional piece that is absent */
+      /* A target path is resolved by the kernel beneath the target slot (a filesystem of the
+       * sandbox's own): one lookup, no fd of its own to open and close. */
+      const unsigned flags = MOVE_MOUNT_F_EMPTY_PATH | (step[6] >= 0 ? 0 : MOVE_MOUNT_T_EMPTY_PATH);
       *syscall_id = SYS_ID_MOVE_MOUNT;
-      return move_mount(source, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+      if (move_mount(source, "", target, s0, flags) == 0) return 0;
+      return errno == ENOENT && (c & OPTION_OPTIONAL) ? 0 : -1;
     }
     case OP_FSOPEN: {
       if (!slot_valid(ctx, a)) break;

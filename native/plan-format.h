@@ -10,7 +10,7 @@
 #define PLAN_OPERATIONS(X)                                                                  \
   X(OPEN, open)                         /* dst, base, open flags, resolve flags, options; path */ \
   X(OPEN_TREE, openTree)                /* dst, base, flags, -, options; path */            \
-  X(MOVE_MOUNT, moveMount)              /* source slot, target slot */                      \
+  X(MOVE_MOUNT, moveMount)              /* source slot, target slot, options; target path */ \
   X(FSOPEN, fsopen)                     /* dst; fs type */                                  \
   X(FSCONFIG, fsconfig)                 /* fs slot, command, aux; key, value */             \
   X(FSMOUNT, fsmount)                   /* dst, fs slot, attributes */                      \
@@ -53,7 +53,7 @@ enum plan_op {
 
 enum { PLAN_STEP_WIDTH = 8 };
 
-/* Options of OP_OPEN and OP_OPEN_TREE: X(NAME, jsName, value). */
+/* Options of OP_OPEN, OP_OPEN_TREE and OP_MOVE_MOUNT (optional only): X(NAME, jsName, value). */
 #define PLAN_OPEN_OPTIONS(X)                                                                \
   X(MKDIR, mkdir, 1)       /* create a missing single-component directory, then open it */  \
   X(OPTIONAL, optional, 2) /* ENOENT leaves the slot empty; steps on an empty slot do nothing */

@@ -11,6 +11,7 @@ import {
   nameOf,
   parentOf,
   type SpecialMount,
+  specialMounts,
 } from './special-mounts.js';
 import type { SpecialFilesystems } from './types.js';
 
@@ -21,11 +22,22 @@ const directory = constants.O_PATH | constants.O_DIRECTORY;
 export function plannedSpecialMounts(
   filesystems: SpecialFilesystems,
   host: HostResources,
-): SpecialMount[] {
-  return enabledSpecialMounts(filesystems).filter(
-    (entry) => entry.source.kind !== 'masked' || host.presentMasks.has(entry.at),
-  );
+): readonly SpecialMount[] {
+  const byHost = planned.get(filesystems) ?? new WeakMap<HostResources, SpecialMount[]>();
+  planned.set(filesystems, byHost);
+  let entries = byHost.get(host);
+  if (entries === undefined) {
+    entries = enabledSpecialMounts(filesystems).filter(
+      (entry) => entry.source.kind !== 'masked' || host.presentMasks.has(entry.at),
+    );
+    byHost.set(host, entries);
+  }
+  return entries;
 }
+
+/** plannedSpecialMounts' answers, by the engine's settings and host: the same for every
+ * action. */
+const planned = new WeakMap<SpecialFilesystems, WeakMap<HostResources, SpecialMount[]>>();
 
 /** The step that opens a mountpoint of the input root: its failure is the request's. */
 export function mountpointStep(path: string): StepInfo {
@@ -79,8 +91,8 @@ export interface HostClones {
   readonly maskTemplates?: MaskTemplates;
 }
 
-/** Paths, in the action's mount namespace until it enters its root, of mounts that the masks
- * are clones of: a read-only bind of the host's /dev/null and an empty read-only tmpfs (with
+/** Paths, relative to the cwd in the action's mount namespace until it enters its root, of
+ * mounts that the masks are clones of: a read-only bind of the host's /dev/null and an empty read-only tmpfs (with
  * the attributes of special-mounts.ts's masks). */
 export interface MaskTemplates {
   readonly file: string;
@@ -119,7 +131,7 @@ export function planHostClones(
   host: HostResources,
   temporaryDirectory: Fd | undefined,
   filesystems: SpecialFilesystems,
-  maskTemplates: MaskTemplates,
+  maskTemplates: MaskTemplates | undefined,
 ): HostClones {
   const deviceNodes = new Map<string, DeviceNodeSource>();
   if (filesystems.dev) {
@@ -143,7 +155,14 @@ export function planHostClones(
       constants.OPEN_TREE_CLONE,
     );
   }
-  return { deviceNodes, temporaryDirectory: temporary, fileMasks: new Map(), maskTemplates };
+  if (maskTemplates !== undefined) {
+    return { deviceNodes, temporaryDirectory: temporary, fileMasks: new Map(), maskTemplates };
+  }
+  const fileMasks = planFileMaskClones(
+    plannedSpecialMounts(filesystems, host),
+    cloneDevNullByHandle(plan, host),
+  );
+  return { deviceNodes, temporaryDirectory: temporary, fileMasks };
 }
 
 /** The temporary directory as the runner opened it, and its path in the runner's mount
@@ -208,6 +227,15 @@ export function planUserNamespaceClones(
   };
 }
 
+/** What planEntries says and sets for each entry of the table, made once. */
+const entrySteps = new Map(
+  specialMounts.map((entry) => {
+    const info = runnerStep(mountDescription(entry));
+    const attributes = attributeFlags(entry.attributes);
+    return [entry, { info, onMountpoint: onMountpoint(info), attributes }] as const;
+  }),
+);
+
 /** Plans the entries in order. A top-level entry is attached on `mountpoint(entry)`; one
  * inside another on a node made for it in the parent's fresh filesystem. */
 function planEntries(
@@ -223,12 +251,15 @@ function planEntries(
     const parent = parentAt === undefined ? undefined : mounts.get(parentAt);
     if (parentAt !== undefined && parent === undefined) continue;
     const name = nameOf(entry);
-    const info = runnerStep(mountDescription(entry));
-    const attributes = attributeFlags(entry.attributes);
-    /** The node inside the parent to attach on, made first when the entry says how. */
-    const inside = (flags: number, optional = false): Slot => {
+    const steps = entrySteps.get(entry);
+    if (steps === undefined) throw new TypeError(`/${entry.at} is not in the table`);
+    const { info, attributes } = steps;
+    /** Attaches `mount` on the entry's node inside its parent, a filesystem of the sandbox's
+     * own (fresh, or the host's /sys bound): move_mount resolves the name there, with no
+     * open of its own. */
+    const attach = (mount: Slot, optional = false): void => {
       if (parent === undefined) throw new TypeError(`/${entry.at} has no parent mount`);
-      return plan.open(info, parent, name, { flags, resolve: resolveBeneathOnly, optional });
+      plan.moveMount(steps.onMountpoint, mount, parent, name, optional);
     };
     const { source } = entry;
     switch (source.kind) {
@@ -244,51 +275,44 @@ function planEntries(
           mounts.set(entry.at, clones.sys);
           break;
         }
-        let target: Slot;
-        if (parent === undefined) {
-          target = mountpoint(entry);
-        } else {
-          plan.mkdirat(info, parent, name, entry.createMode ?? 0o755);
-          target = inside(directory);
-        }
+        const target = parent === undefined ? mountpoint(entry) : undefined;
+        if (parent !== undefined) plan.mkdirat(info, parent, name, entry.createMode ?? 0o755);
         const options = source.options(filesystems);
         const mount = plan.newFilesystem(info, source.fstype, options, attributes);
-        plan.moveMount(onMountpoint(info), mount, target);
+        if (target === undefined) attach(mount);
+        else plan.moveMount(steps.onMountpoint, mount, target);
         mounts.set(entry.at, mount);
         break;
       }
       case 'readOnlyOverItself': {
         if (parent === undefined) throw new TypeError(`/${entry.at} has no parent mount`);
         const clone = plan.openTree(
-          onMountpoint(info),
+          steps.onMountpoint,
           parent,
           name,
           constants.OPEN_TREE_CLONE,
           true,
         );
         plan.mountSetattr(info, clone, attributes);
-        plan.moveMount(onMountpoint(info), clone, inside(constants.O_PATH, true));
+        attach(clone, true);
         break;
       }
       case 'masked': {
         if (parent === undefined) throw new TypeError(`/${entry.at} has no parent mount`);
         const template = clones.maskTemplates?.[source.type];
         if (template !== undefined) {
-          const clone = plan.openTree(info, cwd, template, constants.OPEN_TREE_CLONE);
-          const flags = source.type === 'directory' ? directory : constants.O_PATH;
-          plan.moveMount(onMountpoint(info), clone, inside(flags, true));
+          attach(plan.openTree(info, cwd, template, constants.OPEN_TREE_CLONE), true);
           break;
         }
         if (source.type === 'directory') {
           const { fstype, options } = emptyDirectoryFilesystem;
-          const mount = plan.newFilesystem(info, fstype, options, attributes);
-          plan.moveMount(onMountpoint(info), mount, inside(directory, true));
+          attach(plan.newFilesystem(info, fstype, options, attributes), true);
           break;
         }
         const clone = clones.fileMasks.get(entry.at);
         if (clone === undefined) break;
         plan.mountSetattr(info, clone, attributes);
-        plan.moveMount(onMountpoint(info), clone, inside(constants.O_PATH, true));
+        attach(clone, true);
         break;
       }
       case 'deviceNode': {
@@ -306,7 +330,7 @@ function planEntries(
         }
         plan.mountSetattr(info, node.bind, attributes);
         plan.createFile(info, parent, name, entry.createMode ?? 0o666);
-        plan.moveMount(onMountpoint(info), node.bind, inside(constants.O_PATH));
+        attach(node.bind);
         break;
       }
       case 'symlink':
@@ -316,7 +340,7 @@ function planEntries(
         if (clones.temporaryDirectory === undefined) break;
         const target = mountpoint(entry);
         plan.mountSetattr(info, clones.temporaryDirectory, attributes);
-        plan.moveMount(onMountpoint(info), clones.temporaryDirectory, target);
+        plan.moveMount(steps.onMountpoint, clones.temporaryDirectory, target);
         break;
       }
     }

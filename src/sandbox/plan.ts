@@ -141,9 +141,13 @@ export class PlanBuilder {
     return slot;
   }
 
-  /** Attaches the detached mount in `source` onto the node in `target` (cwd: the cwd). */
-  moveMount(info: StepInfo, source: Slot, target: Slot): void {
-    this.#add(info, Op.moveMount, [source, target]);
+  /** Attaches the detached mount in `source` onto the node in `target` (cwd: the cwd), or
+   * onto `path` beneath it, resolved by the kernel as move_mount resolves (symlinks followed
+   * but in the last component): only for a filesystem of the sandbox's own, never the input
+   * root. `optional` makes a missing `path` a step that does nothing. */
+  moveMount(info: StepInfo, source: Slot, target: Slot, path?: string, optional = false): void {
+    const options = optional ? openOptions.optional : 0;
+    this.#add(info, Op.moveMount, [source, target, options], path === '' ? undefined : path);
   }
 
   /** fsopen + fsconfig + create + fsmount: a detached mount of a new filesystem. */

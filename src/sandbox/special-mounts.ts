@@ -202,19 +202,27 @@ export function enabledSpecialMounts(filesystems: SpecialFilesystems): SpecialMo
 
 const places = new Set(specialMounts.map((entry) => entry.at));
 
-/** The entry `entry` is made inside (the nearest that encloses it), if any. */
-export function parentOf(entry: SpecialMount): string | undefined {
-  for (let slash = entry.at.lastIndexOf('/'); slash > 0; ) {
-    const enclosing = entry.at.slice(0, slash);
+/** The nearest place of the table that encloses `at`, if any. */
+function enclosingPlace(at: string): string | undefined {
+  for (let slash = at.lastIndexOf('/'); slash > 0; ) {
+    const enclosing = at.slice(0, slash);
     if (places.has(enclosing)) return enclosing;
     slash = enclosing.lastIndexOf('/');
   }
   return undefined;
 }
 
+/** Each entry's parent, found once: plans ask for it for every entry of every action. */
+const parents = new Map(specialMounts.map((entry) => [entry, enclosingPlace(entry.at)]));
+
+/** The entry `entry` is made inside (the nearest that encloses it), if any. */
+export function parentOf(entry: SpecialMount): string | undefined {
+  return parents.get(entry);
+}
+
 /** The path of `entry` inside its parent (a single name, but for masks deep in /sys). */
 export function nameOf(entry: SpecialMount): string {
-  const parent = parentOf(entry);
+  const parent = parents.get(entry);
   return parent === undefined ? entry.at : entry.at.slice(parent.length + 1);
 }
 

@@ -8,7 +8,7 @@ import { network } from '../../src/sandbox/contributions/network.js';
 import { defaultIsolation } from '../../src/sandbox/defaults.js';
 import type { HostResources } from '../../src/sandbox/host.js';
 import { nothingPrepared } from '../../src/sandbox/modes/mode.js';
-import { TemplateNamespace } from '../../src/sandbox/modes/namespaces.js';
+import { maskTemplates, TemplateNamespace } from '../../src/sandbox/modes/namespaces.js';
 import { isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import type { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
 import type { PlanBuilder } from '../../src/sandbox/plan.js';
@@ -95,7 +95,8 @@ export function planFor(mode: IsolationSettings['mode'], options: PlanOptions = 
     host: options.host ?? standInHost(),
     files,
     // A real handle on a made-up number, never closed: the template's fd is only read.
-    prepared: mode === 'namespaces' ? new TemplateNamespace(new Fd(183)) : nothingPrepared,
+    prepared:
+      mode === 'namespaces' ? new TemplateNamespace(new Fd(183), maskTemplates) : nothingPrepared,
     strategy,
     resources,
     program: '/bin/sh',

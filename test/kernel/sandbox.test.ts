@@ -436,6 +436,35 @@ describe('runAction settings', () => {
     },
   );
 
+  leakFree(
+    "the masks' templates live in the template namespace until the engine is closed",
+    async () => {
+      const namespaces = () =>
+        [...openFds().values()].filter((target) => target.startsWith('mnt:[')).length;
+      const before = namespaces();
+      const engine = await openEngine(buildDirectory, defaultIsolation);
+      const masked = ['/proc/acpi', '/sys/firmware'].filter(
+        (path) => existsSync(path) && readdirSync(path).length > 0,
+      );
+      try {
+        assert.equal(namespaces(), before + 1);
+        // Two actions' directory masks: clones of one template, so one filesystem for all.
+        const devices = [];
+        for (let i = 0; i < 2; i++) {
+          const action = spec('namespaces', ['stat', '-c', '%d', ...masked]);
+          assert.equal((await engine.run(action)).exitCode, 0);
+          const stdout = readFileSync(join(build.path, action.stdoutPath), 'utf8');
+          devices.push(...stdout.trim().split('\n'));
+        }
+        assert.equal(devices.length, masked.length * 2);
+        if (masked.length > 0) assert.equal(new Set(devices).size, 1, devices.join(' '));
+      } finally {
+        await engine.close();
+      }
+      assert.equal(namespaces(), before);
+    },
+  );
+
   leakFree('procfs options reach the mount', async () => {
     const { stdout } = await shell(
       'namespaces',

@@ -14,6 +14,7 @@ import {
 } from '../../syscalls/index.js';
 import { runInRunnerFdTable } from '../../syscalls/process.js';
 import { type MaskTemplates, planHostClones, planSpecialFilesystems } from '../filesystems.js';
+import { launchProbe } from '../launch-probe.js';
 import { cwd, PlanBuilder, runnerStep, type Slot } from '../plan.js';
 import { emptyDirectoryFilesystem, maskAttributes } from '../special-mounts.js';
 import { ActionError } from '../types.js';
@@ -32,10 +33,12 @@ const { O_PATH, O_DIRECTORY, O_RDONLY, MS_PRIVATE, MS_SLAVE } = constants;
  * read-only bind of the host's /dev/null and an empty read-only tmpfs, made once. Every
  * action's mount namespace is a copy of the template, so each mask is one open_tree clone of
  * a template there (a clone keeps the mount's flags) instead of a fresh tmpfs or a clone of
- * the host's node and its mount_setattr; pivot_root detaches them with the old root. */
+ * the host's node and its mount_setattr; pivot_root detaches them with the old root. Relative
+ * to the cwd that entering the namespace gives, as `root` beside them is: where the runner is
+ * chrooted in an initramfs (pivot_root refused: the v2 guest's), that is not the root. */
 export const maskTemplates: MaskTemplates = {
-  file: '/masked-file',
-  directory: '/masked-directory',
+  file: 'masked-file',
+  directory: 'masked-directory',
 };
 
 /** A mount namespace whose mounts are an empty read-only tmpfs holding an empty directory
@@ -65,25 +68,13 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
   );
   plan.mkdirat(info, tmpfs, 'root', 0o755);
-  plan.createFile(info, tmpfs, maskTemplates.file.slice(1), 0o444);
-  plan.mkdirat(info, tmpfs, maskTemplates.directory.slice(1), 0o555);
+  plan.createFile(info, tmpfs, maskTemplates.file, 0o444);
+  plan.mkdirat(info, tmpfs, maskTemplates.directory, 0o555);
   // pivot_root wants an attached mount: stacked on the cwd, in this private copy only. The
   // masks need it attached too (before Linux 6.15 no mount is attached on a detached one).
   plan.moveMount(info, tmpfs, cwd);
-  const beneath = { resolve: resolveBeneathOnly };
-  plan.moveMount(
-    info,
-    fileMask,
-    plan.open(info, tmpfs, maskTemplates.file.slice(1), { flags: O_PATH, ...beneath }),
-  );
-  plan.moveMount(
-    info,
-    directoryMask,
-    plan.open(info, tmpfs, maskTemplates.directory.slice(1), {
-      flags: O_PATH | O_DIRECTORY,
-      ...beneath,
-    }),
-  );
+  plan.moveMount(info, fileMask, tmpfs, maskTemplates.file);
+  plan.moveMount(info, directoryMask, tmpfs, maskTemplates.directory);
   plan.mountSetattr(info, tmpfs, MOUNT_ATTR_RDONLY);
   plan.pivotRoot(info, tmpfs);
   plan.exit(info);
@@ -95,10 +86,28 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
   return new Fd(slots[namespace] ?? -1);
 }
 
+/** Whether an action's child, once it entered the template namespace, finds the masks'
+ * templates beside `root` in its cwd. Not where the runner runs chrooted in an initramfs (the
+ * v2 guest's): pivot_root, refused from there, leaves the namespace's root where it was, and
+ * the actions' masks are made per action instead. */
+async function masksReachable(namespace: Fd): Promise<boolean> {
+  const plan = new PlanBuilder();
+  const info = runnerStep("find the masks' templates in the empty mount namespace");
+  plan.setns(info, plan.inherit(namespace.fd), constants.CLONE_NEWNS);
+  for (const path of [maskTemplates.file, maskTemplates.directory]) {
+    plan.open(info, cwd, path, { flags: O_PATH, resolve: resolveBeneathOnly });
+  }
+  return (await launchProbe(plan)).ran;
+}
+
 /** The template namespace, or why it could not be made (a rootless runner, a seccomp profile
  * without namespaces): then this mode's actions fail with that reason. */
 export class TemplateNamespace implements PreparedMode {
-  constructor(readonly namespace: Fd | SystemError) {}
+  constructor(
+    readonly namespace: Fd | SystemError,
+    /** The masks' templates, where an action's child finds them (masksReachable). */
+    readonly masks?: MaskTemplates,
+  ) {}
 
   fd(): Fd {
     if (this.namespace instanceof Fd) return this.namespace;
@@ -177,7 +186,9 @@ export const namespacesMode: IsolationStrategy = {
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
   async prepare() {
     try {
-      return new TemplateNamespace(await createTemplateMountNamespace());
+      const namespace = await createTemplateMountNamespace();
+      const masks = (await masksReachable(namespace)) ? maskTemplates : undefined;
+      return new TemplateNamespace(namespace, masks);
     } catch (error) {
       if (!isSystemError(error)) throw error;
       return new TemplateNamespace(error);
@@ -197,15 +208,15 @@ export const namespacesMode: IsolationStrategy = {
   plan(plan, { settings, host, files, prepared }) {
     planNamespaces(plan);
     const inputRoot = plan.inherit(files.inputRoot.fd);
+    if (!(prepared instanceof TemplateNamespace))
+      throw new TypeError('namespaces mode is not prepared');
     const clones = planHostClones(
       plan,
       host,
       files.temporaryDirectory,
       settings.filesystems,
-      maskTemplates,
+      prepared.masks,
     );
-    if (!(prepared instanceof TemplateNamespace))
-      throw new TypeError('namespaces mode is not prepared');
     const template = prepared.fd();
     const root = planRootInEmptyNamespace(plan, inputRoot, template);
     planSpecialFilesystems(plan, root, clones, host, settings.filesystems);
