@@ -16,6 +16,7 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -303,9 +304,26 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
     case OP_NO_NEW_PRIVS:
       *syscall_id = SYS_ID_PRCTL;
       return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    case OP_PDEATHSIG:
+    case OP_PDEATHSIG: {
       *syscall_id = SYS_ID_PRCTL;
-      return prctl(PR_SET_PDEATHSIG, a, 0, 0, 0);
+      if (prctl(PR_SET_PDEATHSIG, a, 0, 0, 0) < 0) return -1;
+      /* The kernel signals only a child whose parent dies after the prctl: a runner killed
+       * before it (during the set-up) would leave the action unsupervised, and getppid
+       * cannot tell (the child's parent is outside its PID namespace). The runner's own
+       * pidfd polls readable once it has exited. Without one (pidfd_open needs Linux 5.3)
+       * only the signal is set, as before. */
+      int runner = b >= 0 ? slot_fd(ctx, b) : -1;
+      if (runner < 0) return 0;
+      struct pollfd poll_runner = {.fd = runner, .events = POLLIN};
+      struct timespec now = {0, 0};
+      *syscall_id = SYS_ID_PPOLL;
+      long ready = syscall(SYS_ppoll, &poll_runner, 1, &now, NULL, 0);
+      if (ready < 0) return -1;
+      if (ready == 0) return 0;
+      /* The runner is gone: the step fails, and the child exits before anything runs. */
+      errno = poll_runner.revents & POLLNVAL ? EBADF : ESRCH;
+      return -1;
+    }
     case OP_LOOPBACK_UP:
       return loopback_up(syscall_id);
     case OP_CLOEXEC_FROM:

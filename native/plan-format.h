@@ -28,7 +28,7 @@
   X(SET_CREDENTIALS, setCredentials)    /* uid, gid; plan.groups */                         \
   X(DROP_BOUNDING_CAPS, dropBoundingCaps) /* capabilities 0..31 kept, 32..63 kept */        \
   X(NO_NEW_PRIVS, noNewPrivs)                                                               \
-  X(PDEATHSIG, pdeathsig)               /* signal */                                        \
+  X(PDEATHSIG, pdeathsig)               /* signal, runner pidfd slot (-1: none) */          \
   X(LOOPBACK_UP, loopbackUp)                                                                \
   X(CLOEXEC_FROM, cloexecFrom)          /* first fd */                                      \
   X(EXEC, exec)                         /* executable slot; plan.argv, plan.envp */         \

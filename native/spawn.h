@@ -24,6 +24,7 @@
   X(CLOSE_RANGE, "close_range") X(EXECVEAT, "execveat") X(WRITE, "write")                  \
   X(FSTAT, "fstat") X(MKNODAT, "mknodat") X(SETNS, "setns") X(SETSID, "setsid")     \
   X(KEYCTL, "keyctl") X(SECCOMP, "seccomp") X(READ, "read") X(SETFSUID, "setfsuid")      \
+  X(PPOLL, "ppoll")                                                                         \
   X(BADSLOT, "slot")
 
 enum syscall_id {

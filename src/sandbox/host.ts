@@ -1,9 +1,10 @@
 // What every action needs from the host, opened once by the Engine and closed with it: the
-// device nodes of /dev, /dev/null for stdin, the init executable, and which of the table's
-// masks this kernel has. No per-action opens.
+// device nodes of /dev, /dev/null for stdin, the init executable, a pidfd of the runner
+// itself, and which of the table's masks this kernel has. No per-action opens.
 import { existsSync, readFileSync } from 'node:fs';
 import { constants, type Fd, fstat, openat2 } from '../syscalls/index.js';
 import { initExecutablePath } from '../syscalls/native.js';
+import { pidfdOpen } from '../syscalls/process.js';
 import { deviceNodeNames, specialMounts } from './special-mounts.js';
 
 /** A host device node, as an action's /dev gets it. */
@@ -17,6 +18,18 @@ export interface DeviceNode {
   readonly mode: number;
   readonly major: number;
   readonly minor: number;
+}
+
+/** A pidfd of the runner's own process (close-on-exec), or undefined where pidfd_open is
+ * missing (Linux < 5.3): each child then has only its parent death signal, which a runner
+ * that dies before the child set it never sends. */
+function openRunnerPidfd(): Fd | undefined {
+  try {
+    return pidfdOpen(process.pid);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOSYS') return undefined;
+    throw error;
+  }
 }
 
 function openDeviceNode(name: string): DeviceNode {
@@ -81,17 +94,26 @@ export class HostResources {
   /** O_PATH handle on the static init, executed with execveat so that it works after
    * pivot_root into an input root that has no such file. */
   readonly init: Fd;
+  /** A pidfd of the runner, polled by each child right after it set its parent death
+   * signal (PlanBuilder.parentDeathSignal); undefined without pidfd_open. */
+  readonly runnerPidfd: Fd | undefined;
   /** The places of the table's masks this kernel has (presentMasks): the others are not
    * planned. */
   readonly presentMasks: ReadonlySet<string>;
 
-  private constructor(deviceNodes: ReadonlyMap<string, DeviceNode>, devNull: Fd, init: Fd) {
+  private constructor(
+    deviceNodes: ReadonlyMap<string, DeviceNode>,
+    devNull: Fd,
+    init: Fd,
+    runnerPidfd: Fd | undefined,
+  ) {
     this.deviceNodes = deviceNodes;
     this.makesDeviceNodes = holdsCapabilities(CAP_MKNOD);
     this.mapsAnyIds = holdsCapabilities(CAP_SETUID, CAP_SETGID);
     this.presentMasks = presentMasks();
     this.devNull = devNull;
     this.init = init;
+    this.runnerPidfd = runnerPidfd;
   }
 
   static open(): HostResources {
@@ -106,7 +128,8 @@ export class HostResources {
       const devNull = openat2(null, '/dev/null', { flags: constants.O_RDONLY });
       opened.push(devNull);
       const init = openat2(null, initExecutablePath, { flags: constants.O_PATH });
-      return new HostResources(deviceNodes, devNull, init);
+      opened.push(init);
+      return new HostResources(deviceNodes, devNull, init, openRunnerPidfd());
     } catch (error) {
       for (const fd of opened) fd.close();
       throw error;
@@ -117,5 +140,6 @@ export class HostResources {
     for (const node of this.deviceNodes.values()) node.fd.close();
     this.devNull.close();
     this.init.close();
+    this.runnerPidfd?.close();
   }
 }

@@ -267,8 +267,11 @@ export class PlanBuilder {
     this.#add(info, Op.noNewPrivs, []);
   }
 
-  parentDeathSignal(info: StepInfo, signal: number): void {
-    this.#add(info, Op.pdeathsig, [signal]);
+  /** prctl(PR_SET_PDEATHSIG), then, with `runner` (a slot holding a pidfd of the runner),
+   * fails with ESRCH if the runner has already exited: the kernel sends no signal to a
+   * child whose parent died before the prctl. */
+  parentDeathSignal(info: StepInfo, signal: number, runner: Slot | undefined): void {
+    this.#add(info, Op.pdeathsig, [signal, runner ?? -1]);
   }
 
   loopbackUp(info: StepInfo): void {

@@ -130,8 +130,13 @@ export function buildPlan(inputs: PlanInputs): PlanBuilder {
     );
   }
   plan.noNewPrivileges(runnerStep('set no_new_privs'));
-  // After the credential change, which clears it.
-  plan.parentDeathSignal(runnerStep('set the parent death signal'), strategy.killSignal);
+  // After the credential change, which clears it; before the exec, so that the runner's
+  // pidfd (close-on-exec) never reaches the init.
+  plan.parentDeathSignal(
+    runnerStep('set the parent death signal'),
+    strategy.killSignal,
+    host.runnerPidfd === undefined ? undefined : plan.inherit(host.runnerPidfd.fd),
+  );
   for (const resource of resources) resource.plan?.exec?.(plan);
   plan.exec(
     runnerStep('execute the init'),

@@ -279,7 +279,8 @@ export function pidfdSendSignal(pidfd: Fd, signal: number): boolean {
   return native.pidfdSendSignal(pidfd.fd, signal);
 }
 
-/** pidfd_open(2) of a process the runner did not spawn (one left in an action's cgroup). */
+/** pidfd_open(2) of a process the runner did not spawn (one left in an action's cgroup, or
+ * the runner itself). */
 export function pidfdOpen(pid: number): Fd {
   return new Fd(native.pidfdOpen(pid) as number);
 }

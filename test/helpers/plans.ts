@@ -36,6 +36,7 @@ export function standInHost(makesDeviceNodes = true, mapsAnyIds = false): HostRe
     mapsAnyIds,
     devNull: standIn(190),
     init: standIn(191),
+    runnerPidfd: standIn(192),
     // A kernel with every masked place.
     presentMasks: new Set(
       specialMounts.filter((entry) => entry.source.kind === 'masked').map((entry) => entry.at),

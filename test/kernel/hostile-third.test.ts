@@ -193,13 +193,6 @@ for (const mode of modes) {
 describe('a runner killed while an action is set up, third review', () => {
   it('T5. takes the action with it: a child whose runner died before its parent death signal was set does not run on', {
     skip: needsRoot,
-    todo:
-      'the child sets PR_SET_PDEATHSIG as one of its last steps (after its credentials change, ' +
-      'which clears it), and the kernel delivers nothing to a child whose parent is already ' +
-      'gone: a runner killed during an action’s setup (every mount of namespaces mode lies ' +
-      'before it) leaves the action running, orphaned; clone and clone3 alike (the step is ' +
-      'the interpreter’s). The step must then check that its runner still lives (a pidfd of ' +
-      'the runner, polled), as the PID namespace hides getppid',
   }, async () => {
     const state = processState();
     const directory = join(suite.build.path, 'orphaned');

@@ -49,7 +49,8 @@ describe('golden plans', () => {
 describe('ordering rules', () => {
   for (const mode of isolationModes) {
     const credentials = { uid: 1000, gid: 1000, additionalGroups: [27] };
-    const steps = decode(planFor(mode, mode === 'rootless' ? {} : { spec: { credentials } }));
+    const plan = planFor(mode, mode === 'rootless' ? {} : { spec: { credentials } });
+    const steps = decode(plan);
 
     it(`${mode}: exec is the last step, after close-on-exec of the rest`, () => {
       assert.equal(steps.at(-1)?.op, 'exec');
@@ -60,6 +61,13 @@ describe('ordering rules', () => {
       const drop = indexOf(steps, 'dropBoundingCaps');
       assert.ok(drop < indexOf(steps, 'noNewPrivs'));
       assert.ok(indexOf(steps, 'noNewPrivs') < indexOf(steps, 'pdeathsig'));
+    });
+
+    it(`${mode}: the parent death signal step polls the runner's pidfd, before the exec`, () => {
+      const pdeathsig = steps[indexOf(steps, 'pdeathsig')];
+      const runnerSlot = pdeathsig?.args[1] ?? -1;
+      assert.equal(plan.build().slots[runnerSlot], standInHost().runnerPidfd?.fd);
+      assert.ok(indexOf(steps, 'pdeathsig') < steps.length - 1);
     });
 
     it(`${mode}: the root is entered before the working directory is`, () => {
