@@ -21,13 +21,15 @@ export interface DeviceNode {
 }
 
 /** A pidfd of the runner's own process (close-on-exec), or undefined where pidfd_open is
- * missing (Linux < 5.3): each child then has only its parent death signal, which a runner
- * that dies before the child set it never sends. */
+ * missing (Linux < 5.3) or refused (a container's seccomp profile older than the call: EPERM):
+ * each child then has only its parent death signal, which a runner that dies before the child
+ * set it never sends. */
 function openRunnerPidfd(): Fd | undefined {
   try {
     return pidfdOpen(process.pid);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOSYS') return undefined;
+    const { code } = error as NodeJS.ErrnoException;
+    if (code === 'ENOSYS' || code === 'EPERM') return undefined;
     throw error;
   }
 }
