@@ -25,6 +25,9 @@ struct scmp_arg_cmp {
 #define SCMP_ACT_ALLOW 0x7fff0000U
 #define SCMP_ACT_ERRNO(x) (0x00050000U | ((x)&0x0000ffffU))
 #define SCMP_ERROR_SYSCALL (-1) /* __NR_SCMP_ERROR */
+/* enum scmp_filter_attr's SCMP_FLTATR_CTL_OPTIMIZE (libseccomp 2.5): 2 sorts each
+ * architecture's syscall numbers into a binary tree instead of a list. */
+#define SCMP_FLTATR_CTL_OPTIMIZE 8
 
 struct libseccomp {
   scmp_filter_ctx (*init)(uint32_t def_action);
@@ -35,6 +38,7 @@ struct libseccomp {
   int (*rule_add_array)(scmp_filter_ctx ctx, uint32_t action, int syscall, unsigned int arg_cnt,
                         const struct scmp_arg_cmp *arg_array);
   int (*export_bpf)(const scmp_filter_ctx ctx, int fd);
+  int (*attr_set)(scmp_filter_ctx ctx, int attr, uint32_t value);
 };
 
 static struct libseccomp library;
@@ -58,6 +62,7 @@ static bool load_library(void) {
           (int (*)(scmp_filter_ctx, uint32_t, int, unsigned int, const struct scmp_arg_cmp *))dlsym(
               handle, "seccomp_rule_add_array"),
       .export_bpf = (int (*)(const scmp_filter_ctx, int))dlsym(handle, "seccomp_export_bpf"),
+      .attr_set = (int (*)(scmp_filter_ctx, int, uint32_t))dlsym(handle, "seccomp_attr_set"),
   };
   if (loaded.init == NULL || loaded.release == NULL || loaded.arch_add == NULL ||
       loaded.arch_resolve_name == NULL || loaded.syscall_resolve_name == NULL ||
@@ -148,8 +153,9 @@ static napi_value read_program(napi_env env, int fd) {
   return buffer;
 }
 
-/* compileSeccompFilter({ architectures, rules }) → { program: Buffer, unknown: string[] }:
- * every syscall allowed but those of `rules`, which fail with their errno. Throws ELIBACC
+/* compileSeccompFilter({ architectures, rules }) → { program: Buffer, unknown: string[],
+ * tree: boolean }: every syscall allowed but those of `rules`, which fail with their errno;
+ * tree says whether the syscall numbers are a binary tree (libseccomp 2.5+). Throws ELIBACC
  * (with libseccomp's loader message) when libseccomp is missing. */
 static napi_value js_compile_seccomp_filter(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -161,6 +167,12 @@ static napi_value js_compile_seccomp_filter(napi_env env, napi_callback_info inf
   if (!load_library()) return throw_system_error(env, ELIBACC, "dlopen", library_error);
   scmp_filter_ctx filter = library.init(SCMP_ACT_ALLOW);
   if (filter == NULL) return throw_system_error(env, ENOMEM, "seccomp_init", NULL);
+  /* At every load the kernel runs the program for each syscall number of the native and the
+   * compat architecture (seccomp_cache_prepare, 5.11+), and the list's length was most of an
+   * action's filter load: the tree shortens every path to a few comparisons. A libseccomp
+   * before 2.5 refuses the attribute, and emits the list. */
+  bool tree = library.attr_set != NULL &&
+              library.attr_set(filter, SCMP_FLTATR_CTL_OPTIMIZE, 2) == 0;
   napi_value result = NULL, unknown;
   int fd = -1;
   uint32_t count;
@@ -213,6 +225,9 @@ static napi_value js_compile_seccomp_filter(napi_env env, napi_callback_info inf
   napi_create_object(env, &result);
   napi_set_named_property(env, result, "program", program);
   napi_set_named_property(env, result, "unknown", unknown);
+  napi_value tree_value;
+  napi_get_boolean(env, tree, &tree_value);
+  napi_set_named_property(env, result, "tree", tree_value);
 done:
   if (fd >= 0) close(fd);
   library.release(filter);

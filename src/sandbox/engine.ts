@@ -282,6 +282,13 @@ export class Engine {
     await this.#context.networkNamespaces?.close();
   }
 
+  /** Resolves once the background work the engine started for earlier actions (the pool's
+   * refills) has landed: what the engine holds is then as it is between actions, e.g. for a
+   * count of the runner's open fds. Actions never wait for it. */
+  settled(): Promise<void> {
+    return this.#context.networkNamespaces?.settled() ?? Promise.resolve();
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

@@ -192,10 +192,9 @@ function architectures(): string[] {
 
 const compiled = new Map<string, CompiledFilter>();
 
-/** The BPF program of `settings`, compiled on first use (throws an ELIBACC system error when
- * libseccomp is not installed). An empty Buffer when disabled. */
-export function seccompProgram(settings: SeccompSettings): Buffer {
-  if (!settings.enabled) return Buffer.alloc(0);
+/** The filter of `settings` (enabled), compiled on first use: throws an ELIBACC system error
+ * when libseccomp is not installed. */
+export function compiledSeccompFilter(settings: SeccompSettings): CompiledFilter {
   const key = [...settings.allow].sort().join(',');
   let filter = compiled.get(key);
   if (filter === undefined) {
@@ -214,12 +213,10 @@ export function seccompProgram(settings: SeccompSettings): Buffer {
     filter = compileSeccompFilter({ architectures: architectures(), rules });
     compiled.set(key, filter);
   }
-  return filter.program;
+  return filter;
 }
 
-/** Syscalls of the policy that the installed libseccomp does not know and that have no
- * fallback number: not filtered (doctor reports them). */
-export function unfilteredSyscalls(settings: SeccompSettings): readonly string[] {
-  seccompProgram(settings);
-  return compiled.get([...settings.allow].sort().join(','))?.unknown ?? [];
+/** The BPF program of `settings` (see compiledSeccompFilter); an empty Buffer when disabled. */
+export function seccompProgram(settings: SeccompSettings): Buffer {
+  return settings.enabled ? compiledSeccompFilter(settings).program : Buffer.alloc(0);
 }

@@ -135,6 +135,9 @@ export interface SpawnPlan {
 export interface CompiledFilter {
   readonly program: Buffer;
   readonly unknown: readonly string[];
+  /** Whether each architecture's syscall numbers are a binary tree (libseccomp 2.5+), not a
+   * list: the kernel runs the program for every syscall number at each load. */
+  readonly tree: boolean;
 }
 
 export interface SeccompRule {
@@ -236,9 +239,15 @@ export function waitReadable(fd: Fd): Promise<void> {
   return native.waitReadable(fd.fd);
 }
 
+/** How a thread that makes a network namespace is scheduled: 'idle' is SCHED_IDLE (it runs
+ * only on a core that nothing else wants), where the kernel allows it. */
+export type NetworkNamespacePriority = 'normal' | 'idle';
+
 /** A new network namespace with its loopback interface up, owned by the runner's user
- * namespace (needs CAP_SYS_ADMIN there), made on a thread of libuv's pool; entering the fd
- * (setns) puts a process in it. */
-export async function createNetworkNamespace(): Promise<Fd> {
-  return new Fd((await native.createNetworkNamespace()) as number);
+ * namespace (needs CAP_SYS_ADMIN there), made on a thread of its own that ends with it;
+ * entering the fd (setns) puts a process in it. */
+export async function createNetworkNamespace(
+  priority: NetworkNamespacePriority = 'normal',
+): Promise<Fd> {
+  return new Fd((await native.createNetworkNamespace(priority === 'idle')) as number);
 }

@@ -429,6 +429,42 @@ describe('runAction settings', () => {
     },
   );
 
+  leakFree(
+    'after settled, the runner holds the same fds after every round of actions',
+    async () => {
+      await using engine = await openEngine(buildDirectory, {
+        ...defaultIsolation,
+        preparedNetworkNamespaces: 2,
+      });
+      // What each fd is: the pool's namespaces are new ones each round, under any numbers.
+      const held = () =>
+        [...openFds().values()].map((target) => target.replace(/^net:\[\d+\]$/, 'net')).sort();
+      let between: string[] | undefined;
+      for (let round = 0; round < 3; round++) {
+        // More at once than the pool holds: some enter one made ahead, the others clone their
+        // own; some fail, one is refused after its namespace was taken.
+        const outcomes = await Promise.allSettled(
+          ['true', 'exit 3', 'true', 'exit 3', 'true', 'true'].map((script, index) =>
+            engine.run(
+              spec('namespaces', index === 5 ? ['no-such-program'] : ['sh', '-c', script]),
+            ),
+          ),
+        );
+        assert.deepEqual(
+          outcomes.map((outcome) =>
+            outcome.status === 'fulfilled' ? outcome.value.exitCode : 'rejected',
+          ),
+          [0, 3, 0, 3, 0, 'rejected'],
+        );
+        // The refills the takes started land after the results; the engine says when.
+        await engine.settled();
+        const fds = held();
+        if (between === undefined) between = fds;
+        else assert.deepEqual(fds, between, `round ${round}`);
+      }
+    },
+  );
+
   leakFree('procfs options reach the mount', async () => {
     const { stdout } = await shell(
       'namespaces',

@@ -106,7 +106,12 @@ for (const mode of ['namespaces', 'shared'] as const) {
     before(async () => {
       state = processState();
       build = makeBuildDirectory('chroot-runner-faults-');
-      const configuration = writeServeConfiguration(build.path, 'runner', mode);
+      // No network namespaces made ahead: the pool refills after a Run has answered, at its
+      // own pace, and serve's fd count would catch one under way (the pool's own fds are
+      // counted in-process, after Engine.settled: sandbox.test.ts).
+      const configuration = writeServeConfiguration(build.path, 'runner', mode, {
+        preparedNetworkNamespaces: 0,
+      });
       buildPath = configuration.buildPath;
       socket = configuration.socket;
       serve = await ServeProcess.start(['--config', configuration.file]);

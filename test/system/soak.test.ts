@@ -191,12 +191,13 @@ for (const mode of modes) {
       const build = makeBuildDirectory('chroot-runner-soak-');
       // Rootless: serve as uid 65534 without capabilities, root inside the actions' namespace.
       const rootless = mode === 'rootless';
-      const { file, socket, buildPath } = writeServeConfiguration(
-        build.path,
-        'runner',
-        mode,
-        rootless ? { userNamespace: { userId: 0, groupId: 0 } } : {},
-      );
+      // No network namespaces made ahead: the pool refills after a Run has answered, at its
+      // own pace, and serve's fd count at the end would catch one under way (the pool's own
+      // fds are counted in-process, after Engine.settled: sandbox.test.ts).
+      const { file, socket, buildPath } = writeServeConfiguration(build.path, 'runner', mode, {
+        preparedNetworkNamespaces: 0,
+        ...(rootless ? { userNamespace: { userId: 0, groupId: 0 } } : {}),
+      });
       const mark = `${5_000_000 + Math.floor(Math.random() * 4_000_000)}`;
       // One input root per slot: shared mode refuses two actions in one root at once.
       const slots = Array.from({ length: concurrency }, (_, slot) => {

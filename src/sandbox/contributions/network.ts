@@ -30,13 +30,8 @@ export const network: Contribution = {
       },
       usage: () => ({ preparedAhead: prepared !== undefined }),
       // The child entered it: the namespace lives as long as the action's processes. The
-      // refill that the take started (on the other core, during the action) has landed
-      // before the result is returned, so that the next action finds one ready and the
-      // runner's open fds are the same after every action.
-      teardown: async () => {
-        prepared?.close();
-        await engine.networkNamespaces?.settled();
-      },
+      // refill that the take started is not waited for (Engine.settled is there for that).
+      teardown: () => prepared?.close(),
     };
   },
 };
