@@ -68,7 +68,10 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
   );
   plan.mkdirat(info, tmpfs, 'root', 0o755);
-  plan.createFile(info, tmpfs, maskTemplates.file, 0o444);
+  // mknod, not an open: a file open for writing in the runner's fd table (this child shares
+  // it) may be held by any child cloned meanwhile, and its write access by the tmpfs, which
+  // then refuses to become read-only (EBUSY).
+  plan.mknodat(info, tmpfs, maskTemplates.file, constants.S_IFREG | 0o444, { major: 0, minor: 0 });
   plan.mkdirat(info, tmpfs, maskTemplates.directory, 0o555);
   // pivot_root wants an attached mount: stacked on the cwd, in this private copy only. The
   // masks need it attached too (before Linux 6.15 no mount is attached on a detached one).
