@@ -216,7 +216,7 @@ export class Engine {
     const preparedAhead = isolation.preparedNetworkNamespaces ?? 0;
     const networkNamespaces =
       strategy.actionUserNamespace && isolation.network && preparedAhead > 0
-        ? new NetworkNamespacePool(preparedAhead)
+        ? new NetworkNamespacePool(preparedAhead, isolation.actionUserNamespace !== undefined)
         : undefined;
     const cgroups =
       options.cgroups === undefined

@@ -1,33 +1,91 @@
 // Network namespaces made ahead of the actions that enter them: making one is the largest
 // item of an action's kernel work (0.4–0.9 ms here), and it depends on nothing of the
-// request. The pool makes them one at a time on a thread of their own, and refills after each
+// request. The pool makes them one at a time on a thread of their own, and refills after a
 // take at SCHED_IDLE, so that a refill only uses a core that the actions (and everything
 // else on the machine) leave idle. An action that finds the pool empty gets a namespace of
-// its clone instead, as without a pool: it never waits. Each namespace is entered by one
-// action only.
+// its clone instead, as without a pool: it never waits. Each namespace is held by one action
+// at a time.
+//
+// Even off the action's path, making one (setup_net) and the kernel's cleanup of the one
+// closed (cleanup_net) cost about 0.9 ms of CPU per action here, and this VM's two cores
+// behave as one: so a namespace the action left as it was made goes back to the pool
+// instead (reuse). Once every process of the action is gone, a thread of the pool enters it
+// and reads what network-namespace-state.ts names; only a namespace found untouched is
+// given again, any other is closed and the pool refills as without reuse. How often one
+// namespace is given again is not bounded: each check compares it with its state when made,
+// so the hundredth action finds it as the first did.
 import type { Fd } from '../syscalls/index.js';
-import { createNetworkNamespace, type NetworkNamespacePriority } from '../syscalls/process.js';
+import {
+  createNetworkNamespace,
+  type NetworkNamespaceFiles,
+  type NetworkNamespacePriority,
+  readNetworkNamespace,
+} from '../syscalls/process.js';
+import { networkNamespaceFiles, untouched } from './network-namespace-state.js';
 
 /** After n failures in a row the pool lets 2^(n-1) takes pass, up to this many, before it
  * tries again: a refusal the kernel repeats (no CAP_SYS_ADMIN, user.max_net_namespaces)
  * costs a thread and a failed unshare only now and then. */
 const longestBackOff = 1024;
 
+/** How many namespaces given back the pool keeps beyond its size (those its refills made
+ * while an action held one): a burst of returns is not held on to. */
+const returnedBeyondSize = 2;
+
+/** A namespace of the pool, held by one action between take and giveBack. */
+export interface PooledNetworkNamespace {
+  readonly namespace: Fd;
+  /** What networkNamespaceFiles read once it was made. */
+  readonly made: NetworkNamespaceFiles;
+  /** How many actions held it before the one that took it. */
+  readonly uses: number;
+}
+
+/** How the pool makes and reads namespaces (stand-ins in the unit tests). */
+export interface NetworkNamespaceKernel {
+  create(
+    priority: NetworkNamespacePriority,
+    files: readonly string[],
+  ): Promise<{ namespace: Fd; files: NetworkNamespaceFiles }>;
+  read(
+    namespace: Fd,
+    priority: NetworkNamespacePriority,
+    files: readonly string[],
+  ): Promise<NetworkNamespaceFiles>;
+}
+
+const namespacesOfTheKernel: NetworkNamespaceKernel = {
+  create: createNetworkNamespace,
+  read: readNetworkNamespace,
+};
+
 export class NetworkNamespacePool {
-  readonly #ready: Fd[] = [];
-  /** The creation under way: one at a time. */
-  #creating: Promise<void> | undefined;
+  readonly #ready: PooledNetworkNamespace[] = [];
+  /** Given back, waiting for their check. */
+  readonly #returned: PooledNetworkNamespace[] = [];
+  /** Taken and not given back yet. */
+  #held = 0;
+  /** The creation or check under way: one at a time. */
+  #working: Promise<void> | undefined;
   #failures = 0;
   /** Takes still to pass before the next try, after a failure. */
   #backOff = 0;
+  /** Whether the last check found its namespace untouched: while they are, the namespaces
+   * held count as coming back and a take starts no refill. */
+  #returnsReused: boolean;
   #closed = false;
+  readonly #kernel: NetworkNamespaceKernel;
 
+  /** reuse: whether namespaces given back are checked and given again; only for actions
+   * that hold no capability over them (a user namespace of their own). */
   constructor(
     readonly size: number,
-    private readonly create: (
-      priority: NetworkNamespacePriority,
-    ) => Promise<Fd> = createNetworkNamespace,
-  ) {}
+    readonly reuse: boolean,
+    kernel: NetworkNamespaceKernel = namespacesOfTheKernel,
+  ) {
+    this.#kernel = kernel;
+    this.#returnsReused = reuse;
+  }
 
   /** Makes what is missing at normal priority (before the first action: nothing to compete
    * with, and a busy machine would hold up the start); resolves once the pool is full or a
@@ -37,48 +95,96 @@ export class NetworkNamespacePool {
     return this.settled();
   }
 
-  /** Resolves once no creation is under way: the pool is full, or its last creation failed. */
+  /** Resolves once no creation or check is under way: the pool is full, or its last
+   * creation failed. */
   async settled(): Promise<void> {
-    while (this.#creating !== undefined) await this.#creating;
+    while (this.#working !== undefined) await this.#working;
   }
 
-  /** A namespace made ahead, the caller's to close, or undefined when none is ready. */
-  take(): Fd | undefined {
-    const namespace = this.#ready.shift();
+  /** A namespace for one action, to be given back (giveBack) once it is torn down, or
+   * undefined when none is ready. */
+  take(): PooledNetworkNamespace | undefined {
+    const taken = this.#ready.shift();
+    if (taken !== undefined) this.#held++;
     if (this.#backOff > 0) this.#backOff--;
     this.#next('idle');
-    return namespace;
+    return taken;
   }
 
-  /** Closes the ready namespaces, and the one under way once it is made. */
+  /** Ends an action's hold on a namespace it took: checked and given again when the pool
+   * reuses them and every process of the action is gone (processesGone), closed otherwise. */
+  giveBack(taken: PooledNetworkNamespace, processesGone: boolean): void {
+    this.#held--;
+    if (this.#closed || !this.reuse || !processesGone) {
+      taken.namespace.close();
+      // One fewer than the pool counted on.
+      if (this.reuse && !processesGone) this.#returnsReused = false;
+    } else {
+      this.#returned.push(taken);
+    }
+    this.#next('idle');
+  }
+
+  /** Closes the ready namespaces and those given back, and the one under way once it is made
+   * or checked; a namespace given back later is closed at once. */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const namespace of this.#ready.splice(0)) namespace.close();
+    for (const pooled of this.#ready.splice(0)) pooled.namespace.close();
+    for (const pooled of this.#returned.splice(0)) pooled.namespace.close();
     await this.settled();
   }
 
-  /** Starts the next creation, unless one is under way, the pool is full or backing off. */
+  /** Starts the next check (before any creation: it is cheaper and may spare one), or the
+   * next creation unless the pool is full, counts on the namespaces held or backs off. */
   #next(priority: NetworkNamespacePriority): void {
-    if (this.#closed || this.#creating !== undefined || this.#backOff > 0) return;
-    if (this.#ready.length >= this.size) return;
-    this.#creating = this.create(priority).then(
-      (namespace) => {
-        this.#creating = undefined;
+    if (this.#closed || this.#working !== undefined) return;
+    const returned = this.#returned.shift();
+    if (returned !== undefined) {
+      this.#check(returned);
+      return;
+    }
+    if (this.#backOff > 0) return;
+    const comingBack = this.#returnsReused ? this.#held : 0;
+    if (this.#ready.length + comingBack >= this.size) return;
+    this.#working = this.#kernel.create(priority, networkNamespaceFiles).then(
+      ({ namespace, files }) => {
+        this.#working = undefined;
         this.#failures = 0;
         if (this.#closed) {
           namespace.close();
         } else {
-          this.#ready.push(namespace);
+          this.#ready.push({ namespace, made: files, uses: 0 });
           this.#next(priority);
         }
       },
       // The pool stays short, and its actions make their own: a failure the kernel repeats
       // is then reported by the action's clone.
       () => {
-        this.#creating = undefined;
+        this.#working = undefined;
         this.#backOff = Math.min(2 ** this.#failures, longestBackOff);
         this.#failures++;
       },
     );
+  }
+
+  /** Gives the namespace again if it is as it was made and the pool has room, else closes
+   * it; a failed read counts as touched. */
+  #check(returned: PooledNetworkNamespace): void {
+    this.#working = this.#kernel
+      .read(returned.namespace, 'idle', networkNamespaceFiles)
+      .then(
+        (now) => untouched(returned.made, now),
+        () => false,
+      )
+      .then((reusable) => {
+        this.#working = undefined;
+        this.#returnsReused = reusable;
+        if (reusable && !this.#closed && this.#ready.length < this.size + returnedBeyondSize) {
+          this.#ready.push({ ...returned, uses: returned.uses + 1 });
+        } else {
+          returned.namespace.close();
+        }
+        this.#next('idle');
+      });
   }
 }

@@ -295,11 +295,36 @@ export function waitReadable(fd: Fd): Promise<void> {
  * only on a core that nothing else wants), where the kernel allows it. */
 export type NetworkNamespacePriority = 'normal' | 'idle';
 
+/** What files of a network namespace's /proc/net held, in the order asked; null for one
+ * that could not be read (absent: snmp6 without IPv6). */
+export type NetworkNamespaceFiles = readonly (string | null)[];
+
 /** A new network namespace with its loopback interface up, owned by the runner's user
- * namespace (needs CAP_SYS_ADMIN there), made on a thread of its own that ends with it;
- * entering the fd (setns) puts a process in it. */
+ * namespace (needs CAP_SYS_ADMIN there), made on a thread of its own that ends with it, and
+ * what the named files of its /proc/net held once it was; entering the fd (setns) puts a
+ * process in it. */
 export async function createNetworkNamespace(
   priority: NetworkNamespacePriority = 'normal',
-): Promise<Fd> {
-  return new Fd((await native.createNetworkNamespace(priority === 'idle')) as number);
+  files: readonly string[] = [],
+): Promise<{ namespace: Fd; files: NetworkNamespaceFiles }> {
+  const made = (await native.createNetworkNamespace(priority === 'idle', files)) as {
+    fd: number;
+    files: NetworkNamespaceFiles;
+  };
+  return { namespace: new Fd(made.fd), files: made.files };
+}
+
+/** What the named files of the network namespace's /proc/net hold, read by a thread of its
+ * own that enters it (setns: needs CAP_SYS_ADMIN over its owner) and ends with it. The
+ * namespace must stay open until the promise settles. */
+export async function readNetworkNamespace(
+  namespace: Fd,
+  priority: NetworkNamespacePriority,
+  files: readonly string[],
+): Promise<NetworkNamespaceFiles> {
+  return (await native.readNetworkNamespace(
+    namespace.fd,
+    priority === 'idle',
+    files,
+  )) as NetworkNamespaceFiles;
 }

@@ -449,14 +449,14 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
       "const own = readlinkSync('/proc/self/ns/net');" +
       "for (const priority of ['normal', 'idle']) {" +
       '  const made = await createNetworkNamespace(priority);' +
-      "  const target = readlinkSync('/proc/self/fd/' + made.fd);" +
+      "  const target = readlinkSync('/proc/self/fd/' + made.namespace.fd);" +
       "  const threads = readdirSync('/proc/self/task').map((task) => {" +
       '    try {' +
       "      const comm = readFileSync('/proc/self/task/' + task + '/comm', 'utf8');" +
       "      const namespace = readlinkSync('/proc/self/task/' + task + '/ns/net');" +
       "      return comm === 'netns-ahead\\n' ? own : namespace;" +
       '    } catch { return own; } });' +
-      '  made.close();' +
+      '  made.namespace.close();' +
       "  console.log(target !== own && target.startsWith('net:[') ? 'made' : target," +
       "    threads.every((namespace) => namespace === own) ? 'threads home' : threads);" +
       '}';

@@ -168,7 +168,10 @@ describe('ordering rules', () => {
   it('a network namespace made ahead is entered first, instead of the clone flag', async () => {
     for (const mode of ['namespaces', 'shared'] as const) {
       // A real handle on a made-up number, never entered: only its number is read.
-      const pool = new NetworkNamespacePool(1, async () => new Fd(184));
+      const pool = new NetworkNamespacePool(1, false, {
+        create: async () => ({ namespace: new Fd(184), files: [] }),
+        read: async () => [],
+      });
       await pool.fill();
       const plan = planFor(mode, { networkNamespaces: pool });
       const steps = decode(plan);
