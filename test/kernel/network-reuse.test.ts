@@ -1,0 +1,268 @@
+// Network namespaces reused from one action to the next (src/sandbox/network-namespaces.ts,
+// network-namespace-state.ts), against the real kernel: an action that leaves anything in
+// its namespace (a socket that outlives it, a packet's counters, a counter moved without a
+// packet, a lingering IPv6 flow label) makes the next action get a new one, which reads as a
+// new one; an untouched namespace is given again; an attacker with every capability of its
+// own user namespace cannot change the namespace (links, addresses, routes, sysctls,
+// netfilter, raw sockets), and the next action's namespace reads as a new one. Each engine
+// keeps one namespace ahead and is settled between actions, so which namespace the next
+// action gets is the pool's decision, not a race. Every test proves that nothing is left.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
+import { defaultIsolation, type Engine, type IsolationSettings } from '../../src/sandbox/index.js';
+import { type DirectoryHandle, openDirectory, openHandleCount } from '../../src/syscalls/index.js';
+import { type BuildDirectory, makeBuildDirectory, makeFifo } from '../helpers/busybox.js';
+import { openEngine } from '../helpers/engine.js';
+import { assertNothingLeft, needsRoot, openFds, processState } from '../helpers/leaks.js';
+
+/** The C source of the helper that does what busybox cannot. */
+const helperSource = new URL('../../../test/helpers/network-reuse.c', import.meta.url).pathname;
+
+let build: BuildDirectory;
+let buildDirectory: DirectoryHandle;
+let actionCount = 0;
+
+before(() => {
+  if (needsRoot !== false) return;
+  build = makeBuildDirectory('chroot-runner-netreuse-');
+  buildDirectory = openDirectory(build.path);
+  execFileSync('gcc', [
+    '-static',
+    '-O2',
+    '-Wall',
+    '-Wextra',
+    '-Werror',
+    '-o',
+    join(build.path, 'root/bin/netreuse'),
+    helperSource,
+  ]);
+});
+
+after(() => {
+  if (needsRoot !== false) return;
+  buildDirectory.close();
+  build.remove();
+});
+
+/** The network namespaces the runner holds open. */
+function heldNamespaces(): number {
+  return [...openFds().values()].filter((target) => target.startsWith('net:[')).length;
+}
+
+function leakFree(name: string, body: () => Promise<void>): void {
+  it(name, { skip: needsRoot, timeout: 60_000 }, async () => {
+    const state = processState();
+    const handles = openHandleCount();
+    const namespaces = heldNamespaces();
+    await body();
+    assertNothingLeft(state, [build.path]);
+    assert.equal(openHandleCount(), handles, 'handles left open');
+    assert.equal(heldNamespaces(), namespaces, 'network namespaces left open');
+  });
+}
+
+/** The default isolation with one namespace made ahead: every action of an engine settled
+ * between actions gets the one the pool holds. */
+const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamespaces: 1 };
+
+interface Ran {
+  /** The action's network namespace, as readlink shows it. */
+  readonly namespace: string;
+  readonly reused: unknown;
+  readonly preparedAhead: unknown;
+  readonly output: string;
+}
+
+/** Runs `script` (its namespace printed first), and settles the engine: the namespace is
+ * back in the pool, or closed and replaced, before the next action. */
+async function runIn(engine: Engine, script: string): Promise<Ran> {
+  actionCount += 1;
+  const stdoutPath = `netreuse-${actionCount}.out`;
+  const result = await engine.run({
+    inputRoot: 'root',
+    arguments: ['sh', '-c', `readlink /proc/self/ns/net; ${script}`],
+    environment: { PATH: '/bin' },
+    workingDirectory: '',
+    stdoutPath,
+    stderrPath: `netreuse-${actionCount}.err`,
+    temporaryDirectory: 'tmp',
+  });
+  await engine.settled();
+  const stderr = readFileSync(join(build.path, `netreuse-${actionCount}.err`), 'utf8');
+  assert.equal(result.exitCode, 0, stderr);
+  const [namespace = '', ...output] = readFileSync(join(build.path, stdoutPath), 'utf8').split(
+    '\n',
+  );
+  return {
+    namespace,
+    reused: result.usage?.network?.reused,
+    preparedAhead: result.usage?.network?.preparedAhead,
+    output: output.join('\n'),
+  };
+}
+
+/** Everything of its network namespace that an action can read and a previous action could
+ * have changed: counters, sockets of every kind, flow labels, multicast memberships, links,
+ * addresses, routes and a few sysctls. All from /proc, read with cat: a tool that opens a
+ * socket (ip, ifconfig) would itself leave the namespace touched until the socket is freed.
+ * The host's own counts in sockstat (orphans, allocated sockets, memory) are left out. */
+const view = [
+  'for file in dev snmp snmp6 netstat sockstat sockstat6 tcp tcp6 udp udp6 raw raw6 unix ' +
+    'packet icmp icmp6 ip6_flowlabel rt6_stats igmp igmp6 mcfilter mcfilter6 dev_mcast ' +
+    'anycast6 xfrm_stat route ipv6_route fib_trie if_inet6 arp ip_tables_names ' +
+    'ip6_tables_names; do echo "== $file"; cat /proc/net/$file; done',
+  'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/lo/forwarding ' +
+    '/proc/sys/net/ipv6/conf/lo/disable_ipv6 /proc/sys/net/core/somaxconn ' +
+    '/proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_local_port_range',
+].join('; ');
+
+function withoutHostCounts(output: string): string {
+  return output
+    .replace(/ orphan \d+/, '')
+    .replace(/ alloc \d+/, '')
+    .replace(/ mem \d+/g, '');
+}
+
+describe('network namespaces reused from one action to the next', () => {
+  for (const mode of ['namespaces', 'shared'] as const) {
+    leakFree(`${mode}: an untouched namespace is given again, and reads as a new one`, async () => {
+      await using engine = await openEngine(buildDirectory, { ...oneAhead, mode });
+      const first = await runIn(engine, view);
+      const second = await runIn(engine, view);
+      const third = await runIn(engine, 'true');
+      assert.equal(first.preparedAhead, true);
+      assert.equal(first.reused, false);
+      assert.equal(second.reused, true);
+      assert.equal(third.reused, true);
+      assert.equal(second.namespace, first.namespace);
+      assert.equal(third.namespace, first.namespace);
+      assert.equal(withoutHostCounts(second.output), withoutHostCounts(first.output));
+      // What a new namespace shows: lo's counters at zero, no socket.
+      assert.match(first.output, /^ +lo: +0 +0 /m);
+      assert.match(first.output, /^sockets: used 0$/m);
+    });
+  }
+
+  // What an action leaves, with or without a packet, and what the helper reported.
+  const leavers: [string, string, RegExp][] = [
+    ['a connection refused over lo', 'nc 127.0.0.1 9 </dev/null; true', /refused/],
+    ['a TCP connection left in TIME_WAIT', 'netreuse timewait', /^timewait ok$/m],
+    [
+      'a datagram refused for want of a route (a counter, no packet)',
+      'netreuse noroute',
+      /^noroute ENETUNREACH$/m,
+    ],
+    ['an IPv6 flow label lingering after its socket', 'netreuse flowlabel', /^flowlabel ok$/m],
+  ];
+  for (const [what, script, reported] of leavers) {
+    leakFree(
+      `${what}: the next action gets a new namespace, which reads as a new one`,
+      async () => {
+        await using engine = await openEngine(buildDirectory, oneAhead);
+        const fresh = await runIn(engine, view);
+        const leaver = await runIn(engine, `{ ${script}; } 2>&1`);
+        assert.match(leaver.output, reported);
+        // The view's action left it untouched: the leaver had the same.
+        assert.equal(leaver.namespace, fresh.namespace);
+        const next = await runIn(engine, view);
+        assert.notEqual(next.namespace, leaver.namespace);
+        assert.equal(next.preparedAhead, true);
+        assert.equal(next.reused, false);
+        assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
+      },
+    );
+  }
+
+  leakFree(
+    'a listener bound and closed without a packet leaves no socket to the next',
+    async () => {
+      await using engine = await openEngine(buildDirectory, oneAhead);
+      const fresh = await runIn(engine, view);
+      const listener = await runIn(engine, 'netreuse listen');
+      assert.equal(listener.output, 'listen ok\n');
+      // Given again or not (a socket freed after an RCU grace period is still counted), the next
+      // action sees what a new namespace shows.
+      const next = await runIn(engine, view);
+      assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
+    },
+  );
+
+  leakFree(
+    'an attacker with every capability of its user namespace changes nothing of it; the next reads as a new one',
+    async () => {
+      await using engine = await openEngine(buildDirectory, {
+        ...oneAhead,
+        keepCapabilities: Object.keys(capabilityNumbers),
+      });
+      const fresh = await runIn(engine, view);
+      const attempts = [
+        'ip link set lo down',
+        'ifconfig lo down',
+        'ifconfig lo mtu 1280',
+        'ip link add spare type dummy',
+        'ip addr add 10.9.9.9/32 dev lo',
+        'ip -6 addr add fd00::9/128 dev lo',
+        'ip route add 10.0.0.0/8 dev lo',
+        'ip route add unreachable 192.0.2.0/24',
+        'sysctl -w net.ipv4.ip_forward=1',
+        'sysctl -w net.ipv4.ping_group_range="0 2147483647"',
+        'sysctl -w net.ipv6.conf.lo.disable_ipv6=1',
+        'echo 1 > /proc/sys/net/ipv4/conf/lo/forwarding',
+      ];
+      const attacker = await runIn(
+        engine,
+        `${attempts.map((attempt) => `if ${attempt} 2>/dev/null; then echo "changed: ${attempt.replaceAll('"', '')}"; fi`).join('; ')}; cat /proc/self/status | grep CapEff; netreuse attack`,
+      );
+      assert.equal(attacker.namespace, fresh.namespace);
+      // Every capability in its own user namespace, none over the network namespace.
+      assert.match(attacker.output, /^CapEff:\s+000001ffffffffff$/m);
+      assert.equal(
+        attacker.output.replace(/^CapEff.*\n/m, ''),
+        'nftables EPERM\niptables EPERM\nraw EPERM\npacket EPERM\n',
+      );
+      const next = await runIn(engine, view);
+      assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
+    },
+  );
+
+  leakFree('close closes every namespace, also one given back after it', async () => {
+    const before = heldNamespaces();
+    const engine = await openEngine(buildDirectory, {
+      ...defaultIsolation,
+      preparedNetworkNamespaces: 2,
+    });
+    assert.equal(heldNamespaces(), before + 2);
+    await runIn(engine, 'true');
+    // An action still running when the engine closes gives its namespace back afterwards: it
+    // waits for a line on a FIFO, which the test writes once the engine is closed.
+    const gate = join(build.path, 'root', 'gate');
+    makeFifo(gate);
+    try {
+      actionCount += 1;
+      const running = engine.run({
+        inputRoot: 'root',
+        arguments: ['sh', '-c', 'read line < /gate'],
+        environment: { PATH: '/bin' },
+        workingDirectory: '',
+        stdoutPath: `netreuse-${actionCount}.out`,
+        stderrPath: `netreuse-${actionCount}.err`,
+      });
+      // Resolves once the action opened the FIFO: it is running.
+      const writer = await open(gate, 'w');
+      await engine.close();
+      await writer.write('go\n');
+      await writer.close();
+      const result = await running;
+      assert.equal(result.exitCode, 0);
+      assert.equal(result.usage?.network?.preparedAhead, true);
+    } finally {
+      rmSync(gate);
+    }
+    assert.equal(heldNamespaces(), before);
+  });
+});
