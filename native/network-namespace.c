@@ -19,7 +19,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -54,12 +53,10 @@ static void free_work(struct network_namespace_work *work) {
   free(work);
 }
 
-/* The whole of /proc/thread-self/net/<name> (procfs files have no size), or NULL. */
-static char *read_net_file(const char *name) {
-  char path[256];
-  if (snprintf(path, sizeof path, "/proc/thread-self/net/%s", name) >= (int)sizeof path)
-    return NULL;
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+/* The whole of the file `name` beneath the directory net (procfs files have no size), or
+ * NULL. */
+static char *read_net_file(int net, const char *name) {
+  int fd = (int)syscall(SYS_openat, net, name, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
   size_t capacity = 4096, length = 0;
   char *text = malloc(capacity);
@@ -90,9 +87,14 @@ static char *read_net_file(const char *name) {
   return text;
 }
 
+/* Reads each of work's files beneath /proc/thread-self/net, looked up once. */
 static void read_net_files(struct network_namespace_work *work) {
+  int net = (int)syscall(SYS_openat, AT_FDCWD, "/proc/thread-self/net",
+                         O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (net < 0) return;
   for (uint32_t i = 0; i < work->file_count; i++)
-    work->contents[i] = read_net_file(work->files[i]);
+    work->contents[i] = read_net_file(net, work->files[i]);
+  close(net);
 }
 
 static void make_namespace(struct network_namespace_work *work) {

@@ -18,34 +18,32 @@ import type { NetworkNamespaceFiles } from '../syscalls/process.js';
 
 /** The files of the namespace's /proc/net that the check reads, each for what it shows. */
 export const networkNamespaceFiles: readonly string[] = [
-  // Its sockets of every family, counted from allocation to free (so also those in flight,
-  // orphaned, or freed after an RCU grace period), TIME_WAIT ones, fragment queues.
+  // Its sockets of every family (IPv6 too), counted from allocation to free (so also those
+  // in flight, orphaned, or freed after an RCU grace period), TIME_WAIT ones, IPv4 fragment
+  // queues. With none, nothing a socket holds is left: bound ports, abstract unix names,
+  // multicast memberships and their source filters (they return to those of a new
+  // namespace when their socket is closed), socket-bound xfrm policies.
   'sockstat',
-  'sockstat6',
-  // lo's packet and byte counters: every packet an action sends stays on lo.
+  // lo's packet and byte counters: every packet an action sends stays on lo, and what only
+  // packets change (IPv6 fragment queues, TCP metrics, PMTU exceptions, neighbours, the
+  // xfrm counters, conntrack) changes them.
   'dev',
   // The namespace's MIB counters (IP, ICMP, TCP, UDP, their IPv6 twins and the TcpExt,
   // IpExt and MPTcpExt extensions): also what moves without a packet (a send with no route).
   'snmp',
   'snmp6',
   'netstat',
-  'xfrm_stat',
-  // IPv6 routes and the dst entries that a route lookup caches (an unsent connect).
+  // IPv6 routes and the dst entries that a route lookup caches.
   'rt6_stats',
   // Flow labels, which linger after their socket is closed.
   'ip6_flowlabel',
-  // Multicast memberships and the reports still to send after a leave.
-  'igmp',
-  'igmp6',
-  'mcfilter',
-  'mcfilter6',
 ];
 
 /** sockstat's fields that count the whole host, not the namespace: the others must be 0. */
 const hostWideSocketFields = new Set(['TCP orphan', 'TCP alloc', 'TCP mem', 'UDP mem']);
 
-/** Whether sockstat (or sockstat6) counts nothing of the namespace: no socket of any
- * family, no TIME_WAIT, no fragment queued. False for a missing file or an unknown line. */
+/** Whether sockstat counts nothing of the namespace: no socket of any family, no
+ * TIME_WAIT, no fragment queued. False for a missing file or an unknown line. */
 function noSockets(sockstat: string | null | undefined): boolean {
   if (sockstat === null || sockstat === undefined) return false;
   for (const line of sockstat.split('\n')) {
@@ -66,11 +64,8 @@ function noSockets(sockstat: string | null | undefined): boolean {
  * `now` after an action is as a new one: the next action may have it. */
 export function untouched(made: NetworkNamespaceFiles, now: NetworkNamespaceFiles): boolean {
   if (made.length !== networkNamespaceFiles.length || now.length !== made.length) return false;
-  return networkNamespaceFiles.every((name, index) => {
-    if (name === 'sockstat') return noSockets(now[index]);
-    // Absent without IPv6, as when it was made; sockstat counts its sockets too.
-    if (name === 'sockstat6')
-      return made[index] === null ? now[index] === null : noSockets(now[index]);
-    return now[index] === made[index];
-  });
+  // Files absent when made (snmp6 without IPv6) must still be.
+  return networkNamespaceFiles.every((name, index) =>
+    name === 'sockstat' ? noSockets(now[index]) : now[index] === made[index],
+  );
 }
