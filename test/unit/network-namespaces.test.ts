@@ -71,6 +71,23 @@ function standInCreations() {
   return { kernel, settlers, reads, closed, namespace, land, check, turn };
 }
 
+/** A pool of one over stand-ins, filled. */
+async function filledPool(reuse: boolean) {
+  const creations = standInCreations();
+  const pool = new NetworkNamespacePool(1, reuse, creations.kernel);
+  const filled = pool.fill();
+  await creations.land();
+  await filled;
+  /** Takes the ready namespace and gives it back, its action's processes gone. */
+  const takeAndGiveBack = () => {
+    const taken = pool.take();
+    assert.ok(taken !== undefined, 'none ready');
+    pool.giveBack(taken, true);
+    return taken;
+  };
+  return { creations, pool, takeAndGiveBack };
+}
+
 describe('NetworkNamespacePool', () => {
   it('fills one at a time at normal priority, refills after each take at idle priority', async () => {
     const creations = standInCreations();
@@ -160,11 +177,7 @@ describe('NetworkNamespacePool', () => {
   });
 
   it('reuse: a namespace given back untouched is checked and given again, without a refill', async () => {
-    const creations = standInCreations();
-    const pool = new NetworkNamespacePool(1, true, creations.kernel);
-    const filled = pool.fill();
-    await creations.land();
-    await filled;
+    const { creations, pool } = await filledPool(true);
     const first = pool.take();
     assert.ok(first !== undefined);
     assert.equal(first.uses, 0);
@@ -186,14 +199,8 @@ describe('NetworkNamespacePool', () => {
   });
 
   it('reuse: a touched namespace is closed and the pool refills; then takes refill again', async () => {
-    const creations = standInCreations();
-    const pool = new NetworkNamespacePool(1, true, creations.kernel);
-    const filled = pool.fill();
-    await creations.land();
-    await filled;
-    const first = pool.take();
-    assert.ok(first !== undefined);
-    pool.giveBack(first, true);
+    const { creations, pool, takeAndGiveBack } = await filledPool(true);
+    takeAndGiveBack();
     // A socket left, then a counter moved, then a failed read: each is closed.
     creations.check(files(1, 0));
     await creations.turn();
@@ -229,11 +236,7 @@ describe('NetworkNamespacePool', () => {
       [true, false],
       [false, true],
     ] as const) {
-      const creations = standInCreations();
-      const pool = new NetworkNamespacePool(1, reuse, creations.kernel);
-      const filled = pool.fill();
-      await creations.land();
-      await filled;
+      const { creations, pool } = await filledPool(reuse);
       const taken = pool.take();
       assert.ok(taken !== undefined);
       pool.giveBack(taken, processesGone);
@@ -247,15 +250,9 @@ describe('NetworkNamespacePool', () => {
   });
 
   it('reuse: the pool keeps at most its size and two returned beyond it; close closes what comes back later', async () => {
-    const creations = standInCreations();
-    const pool = new NetworkNamespacePool(1, true, creations.kernel);
-    const filled = pool.fill();
-    await creations.land();
-    await filled;
+    const { creations, pool, takeAndGiveBack } = await filledPool(true);
     // A touched return makes the following takes refill, as without reuse: four are held.
-    const first = pool.take();
-    assert.ok(first !== undefined);
-    pool.giveBack(first, true);
+    takeAndGiveBack();
     creations.check(files(1, 0));
     await creations.turn();
     const held: NonNullable<ReturnType<typeof pool.take>>[] = [];
