@@ -11,9 +11,11 @@
 // behave as one: so a namespace the action left as it was made goes back to the pool
 // instead (reuse). Once every process of the action is gone, a thread of the pool enters it
 // and reads what network-namespace-state.ts names; only a namespace found untouched is
-// given again, any other is closed and the pool refills as without reuse. How often one
-// namespace is given again is not bounded: each check compares it with its state when made,
-// so the hundredth action finds it as the first did.
+// given again, any other is closed and the pool refills as without reuse. While checks find
+// them untouched, the namespaces that actions hold count as coming back (a take starts no
+// refill), and a take that finds none ready makes the pool grow by one, up to its size + 2
+// ready. How often one namespace is given again is not bounded: each check compares it with
+// its state when made, so the hundredth action finds it as the first did.
 import type { Fd } from '../syscalls/index.js';
 import {
   createNetworkNamespace,
@@ -73,6 +75,10 @@ export class NetworkNamespacePool {
   /** Whether the last check found its namespace untouched: while they are, the namespaces
    * held count as coming back and a take starts no refill. */
   #returnsReused: boolean;
+  /** Takes that found none ready and no namespace made for them yet: more actions at once
+   * than namespaces in use, so the pool makes one more for each (while fewer than size +
+   * returnedBeyondSize are ready), whatever it counts on getting back. */
+  #missed = 0;
   #closed = false;
   readonly #kernel: NetworkNamespaceKernel;
 
@@ -105,7 +111,11 @@ export class NetworkNamespacePool {
    * undefined when none is ready. */
   take(): PooledNetworkNamespace | undefined {
     const taken = this.#ready.shift();
-    if (taken !== undefined) this.#held++;
+    if (taken !== undefined) {
+      this.#held++;
+    } else if (this.reuse && this.#backOff === 0) {
+      this.#missed = Math.min(this.#missed + 1, this.size + returnedBeyondSize);
+    }
     if (this.#backOff > 0) this.#backOff--;
     this.#next('idle');
     return taken;
@@ -143,9 +153,15 @@ export class NetworkNamespacePool {
       this.#check(returned);
       return;
     }
+    // As many ready as the pool ever keeps: the actions that missed one are served.
+    if (this.#ready.length >= this.size + returnedBeyondSize) this.#missed = 0;
     if (this.#backOff > 0) return;
     const comingBack = this.#returnsReused ? this.#held : 0;
-    if (this.#ready.length + comingBack >= this.size) return;
+    if (this.#missed > 0) {
+      this.#missed--;
+    } else if (this.#ready.length + comingBack >= this.size) {
+      return;
+    }
     this.#working = this.#kernel.create(priority, networkNamespaceFiles).then(
       ({ namespace, files }) => {
         this.#working = undefined;
@@ -161,6 +177,7 @@ export class NetworkNamespacePool {
       // is then reported by the action's clone.
       () => {
         this.#working = undefined;
+        this.#missed = 0;
         this.#backOff = Math.min(2 ** this.#failures, longestBackOff);
         this.#failures++;
       },

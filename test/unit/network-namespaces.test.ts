@@ -249,7 +249,7 @@ describe('NetworkNamespacePool', () => {
     }
   });
 
-  it('reuse: the pool keeps at most its size and two returned beyond it; close closes what comes back later', async () => {
+  it('reuse: the pool grows on a miss and keeps at most its size and two beyond it ready; close closes what comes back later', async () => {
     const { creations, pool, takeAndGiveBack } = await filledPool(true);
     // A touched return makes the following takes refill, as without reuse: four are held.
     takeAndGiveBack();
@@ -279,16 +279,53 @@ describe('NetworkNamespacePool', () => {
       again.map((taken) => taken?.uses),
       [0, 1, 1],
     );
-    assert.equal(pool.take(), undefined);
-    // Checks find them untouched: the three held count as coming back, nothing is made.
+    // The checks found them untouched: the three held count as coming back, and a take that
+    // finds one ready starts nothing.
     assert.equal(creations.settlers.length, 0);
-    await pool.close();
+    // A take that finds none ready: more actions at once than namespaces in use, one more is
+    // made, whatever comes back.
+    assert.equal(pool.take(), undefined);
+    await creations.land();
+    await pool.settled();
+    // The three come back untouched to one ready: the pool keeps 1 + 2 ready, the last is
+    // closed.
     for (const taken of again) if (taken !== undefined) pool.giveBack(taken, true);
+    for (let read = 0; read < 3; read++) {
+      creations.check(files(0, 0));
+      await creations.turn();
+    }
+    await pool.settled();
+    assert.deepEqual(creations.closed, [0, 3, 4, 2]);
+    const last = pool.take();
+    assert.ok(last !== undefined);
+    await pool.close();
+    pool.giveBack(last, true);
     assert.equal(creations.reads.length, 0);
+    assert.equal(creations.settlers.length, 0);
     assert.deepEqual(
       creations.closed.sort((a, b) => a - b),
-      [0, 1, 2, 3, 4, 5],
+      [0, 1, 2, 3, 4, 5, 6],
     );
+  });
+  it('reuse: each take that finds none ready makes one more, up to size + 2 ready', async () => {
+    const { creations, pool } = await filledPool(true);
+    const first = pool.take();
+    assert.ok(first !== undefined);
+    for (let take = 0; take < 4; take++) assert.equal(pool.take(), undefined);
+    // Four misses, one creation at a time, until three are ready.
+    for (let made = 0; made < 3; made++) {
+      await creations.turn();
+      await creations.land();
+    }
+    await pool.settled();
+    assert.equal(creations.settlers.length, 0);
+    // Back untouched to a full pool: closed.
+    pool.giveBack(first, true);
+    creations.check(files(0, 0));
+    await pool.settled();
+    assert.deepEqual(creations.closed, [0]);
+    await pool.close();
+    assert.deepEqual(creations.closed, [0, 1, 2, 3]);
   });
 });
 
