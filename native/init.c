@@ -20,6 +20,7 @@
  * in a VM. Linked normally, main() is the entry point and the result is the same. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +35,9 @@
 enum { STATUS_FD = 3, CHILDREN_FD = 4, INIT_CGROUP_FD = 5, ACTION_CGROUP_FD = 6 };
 
 /* ---- Raw system calls: the result, or -errno. ---- */
+
+#define NUMBER_TEXT(x) #x
+#define NUMBER(x) NUMBER_TEXT(x)
 
 #if defined(__x86_64__)
 static long raw_syscall(long number, long a, long b, long c, long d, long e) {
@@ -55,7 +59,26 @@ __asm__(".text\n"
         "  mov %rsp, %rdi\n"
         "  and $-16, %rsp\n"
         "  call init_entry_c\n"
-        "  hlt\n");
+        "  hlt\n"
+        /* clone_on_stack(flags, stack top, fn, arg): the child calls fn(arg) on the new stack
+         * and never returns; the parent gets the pid or -errno. The syscall keeps r8 and r9. */
+        ".global clone_on_stack\n"
+        ".type clone_on_stack,@function\n"
+        "clone_on_stack:\n"
+        "  mov %rdx, %r9\n"
+        "  mov %rcx, %r8\n"
+        "  xor %edx, %edx\n"
+        "  xor %r10d, %r10d\n"
+        "  mov $" NUMBER(SYS_clone) ", %eax\n"
+        "  syscall\n"
+        "  test %rax, %rax\n"
+        "  jnz 1f\n"
+        "  xor %ebp, %ebp\n"
+        "  mov %r8, %rdi\n"
+        "  call *%r9\n"
+        "  hlt\n"
+        "1:\n"
+        "  ret\n");
 #elif defined(__aarch64__)
 static long raw_syscall(long number, long a, long b, long c, long d, long e) {
   register long x8 __asm__("x8") = number;
@@ -75,7 +98,26 @@ __asm__(".text\n"
         "  mov x29, #0\n"
         "  mov x30, #0\n"
         "  mov x0, sp\n"
-        "  bl init_entry_c\n");
+        "  bl init_entry_c\n"
+        /* clone_on_stack(flags, stack top, fn, arg), as on x86_64; svc keeps x9 and x10. */
+        ".global clone_on_stack\n"
+        ".type clone_on_stack,%function\n"
+        "clone_on_stack:\n"
+        "  mov x9, x2\n"
+        "  mov x10, x3\n"
+        "  mov x2, xzr\n"
+        "  mov x3, xzr\n"
+        "  mov x4, xzr\n"
+        "  mov x8, #" NUMBER(SYS_clone) "\n"
+        "  svc 0\n"
+        "  cbnz x0, 1f\n"
+        "  mov x29, xzr\n"
+        "  mov x30, xzr\n"
+        "  mov x0, x10\n"
+        "  blr x9\n"
+        "  brk #0\n"
+        "1:\n"
+        "  ret\n");
 #else
 #error "chroot-runner-init supports x86_64 and aarch64"
 #endif
@@ -157,7 +199,13 @@ static long join_cgroup(int fd) {
   return written < 0 ? written : 0;
 }
 
-static _Noreturn void run_action(char *program, char **argv, char **envp) {
+struct action {
+  char *program;
+  char **argv;
+  char **envp;
+};
+
+static _Noreturn void run_action(const struct action *action) {
   const kernel_sigset none = 0;
   SYSCALL(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, kernel_sigset_size, 0);
   if (is_open(ACTION_CGROUP_FD)) {
@@ -169,10 +217,22 @@ static _Noreturn void run_action(char *program, char **argv, char **envp) {
   }
   close_fds_from(CHILDREN_FD);
   SYSCALL(SYS_fcntl, STATUS_FD, F_SETFD, FD_CLOEXEC, 0, 0);
-  long error = SYSCALL(SYS_execve, program, argv, envp, 0, 0);
+  long error = SYSCALL(SYS_execve, action->program, action->argv, action->envp, 0, 0);
   write_record(RECORD_EXEC_FAILED, (int32_t)-error);
   exit_group(127);
 }
+
+static void run_action_entry(void *action) { run_action(action); }
+
+long clone_on_stack(unsigned long flags, void *stack_top, void (*fn)(void *), void *arg);
+
+/* The action's main process shares the init's memory (CLONE_VM) until its execve, on a stack
+ * of its own: the kernel then neither copies the init's page tables nor tears the copy down
+ * at the exec, and neither process takes copy-on-write faults (about 40 µs of an action
+ * here). Until the exec it runs run_action only, which writes nothing but its own stack; the
+ * init meanwhile touches neither that stack nor *action. Not CLONE_VFORK: the init stays
+ * free to handle a cancellation while the exec blocks. */
+static char action_stack[8192] __attribute__((aligned(16)));
 
 /* Sends SIGKILL to every direct child, reaps one, and repeats until there are none: the
  * children of a killed process are reparented to us (a subreaper) before it is reaped, so
@@ -227,8 +287,9 @@ static int run_init(int argc, char **argv, char **envp) {
     }
   }
 
-  const long main_pid = SYSCALL(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (main_pid == 0) run_action(argv[2], argv + 3, envp);
+  const struct action action = {argv[2], argv + 3, envp};
+  const long main_pid = clone_on_stack(CLONE_VM | SIGCHLD, action_stack + sizeof action_stack,
+                                       run_action_entry, (void *)&action);
   SYSCALL(SYS_close, ACTION_CGROUP_FD, 0, 0, 0, 0);
   if (main_pid < 0) {
     write_record(RECORD_INIT_FAILED, (int32_t)-main_pid);

@@ -4,6 +4,7 @@
 // before it execs the init. docs/seccomp.md lists every entry with its reason.
 import { constants as osConstants } from 'node:os';
 import { type CompiledFilter, compileSeccompFilter } from '../syscalls/process.js';
+import { withoutAlwaysTakenComparisons } from './seccomp-program.js';
 
 const { EPERM, ENOSYS } = osConstants.errno;
 
@@ -190,27 +191,34 @@ function architectures(): string[] {
   return [];
 }
 
+/** The filter of `settings` as libseccomp exports it: throws an ELIBACC system error when
+ * libseccomp is not installed. */
+export function libseccompFilter(settings: SeccompSettings): CompiledFilter {
+  const rules = seccompEntries
+    .filter((entry) => !settings.allow.includes(entry.name))
+    .flatMap((entry) => entry.rules)
+    .map((rule) => ({
+      syscall: rule.syscall,
+      number: rule.number ?? -1,
+      errno: rule.errno ?? EPERM,
+      conditions: (rule.conditions ?? []).map(
+        ([argument, mask, expected]) =>
+          [argument, maskedEqual, mask, expected] as [number, number, bigint, bigint],
+      ),
+    }));
+  return compileSeccompFilter({ architectures: architectures(), rules });
+}
+
 const compiled = new Map<string, CompiledFilter>();
 
-/** The filter of `settings` (enabled), compiled on first use: throws an ELIBACC system error
- * when libseccomp is not installed. */
+/** The filter of `settings` (enabled), compiled on first use, without the comparisons that
+ * always hold (seccomp-program.ts): throws as libseccompFilter does. */
 export function compiledSeccompFilter(settings: SeccompSettings): CompiledFilter {
   const key = [...settings.allow].sort().join(',');
   let filter = compiled.get(key);
   if (filter === undefined) {
-    const rules = seccompEntries
-      .filter((entry) => !settings.allow.includes(entry.name))
-      .flatMap((entry) => entry.rules)
-      .map((rule) => ({
-        syscall: rule.syscall,
-        number: rule.number ?? -1,
-        errno: rule.errno ?? EPERM,
-        conditions: (rule.conditions ?? []).map(
-          ([argument, mask, expected]) =>
-            [argument, maskedEqual, mask, expected] as [number, number, bigint, bigint],
-        ),
-      }));
-    filter = compileSeccompFilter({ architectures: architectures(), rules });
+    const exported = libseccompFilter(settings);
+    filter = { ...exported, program: withoutAlwaysTakenComparisons(exported.program) };
     compiled.set(key, filter);
   }
   return filter;

@@ -6,17 +6,33 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { compiledSeccompFilter, defaultSeccomp } from '../../src/sandbox/seccomp.js';
+import {
+  compiledSeccompFilter,
+  defaultSeccomp,
+  libseccompFilter,
+  seccompEntryNames,
+} from '../../src/sandbox/seccomp.js';
+import { withoutAlwaysTakenComparisons } from '../../src/sandbox/seccomp-program.js';
 
 const architectures = { x86_64: 0xc000003e, i386: 0x40000003 };
 /** Beyond the highest syscall number of either (x86_64's is 467 on 6.18). */
 const syscallNumbers = 512;
 
-/** Instructions run for syscall `nr` of `arch` until a return, or undefined where the program
- * reads an argument first: the kernel cannot know the outcome then, and runs the filter at
- * each such call instead. As the kernel's emulation (seccomp_is_const_allow), for the
- * instructions that libseccomp emits. */
-function pathAtLoad(program: Buffer, arch: number, nr: number): number | undefined {
+/** What a syscall gives the filter (struct seccomp_data); `args` unknown at load. */
+interface SeccompData {
+  readonly nr: number;
+  readonly arch: number;
+  readonly args?: readonly bigint[];
+}
+
+/** Runs `program` as the kernel does, for the instructions that libseccomp emits: the action
+ * it returns and the instructions run, or `reads: 'argument'` where it loads an argument that
+ * `data` does not have (at load the kernel cannot know the outcome, and runs the filter at each
+ * such call instead: seccomp_is_const_allow). */
+function runFilter(
+  program: Buffer,
+  data: SeccompData,
+): { action: number; steps: number } | { reads: 'argument' } {
   let accumulator = 0;
   let pc = 0;
   for (let steps = 1; ; steps++) {
@@ -28,9 +44,14 @@ function pathAtLoad(program: Buffer, arch: number, nr: number): number | undefin
       pc += 1 + (condition ? whenTrue : whenFalse);
     };
     switch (code) {
-      case 0x20: // ld [k]: seccomp_data's nr (0), arch (4), then ip and the arguments
-        if (k > 4) return undefined;
-        accumulator = k === 0 ? nr : arch;
+      case 0x20: // ld [k]: nr (0), arch (4), ip (8), then each argument's low and high half
+        if (k === 0 || k === 4) {
+          accumulator = k === 0 ? data.nr : data.arch;
+        } else {
+          const argument = data.args?.[(k - 16) >> 3];
+          if (argument === undefined) return { reads: 'argument' };
+          accumulator = Number((k & 4 ? argument >> 32n : argument) & 0xffffffffn);
+        }
         pc++;
         break;
       case 0x54: // and #k
@@ -53,11 +74,17 @@ function pathAtLoad(program: Buffer, arch: number, nr: number): number | undefin
         jump((accumulator & k) !== 0);
         break;
       case 0x06: // ret
-        return steps;
+        return { action: k, steps };
       default:
         throw new Error(`instruction 0x${code.toString(16)} at ${pc}`);
     }
   }
+}
+
+/** Instructions run for syscall `nr` of `arch` at load, or undefined where an argument decides. */
+function pathAtLoad(program: Buffer, arch: number, nr: number): number | undefined {
+  const result = runFilter(program, { nr, arch });
+  return 'steps' in result ? result.steps : undefined;
 }
 
 /** The loaded libseccomp's minor version, from this process's mappings (libseccomp.so.2.X.Y). */
@@ -90,6 +117,61 @@ describe('the seccomp filter at load', { skip: process.arch !== 'x64' && 'x86_64
       );
       // The list walked 40–60 comparisons for most numbers.
       assert.ok(Math.max(...paths) <= 16, `${name}: longest path ${Math.max(...paths)}`);
+    }
+  });
+
+  it('drops only comparisons that always hold: every syscall gets what libseccomp decided', () => {
+    const other = 0xc00000b7; // aarch64: neither architecture, libseccomp's bad-arch action
+    const x32 = 0x40000000;
+    for (const allow of [[], ...seccompEntryNames.map((name) => [name])]) {
+      const settings = { enabled: true, allow };
+      const exported = libseccompFilter(settings).program;
+      const program = compiledSeccompFilter(settings).program;
+      assert.ok(program.length < exported.length, `allowing ${allow}: nothing dropped`);
+      assert.deepEqual(withoutAlwaysTakenComparisons(program), program);
+      // Argument values from the program's own constants, and their halves swapped.
+      const constants = [0, 0xffffffff];
+      for (let at = 4; at < exported.length; at += 8) constants.push(exported.readUInt32LE(at));
+      let seed = 0x9e3779b9;
+      const random = (n: number) => {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        return (seed >>> 0) % n;
+      };
+      const pick = () => BigInt(constants[random(constants.length)] as number);
+      const vectors: bigint[][] = [];
+      for (let argument = 0; argument < 6; argument++) {
+        for (const low of constants) {
+          for (const high of [0n, 0xffffffffn]) {
+            const args = Array<bigint>(6).fill(0n);
+            args[argument] = (high << 32n) | BigInt(low);
+            vectors.push(args);
+          }
+        }
+      }
+      for (let i = 0; i < 500; i++) {
+        vectors.push(
+          Array.from({ length: 6 }, () => ((random(2) ? pick() : 0n) << 32n) | pick() | pick()),
+        );
+      }
+      const numbers = Array.from({ length: 512 }, (_, nr) => nr);
+      const cases = [
+        ...numbers.map((nr) => ({ arch: architectures.x86_64, nr })),
+        ...numbers.map((nr) => ({ arch: architectures.x86_64, nr: x32 + nr })),
+        { arch: architectures.x86_64, nr: 0xffffffff },
+        ...numbers.map((nr) => ({ arch: architectures.i386, nr })),
+        { arch: other, nr: 0 },
+      ];
+      for (const { arch, nr } of cases) {
+        const atLoad = runFilter(exported, { arch, nr });
+        for (const args of 'action' in atLoad ? [[]] : vectors) {
+          const expected = runFilter(exported, { arch, nr, args });
+          const actual = runFilter(program, { arch, nr, args });
+          assert.ok('action' in expected && 'action' in actual);
+          assert.equal(actual.action, expected.action, `arch ${arch} nr ${nr} args ${args}`);
+        }
+      }
     }
   });
 });
