@@ -126,10 +126,11 @@ function cloneDevNullByHandle(plan: PlanBuilder, host: HostResources): (info: St
   return (info) => plan.openTree(info, slot, '', constants.OPEN_TREE_CLONE);
 }
 
+/** `temporaryDirectory`: the slot of the request's, as the runner opened it. */
 export function planHostClones(
   plan: PlanBuilder,
   host: HostResources,
-  temporaryDirectory: Fd | undefined,
+  temporaryDirectory: Slot | undefined,
   filesystems: SpecialFilesystems,
   maskTemplates: MaskTemplates | undefined,
 ): HostClones {
@@ -148,12 +149,7 @@ export function planHostClones(
   let temporary: Slot | undefined;
   if (filesystems.tmp && temporaryDirectory !== undefined) {
     const info = runnerStep('clone the temporary directory');
-    temporary = plan.openTree(
-      info,
-      plan.inherit(temporaryDirectory.fd),
-      '',
-      constants.OPEN_TREE_CLONE,
-    );
+    temporary = plan.openTree(info, temporaryDirectory, '', constants.OPEN_TREE_CLONE);
   }
   if (maskTemplates !== undefined) {
     return { deviceNodes, temporaryDirectory: temporary, fileMasks: new Map(), maskTemplates };

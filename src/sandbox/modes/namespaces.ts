@@ -14,10 +14,11 @@ import {
 } from '../../syscalls/index.js';
 import { runInRunnerFdTable } from '../../syscalls/process.js';
 import { type MaskTemplates, planHostClones, planSpecialFilesystems } from '../filesystems.js';
+import type { HostResources } from '../host.js';
 import { launchProbe } from '../launch-probe.js';
-import { cwd, PlanBuilder, runnerStep, type Slot } from '../plan.js';
+import { cwd, PlanBuilder, type PlanFragment, runnerStep, type Slot } from '../plan.js';
 import { emptyDirectoryFilesystem, maskAttributes } from '../special-mounts.js';
-import { ActionError } from '../types.js';
+import { ActionError, type SpecialFilesystems } from '../types.js';
 import type { IsolationStrategy, PlannedRoot, PreparedMode } from './mode.js';
 import {
   dropsBoundingSet,
@@ -103,14 +104,55 @@ async function masksReachable(namespace: Fd): Promise<boolean> {
   return (await launchProbe(plan)).ran;
 }
 
+/** The mode's part of an action's plan, the same for every action of an engine: its
+ * parameters are the input root and, with `temporary`, the temporary directory. */
+interface RootFragment {
+  readonly host: HostResources;
+  readonly filesystems: SpecialFilesystems;
+  readonly temporary: boolean;
+  readonly fragment: PlanFragment;
+  /** The action's root, a slot of the fragment. */
+  readonly root: Slot;
+}
+
 /** The template namespace, or why it could not be made (a rootless runner, a seccomp profile
  * without namespaces): then this mode's actions fail with that reason. */
 export class TemplateNamespace implements PreparedMode {
+  /** The engine's root fragments, made by its first actions (with and without a temporary
+   * directory). */
+  #roots: RootFragment[] = [];
+
   constructor(
     readonly namespace: Fd | SystemError,
     /** The masks' templates, where an action's child finds them (masksReachable). */
     readonly masks?: MaskTemplates,
   ) {}
+
+  /** The mode's steps for an action with these settings, made once. */
+  rootFragment(
+    host: HostResources,
+    filesystems: SpecialFilesystems,
+    temporary: boolean,
+  ): RootFragment {
+    const made = this.#roots.find(
+      (root) =>
+        root.host === host && root.filesystems === filesystems && root.temporary === temporary,
+    );
+    if (made !== undefined) return made;
+    const plan = new PlanBuilder();
+    const inputRoot = plan.parameter();
+    const temporaryDirectory = temporary ? plan.parameter() : undefined;
+    const clones = planHostClones(plan, host, temporaryDirectory, filesystems, this.masks);
+    const root = planRootInEmptyNamespace(plan, inputRoot, this.fd());
+    planSpecialFilesystems(plan, root, clones, host, filesystems);
+    const fragment = { host, filesystems, temporary, fragment: plan.fragment(), root };
+    // An engine has one host and one setting: what another call made is not kept.
+    this.#roots = [
+      ...this.#roots.filter((other) => other.host === host && other.filesystems === filesystems),
+      fragment,
+    ];
+    return fragment;
+  }
 
   fd(): Fd {
     if (this.namespace instanceof Fd) return this.namespace;
@@ -210,19 +252,12 @@ export const namespacesMode: IsolationStrategy = {
   },
   plan(plan, { settings, host, files, prepared }) {
     planNamespaces(plan);
-    const inputRoot = plan.inherit(files.inputRoot.fd);
     if (!(prepared instanceof TemplateNamespace))
       throw new TypeError('namespaces mode is not prepared');
-    const clones = planHostClones(
-      plan,
-      host,
-      files.temporaryDirectory,
-      settings.filesystems,
-      prepared.masks,
-    );
-    const template = prepared.fd();
-    const root = planRootInEmptyNamespace(plan, inputRoot, template);
-    planSpecialFilesystems(plan, root, clones, host, settings.filesystems);
+    const temporary = files.temporaryDirectory;
+    const made = prepared.rootFragment(host, settings.filesystems, temporary !== undefined);
+    const fds = temporary === undefined ? [files.inputRoot.fd] : [files.inputRoot.fd, temporary.fd];
+    const root = plan.append(made.fragment, fds)(made.root);
     return { root, enter: pivotInto(root) };
   },
   requirements: (findings) => [
