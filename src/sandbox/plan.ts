@@ -217,7 +217,8 @@ export class PlanBuilder {
     }
     // The typed array constructors copy an array directly; Int32Array.from iterates it.
     return {
-      steps: this.#steps.slice(0, this.#length),
+      // A view: steps are only ever added past it.
+      steps: this.#steps.subarray(0, this.#length),
       strings: strings.length === 0 ? Buffer.alloc(0) : Buffer.from(`${strings.join('\0')}\0`),
       slots: new Int32Array(this.#slots),
       argvStart: this.#strings.length,
