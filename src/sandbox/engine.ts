@@ -231,7 +231,7 @@ export class Engine {
     try {
       host = HostResources.open();
       const [prepared] = await Promise.all([
-        strategy.prepare(),
+        strategy.prepare({ filesystems: isolation.filesystems, host }),
         networkNamespaces?.fill(),
         cgroups?.fill(),
       ]);

@@ -302,6 +302,26 @@ export class PlanBuilder {
     this.#add(info, Op.moveMount, [source, target, options], path === '' ? undefined : path);
   }
 
+  /** Moves the mount attached at `sourcePath` beneath `base` (a mount's root, in a tree of
+   * the sandbox's own) onto `path` beneath `target`, as moveMount attaches. */
+  moveAttachedMount(
+    info: StepInfo,
+    base: Slot,
+    sourcePath: string,
+    target: Slot,
+    path?: string,
+    optional = false,
+  ): void {
+    const options = optional ? openOptions.optional : 0;
+    this.#add(
+      info,
+      Op.moveMount,
+      [base, target, options],
+      path === '' ? undefined : path,
+      sourcePath,
+    );
+  }
+
   /** fsopen + fsconfig + create + fsmount: a detached mount of a new filesystem. */
   newFilesystem(
     info: StepInfo,
