@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,7 +29,7 @@ static void set_number(napi_env env, napi_value object, const char *name, int32_
 }
 
 static napi_value exit_result(napi_env env, struct exit_watch *watch, int status) {
-  napi_value result, records, null;
+  napi_value result, records, buffer, null;
   napi_get_null(env, &null);
   napi_create_object(env, &result);
   if (WIFEXITED(status)) {
@@ -38,7 +39,8 @@ static napi_value exit_result(napi_env env, struct exit_watch *watch, int status
     napi_set_named_property(env, result, "exitCode", null);
     set_number(env, result, "signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   }
-  /* The init's records, written before it exited: pairs of int32 (kind, value). */
+  /* The init's records, written before it exited: pairs of int32 (kind, value), as one
+   * Int32Array (one copy, not an element each). */
   int32_t words[MAX_STATUS_WORDS];
   ssize_t length = 0;
   if (watch->status_fd >= 0) {
@@ -47,10 +49,11 @@ static napi_value exit_result(napi_env env, struct exit_watch *watch, int status
     } while (length < 0 && errno == EINTR);
     if (length < 0) length = 0;
   }
-  napi_create_array_with_length(env, (size_t)length / sizeof(int32_t), &records);
-  for (size_t i = 0; i < (size_t)length / sizeof(int32_t); i++) {
-    napi_set_element(env, records, (uint32_t)i, make_int32(env, words[i]));
-  }
+  size_t count = (size_t)length / sizeof(int32_t);
+  void *data;
+  napi_create_arraybuffer(env, count * sizeof(int32_t), &data, &buffer);
+  if (count > 0) memcpy(data, words, count * sizeof(int32_t));
+  napi_create_typedarray(env, napi_int32_array, count, buffer, 0, &records);
   napi_set_named_property(env, result, "records", records);
   return result;
 }

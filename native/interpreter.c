@@ -171,10 +171,12 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
       int source = slot_fd(ctx, a), target = slot_fd(ctx, b);
       if (source == -1 || target == -1) return 0; /* an optional piece that is absent */
       /* A target path is resolved by the kernel beneath the target slot (a filesystem of the
-       * sandbox's own): one lookup, no fd of its own to open and close. */
-      const unsigned flags = MOVE_MOUNT_F_EMPTY_PATH | (step[6] >= 0 ? 0 : MOVE_MOUNT_T_EMPTY_PATH);
+       * sandbox's own): one lookup, no fd of its own to open and close. A source path names
+       * an attached mount beneath the source slot (the template namespace's copy), moved. */
+      const unsigned flags = (step[7] >= 0 ? 0 : MOVE_MOUNT_F_EMPTY_PATH) |
+                             (step[6] >= 0 ? 0 : MOVE_MOUNT_T_EMPTY_PATH);
       *syscall_id = SYS_ID_MOVE_MOUNT;
-      if (move_mount(source, "", target, s0, flags) == 0) return 0;
+      if (move_mount(source, s1, target, s0, flags) == 0) return 0;
       return errno == ENOENT && (c & OPTION_OPTIONAL) ? 0 : -1;
     }
     case OP_FSOPEN: {

@@ -10,7 +10,7 @@
 #define PLAN_OPERATIONS(X)                                                                  \
   X(OPEN, open)                         /* dst, base, open flags, resolve flags, options; path */ \
   X(OPEN_TREE, openTree)                /* dst, base, flags, -, options; path */            \
-  X(MOVE_MOUNT, moveMount)              /* source slot, target slot, options; target path */ \
+  X(MOVE_MOUNT, moveMount)              /* source slot, target slot, options; target path, source path */ \
   X(FSOPEN, fsopen)                     /* dst; fs type */                                  \
   X(FSCONFIG, fsconfig)                 /* fs slot, command, aux; key, value */             \
   X(FSMOUNT, fsmount)                   /* dst, fs slot, attributes */                      \

@@ -70,7 +70,7 @@ async function isolationProbe(strategy: IsolationStrategy): Promise<LaunchOutcom
   let prepared: PreparedMode | undefined;
   try {
     host = HostResources.open();
-    prepared = await strategy.prepare();
+    prepared = await strategy.prepare({ filesystems: defaultIsolation.filesystems, host });
     const context: IsolationContext = {
       spec: {
         inputRoot: '',

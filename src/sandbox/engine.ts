@@ -231,7 +231,7 @@ export class Engine {
     try {
       host = HostResources.open();
       const [prepared] = await Promise.all([
-        strategy.prepare(),
+        strategy.prepare({ filesystems: isolation.filesystems, host }),
         networkNamespaces?.fill(),
         cgroups?.fill(),
       ]);
@@ -340,7 +340,7 @@ export class Engine {
     let spawned: SpawnedProcess | undefined;
     let ran: { exit: ProcessExit; aborted: boolean };
     let exitWatched = false;
-    let usage: Record<string, Readonly<Record<string, number | bigint | boolean>>> = {};
+    const usage: Record<string, Readonly<Record<string, number | bigint | boolean>>> = {};
     let teardownFailure: unknown;
     let program = '';
     let launched = started;
@@ -390,11 +390,9 @@ export class Engine {
       ran = await this.#waitForExit(spec, spawned);
       exitWatched = true;
       exited = performance.now();
-      usage = Object.fromEntries(
-        named.flatMap(([name, resource]) =>
-          resource.usage === undefined ? [] : [[name, resource.usage()]],
-        ),
-      );
+      for (const [name, resource] of named) {
+        if (resource.usage !== undefined) usage[name] = resource.usage();
+      }
     } finally {
       for (const fd of opened) fd.close();
       spawned?.pidfd.close();

@@ -3,11 +3,12 @@
 // mode, by the child onto a holder mount of the runner's.
 import { attributeFlags } from '../mounts/index.js';
 import { constants, type Fd, resolveBeneathOnly } from '../syscalls/index.js';
-import type { DeviceNode, HostResources } from './host.js';
+import { type DeviceNode, type HostResources, kernelEntryKinds } from './host.js';
 import { cwd, type PlanBuilder, runnerStep, type Slot, type StepInfo } from './plan.js';
 import {
   emptyDirectoryFilesystem,
   enabledSpecialMounts,
+  maskAttributes,
   nameOf,
   parentOf,
   type SpecialMount,
@@ -18,7 +19,7 @@ import type { SpecialFilesystems } from './types.js';
 const directory = constants.O_PATH | constants.O_DIRECTORY;
 
 /** The entries of the table that these settings provide and this host's kernel has (no mask
- * of what it lacks). */
+ * nor read-only bind of what it lacks). */
 export function plannedSpecialMounts(
   filesystems: SpecialFilesystems,
   host: HostResources,
@@ -28,7 +29,8 @@ export function plannedSpecialMounts(
   let entries = byHost.get(host);
   if (entries === undefined) {
     entries = enabledSpecialMounts(filesystems).filter(
-      (entry) => entry.source.kind !== 'masked' || host.presentMasks.has(entry.at),
+      (entry) =>
+        !kernelEntryKinds.has(entry.source.kind) || host.presentKernelEntries.has(entry.at),
     );
     byHost.set(host, entries);
   }
@@ -83,20 +85,96 @@ export interface HostClones {
   readonly temporaryDirectory: Slot | undefined;
   /** A read-only clone of the host's /sys, attached instead of a fresh sysfs. */
   readonly sys?: Slot;
-  /** A clone of the host's /dev/null for each masked file, by its place; none with
-   * `maskTemplates`. */
+  /** A clone of the host's /dev/null for each masked file without a template, by its
+   * place. */
   readonly fileMasks: ReadonlyMap<string, Slot>;
-  /** Where the action's mount namespace holds templates of the masks: each mask is then a
-   * clone of one, made there. */
-  readonly maskTemplates?: MaskTemplates;
+  /** What the action's mount namespace holds ready, as copies of the template namespace's
+   * mounts. */
+  readonly templates?: MountTemplates;
 }
 
-/** Paths, relative to the cwd in the action's mount namespace until it enters its root, of
- * mounts that the masks are clones of: a read-only bind of the host's /dev/null and an empty read-only tmpfs (with
- * the attributes of special-mounts.ts's masks). */
-export interface MaskTemplates {
-  readonly file: string;
-  readonly directory: string;
+/** Mounts of the template namespace that actions take instead of making their own, by their
+ * path relative to the cwd that entering it gives (until the action enters its root). Every
+ * action's mount namespace is a copy of the template's, so each is moved out of that copy
+ * onto its place (one move_mount, no clone to make); pivot_root detaches the rest with the
+ * old root. */
+export interface MountTemplates {
+  /** A mask for each masked place of the engine's settings, by place: a read-only bind of
+   * the host's /dev/null, or one of the clones of one empty read-only tmpfs (the attributes
+   * of special-mounts.ts's masks). */
+  readonly masks: ReadonlyMap<string, string>;
+  /** A read-only /dev (the table's attributes, and a tmpfs of devSize) with the table's
+   * nodes, made with mknod, its links and the mountpoints of the filesystems inside it,
+   * which each action mounts afresh. One filesystem that every action's /dev shows: written
+   * by none (read-only, locked so in any namespace an action makes), it needs none of its
+   * own. Absent where the nodes are bound (no CAP_MKNOD). */
+  readonly dev?: string;
+}
+
+/** The templates for actions with these settings on this host: their names in the template
+ * namespace. */
+export function mountTemplates(
+  filesystems: SpecialFilesystems,
+  host: HostResources,
+): MountTemplates {
+  const masks = new Map(
+    plannedSpecialMounts(filesystems, host)
+      .filter((entry) => entry.source.kind === 'masked')
+      .map((entry) => [entry.at, `masked-${entry.at.replaceAll('/', '-')}`]),
+  );
+  return { masks, ...(filesystems.dev && host.makesDeviceNodes ? { dev: 'dev' } : {}) };
+}
+
+/** Makes `templates` beneath `tmpfs`, the template namespace's root filesystem, attached
+ * and still writable. A mask's mountpoint, a file, is made with mknod, not an open: a file
+ * open for writing in the runner's fd table (the template's child shares it) may be held by
+ * any child cloned meanwhile, and its write access by the tmpfs, which then refuses to
+ * become read-only (EBUSY). */
+export function planMountTemplates(
+  plan: PlanBuilder,
+  tmpfs: Slot,
+  templates: MountTemplates,
+  { filesystems, host }: { filesystems: SpecialFilesystems; host: HostResources },
+): void {
+  const info = runnerStep('make the special mounts that actions copy');
+  let directoryMask: string | undefined;
+  for (const [at, name] of templates.masks) {
+    const entry = specialMounts.find((candidate) => candidate.at === at);
+    if (entry?.source.kind !== 'masked') continue;
+    const attributes = attributeFlags(maskAttributes[entry.source.type]);
+    if (entry.source.type === 'file') {
+      plan.mknodat(info, tmpfs, name, constants.S_IFREG | 0o444, { major: 0, minor: 0 });
+      const clone = plan.openTree(info, cwd, '/dev/null', constants.OPEN_TREE_CLONE);
+      plan.mountSetattr(info, clone, attributes);
+      plan.moveMount(info, clone, tmpfs, name);
+      continue;
+    }
+    plan.mkdirat(info, tmpfs, name, 0o555);
+    if (directoryMask === undefined) {
+      const { fstype, options } = emptyDirectoryFilesystem;
+      plan.moveMount(info, plan.newFilesystem(info, fstype, options, attributes), tmpfs, name);
+      directoryMask = name;
+    } else {
+      // One filesystem for every directory mask: clones of the first.
+      const clone = plan.openTree(info, tmpfs, directoryMask, constants.OPEN_TREE_CLONE);
+      plan.moveMount(info, clone, tmpfs, name);
+    }
+  }
+  const { dev } = templates;
+  if (dev === undefined) return;
+  const entries = plannedSpecialMounts(filesystems, host).filter(
+    (entry) => entry.enabledBy === 'dev',
+  );
+  const clones: HostClones = {
+    deviceNodes: new Map([...host.deviceNodes].map(([name, node]) => [name, { mknod: node }])),
+    temporaryDirectory: undefined,
+    fileMasks: new Map(),
+  };
+  plan.mkdirat(info, tmpfs, dev, 0o755);
+  const target = plan.open(info, tmpfs, dev, { flags: directory, resolve: resolveBeneathOnly });
+  const mounts = planEntries(plan, entries, () => target, clones, filesystems, 'mountpoints');
+  const mount = mounts.get('dev')?.mount;
+  if (mount !== undefined) plan.mountSetattr(info, mount, constants.MOUNT_ATTR_RDONLY);
 }
 
 /** One clone of the host's /dev/null per masked file the settings enable (a detached mount
@@ -126,12 +204,13 @@ function cloneDevNullByHandle(plan: PlanBuilder, host: HostResources): (info: St
   return (info) => plan.openTree(info, slot, '', constants.OPEN_TREE_CLONE);
 }
 
+/** `temporaryDirectory`: the slot of the request's, as the runner opened it. */
 export function planHostClones(
   plan: PlanBuilder,
   host: HostResources,
-  temporaryDirectory: Fd | undefined,
+  temporaryDirectory: Slot | undefined,
   filesystems: SpecialFilesystems,
-  maskTemplates: MaskTemplates | undefined,
+  templates: MountTemplates | undefined,
 ): HostClones {
   const deviceNodes = new Map<string, DeviceNodeSource>();
   if (filesystems.dev) {
@@ -148,21 +227,20 @@ export function planHostClones(
   let temporary: Slot | undefined;
   if (filesystems.tmp && temporaryDirectory !== undefined) {
     const info = runnerStep('clone the temporary directory');
-    temporary = plan.openTree(
-      info,
-      plan.inherit(temporaryDirectory.fd),
-      '',
-      constants.OPEN_TREE_CLONE,
-    );
-  }
-  if (maskTemplates !== undefined) {
-    return { deviceNodes, temporaryDirectory: temporary, fileMasks: new Map(), maskTemplates };
+    temporary = plan.openTree(info, temporaryDirectory, '', constants.OPEN_TREE_CLONE);
   }
   const fileMasks = planFileMaskClones(
-    plannedSpecialMounts(filesystems, host),
+    plannedSpecialMounts(filesystems, host).filter(
+      (entry) => templates?.masks.has(entry.at) !== true,
+    ),
     cloneDevNullByHandle(plan, host),
   );
-  return { deviceNodes, temporaryDirectory: temporary, fileMasks };
+  return {
+    deviceNodes,
+    temporaryDirectory: temporary,
+    fileMasks,
+    ...(templates === undefined ? {} : { templates }),
+  };
 }
 
 /** The temporary directory as the runner opened it, and its path in the runner's mount
@@ -236,30 +314,45 @@ const entrySteps = new Map(
   }),
 );
 
-/** Plans the entries in order. A top-level entry is attached on `mountpoint(entry)`; one
- * inside another on a node made for it in the parent's fresh filesystem. */
+/** Where the entries inside a place are made: beneath `mount` (a slot, or the cwd), at
+ * `prefix` followed by their name; in a template (`prepared`) only what is mounted inside is
+ * left to make. */
+interface Parent {
+  readonly mount: Slot;
+  readonly prefix: string;
+  readonly prepared: boolean;
+}
+
+/** Plans the entries in order, and returns the places made, by place. A top-level entry is
+ * attached on `mountpoint(entry)`; one inside another on a node made for it in the parent's
+ * fresh filesystem. With `contents` 'mountpoints' (a template) the filesystems inside
+ * another get only their mountpoint. */
 function planEntries(
   plan: PlanBuilder,
   entries: readonly SpecialMount[],
   mountpoint: (entry: SpecialMount) => Slot,
   clones: HostClones,
   filesystems: SpecialFilesystems,
-): void {
-  const mounts = new Map<string, Slot>();
+  contents: 'all' | 'mountpoints' = 'all',
+): ReadonlyMap<string, Parent> {
+  const mounts = new Map<string, Parent>();
+  /** Moves of templates, made once what is mounted inside them is. */
+  const moves: (() => void)[] = [];
   for (const entry of entries) {
     const parentAt = parentOf(entry);
     const parent = parentAt === undefined ? undefined : mounts.get(parentAt);
     if (parentAt !== undefined && parent === undefined) continue;
     const name = nameOf(entry);
+    const inParent = parent === undefined ? name : `${parent.prefix}${name}`;
     const steps = entrySteps.get(entry);
     if (steps === undefined) throw new TypeError(`/${entry.at} is not in the table`);
     const { info, attributes } = steps;
     /** Attaches `mount` on the entry's node inside its parent, a filesystem of the sandbox's
-     * own (fresh, or the host's /sys bound): move_mount resolves the name there, with no
-     * open of its own. */
+     * own (fresh, a template, or the host's /sys bound): move_mount resolves the name there,
+     * with no open of its own. */
     const attach = (mount: Slot, optional = false): void => {
       if (parent === undefined) throw new TypeError(`/${entry.at} has no parent mount`);
-      plan.moveMount(steps.onMountpoint, mount, parent, name, optional);
+      plan.moveMount(steps.onMountpoint, mount, parent.mount, inParent, optional);
     };
     const { source } = entry;
     switch (source.kind) {
@@ -272,24 +365,36 @@ function planEntries(
             clones.sys,
             target,
           );
-          mounts.set(entry.at, clones.sys);
+          mounts.set(entry.at, { mount: clones.sys, prefix: '', prepared: false });
+          break;
+        }
+        const template = entry.at === 'dev' ? clones.templates?.dev : undefined;
+        if (template !== undefined) {
+          const target = mountpoint(entry);
+          moves.push(() =>
+            plan.moveAttachedMount(steps.onMountpoint, cwd, template, target, undefined),
+          );
+          mounts.set(entry.at, { mount: cwd, prefix: `${template}/`, prepared: true });
           break;
         }
         const target = parent === undefined ? mountpoint(entry) : undefined;
-        if (parent !== undefined) plan.mkdirat(info, parent, name, entry.createMode ?? 0o755);
+        if (parent !== undefined && !parent.prepared) {
+          plan.mkdirat(info, parent.mount, inParent, entry.createMode ?? 0o755);
+        }
+        if (parent !== undefined && contents === 'mountpoints') break;
         const options = source.options(filesystems);
         const mount = plan.newFilesystem(info, source.fstype, options, attributes);
         if (target === undefined) attach(mount);
         else plan.moveMount(steps.onMountpoint, mount, target);
-        mounts.set(entry.at, mount);
+        mounts.set(entry.at, { mount, prefix: '', prepared: false });
         break;
       }
       case 'readOnlyOverItself': {
         if (parent === undefined) throw new TypeError(`/${entry.at} has no parent mount`);
         const clone = plan.openTree(
           steps.onMountpoint,
-          parent,
-          name,
+          parent.mount,
+          inParent,
           constants.OPEN_TREE_CLONE,
           true,
         );
@@ -299,9 +404,9 @@ function planEntries(
       }
       case 'masked': {
         if (parent === undefined) throw new TypeError(`/${entry.at} has no parent mount`);
-        const template = clones.maskTemplates?.[source.type];
+        const template = clones.templates?.masks.get(entry.at);
         if (template !== undefined) {
-          attach(plan.openTree(info, cwd, template, constants.OPEN_TREE_CLONE), true);
+          plan.moveAttachedMount(info, cwd, template, parent.mount, inParent, true);
           break;
         }
         if (source.type === 'directory') {
@@ -317,24 +422,26 @@ function planEntries(
       }
       case 'deviceNode': {
         const node = clones.deviceNodes.get(name);
-        if (node === undefined || parent === undefined) break;
+        if (node === undefined || parent === undefined || parent.prepared) break;
         if ('mknod' in node) {
           plan.mknodat(
             runnerStep(`create /${entry.at}`),
-            parent,
-            name,
+            parent.mount,
+            inParent,
             node.mknod.mode,
             node.mknod,
           );
           break;
         }
         plan.mountSetattr(info, node.bind, attributes);
-        plan.createFile(info, parent, name, entry.createMode ?? 0o666);
+        plan.createFile(info, parent.mount, inParent, entry.createMode ?? 0o666);
         attach(node.bind);
         break;
       }
       case 'symlink':
-        if (parent !== undefined) plan.symlinkat(info, source.target, parent, name);
+        if (parent !== undefined && !parent.prepared) {
+          plan.symlinkat(info, source.target, parent.mount, inParent);
+        }
         break;
       case 'temporaryDirectory': {
         if (clones.temporaryDirectory === undefined) break;
@@ -345,6 +452,8 @@ function planEntries(
       }
     }
   }
+  for (const move of moves) move();
+  return mounts;
 }
 
 /** Mounts the special filesystems beneath `root`, a mount of the new namespace. */

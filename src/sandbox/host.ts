@@ -50,17 +50,21 @@ function openDeviceNode(name: string): DeviceNode {
   };
 }
 
-/** The places of the table's masks that this kernel has, as the runner's own /proc and /sys
- * show them: a fresh procfs or sysfs of the same kernel has the same entries, and a mask
- * costs mounts per action (made, then torn down) even where there is nothing to cover. A
- * runner's /proc or /sys that shows nothing of the kernel's (a procfs mounted subset=pid has
- * no /proc/sys; no sysfs mounted) tells nothing: all its masks are kept then, and the child
- * skips those the kernel lacks. */
-function presentMasks(): ReadonlySet<string> {
+/** The kinds of entries that cover an entry of the kernel's filesystems, planned only where
+ * the kernel has it (HostResources.presentKernelEntries). */
+export const kernelEntryKinds: ReadonlySet<string> = new Set(['masked', 'readOnlyOverItself']);
+
+/** The places of the table's masks and read-only binds (in /proc and /sys) that this kernel
+ * has, as the runner's own /proc and /sys show them: a fresh procfs or sysfs of the same
+ * kernel has the same entries, and each costs the child a lookup or mounts per action (made,
+ * then torn down) even where there is nothing to cover. A runner's /proc or /sys that shows
+ * nothing of the kernel's (a procfs mounted subset=pid has no /proc/sys; no sysfs mounted)
+ * tells nothing: all its entries are kept then, and the child skips those the kernel lacks. */
+function presentKernelEntries(): ReadonlySet<string> {
   const tells = { proc: existsSync('/proc/sys/kernel'), sys: existsSync('/sys/kernel') };
   return new Set(
     specialMounts
-      .filter((entry) => entry.source.kind === 'masked')
+      .filter((entry) => kernelEntryKinds.has(entry.source.kind))
       .filter(
         (entry) =>
           !tells[entry.enabledBy === 'proc' ? 'proc' : 'sys'] || existsSync(`/${entry.at}`),
@@ -99,9 +103,9 @@ export class HostResources {
   /** A pidfd of the runner, polled by each child right after it set its parent death
    * signal (PlanBuilder.parentDeathSignal); undefined without pidfd_open. */
   readonly runnerPidfd: Fd | undefined;
-  /** The places of the table's masks this kernel has (presentMasks): the others are not
-   * planned. */
-  readonly presentMasks: ReadonlySet<string>;
+  /** The places of the table's masks and read-only binds this kernel has
+   * (presentKernelEntries): the others are not planned. */
+  readonly presentKernelEntries: ReadonlySet<string>;
 
   private constructor(
     deviceNodes: ReadonlyMap<string, DeviceNode>,
@@ -112,7 +116,7 @@ export class HostResources {
     this.deviceNodes = deviceNodes;
     this.makesDeviceNodes = holdsCapabilities(CAP_MKNOD);
     this.mapsAnyIds = holdsCapabilities(CAP_SETUID, CAP_SETGID);
-    this.presentMasks = presentMasks();
+    this.presentKernelEntries = presentKernelEntries();
     this.devNull = devNull;
     this.init = init;
     this.runnerPidfd = runnerPidfd;

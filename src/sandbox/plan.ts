@@ -3,9 +3,58 @@
 // lives here: which steps, in which order, on which fds. Each step carries a description so
 // that a failure in the child reads as what was being done.
 import { constants, type SystemError } from '../syscalls/index.js';
-import { planFormat, type SpawnPlan } from '../syscalls/process.js';
+import { type PlanOperation, planFormat, type SpawnPlan } from '../syscalls/process.js';
 
-const { operations: Op, openOptions } = planFormat;
+const { operations: Op, openOptions, stepWidth } = planFormat;
+
+/** Which of each operation's five arguments are slots (bit i: argument i), as the builder's
+ * methods below lay them out: the words a fragment renumbers where it is appended. */
+const slotArguments: Readonly<Record<PlanOperation, number>> = {
+  open: 0b11,
+  openTree: 0b11,
+  moveMount: 0b11,
+  fsopen: 0b1,
+  fsconfig: 0b1,
+  fsmount: 0b11,
+  mountSetattr: 0b1,
+  mkdirat: 0b1,
+  createFile: 0b1,
+  symlinkat: 0b1,
+  fchdir: 0b1,
+  unshare: 0,
+  setRootPropagation: 0,
+  pivotRoot: 0b1,
+  chroot: 0b1,
+  chdir: 0b1,
+  dup2: 0b1,
+  setCredentials: 0,
+  dropBoundingCaps: 0,
+  noNewPrivs: 0,
+  pdeathsig: 0b10,
+  loopbackUp: 0,
+  cloexecFrom: 0,
+  exec: 0b1,
+  writeFile: 0b1,
+  sameInode: 0b11,
+  mknodat: 0b1,
+  setns: 0b1,
+  setsid: 0,
+  joinSessionKeyring: 0,
+  seccomp: 0,
+  awaitIdMaps: 0b1,
+  becomeNamespaceOwner: 0,
+  exit: 0,
+};
+
+/** slotArguments by operation number. */
+const slotArgumentsByOp = new Map(
+  Object.entries(slotArguments).map(([name, mask]) => [Op[name as PlanOperation], mask]),
+);
+
+/** What a word of a fragment's steps is, for renumbering it where it is appended. */
+const plainWord = 0;
+const slotWord = 1;
+const stringWord = 2;
 
 /** An index into the plan's fd table. `cwd` stands for AT_FDCWD where a base is expected. */
 export type Slot = number & { readonly __slot: unique symbol };
@@ -36,11 +85,30 @@ export class SetupError extends Error {
   }
 }
 
+/** Steps made once and appended to many plans (PlanBuilder.append): the part of an action's
+ * plan that is the same for every action of an engine. Its slots are its own, renumbered
+ * where it is appended; its parameters are slots whose fds each append gives. */
+export class PlanFragment {
+  constructor(
+    readonly steps: Int32Array,
+    /** What each word of `steps` is: plainWord, slotWord or stringWord. */
+    readonly words: Uint8Array,
+    readonly strings: readonly string[],
+    readonly slots: readonly number[],
+    readonly parameters: readonly Slot[],
+    readonly info: readonly StepInfo[],
+  ) {}
+}
+
 export class PlanBuilder {
-  readonly #steps: number[] = [];
+  /** stepWidth words per step, the first #length of them used: a typed array, as the ids
+   * of the host range are no small integers for V8 (an array of them would hold doubles). */
+  #steps = new Int32Array(128 * stepWidth);
+  #length = 0;
   readonly #strings: string[] = [];
   readonly #slots: number[] = [];
   readonly #info: StepInfo[] = [];
+  readonly #parameters: Slot[] = [];
   #groups: number[] = [];
   #argv: string[] = [];
   #envp: string[] = [];
@@ -61,6 +129,76 @@ export class PlanBuilder {
     return (this.#slots.length - 1) as Slot;
   }
 
+  /** A slot of a fragment whose fd each append gives (PlanBuilder.append). */
+  parameter(): Slot {
+    const slot = this.#newSlot();
+    this.#parameters.push(slot);
+    return slot;
+  }
+
+  /** The steps so far as a fragment, to append to other plans; they may not use what is
+   * the whole plan's (argv, groups, the status pipe, clone flags, a seccomp program). */
+  fragment(): PlanFragment {
+    if (
+      this.#argv.length > 0 ||
+      this.#envp.length > 0 ||
+      this.#groups.length > 0 ||
+      this.#statusSlot !== -1 ||
+      this.cloneFlags !== 0 ||
+      this.cgroupFd !== -1 ||
+      this.cloneOwner !== undefined ||
+      this.seccompProgram.length > 0
+    ) {
+      throw new TypeError('a plan fragment holds steps only');
+    }
+    const steps = this.#steps.slice(0, this.#length);
+    const words = new Uint8Array(steps.length);
+    for (let step = 0; step < steps.length; step += stepWidth) {
+      const slots = slotArgumentsByOp.get(steps[step] ?? -1) ?? 0;
+      for (let argument = 0; argument < 5; argument++) {
+        if ((slots & (1 << argument)) !== 0) words[step + 1 + argument] = slotWord;
+      }
+      words[step + 6] = stringWord;
+      words[step + 7] = stringWord;
+    }
+    return new PlanFragment(
+      steps,
+      words,
+      [...this.#strings],
+      [...this.#slots],
+      [...this.#parameters],
+      [...this.#info],
+    );
+  }
+
+  /** Appends the fragment's steps, its slots after this plan's, each parameter holding the
+   * fd of `fds` at its place; returns where each slot of the fragment is in this plan. */
+  append(fragment: PlanFragment, fds: readonly number[]): (slot: Slot) => Slot {
+    if (fds.length !== fragment.parameters.length) {
+      throw new TypeError(`the fragment takes ${fragment.parameters.length} fds`);
+    }
+    const slotBase = this.#slots.length;
+    const stringBase = this.#strings.length;
+    this.#slots.push(...fragment.slots);
+    for (const [index, parameter] of fragment.parameters.entries()) {
+      this.#slots[slotBase + parameter] = fds[index] ?? -1;
+    }
+    for (const value of fragment.strings) this.#strings.push(value);
+    const { steps, words } = fragment;
+    this.#reserve(steps.length);
+    for (let word = 0; word < steps.length; word++) {
+      const value = steps[word] ?? 0;
+      const kind = words[word];
+      // Negative: cwd for a slot, none for a string.
+      this.#steps[this.#length++] =
+        value < 0 || kind === plainWord
+          ? value
+          : value + (kind === slotWord ? slotBase : stringBase);
+    }
+    for (const info of fragment.info) this.#info.push(info);
+    return (slot) => (slot < 0 ? slot : ((slot + slotBase) as Slot));
+  }
+
   /** The slot that receives the write end of the status pipe. */
   statusPipe(): Slot {
     this.#statusSlot = this.#newSlot();
@@ -79,7 +217,8 @@ export class PlanBuilder {
     }
     // The typed array constructors copy an array directly; Int32Array.from iterates it.
     return {
-      steps: new Int32Array(this.#steps),
+      // A view: steps are only ever added past it.
+      steps: this.#steps.subarray(0, this.#length),
       strings: strings.length === 0 ? Buffer.alloc(0) : Buffer.from(`${strings.join('\0')}\0`),
       slots: new Int32Array(this.#slots),
       argvStart: this.#strings.length,
@@ -106,10 +245,23 @@ export class PlanBuilder {
     return this.#strings.length - 1;
   }
 
+  #reserve(words: number): void {
+    if (this.#length + words <= this.#steps.length) return;
+    const grown = new Int32Array(Math.max(this.#steps.length * 2, this.#length + words));
+    grown.set(this.#steps.subarray(0, this.#length));
+    this.#steps = grown;
+  }
+
   #add(info: StepInfo, op: number, args: readonly number[], first?: string, second?: string): void {
-    const [a = 0, b = 0, c = 0, d = 0, e = 0] = args;
     // The width of native/plan-format.h: op, five arguments, two strings.
-    this.#steps.push(op, a, b, c, d, e, this.#string(first), this.#string(second));
+    this.#reserve(stepWidth);
+    const steps = this.#steps;
+    const at = this.#length;
+    steps[at] = op;
+    for (let argument = 0; argument < 5; argument++) steps[at + 1 + argument] = args[argument] ?? 0;
+    steps[at + 6] = this.#string(first);
+    steps[at + 7] = this.#string(second);
+    this.#length += stepWidth;
     this.#info.push(info);
   }
 
@@ -148,6 +300,26 @@ export class PlanBuilder {
   moveMount(info: StepInfo, source: Slot, target: Slot, path?: string, optional = false): void {
     const options = optional ? openOptions.optional : 0;
     this.#add(info, Op.moveMount, [source, target, options], path === '' ? undefined : path);
+  }
+
+  /** Moves the mount attached at `sourcePath` beneath `base` (a mount's root, in a tree of
+   * the sandbox's own) onto `path` beneath `target`, as moveMount attaches. */
+  moveAttachedMount(
+    info: StepInfo,
+    base: Slot,
+    sourcePath: string,
+    target: Slot,
+    path?: string,
+    optional = false,
+  ): void {
+    const options = optional ? openOptions.optional : 0;
+    this.#add(
+      info,
+      Op.moveMount,
+      [base, target, options],
+      path === '' ? undefined : path,
+      sourcePath,
+    );
   }
 
   /** fsopen + fsconfig + create + fsmount: a detached mount of a new filesystem. */

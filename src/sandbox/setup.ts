@@ -37,14 +37,24 @@ function environmentStrings(environment: Readonly<Record<string, string>>): stri
 export function keptCapabilities(
   strategy: IsolationStrategy,
   settings: IsolationSettings,
-): number[] {
-  const names = strategy.pivotsIntoRoot
-    ? settings.keepCapabilities
-    : settings.keepCapabilities.filter(
-        (name) => name.toUpperCase().replace(/^CAP_/, '') !== 'SYS_CHROOT',
-      );
-  return capabilitiesByName(names);
+): readonly number[] {
+  const { keepCapabilities } = settings;
+  const byPivot = kept.get(keepCapabilities) ?? new Map<boolean, readonly number[]>();
+  kept.set(keepCapabilities, byPivot);
+  let numbers = byPivot.get(strategy.pivotsIntoRoot);
+  if (numbers === undefined) {
+    const names = strategy.pivotsIntoRoot
+      ? keepCapabilities
+      : keepCapabilities.filter((name) => name.toUpperCase().replace(/^CAP_/, '') !== 'SYS_CHROOT');
+    numbers = capabilitiesByName(names);
+    byPivot.set(strategy.pivotsIntoRoot, numbers);
+  }
+  return numbers;
 }
+
+/** keptCapabilities' answers, by the engine's setting and whether its mode pivots: the same
+ * for every action. */
+const kept = new WeakMap<readonly string[], Map<boolean, readonly number[]>>();
 
 export interface PlanInputs extends IsolationContext {
   readonly strategy: IsolationStrategy;

@@ -261,7 +261,7 @@ export interface ProcessExit {
   readonly exitCode: number | null;
   readonly signal: number | null;
   /** The int32 words the process wrote to the status pipe before exiting. */
-  readonly records: readonly number[];
+  readonly records: ArrayLike<number>;
 }
 
 /** Resolves when the process exits (uv_poll on its pidfd: no thread, no blocking), after

@@ -6,9 +6,10 @@ import type {
 } from '../../src/sandbox/contributions/contribution.js';
 import { network } from '../../src/sandbox/contributions/network.js';
 import { defaultIsolation } from '../../src/sandbox/defaults.js';
-import type { HostResources } from '../../src/sandbox/host.js';
+import { mountTemplates } from '../../src/sandbox/filesystems.js';
+import { type HostResources, kernelEntryKinds } from '../../src/sandbox/host.js';
 import { nothingPrepared } from '../../src/sandbox/modes/mode.js';
-import { maskTemplates, TemplateNamespace } from '../../src/sandbox/modes/namespaces.js';
+import { TemplateNamespace } from '../../src/sandbox/modes/namespaces.js';
 import { isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import type { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
 import type { PlanBuilder } from '../../src/sandbox/plan.js';
@@ -37,9 +38,11 @@ export function standInHost(makesDeviceNodes = true, mapsAnyIds = false): HostRe
     devNull: standIn(190),
     init: standIn(191),
     runnerPidfd: standIn(192),
-    // A kernel with every masked place.
-    presentMasks: new Set(
-      specialMounts.filter((entry) => entry.source.kind === 'masked').map((entry) => entry.at),
+    // A kernel with every masked and read-only place.
+    presentKernelEntries: new Set(
+      specialMounts
+        .filter((entry) => kernelEntryKinds.has(entry.source.kind))
+        .map((entry) => entry.at),
     ),
   } as unknown as HostResources;
 }
@@ -90,14 +93,17 @@ export function planFor(mode: IsolationSettings['mode'], options: PlanOptions = 
   const resources =
     options.resources ??
     (network.appliesTo(engine) ? [network.prepare({ engine, spec, files })] : []);
+  const host = options.host ?? standInHost();
   return buildPlan({
     spec,
     settings,
-    host: options.host ?? standInHost(),
+    host,
     files,
     // A real handle on a made-up number, never closed: the template's fd is only read.
     prepared:
-      mode === 'namespaces' ? new TemplateNamespace(new Fd(183), maskTemplates) : nothingPrepared,
+      mode === 'namespaces'
+        ? new TemplateNamespace(new Fd(183), mountTemplates(settings.filesystems, host))
+        : nothingPrepared,
     strategy,
     resources,
     program: '/bin/sh',

@@ -133,6 +133,45 @@ for (const mode of modes) {
       },
     );
 
+    // namespaces mode's /dev is one filesystem, the template namespace's, for all the engine's
+    // actions: what one wrote there, every later one would find.
+    if (mode === 'namespaces')
+      contained(
+        "T3b. /dev, shared by the engine's actions, takes no write from any: not as the host's root, nor in a user namespace of its own",
+        {},
+        async () => {
+          // The host's ids (no user namespace of its own): uid 0 with Docker's capabilities.
+          const { actionUserNamespace: _, ...hostIds } = defaultIsolation;
+          await using engine = await openEngine(suite.buildDirectory, {
+            ...hostIds,
+            mode,
+            seccomp: { enabled: true, allow: ['user_namespaces'] },
+          });
+          const attack =
+            'touch /dev/planted 2>/dev/null && echo touched; ' +
+            'mkdir /dev/planted-directory 2>/dev/null && echo made; ' +
+            'ln -s /proc/self/fd/1 /dev/planted-link 2>/dev/null && echo linked; ' +
+            'chmod 600 /dev/null 2>/dev/null && echo chmod; ' +
+            'touch /dev/zero 2>/dev/null && echo touched-zero; ' +
+            'mount -o remount,rw /dev 2>/dev/null && echo remounted; ' +
+            'umount -l /dev 2>/dev/null && echo unmounted; ' +
+            'third nested-masks /dev';
+          const look = 'ls -a /dev | grep planted; stat -c %a /dev/null; true';
+          const outputs: string[] = [];
+          for (const script of [attack, look]) {
+            const {
+              buildDirectory: _b,
+              isolation: _i,
+              ...action
+            } = spec(mode, actionDirectory(), script);
+            assert.equal((await engine.run(action)).exitCode, 0);
+            outputs.push(await readFile(join(suite.build.path, action.stdoutPath), 'utf8'));
+          }
+          // A clone of /dev alone is refused: the mounts inside it are locked to it there.
+          assert.deepEqual(outputs, ['open_tree-failed /dev EINVAL\nnested-done\n', '666\n']);
+        },
+      );
+
     // Rootless mode makes its network namespace inside the action's own user namespace: no pool.
     if (mode !== 'rootless')
       contained(

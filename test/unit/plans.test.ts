@@ -15,7 +15,7 @@ import {
 import { defaultActionUserNamespace, defaultIsolation } from '../../src/sandbox/defaults.js';
 import { isolationModes, isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
-import { PlanBuilder, runnerStep } from '../../src/sandbox/plan.js';
+import { cwd, PlanBuilder, runnerStep, type Slot } from '../../src/sandbox/plan.js';
 import { PreparedCgroups } from '../../src/sandbox/prepared-cgroups.js';
 import type { ActionSpec, IsolationMode } from '../../src/sandbox/types.js';
 import { constants, type DirectoryHandle, Fd } from '../../src/syscalls/index.js';
@@ -466,5 +466,46 @@ describe('PlanBuilder', () => {
     plan.unshare(runnerStep('create a mount namespace'), constants.CLONE_NEWNS);
     assert.equal(plan.step(0)?.description, 'create a mount namespace');
     assert.equal(plan.step(1), undefined);
+  });
+
+  it('appends a fragment as if its steps were added there: slots and strings renumbered, parameters filled in', () => {
+    const steps = (plan: PlanBuilder, root: Slot): Slot => {
+      const info = runnerStep('mount');
+      const target = plan.open(info, root, 'proc', { flags: 0, resolve: 0 });
+      const made = plan.newFilesystem(info, 'proc', { hidepid: '2' }, 0);
+      plan.moveMount(info, made, target);
+      plan.moveMount(info, made, cwd, 'x');
+      plan.setns(info, plan.inherit(51), constants.CLONE_NEWNS);
+      plan.parentDeathSignal(info, 9, plan.inherit(50));
+      return made;
+    };
+    const fragmentPlan = new PlanBuilder();
+    const root = fragmentPlan.parameter();
+    const made = steps(fragmentPlan, root);
+    const fragment = fragmentPlan.fragment();
+    // A step, a slot and a string before it, and a step after it.
+    const direct = new PlanBuilder();
+    direct.mkdirat(runnerStep('first'), direct.inherit(40), 'a', 0o755);
+    const directMade = steps(direct, direct.inherit(41));
+    direct.unshare(runnerStep('last'), constants.CLONE_NEWNS);
+    const appended = new PlanBuilder();
+    appended.mkdirat(runnerStep('first'), appended.inherit(40), 'a', 0o755);
+    const at = appended.append(fragment, [41]);
+    appended.unshare(runnerStep('last'), constants.CLONE_NEWNS);
+    const built = (plan: PlanBuilder) => {
+      const { steps, slots, strings } = plan.build();
+      return { steps: [...steps], slots: [...slots], strings: strings.toString() };
+    };
+    assert.deepEqual(built(appended), built(direct));
+    assert.deepEqual(decode(appended), decode(direct));
+    assert.equal(at(made), directMade);
+    assert.equal(at(cwd), cwd);
+    assert.throws(() => appended.append(fragment, []), TypeError);
+  });
+
+  it('refuses a fragment of what is the whole plan’s', () => {
+    const plan = new PlanBuilder();
+    plan.exec(runnerStep('execute'), plan.inherit(3), ['true'], []);
+    assert.throws(() => plan.fragment(), TypeError);
   });
 });

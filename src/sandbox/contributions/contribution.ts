@@ -124,7 +124,9 @@ export class ResourceStack {
       resource = this.#resources.pop()
     ) {
       try {
-        await resource.teardown(end);
+        // Most teardowns are synchronous: no microtask turn for those.
+        const pending = resource.teardown(end);
+        if (pending !== undefined) await pending;
       } catch (error) {
         failure ??= error;
       }

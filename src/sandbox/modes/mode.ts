@@ -5,7 +5,7 @@ import type { HostIdRange } from '../contributions/user-namespace.js';
 import type { HostResources } from '../host.js';
 import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
-import type { ActionSpec, Credentials, IsolationSettings } from '../types.js';
+import type { ActionSpec, Credentials, IsolationSettings, SpecialFilesystems } from '../types.js';
 import type { HostFindings, Requirement } from './requirements.js';
 
 /** What a mode's part of the plan gets. */
@@ -33,6 +33,12 @@ export interface PlannedRoot {
   readonly credentialsSet?: boolean;
   /** The ids the child switches to, when the mode decides them (rootless mode's range). */
   readonly credentials?: Credentials;
+}
+
+/** What a mode's prepare() makes things for: the engine's special filesystems, on its host. */
+export interface PrepareSubject {
+  readonly filesystems: SpecialFilesystems;
+  readonly host: HostResources;
 }
 
 /** What a mode holds for the engine's lifetime. */
@@ -76,8 +82,9 @@ export interface IsolationStrategy {
    * (namespaces mode enters a mount namespace of its own, so a chrooted runner does not
    * matter to it). Nothing when absent. */
   planUserNamespaceProbe?(plan: PlanBuilder, prepared: PreparedMode): void;
-  /** Makes what every action of this mode needs beyond the host resources, once per engine. */
-  prepare(): Promise<PreparedMode>;
+  /** Makes what every action of this mode needs beyond the host resources, once per engine:
+   * for actions with `subject`'s special filesystems on its host where given. */
+  prepare(subject?: PrepareSubject): Promise<PreparedMode>;
   /** The mode's part of the child's plan: its namespaces (clone flags), its root and the
    * special mounts in it; the caller enters the root with `enter` once the contributions
    * added their filesystem steps. */

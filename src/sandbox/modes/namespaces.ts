@@ -4,7 +4,6 @@
 // the runner's: a copy of the runner's would copy every host mount, for pivot_root to detach
 // again, at a cost per action that grows with the host's mounts.
 import { constants as osConstants } from 'node:os';
-import { attributeFlags } from '../../mounts/index.js';
 import {
   constants,
   Fd,
@@ -13,12 +12,18 @@ import {
   type SystemError,
 } from '../../syscalls/index.js';
 import { runInRunnerFdTable } from '../../syscalls/process.js';
-import { type MaskTemplates, planHostClones, planSpecialFilesystems } from '../filesystems.js';
+import {
+  type MountTemplates,
+  mountTemplates,
+  planHostClones,
+  planMountTemplates,
+  planSpecialFilesystems,
+} from '../filesystems.js';
+import type { HostResources } from '../host.js';
 import { launchProbe } from '../launch-probe.js';
-import { cwd, PlanBuilder, runnerStep, type Slot } from '../plan.js';
-import { emptyDirectoryFilesystem, maskAttributes } from '../special-mounts.js';
-import { ActionError } from '../types.js';
-import type { IsolationStrategy, PlannedRoot, PreparedMode } from './mode.js';
+import { cwd, PlanBuilder, type PlanFragment, runnerStep, type Slot } from '../plan.js';
+import { ActionError, type SpecialFilesystems } from '../types.js';
+import type { IsolationStrategy, PlannedRoot, PreparedMode, PrepareSubject } from './mode.js';
 import {
   dropsBoundingSet,
   launcherRequirements,
@@ -29,24 +34,15 @@ import {
 
 const { O_PATH, O_DIRECTORY, O_RDONLY, MS_PRIVATE, MS_SLAVE } = constants;
 
-/** Where the template namespace holds the templates of the masks (special-mounts.ts): a
- * read-only bind of the host's /dev/null and an empty read-only tmpfs, made once. Every
- * action's mount namespace is a copy of the template, so each mask is one open_tree clone of
- * a template there (a clone keeps the mount's flags) instead of a fresh tmpfs or a clone of
- * the host's node and its mount_setattr; pivot_root detaches them with the old root. Relative
- * to the cwd that entering the namespace gives, as `root` beside them is: where the runner is
- * chrooted in an initramfs (pivot_root refused: the v2 guest's), that is not the root. */
-export const maskTemplates: MaskTemplates = {
-  file: 'masked-file',
-  directory: 'masked-directory',
-};
-
 /** A mount namespace whose mounts are an empty read-only tmpfs holding an empty directory
- * `root` (its root) and the masks' templates. Entering it (setns) and unsharing it makes a
- * namespace of three mounts, whatever the number of mounts of the runner's. Made by a child
- * that shares the runner's fd table and exits, leaving its fd on the namespace there. Needs
+ * `root` (its root) and, for `subject`, the templates of its actions' special mounts
+ * (filesystems.ts's MountTemplates). Entering it (setns) and unsharing it makes a namespace
+ * of those mounts only, whatever the number of mounts of the runner's. Made by a child that
+ * shares the runner's fd table and exits, leaving its fd on the namespace there. Needs
  * CAP_SYS_ADMIN. */
-export async function createTemplateMountNamespace(): Promise<Fd> {
+export async function createTemplateMountNamespace(
+  subject: PrepareSubject | undefined,
+): Promise<{ readonly namespace: Fd; readonly templates?: MountTemplates }> {
   const plan = new PlanBuilder();
   plan.cloneFlags = constants.CLONE_FILES | constants.CLONE_NEWNS;
   const info = runnerStep('create the empty mount namespace that actions copy');
@@ -56,10 +52,6 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
   });
   // Private: nothing propagates between the copies, nor from the host's /dev to the masks.
   plan.setRootPropagation(info, MS_PRIVATE);
-  const fileMask = plan.openTree(info, cwd, '/dev/null', constants.OPEN_TREE_CLONE);
-  plan.mountSetattr(info, fileMask, attributeFlags(maskAttributes.file));
-  const { fstype, options, attributes } = emptyDirectoryFilesystem;
-  const directoryMask = plan.newFilesystem(info, fstype, options, attributeFlags(attributes));
   const { MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_RDONLY } = constants;
   const tmpfs = plan.newFilesystem(
     info,
@@ -68,16 +60,14 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
   );
   plan.mkdirat(info, tmpfs, 'root', 0o755);
-  // mknod, not an open: a file open for writing in the runner's fd table (this child shares
-  // it) may be held by any child cloned meanwhile, and its write access by the tmpfs, which
-  // then refuses to become read-only (EBUSY).
-  plan.mknodat(info, tmpfs, maskTemplates.file, constants.S_IFREG | 0o444, { major: 0, minor: 0 });
-  plan.mkdirat(info, tmpfs, maskTemplates.directory, 0o555);
   // pivot_root wants an attached mount: stacked on the cwd, in this private copy only. The
-  // masks need it attached too (before Linux 6.15 no mount is attached on a detached one).
+  // templates need it attached too (before Linux 6.15 no mount is attached on a detached one).
   plan.moveMount(info, tmpfs, cwd);
-  plan.moveMount(info, fileMask, tmpfs, maskTemplates.file);
-  plan.moveMount(info, directoryMask, tmpfs, maskTemplates.directory);
+  const templates =
+    subject === undefined ? undefined : mountTemplates(subject.filesystems, subject.host);
+  if (subject !== undefined && templates !== undefined) {
+    planMountTemplates(plan, tmpfs, templates, subject);
+  }
   plan.mountSetattr(info, tmpfs, MOUNT_ATTR_RDONLY);
   plan.pivotRoot(info, tmpfs);
   plan.exit(info);
@@ -86,31 +76,77 @@ export async function createTemplateMountNamespace(): Promise<Fd> {
   for (const [slot, fd] of slots.entries()) {
     if (slot !== namespace && fd >= 0) new Fd(fd).close();
   }
-  return new Fd(slots[namespace] ?? -1);
+  const fd = new Fd(slots[namespace] ?? -1);
+  return templates === undefined ? { namespace: fd } : { namespace: fd, templates };
 }
 
-/** Whether an action's child, once it entered the template namespace, finds the masks'
- * templates beside `root` in its cwd. Not where the runner runs chrooted in an initramfs (the
- * v2 guest's): pivot_root, refused from there, leaves the namespace's root where it was, and
- * the actions' masks are made per action instead. */
-async function masksReachable(namespace: Fd): Promise<boolean> {
+/** Whether an action's child, once it entered the template namespace, finds `templates`
+ * beside `root` in its cwd. Not where the runner runs chrooted in an initramfs (the v2
+ * guest's): pivot_root, refused from there, leaves the namespace's root where it was, and
+ * the actions' special mounts are made per action instead. */
+async function templatesReachable(namespace: Fd, templates: MountTemplates): Promise<boolean> {
   const plan = new PlanBuilder();
-  const info = runnerStep("find the masks' templates in the empty mount namespace");
+  const info = runnerStep("find the special mounts' templates in the empty mount namespace");
   plan.setns(info, plan.inherit(namespace.fd), constants.CLONE_NEWNS);
-  for (const path of [maskTemplates.file, maskTemplates.directory]) {
+  const paths = [
+    ...templates.masks.values(),
+    ...(templates.dev === undefined ? [] : [templates.dev]),
+  ];
+  for (const path of paths) {
     plan.open(info, cwd, path, { flags: O_PATH, resolve: resolveBeneathOnly });
   }
   return (await launchProbe(plan)).ran;
 }
 
+/** The mode's part of an action's plan, the same for every action of an engine: its
+ * parameters are the input root and, with `temporary`, the temporary directory. */
+interface RootFragment {
+  readonly host: HostResources;
+  readonly filesystems: SpecialFilesystems;
+  readonly temporary: boolean;
+  readonly fragment: PlanFragment;
+  /** The action's root, a slot of the fragment. */
+  readonly root: Slot;
+}
+
 /** The template namespace, or why it could not be made (a rootless runner, a seccomp profile
  * without namespaces): then this mode's actions fail with that reason. */
 export class TemplateNamespace implements PreparedMode {
+  /** The engine's root fragments, made by its first actions (with and without a temporary
+   * directory). */
+  #roots: RootFragment[] = [];
+
   constructor(
     readonly namespace: Fd | SystemError,
-    /** The masks' templates, where an action's child finds them (masksReachable). */
-    readonly masks?: MaskTemplates,
+    /** Its special mounts, where an action's child finds them (templatesReachable). */
+    readonly templates?: MountTemplates,
   ) {}
+
+  /** The mode's steps for an action with these settings, made once. */
+  rootFragment(
+    host: HostResources,
+    filesystems: SpecialFilesystems,
+    temporary: boolean,
+  ): RootFragment {
+    const made = this.#roots.find(
+      (root) =>
+        root.host === host && root.filesystems === filesystems && root.temporary === temporary,
+    );
+    if (made !== undefined) return made;
+    const plan = new PlanBuilder();
+    const inputRoot = plan.parameter();
+    const temporaryDirectory = temporary ? plan.parameter() : undefined;
+    const clones = planHostClones(plan, host, temporaryDirectory, filesystems, this.templates);
+    const root = planRootInEmptyNamespace(plan, inputRoot, this.fd());
+    planSpecialFilesystems(plan, root, clones, host, filesystems);
+    const fragment = { host, filesystems, temporary, fragment: plan.fragment(), root };
+    // An engine has one host and one setting: what another call made is not kept.
+    this.#roots = [
+      ...this.#roots.filter((other) => other.host === host && other.filesystems === filesystems),
+      fragment,
+    ];
+    return fragment;
+  }
 
   fd(): Fd {
     if (this.namespace instanceof Fd) return this.namespace;
@@ -187,11 +223,11 @@ export const namespacesMode: IsolationStrategy = {
   pivotsIntoRoot: true,
   specialMounts: 'action',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
-  async prepare() {
+  async prepare(subject) {
     try {
-      const namespace = await createTemplateMountNamespace();
-      const masks = (await masksReachable(namespace)) ? maskTemplates : undefined;
-      return new TemplateNamespace(namespace, masks);
+      const { namespace, templates } = await createTemplateMountNamespace(subject);
+      const reachable = templates !== undefined && (await templatesReachable(namespace, templates));
+      return new TemplateNamespace(namespace, reachable ? templates : undefined);
     } catch (error) {
       if (!isSystemError(error)) throw error;
       return new TemplateNamespace(error);
@@ -210,19 +246,12 @@ export const namespacesMode: IsolationStrategy = {
   },
   plan(plan, { settings, host, files, prepared }) {
     planNamespaces(plan);
-    const inputRoot = plan.inherit(files.inputRoot.fd);
     if (!(prepared instanceof TemplateNamespace))
       throw new TypeError('namespaces mode is not prepared');
-    const clones = planHostClones(
-      plan,
-      host,
-      files.temporaryDirectory,
-      settings.filesystems,
-      prepared.masks,
-    );
-    const template = prepared.fd();
-    const root = planRootInEmptyNamespace(plan, inputRoot, template);
-    planSpecialFilesystems(plan, root, clones, host, settings.filesystems);
+    const temporary = files.temporaryDirectory;
+    const made = prepared.rootFragment(host, settings.filesystems, temporary !== undefined);
+    const fds = temporary === undefined ? [files.inputRoot.fd] : [files.inputRoot.fd, temporary.fd];
+    const root = plan.append(made.fragment, fds)(made.root);
     return { root, enter: pivotInto(root) };
   },
   requirements: (findings) => [
