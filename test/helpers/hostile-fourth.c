@@ -8,6 +8,8 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -87,6 +89,39 @@ static void in_flight_cycle(void) {
   close(pair[1]);
 }
 
+/* Holds an flock and an inotify watch on /dev/null (a node of the /dev the engine's actions
+ * share) and a file in its own /dev/shm; tells the test by opening `ready`, waits for a line
+ * on `go`, then counts the events its watch saw meanwhile. */
+static void dev_hold(const char *ready, const char *go) {
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  report("flock", flock(null, LOCK_EX));
+  int watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  report("watch", watch < 0 ? -1 : inotify_add_watch(watch, "/dev/null", IN_ALL_EVENTS));
+  int shm = open("/dev/shm/from-holder", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  report("shm", shm);
+  int signal = open(ready, O_WRONLY | O_CLOEXEC);
+  close(signal);
+  char line[8];
+  int gate = open(go, O_RDONLY | O_CLOEXEC);
+  while (read(gate, line, sizeof line) > 0) continue;
+  int events = 0;
+  char buffer[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  for (ssize_t got; (got = read(watch, buffer, sizeof buffer)) > 0;) {
+    for (char *at = buffer; at < buffer + got; at += sizeof(struct inotify_event) + ((struct inotify_event *)at)->len)
+      events++;
+  }
+  printf("events %s\n", events > 0 ? "seen" : "none");
+}
+
+/* What another action sees of the holder's: its flock on /dev/null, its /dev/shm file; and
+ * a write to /dev/null, for the holder's watch. */
+static void dev_probe(void) {
+  int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  report("flock", flock(null, LOCK_EX | LOCK_NB));
+  report("write", write(null, "x", 1) < 0 ? -1 : 0);
+  report("shm", access("/dev/shm/from-holder", F_OK));
+}
+
 int main(int argc, char **argv) {
   const char *command = argc > 1 ? argv[1] : "";
   if (strcmp(command, "fastopen-set") == 0) {
@@ -95,8 +130,12 @@ int main(int argc, char **argv) {
     fast_open_read();
   } else if (strcmp(command, "cycle") == 0) {
     in_flight_cycle();
+  } else if (strcmp(command, "dev-hold") == 0 && argc == 4) {
+    dev_hold(argv[2], argv[3]);
+  } else if (strcmp(command, "dev-probe") == 0) {
+    dev_probe();
   } else {
-    fprintf(stderr, "usage: %s fastopen-set|fastopen-read|cycle\n", argv[0]);
+    fprintf(stderr, "usage: %s fastopen-set|fastopen-read|cycle|dev-hold READY GO|dev-probe\n", argv[0]);
     return 2;
   }
   return 0;

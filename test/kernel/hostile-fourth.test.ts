@@ -7,12 +7,18 @@
 // which namespace the next action gets is the pool's decision, not a race.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultIsolation, type Engine, type IsolationSettings } from '../../src/sandbox/index.js';
 import { type DirectoryHandle, openDirectory, openHandleCount } from '../../src/syscalls/index.js';
-import { type BuildDirectory, makeBuildDirectory } from '../helpers/busybox.js';
+import {
+  type BuildDirectory,
+  makeBuildDirectory,
+  makeFifo,
+  writableByActions,
+} from '../helpers/busybox.js';
 import { openEngine } from '../helpers/engine.js';
 import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
 
@@ -68,22 +74,24 @@ const sockets = 'cat /proc/net/sockstat /proc/net/unix /proc/net/dev';
 async function runIn(
   engine: Engine,
   script: string,
+  temporaryDirectory: string | undefined = 'tmp',
 ): Promise<{ namespace: string; output: string }> {
   actions += 1;
+  const index = actions;
   const result = await engine.run({
     inputRoot: 'root',
     arguments: ['sh', '-c', `readlink /proc/self/ns/net; ${script}`],
     environment: { PATH: '/bin' },
     workingDirectory: '',
-    stdoutPath: `fourth-${actions}.out`,
-    stderrPath: `fourth-${actions}.err`,
-    temporaryDirectory: 'tmp',
+    stdoutPath: `fourth-${index}.out`,
+    stderrPath: `fourth-${index}.err`,
+    ...(temporaryDirectory === undefined ? {} : { temporaryDirectory }),
   });
   await engine.settled();
-  const stderr = readFileSync(join(build.path, `fourth-${actions}.err`), 'utf8');
+  const stderr = readFileSync(join(build.path, `fourth-${index}.err`), 'utf8');
   assert.equal(result.exitCode, 0, stderr);
   const [namespace = '', ...output] = readFileSync(
-    join(build.path, `fourth-${actions}.out`),
+    join(build.path, `fourth-${index}.out`),
     'utf8',
   ).split('\n');
   return { namespace, output: output.join('\n') };
@@ -137,6 +145,68 @@ describe('a hostile action stays inside, fourth review (namespaces)', () => {
       // once they are gone. Either way the next action sees what a new namespace shows.
       const next = await runIn(engine, sockets);
       assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
+    },
+  );
+
+  contained(
+    "F3. the plan's constant part, made once per engine, carries no action's own directories into another's",
+    async () => {
+      await using engine = await openEngine(buildDirectory, oneAhead);
+      const directories = ['tmp-a', 'tmp-b'];
+      for (const name of directories) {
+        mkdirSync(join(build.path, name));
+        writeFileSync(join(build.path, name, `only-${name}`), '');
+        writableByActions(join(build.path, name));
+      }
+      try {
+        // With and without a temporary directory, in turn: each fragment is made by one
+        // action and appended to the plans of the others with their own fds.
+        const seen: string[] = [];
+        for (const temporary of ['tmp-a', undefined, 'tmp-b', 'tmp-a', undefined]) {
+          const { output } = await runIn(engine, 'ls /tmp', temporary);
+          seen.push(
+            output
+              .trim()
+              .split('\n')
+              .filter((name) => name.startsWith('only-'))
+              .join(','),
+          );
+        }
+        assert.deepEqual(seen, ['only-tmp-a', '', 'only-tmp-b', 'only-tmp-a', '']);
+      } finally {
+        for (const name of directories) rmSync(join(build.path, name), { recursive: true });
+      }
+    },
+  );
+
+  contained(
+    "F4. /dev, one file system for the engine's actions: an flock and an inotify watch on /dev/null reach a concurrent action; /dev/shm does not",
+    async () => {
+      await using engine = await openEngine(buildDirectory, oneAhead);
+      const [ready, go] = ['ready', 'go'].map((name) => join(build.path, 'root', name)) as [
+        string,
+        string,
+      ];
+      makeFifo(ready);
+      makeFifo(go);
+      try {
+        const holding = runIn(engine, 'fourth dev-hold /ready /go');
+        // Resolves once the holder holds its lock, its watch and its /dev/shm file.
+        await (await open(ready, 'r')).close();
+        const probe = await runIn(engine, 'fourth dev-probe');
+        const gate = await open(go, 'w');
+        await gate.write('go\n');
+        await gate.close();
+        const holder = await holding;
+        assert.notEqual(probe.namespace, holder.namespace);
+        assert.equal(holder.output, 'flock ok\nwatch ok\nshm ok\nevents seen\n');
+        // SECURITY.md (T3b) accepts this: the nodes' inodes are shared, as the host's are in
+        // the other modes; /dev/shm (and /dev/pts) are each action's own.
+        assert.equal(probe.output, 'flock EAGAIN\nwrite ok\nshm ENOENT\n');
+      } finally {
+        rmSync(ready);
+        rmSync(go);
+      }
     },
   );
 });
