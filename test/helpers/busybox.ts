@@ -1,5 +1,6 @@
 // Build directories for tests: a busybox input root (the demo's own layout) and a temporary
 // directory.
+import { execFileSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,4 +41,9 @@ export function makeBuildDirectory(prefix = 'chroot-runner-test-'): BuildDirecto
   writableByActions(join(path, 'root'));
   writableByActions(join(path, 'tmp'));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Compiles a test's C helper, static (it runs in input roots without a libc). */
+export function compileStaticHelper(source: string, output: string): void {
+  execFileSync('gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', output, source]);
 }

@@ -2,6 +2,8 @@
 // extra child process.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { it } from 'node:test';
+import { openHandleCount } from '../../src/syscalls/index.js';
 
 export interface ProcessState {
   readonly fds: number;
@@ -92,3 +94,15 @@ export function assertNothingLeft(before: ProcessState, directories: readonly st
 /** The skip reason for tests that need root, or false when running as root. */
 export const needsRoot: string | false =
   process.getuid?.() === 0 ? false : 'needs root: mounts and namespaces are real here';
+
+/** A test that must leave nothing behind: mounts beneath `directory()`, fds, children and
+ * the addon's handles are checked after it. */
+export function leakFree(name: string, directory: () => string, body: () => Promise<void>): void {
+  it(name, { skip: needsRoot, timeout: 60_000 }, async () => {
+    const state = processState();
+    const handles = openHandleCount();
+    await body();
+    assertNothingLeft(state, [directory()]);
+    assert.equal(openHandleCount(), handles, 'handles left open');
+  });
+}

@@ -7,20 +7,22 @@
 // which namespace the next action gets is the pool's decision, not a race.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { defaultIsolation, type Engine, type IsolationSettings } from '../../src/sandbox/index.js';
-import { type DirectoryHandle, openDirectory, openHandleCount } from '../../src/syscalls/index.js';
+import { type DirectoryHandle, openDirectory } from '../../src/syscalls/index.js';
 import {
   type BuildDirectory,
+  compileStaticHelper,
   makeBuildDirectory,
   makeFifo,
   writableByActions,
 } from '../helpers/busybox.js';
 import { openEngine } from '../helpers/engine.js';
-import { assertNothingLeft, needsRoot, processState } from '../helpers/leaks.js';
+import { leakFree, needsRoot } from '../helpers/leaks.js';
+import { runScript, type ScriptRun, withoutHostCounts } from '../helpers/script-actions.js';
 
 /** The C source of this review's attack helper. */
 const fourthSource = new URL('../../../test/helpers/hostile-fourth.c', import.meta.url).pathname;
@@ -28,23 +30,13 @@ const fourthSource = new URL('../../../test/helpers/hostile-fourth.c', import.me
 let build: BuildDirectory;
 let buildDirectory: DirectoryHandle;
 let helper: string;
-let actions = 0;
 
 before(() => {
   if (needsRoot !== false) return;
   build = makeBuildDirectory('chroot-runner-fourth-');
   buildDirectory = openDirectory(build.path);
   helper = join(build.path, 'root/bin/fourth');
-  execFileSync('gcc', [
-    '-static',
-    '-O2',
-    '-Wall',
-    '-Wextra',
-    '-Werror',
-    '-o',
-    helper,
-    fourthSource,
-  ]);
+  compileStaticHelper(fourthSource, helper);
 });
 
 after(() => {
@@ -54,13 +46,7 @@ after(() => {
 });
 
 function contained(name: string, body: () => Promise<void>): void {
-  it(name, { skip: needsRoot, timeout: 60_000 }, async () => {
-    const state = processState();
-    const handles = openHandleCount();
-    await body();
-    assertNothingLeft(state, [build.path]);
-    assert.equal(openHandleCount(), handles, 'handles left open');
-  });
+  leakFree(name, () => build.path, body);
 }
 
 const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamespaces: 1 };
@@ -69,40 +55,13 @@ const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamesp
  * listed, lo's counters. */
 const sockets = 'cat /proc/net/sockstat /proc/net/unix /proc/net/dev';
 
-/** Runs `script` in namespaces mode, settles the engine, and returns the action's network
- * namespace (readlink) and the rest of its output. */
-async function runIn(
+/** Runs `script` in the test's build directory (runScript). */
+function runIn(
   engine: Engine,
   script: string,
-  temporaryDirectory: string | undefined = 'tmp',
-): Promise<{ namespace: string; output: string }> {
-  actions += 1;
-  const index = actions;
-  const result = await engine.run({
-    inputRoot: 'root',
-    arguments: ['sh', '-c', `readlink /proc/self/ns/net; ${script}`],
-    environment: { PATH: '/bin' },
-    workingDirectory: '',
-    stdoutPath: `fourth-${index}.out`,
-    stderrPath: `fourth-${index}.err`,
-    ...(temporaryDirectory === undefined ? {} : { temporaryDirectory }),
-  });
-  await engine.settled();
-  const stderr = readFileSync(join(build.path, `fourth-${index}.err`), 'utf8');
-  assert.equal(result.exitCode, 0, stderr);
-  const [namespace = '', ...output] = readFileSync(
-    join(build.path, `fourth-${index}.out`),
-    'utf8',
-  ).split('\n');
-  return { namespace, output: output.join('\n') };
-}
-
-/** sockstat without the host's own counts (orphans, allocated sockets, memory). */
-function withoutHostCounts(output: string): string {
-  return output
-    .replace(/ orphan \d+/, '')
-    .replace(/ alloc \d+/, '')
-    .replace(/ mem \d+/g, '');
+  temporaryDirectory: string | null = 'tmp',
+): Promise<ScriptRun> {
+  return runScript(engine, build.path, script, temporaryDirectory);
 }
 
 describe('a hostile action stays inside, fourth review (namespaces)', () => {
@@ -162,17 +121,27 @@ describe('a hostile action stays inside, fourth review (namespaces)', () => {
         // With and without a temporary directory, in turn: each fragment is made by one
         // action and appended to the plans of the others with their own fds.
         const seen: string[] = [];
-        for (const temporary of ['tmp-a', undefined, 'tmp-b', 'tmp-a', undefined]) {
-          const { output } = await runIn(engine, 'ls /tmp', temporary);
+        for (const temporary of ['tmp-a', null, 'tmp-b', 'tmp-a', null]) {
+          const { output } = await runIn(
+            engine,
+            'ls /tmp 2>/dev/null; echo "mounted $(grep -c \' /tmp \' /proc/self/mounts)"',
+            temporary,
+          );
           seen.push(
             output
               .trim()
               .split('\n')
-              .filter((name) => name.startsWith('only-'))
+              .filter((name) => name.startsWith('only-') || name.startsWith('mounted'))
               .join(','),
           );
         }
-        assert.deepEqual(seen, ['only-tmp-a', '', 'only-tmp-b', 'only-tmp-a', '']);
+        assert.deepEqual(seen, [
+          'only-tmp-a,mounted 1',
+          'mounted 0',
+          'only-tmp-b,mounted 1',
+          'only-tmp-a,mounted 1',
+          'mounted 0',
+        ]);
       } finally {
         for (const name of directories) rmSync(join(build.path, name), { recursive: true });
       }

@@ -8,7 +8,6 @@
 // keeps one namespace ahead and is settled between actions, so which namespace the next
 // action gets is the pool's decision, not a race. Every test proves that nothing is left.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,9 +15,15 @@ import { after, before, describe, it } from 'node:test';
 import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
 import { defaultIsolation, type Engine, type IsolationSettings } from '../../src/sandbox/index.js';
 import { type DirectoryHandle, openDirectory, openHandleCount } from '../../src/syscalls/index.js';
-import { type BuildDirectory, makeBuildDirectory, makeFifo } from '../helpers/busybox.js';
+import {
+  type BuildDirectory,
+  compileStaticHelper,
+  makeBuildDirectory,
+  makeFifo,
+} from '../helpers/busybox.js';
 import { openEngine } from '../helpers/engine.js';
 import { assertNothingLeft, needsRoot, openFds, processState } from '../helpers/leaks.js';
+import { runScript, type ScriptRun, withoutHostCounts } from '../helpers/script-actions.js';
 
 /** The C source of the helper that does what busybox cannot. */
 const helperSource = new URL('../../../test/helpers/network-reuse.c', import.meta.url).pathname;
@@ -31,16 +36,7 @@ before(() => {
   if (needsRoot !== false) return;
   build = makeBuildDirectory('chroot-runner-netreuse-');
   buildDirectory = openDirectory(build.path);
-  execFileSync('gcc', [
-    '-static',
-    '-O2',
-    '-Wall',
-    '-Wextra',
-    '-Werror',
-    '-o',
-    join(build.path, 'root/bin/netreuse'),
-    helperSource,
-  ]);
+  compileStaticHelper(helperSource, join(build.path, 'root/bin/netreuse'));
 });
 
 after(() => {
@@ -70,40 +66,9 @@ function leakFree(name: string, body: () => Promise<void>): void {
  * between actions gets the one the pool holds. */
 const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamespaces: 1 };
 
-interface Ran {
-  /** The action's network namespace, as readlink shows it. */
-  readonly namespace: string;
-  readonly reused: unknown;
-  readonly preparedAhead: unknown;
-  readonly output: string;
-}
-
-/** Runs `script` (its namespace printed first), and settles the engine: the namespace is
- * back in the pool, or closed and replaced, before the next action. */
-async function runIn(engine: Engine, script: string): Promise<Ran> {
-  actionCount += 1;
-  const stdoutPath = `netreuse-${actionCount}.out`;
-  const result = await engine.run({
-    inputRoot: 'root',
-    arguments: ['sh', '-c', `readlink /proc/self/ns/net; ${script}`],
-    environment: { PATH: '/bin' },
-    workingDirectory: '',
-    stdoutPath,
-    stderrPath: `netreuse-${actionCount}.err`,
-    temporaryDirectory: 'tmp',
-  });
-  await engine.settled();
-  const stderr = readFileSync(join(build.path, `netreuse-${actionCount}.err`), 'utf8');
-  assert.equal(result.exitCode, 0, stderr);
-  const [namespace = '', ...output] = readFileSync(join(build.path, stdoutPath), 'utf8').split(
-    '\n',
-  );
-  return {
-    namespace,
-    reused: result.usage?.network?.reused,
-    preparedAhead: result.usage?.network?.preparedAhead,
-    output: output.join('\n'),
-  };
+/** Runs `script` in the test's build directory (runScript). */
+function runIn(engine: Engine, script: string): Promise<ScriptRun> {
+  return runScript(engine, build.path, script);
 }
 
 /** Everything of its network namespace that an action can read and a previous action could
@@ -120,13 +85,6 @@ const view = [
     '/proc/sys/net/ipv6/conf/lo/disable_ipv6 /proc/sys/net/core/somaxconn ' +
     '/proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_local_port_range',
 ].join('; ');
-
-function withoutHostCounts(output: string): string {
-  return output
-    .replace(/ orphan \d+/, '')
-    .replace(/ alloc \d+/, '')
-    .replace(/ mem \d+/g, '');
-}
 
 describe('network namespaces reused from one action to the next', () => {
   for (const mode of ['namespaces', 'shared'] as const) {

@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { mountat, unmountat } from '../../src/mounts/index.js';
 import {
   ActionError,
@@ -29,16 +29,14 @@ import {
   type DirectoryHandle,
   openDirectory,
   openDirectoryBeneath,
-  openHandleCount,
 } from '../../src/syscalls/index.js';
 import { type BuildDirectory, busyboxPath, makeBuildDirectory } from '../helpers/busybox.js';
 import { type ActionSpec, openEngine, runAction, sweepStaleMounts } from '../helpers/engine.js';
 import {
-  assertNothingLeft,
+  leakFree as leakFreeBeneath,
   mountsBeneath,
   needsRoot,
   openFds,
-  processState,
 } from '../helpers/leaks.js';
 import { processesWithArgument, uniqueSleepDuration } from '../helpers/processes.js';
 
@@ -106,16 +104,9 @@ function shell(
   return run(mode, ['sh', '-c', script], overrides);
 }
 
-/** A test that must leave nothing behind: mounts beneath the build directory, fds, children
- * and handles are checked after it, also when it failed. */
+/** A test that must leave nothing behind beneath the build directory (leaks.ts). */
 function leakFree(name: string, body: () => Promise<void>): void {
-  it(name, { skip: needsRoot, timeout: 60_000 }, async () => {
-    const state = processState();
-    const handles = openHandleCount();
-    await body();
-    assertNothingLeft(state, [build.path]);
-    assert.equal(openHandleCount(), handles, 'handles left open');
-  });
+  leakFreeBeneath(name, () => build.path, body);
 }
 
 async function rejectsWith(
