@@ -240,6 +240,14 @@ export class PlanBuilder {
     this.#add(info, Op.pivotRoot, [root]);
   }
 
+  /** fchdir(root); mount(".", "/", MS_MOVE); chroot("."); chdir("/"): the root's mount
+   * stacked on the namespace's root, which stays, covered (as switch_root leaves it). Where
+   * chroot is refused (EPERM: a seccomp profile), pivot_root(".", ".") and the old root
+   * detached instead. */
+  coverRoot(info: StepInfo, root: Slot): void {
+    this.#add(info, Op.coverRoot, [root]);
+  }
+
   /** fchdir(root); chroot("."). */
   chroot(info: StepInfo, root: Slot): void {
     this.#add(info, Op.chroot, [root]);

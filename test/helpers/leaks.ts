@@ -32,7 +32,14 @@ export function mountsBeneath(directory: string, pid: number | 'self' = 'self'):
 export function childProcesses(pid: number | 'self' = 'self'): number[] {
   const children: number[] = [];
   for (const task of readdirSync(`/proc/${pid}/task`)) {
-    const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+    } catch (error) {
+      // A thread that ended since the listing (a pool's): its children went to another.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw error;
+    }
     if (text !== '') children.push(...text.split(' ').map(Number));
   }
   return children.sort((a, b) => a - b);
