@@ -1,8 +1,8 @@
 // namespaces: new mount, PID, IPC and UTS namespaces (the network contribution adds one); the
 // special filesystems mounted inside; the input root moved over the namespace's root and
-// entered (coverInto); nothing to unmount afterwards. The action's mount namespace copies an empty template namespace rather than
-// the runner's: a copy of the runner's would copy every host mount, for pivot_root to detach
-// again, at a cost per action that grows with the host's mounts.
+// entered (coverInto); nothing to unmount afterwards. The action's mount namespace copies an
+// empty template namespace rather than the runner's: a copy of the runner's would copy every
+// host mount, at a cost per action that grows with the host's mounts.
 import { constants as osConstants } from 'node:os';
 import {
   constants,
