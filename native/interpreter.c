@@ -124,8 +124,8 @@ static bool root_is_rootfs(void) {
   return rootfs;
 }
 
-/* Where pivot_root cannot, the new root (the cwd, a mount's root) is moved over "/" and
- * chrooted into, as switch_root does. The old root stays, covered: every path and ".." start
+/* The new root (the cwd, a mount's root) is moved over "/" and chrooted into, as switch_root
+ * does: namespaces mode's way into the action's root, and where pivot_root cannot. The old root stays, covered: every path and ".." start
  * in the new root ("..", from the root of the mount on "/", steps back down into it), and
  * uncovering it would take unmounting or moving the new root, which needs CAP_SYS_ADMIN over
  * the mount namespace, never kept; copies in a nested user namespace are locked together
@@ -244,6 +244,20 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
         if (cover_root(syscall_id) < 0) return -1;
       } else {
         return -1;
+      }
+      *syscall_id = SYS_ID_CHDIR;
+      return chdir("/");
+    case OP_COVER_ROOT:
+      *syscall_id = SYS_ID_FCHDIR;
+      if (fchdir(slot_fd(ctx, a)) < 0) return -1;
+      if (cover_root(syscall_id) < 0) {
+        /* chroot refused (a seccomp profile that allows pivot_root): the new root, moved
+         * over "/" already, pivots there instead, the old root detached. */
+        if (errno != EPERM || *syscall_id != SYS_ID_CHROOT) return -1;
+        *syscall_id = SYS_ID_PIVOT_ROOT;
+        if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+        *syscall_id = SYS_ID_UMOUNT2;
+        if (umount2(".", MNT_DETACH) < 0) return -1;
       }
       *syscall_id = SYS_ID_CHDIR;
       return chdir("/");

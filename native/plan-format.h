@@ -22,6 +22,7 @@
   X(UNSHARE, unshare)                   /* flags */                                         \
   X(SET_ROOT_PROPAGATION, setRootPropagation) /* propagation (MS_SLAVE or MS_PRIVATE) */    \
   X(PIVOT_ROOT, pivotRoot)              /* new root slot */                                 \
+  X(COVER_ROOT, coverRoot)              /* new root slot: moved over "/", chrooted into */   \
   X(CHROOT, chroot)                     /* new root slot */                                 \
   X(CHDIR, chdir)                       /* base, resolve flags; path */                     \
   X(DUP2, dup2)                         /* source slot, target fd */                        \

@@ -24,6 +24,7 @@ const slotArguments: Readonly<Record<PlanOperation, number>> = {
   unshare: 0,
   setRootPropagation: 0,
   pivotRoot: 0b1,
+  coverRoot: 0b1,
   chroot: 0b1,
   chdir: 0b1,
   dup2: 0b1,
@@ -390,6 +391,14 @@ export class PlanBuilder {
   /** fchdir(root); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/"). */
   pivotRoot(info: StepInfo, root: Slot): void {
     this.#add(info, Op.pivotRoot, [root]);
+  }
+
+  /** fchdir(root); mount(".", "/", MS_MOVE); chroot("."); chdir("/"): the root's mount
+   * stacked on the namespace's root, which stays, covered (as switch_root leaves it). Where
+   * chroot is refused (EPERM: a seccomp profile), pivot_root(".", ".") and the old root
+   * detached instead. */
+  coverRoot(info: StepInfo, root: Slot): void {
+    this.#add(info, Op.coverRoot, [root]);
   }
 
   /** fchdir(root); chroot("."). */

@@ -21,6 +21,7 @@ const planOperations = [
   'unshare',
   'setRootPropagation',
   'pivotRoot',
+  'coverRoot',
   'chroot',
   'chdir',
   'dup2',

@@ -71,7 +71,9 @@ describe('ordering rules', () => {
     });
 
     it(`${mode}: the root is entered before the working directory is`, () => {
-      const enter = steps.findIndex((step) => step.op === 'pivotRoot' || step.op === 'chroot');
+      const enter = steps.findIndex((step) =>
+        ['pivotRoot', 'coverRoot', 'chroot'].includes(step.op),
+      );
       assert.ok(enter >= 0 && enter < indexOf(steps, 'chdir'));
     });
   }
@@ -210,7 +212,7 @@ describe('ordering rules', () => {
     );
     const at = (description: string) => steps.findIndex((step) => step.description === description);
     assert.equal(at('first'), 0);
-    assert.equal(at('before entering'), indexOf(steps, 'pivotRoot') - 1);
+    assert.equal(at('before entering'), indexOf(steps, 'coverRoot') - 1);
     assert.equal(at('last'), steps.length - 2);
   });
 
@@ -340,9 +342,9 @@ describe('the action’s user namespace (contributions/user-namespace.ts)', () =
       const owner = indexOf(steps, 'becomeNamespaceOwner');
       assert.equal(owner, unshared - 1);
       assert.deepEqual(steps[owner]?.args.slice(0, 2), [base, base]);
-      // pivot_root needs the runner's privileges over the mount namespace; a chrooted process
-      // may not create a user namespace.
-      if (mode === 'namespaces') assert.ok(indexOf(steps, 'pivotRoot') < unshared);
+      // Moving the root needs the runner's privileges over the mount namespace; a chrooted
+      // process may not create a user namespace.
+      if (mode === 'namespaces') assert.ok(indexOf(steps, 'coverRoot') < unshared);
       else assert.ok(unshared < indexOf(steps, 'chroot'));
       // A new user namespace fills the bounding set again.
       assert.ok(mapped < indexOf(steps, 'dropBoundingCaps'));

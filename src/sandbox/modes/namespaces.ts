@@ -1,8 +1,8 @@
 // namespaces: new mount, PID, IPC and UTS namespaces (the network contribution adds one); the
-// special filesystems mounted inside; pivot_root into the input root; nothing to unmount
-// afterwards. The action's mount namespace copies an empty template namespace rather than
-// the runner's: a copy of the runner's would copy every host mount, for pivot_root to detach
-// again, at a cost per action that grows with the host's mounts.
+// special filesystems mounted inside; the input root moved over the namespace's root and
+// entered (coverInto); nothing to unmount afterwards. The action's mount namespace copies an
+// empty template namespace rather than the runner's: a copy of the runner's would copy every
+// host mount, at a cost per action that grows with the host's mounts.
 import { constants as osConstants } from 'node:os';
 import {
   constants,
@@ -212,10 +212,23 @@ export function pivotInto(root: Slot): PlannedRoot['enter'] {
   return (plan) => plan.pivotRoot(runnerStep('pivot into the input root'), root);
 }
 
+/** Enters the action's root by stacking it on the namespace's root, the copy of the
+ * template's (empty: the action's mounts were moved out of it), which stays beneath it: as
+ * unreachable as pivot_root would leave it detached, since every path and ".." start in the
+ * action's root (".." from the root of the mount on "/" steps back down into it) and
+ * uncovering it takes unmounting or moving that mount, for which the action never holds
+ * CAP_SYS_ADMIN over the namespace (the runner's user namespace owns it), and copies in a
+ * nested user namespace are locked together. pivot_root would cost more for nothing: it
+ * walks every thread of the host (chroot_fs_refs), and detaching the old root waits for an
+ * expedited RCU grace period. */
+function coverInto(root: Slot): PlannedRoot['enter'] {
+  return (plan) => plan.coverRoot(runnerStep('enter the input root'), root);
+}
+
 export const namespacesMode: IsolationStrategy = {
   name: 'namespaces',
   summary:
-    'new mount, PID, IPC and UTS namespaces; /proc, /sys, /dev and /tmp mounted inside; pivot_root into the input root',
+    'new mount, PID, IPC and UTS namespaces; /proc, /sys, /dev and /tmp mounted inside; the input root moved over the namespace root and entered',
   init: 'pid1',
   killSignal: osConstants.signals.SIGKILL,
   actionUserNamespace: true,
@@ -252,7 +265,7 @@ export const namespacesMode: IsolationStrategy = {
     const made = prepared.rootFragment(host, settings.filesystems, temporary !== undefined);
     const fds = temporary === undefined ? [files.inputRoot.fd] : [files.inputRoot.fd, temporary.fd];
     const root = plan.append(made.fragment, fds)(made.root);
-    return { root, enter: pivotInto(root) };
+    return { root, enter: coverInto(root) };
   },
   requirements: (findings) => [
     ...mountsHere(findings),
