@@ -4,9 +4,12 @@
 // each in one job of libuv's thread pool: a child sharing the runner's fd table runs the
 // cgroup's recipe as a plan (one dispatch; the fs module's would cost 25–50 µs of the event
 // loop per syscall here), and refills after each take. An action that finds none ready makes
-// its own at once, as without them: it never waits. Each is used by one action only. They are
-// cgroups of the runner's scope like any action's: a killed runner's are swept with its scope
-// (CgroupTree.sweep), and close() removes those never used.
+// its own at once, as without them: it never waits. Each serves one action at a time: once no
+// process of its action is left, a cgroup that can be recycled (v1's: ActionCgroup.recycle)
+// comes back for a later action while fewer than `size` are ready, and is removed otherwise;
+// the pool makes new ones only while those it has, ready and lent, are fewer than `size`. They
+// are cgroups of the runner's scope like any action's: a killed runner's are swept with its
+// scope (CgroupTree.sweep), and close() removes those ready and, once back, those lent.
 import {
   type ActionCgroup,
   abandonCgroup,
@@ -50,6 +53,8 @@ let made = 0;
 
 export class PreparedCgroups {
   readonly #ready: ActionCgroup[] = [];
+  /** Cgroups taken that come back (recycle()) once their actions are over. */
+  #lent = 0;
   /** Creations under way: settled() and close() wait for them. */
   readonly #pending = new Set<Promise<void>>();
   #closed = false;
@@ -66,7 +71,7 @@ export class PreparedCgroups {
 
   /** Starts what is missing; resolves once each creation succeeded or failed. */
   fill(): Promise<void> {
-    while (!this.#closed && this.#ready.length + this.#pending.size < this.size) {
+    while (!this.#closed && this.#ready.length + this.#pending.size + this.#lent < this.size) {
       const creation: Promise<void> = this.#makeOne().then(
         async (cgroup) => {
           if (!this.#closed) {
@@ -97,8 +102,36 @@ export class PreparedCgroups {
    * (throwing what the kernel refused). */
   take(): ActionCgroup {
     const cgroup = this.#ready.shift() ?? this.tree.create(this.#nextName(), this.limits);
+    if (cgroup.recycle !== undefined) this.#lent++;
     void this.fill();
     return cgroup;
+  }
+
+  /** Takes back a cgroup that take() gave, once its action is over and its usage read:
+   * ready again for another action where it can be (no process of its action is left, and
+   * fewer are ready than the pool keeps), removed otherwise. */
+  async release(cgroup: ActionCgroup, processesGone: boolean): Promise<void> {
+    if (cgroup.recycle !== undefined) this.#lent--;
+    let failure: unknown;
+    try {
+      if (
+        processesGone &&
+        !this.#closed &&
+        this.#ready.length < this.size &&
+        cgroup.recycle?.() === true
+      ) {
+        this.#ready.push(cgroup);
+        return;
+      }
+    } catch (error) {
+      failure = error;
+    }
+    try {
+      await cgroup.remove();
+    } finally {
+      void this.fill();
+    }
+    if (failure !== undefined) throw failure;
   }
 
   /** Removes the cgroups never used, and those under way once they are made. */

@@ -7,8 +7,8 @@
 // then a cgroup namespace rooted there so that the action sees itself at / and no cgroup
 // above it; on v2 the init then leaves it for the runner's cgroup, so that memory.oom.group's
 // kill spares it and it reports the OOM (ActionCgroup.initMoves); its usage read once the
-// action exited; killed as a whole and removed at teardown, after the result where no
-// process of the action is left. What a killed runner left is swept by serve through the
+// action exited; killed as a whole and removed at teardown, or recycled for a later action
+// (v1: PreparedCgroups.release) after the result where no process of the action is left. What a killed runner left is swept by serve through the
 // tree (CgroupTree.sweep), before the engine runs anything.
 import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage } from '../../cgroups/index.js';
 import { isSystemError } from '../../syscalls/index.js';
@@ -128,12 +128,11 @@ export const cgroup: Contribution = {
         },
       },
       usage: () => flatten(action.usage(), settings.limits),
-      // Only empty directories are left once no process is: the result need not wait for
-      // their removal (the runner's fds are as before it, though).
+      // Once no process is left, the cgroup is only recycled, or empty directories removed:
+      // the result need not wait for that.
       teardown: ({ processesGone }) => {
-        if (!processesGone) return action.remove();
-        action.close();
-        engine.background.add(() => action.remove());
+        if (!processesGone) return settings.release(action, false);
+        engine.background.add(() => settings.release(action, true));
       },
     };
   },
