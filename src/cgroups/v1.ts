@@ -12,14 +12,7 @@ import {
   openat2,
 } from '../syscalls/index.js';
 import type { V1Controller } from './discovery.js';
-import {
-  cgroupRecipe,
-  killProcesses,
-  parseKeyed,
-  removeCgroup,
-  rereadRecord,
-  writeValue,
-} from './files.js';
+import { cgroupRecipe, killProcesses, removeCgroup, rereadRecord, writeValue } from './files.js';
 import { makeScope, scopeTree } from './scope.js';
 import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage, ScopeLimits } from './types.js';
 
@@ -44,23 +37,30 @@ function blockBytes(text: string): { read: number; write: number } {
   return { read, write };
 }
 
-/** The files that set `limits`, in order: the memory limit before memory+swap's, which may
- * not be below it. `swapAccounting`: the kernel has memory.memsw.* (not swapaccount=0). */
 /** cpuacct.usage_all: a header, then "CPU USER SYSTEM" in nanoseconds per CPU: user and
  * system time in one read (usage_user and usage_sys sum the same counters). */
 function cpuTimes(text: string): { user: bigint; system: bigint } {
   let user = 0n;
   let system = 0n;
-  for (const line of text.split('\n')) {
-    const [, userTime, systemTime] = line.split(' ');
-    if (userTime === undefined || systemTime === undefined) continue;
-    if (!/^\d+$/.test(userTime) || !/^\d+$/.test(systemTime)) continue;
-    user += BigInt(userTime);
-    system += BigInt(systemTime);
+  for (const line of text.slice(text.indexOf('\n') + 1).split('\n')) {
+    const fields = line.split(' ');
+    if (fields.length !== 3) continue;
+    user += BigInt(fields[1] ?? 0);
+    system += BigInt(fields[2] ?? 0);
   }
   return { user, system };
 }
 
+/** The value of `key` in a flat keyed file ("key N" lines: pids.events, memory.oom_control),
+ * 0 when it has none. */
+function keyed(text: string | undefined, key: string): number {
+  // In "\n" + text, "\n<key> " starts where the line starts in text.
+  const line = text === undefined ? -1 : `\n${text}`.indexOf(`\n${key} `);
+  return line < 0 ? 0 : Number.parseInt(text?.slice(line + key.length + 1) ?? '', 10) || 0;
+}
+
+/** The files that set `limits`, in order: the memory limit before memory+swap's, which may
+ * not be below it. `swapAccounting`: the kernel has memory.memsw.* (not swapaccount=0). */
 function limitWrites(
   directory: (controller: V1Controller) => string | undefined,
   limits: CgroupLimits,
@@ -221,8 +221,8 @@ class V1ActionCgroup implements ActionCgroup {
       memoryLimitHits:
         (count(this.#text('memory.failcnt')) ?? 0) +
         (count(this.#text('memory.memsw.failcnt')) ?? 0),
-      oomKills: Number(parseKeyed(this.#text('memory.oom_control') ?? '').get('oom_kill') ?? 0n),
-      pidsLimitHits: Number(parseKeyed(this.#text('pids.events') ?? '').get('max') ?? 0n),
+      oomKills: keyed(this.#text('memory.oom_control'), 'oom_kill'),
+      pidsLimitHits: keyed(this.#text('pids.events'), 'max'),
       pidsPeak: count(this.#text('pids.peak')) ?? null,
       cpuUser: cpu.user,
       cpuSystem: cpu.system,

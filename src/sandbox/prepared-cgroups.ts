@@ -48,6 +48,9 @@ async function makeAhead(recipe: CgroupRecipe): Promise<DirectoryHandle[]> {
   return opened.map((slot) => new DirectoryHandle(slots[slot] ?? -1));
 }
 
+/** The most refills a run of failed creations makes the pool skip. */
+const longestBackOff = 1024;
+
 /** Names the cgroups of every engine of this process: several may share a tree. */
 let made = 0;
 
@@ -58,6 +61,11 @@ export class PreparedCgroups {
   /** Creations under way: settled() and close() wait for them. */
   readonly #pending = new Set<Promise<void>>();
   #closed = false;
+  /** Failed creations in a row, and refills still to skip because of them: after n, the
+   * pool lets 2^(n-1) refills pass (up to longestBackOff) before it tries again, so that a
+   * refusal the kernel repeats costs a clone only now and then. */
+  #failures = 0;
+  #backOff = 0;
   /** The first removal that failed of one made once the pool was closed, for close(). */
   #failure: unknown;
 
@@ -71,9 +79,19 @@ export class PreparedCgroups {
 
   /** Starts what is missing; resolves once each creation succeeded or failed. */
   fill(): Promise<void> {
+    this.#refill();
+    return this.settled();
+  }
+
+  #refill(): void {
+    if (this.#backOff > 0) {
+      this.#backOff--;
+      return;
+    }
     while (!this.#closed && this.#ready.length + this.#pending.size + this.#lent < this.size) {
       const creation: Promise<void> = this.#makeOne().then(
         async (cgroup) => {
+          this.#failures = 0;
           if (!this.#closed) {
             this.#ready.push(cgroup);
             return;
@@ -85,12 +103,14 @@ export class PreparedCgroups {
           }
         },
         // Short of one: the next action makes its own, and reports what the kernel refuses.
-        () => {},
+        () => {
+          this.#backOff = Math.min(2 ** this.#failures, longestBackOff);
+          this.#failures++;
+        },
       );
       this.#pending.add(creation);
       void creation.finally(() => this.#pending.delete(creation));
     }
-    return this.settled();
   }
 
   /** Resolves once the creations under way landed. */
@@ -98,40 +118,45 @@ export class PreparedCgroups {
     while (this.#pending.size > 0) await Promise.all(this.#pending);
   }
 
-  /** A cgroup for one action, the caller's to remove: one made ahead, or one made now
-   * (throwing what the kernel refused). */
+  /** A cgroup for one action, to give back with recycle() or discard(): one made ahead (the
+   * last one back: its memory is the warmest), or one made now (throwing what the kernel
+   * refused). */
   take(): ActionCgroup {
-    const cgroup = this.#ready.shift() ?? this.tree.create(this.#nextName(), this.limits);
+    const cgroup = this.#ready.pop() ?? this.tree.create(this.#nextName(), this.limits);
     if (cgroup.recycle !== undefined) this.#lent++;
-    void this.fill();
+    this.#refill();
     return cgroup;
   }
 
-  /** Takes back a cgroup that take() gave, once its action is over and its usage read:
-   * ready again for another action where it can be (no process of its action is left, and
-   * fewer are ready than the pool keeps), removed otherwise. */
-  async release(cgroup: ActionCgroup, processesGone: boolean): Promise<void> {
-    if (cgroup.recycle !== undefined) this.#lent--;
-    let failure: unknown;
-    try {
-      if (
-        processesGone &&
-        !this.#closed &&
-        this.#ready.length < this.size &&
-        cgroup.recycle?.() === true
-      ) {
-        this.#ready.push(cgroup);
-        return;
-      }
-    } catch (error) {
-      failure = error;
+  /** Takes back a cgroup that take() gave, once no process of its action is left and its
+   * usage was read: true when it is ready for another action; false when it cannot be
+   * (ActionCgroup.recycle), or the pool has enough ready: then discard() it. */
+  recycle(cgroup: ActionCgroup): boolean {
+    if (cgroup.recycle === undefined || this.#closed || this.#ready.length >= this.size) {
+      return false;
     }
+    let recycled: boolean;
+    try {
+      recycled = cgroup.recycle();
+    } catch {
+      // Its removal reports what the kernel refuses.
+      recycled = false;
+    }
+    if (!recycled) return false;
+    this.#lent--;
+    this.#ready.push(cgroup);
+    return true;
+  }
+
+  /** Removes a cgroup that take() gave and recycle() did not take back (killing what is
+   * left in it), and makes another ahead where the pool is short. */
+  async discard(cgroup: ActionCgroup): Promise<void> {
+    if (cgroup.recycle !== undefined) this.#lent--;
     try {
       await cgroup.remove();
     } finally {
-      void this.fill();
+      this.#refill();
     }
-    if (failure !== undefined) throw failure;
   }
 
   /** Removes the cgroups never used, and those under way once they are made. */
