@@ -306,12 +306,17 @@ describe('cgroups made ahead (namespaces mode)', { skip: needsCgroups }, () => {
 
   const recycles = (): boolean => tree.version === 1;
 
-  leakFree('serves one action at a time, refills, and removes all at close', async () => {
-    const engine = await Engine.open({
+  /** The default isolation, with `preparedAhead` cgroups kept ready. */
+  function pooledEngine(preparedAhead: number): Promise<Engine> {
+    return Engine.open({
       buildDirectory: build.path,
       isolation: { ...defaultIsolation, preparedNetworkNamespaces: 0 },
-      cgroups: { tree, limits, preparedAhead: 2 },
+      cgroups: { tree, limits, preparedAhead },
     });
+  }
+
+  leakFree('serves one action at a time, refills, and removes all at close', async () => {
+    const engine = await pooledEngine(2);
     try {
       const ahead = cgroupsInScope();
       assert.equal(ahead.length, 2, `made ahead: ${ahead}`);
@@ -336,11 +341,7 @@ describe('cgroups made ahead (namespaces mode)', { skip: needsCgroups }, () => {
   });
 
   leakFree('accounts each action alone in a cgroup that served others', async () => {
-    const engine = await Engine.open({
-      buildDirectory: build.path,
-      isolation: { ...defaultIsolation, preparedNetworkNamespaces: 0 },
-      cgroups: { tree, limits, preparedAhead: 1 },
-    });
+    const engine = await pooledEngine(1);
     try {
       const names = new Set<string>();
       const run = async (script: string): Promise<ActionCgroupUsage> => {
