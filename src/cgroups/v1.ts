@@ -160,9 +160,9 @@ class V1ActionCgroup implements ActionCgroup {
   readonly #paths: readonly string[];
   /** joinDirectories by path, for opening the usage files. */
   readonly #handles: ReadonlyMap<string, DirectoryHandle>;
-  /** The usage files, opened at the first read and kept (each read is then one pread);
-   * null where the kernel has no such file. */
-  #files: Map<UsageFile, Fd | null> | undefined;
+  /** The usage files, opened with the cgroup and kept (each read is then one pread; a
+   * cgroup holds as many fds used or not); null where the kernel has no such file. */
+  readonly #files = new Map<UsageFile, Fd | null>();
   /** The counters when the current action started, and at its usage's read. */
   #start = newCgroupCounters;
   #read: V1Counters | undefined;
@@ -182,28 +182,35 @@ class V1ActionCgroup implements ActionCgroup {
         return handle === undefined ? [] : [[path, handle]];
       }),
     );
+    try {
+      for (const [controller, file] of usageFiles)
+        this.#files.set(file, this.#open(controller, file));
+    } catch (error) {
+      this.#closeFiles();
+      throw error;
+    }
+  }
+
+  #open(controller: V1Controller, file: UsageFile): Fd | null {
+    const path = this.#directories.get(controller);
+    const directory = path === undefined ? undefined : this.#handles.get(path);
+    if (directory === undefined) return null;
+    try {
+      return openat2(directory, file, {
+        flags: file === 'memory.max_usage_in_bytes' ? constants.O_RDWR : constants.O_RDONLY,
+      });
+    } catch (error) {
+      if (isSystemError(error, 'ENOENT')) return null;
+      throw error;
+    }
+  }
+
+  #closeFiles(): void {
+    for (const fd of this.#files.values()) fd?.close();
+    this.#files.clear();
   }
 
   #file(name: UsageFile): Fd | null {
-    if (this.#files === undefined) {
-      const files = new Map<UsageFile, Fd | null>();
-      this.#files = files;
-      for (const [controller, file] of usageFiles) {
-        const path = this.#directories.get(controller);
-        const directory = path === undefined ? undefined : this.#handles.get(path);
-        let fd: Fd | null = null;
-        if (directory !== undefined) {
-          try {
-            fd = openat2(directory, file, {
-              flags: file === 'memory.max_usage_in_bytes' ? constants.O_RDWR : constants.O_RDONLY,
-            });
-          } catch (error) {
-            if (!isSystemError(error, 'ENOENT')) throw error;
-          }
-        }
-        files.set(file, fd);
-      }
-    }
     return this.#files.get(name) ?? null;
   }
 
@@ -281,8 +288,7 @@ class V1ActionCgroup implements ActionCgroup {
 
   close(): void {
     for (const handle of this.joinDirectories) handle.close();
-    for (const fd of this.#files?.values() ?? []) fd?.close();
-    this.#files = undefined;
+    this.#closeFiles();
   }
 
   async remove(): Promise<void> {

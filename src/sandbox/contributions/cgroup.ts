@@ -138,11 +138,13 @@ export const cgroup: Contribution = {
         },
       },
       usage: () => flatten(action.usage(), settings.limits),
-      // Once no process is left, the cgroup is recycled (a write and a read), or its empty
-      // directories removed after the result.
+      // Once no process is left, the cgroup is recycled (a write and a read), or closed and
+      // its empty directories removed after the result (the runner's fds are as before it).
       teardown: ({ processesGone }) => {
         if (!processesGone) return settings.discard(action);
-        if (!settings.recycle(action)) engine.background.add(() => settings.discard(action));
+        if (settings.recycle(action)) return;
+        action.close();
+        engine.background.add(() => settings.discard(action));
       },
     };
   },
