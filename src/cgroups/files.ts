@@ -59,6 +59,16 @@ function read(file: CgroupFile, oneRecord: boolean): string {
   }
 }
 
+/** The whole content of the one-record interface file open at `fd`, read again from its
+ * start (seq_file makes it anew for a read at offset 0): one pread, no open. */
+export function rereadRecord(fd: number): string {
+  for (;;) {
+    const got = readSync(fd, readBuffer, 0, readBuffer.length, 0);
+    if (got < readBuffer.length) return readBuffer.toString('latin1', 0, got);
+    readBuffer = Buffer.allocUnsafe(readBuffer.length * 2);
+  }
+}
+
 export function readText(file: CgroupFile): string {
   return read(file, false);
 }

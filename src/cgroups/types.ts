@@ -97,6 +97,11 @@ export interface ActionCgroup {
    * Absent on v1, whose OOM killer kills one process, never the init's group. */
   readonly initMoves?: { readonly init: Fd; readonly action: Fd };
   usage(): CgroupUsage;
+  /** Makes the cgroup ready for another action, once its usage was read and no process of
+   * its action is left; false when it cannot serve one exactly (then remove() it). Absent
+   * where each action gets a new cgroup (v2: its memory.peak and PSI totals cannot be
+   * counted from a start). */
+  recycle?(): boolean;
   /** Kills every process in the cgroup and its descendants, and resolves once they have all
    * exited. */
   kill(): Promise<void>;

@@ -32,8 +32,9 @@ export const defaultActionUserNamespace: ActionUserNamespace = {
  * millisecond of the other core. */
 export const defaultPreparedNetworkNamespaces = 2;
 
-/** Cgroups made ahead (ActionCgroups.preparedAhead): as many, for the same reason; each
- * refill takes about 0.3 ms of libuv's pool on this host's five v1 hierarchies. */
+/** Cgroups kept ready (ActionCgroups.preparedAhead): as many, for the same reason. On v1 an
+ * action's cgroup serves later ones (ActionCgroup.recycle), so a refill (about 0.3 ms of
+ * libuv's pool on this host's v1 hierarchies) follows only a cgroup's removal. */
 export const defaultPreparedCgroups = 2;
 
 export const defaultIsolation: IsolationSettings = {

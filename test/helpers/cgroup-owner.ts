@@ -27,7 +27,8 @@ if (command === 'sweep') {
     swapMaxBytes: null,
     pidsMax: null,
     cpuMaxMillicores: null,
-    cpuWeight: null,
+    // A CPU limit: on v1 the cgroup is on every hierarchy then, cpu's too.
+    cpuWeight: 100,
   });
   // The shell joins through fds 3, 4, …, then execs the sleep without the stdout pipe: the
   // pipe's end says the sleep runs in the cgroup.

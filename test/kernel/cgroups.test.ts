@@ -128,6 +128,18 @@ describe('the cgroup layer', { skip: needsCgroups }, () => {
     } finally {
       await cgroup.remove();
     }
+    // Without a CPU limit, v1's cpu hierarchy (where it is not cpuacct's) has no cgroup to
+    // join: cpuacct accounts the CPU time.
+    const unlimited = tree.create('unlimited', limits);
+    try {
+      const cpu = tree.directories.find((d) => d.includes('/cpu/'));
+      if (tree.version === 1 && cpu !== undefined) {
+        assert.equal(existsSync(`${cpu}/unlimited`), false);
+        assert.equal(unlimited.joinDirectories.length, tree.directories.length - 1);
+      }
+    } finally {
+      await unlimited.remove();
+    }
   });
 
   it('stops a fork loop at pids.max and kills what it forked', async () => {
@@ -242,7 +254,7 @@ for _ in range(${rounds}):
   it("sweeps a SIGKILLed owner's scope, its actions' cgroups and processes, not a live one's", async () => {
     const scopePrefix = uniqueScope('owners');
     const live = openCgroupTree({ scopePrefix, version: 'auto', scopeLimits: unboundedScope });
-    const liveAction = live.create('action-1', limits);
+    const liveAction = live.create('action-1', { ...limits, cpuWeight: 100 });
     const mark = uniqueSleepDuration();
     const killed = spawn(process.execPath, [owner, 'hold', scopePrefix, mark], {
       stdio: ['ignore', 'pipe', 'inherit'],

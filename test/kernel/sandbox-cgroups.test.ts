@@ -2,7 +2,7 @@
 // v1 here, cgroup v2 in the guest (test/kernel/guest.test.ts). Each test proves that nothing of the
 // action's cgroup is left, nor a mount, fd, child or handle.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { CgroupTree } from '../../src/cgroups/index.js';
@@ -289,24 +289,34 @@ describe("how an action's first process enters its cgroup (namespaces mode)", {
 });
 
 describe('cgroups made ahead (namespaces mode)', { skip: needsCgroups }, () => {
-  /** The cgroups in the tree's scope, on every hierarchy alike. */
+  /** The cgroups in the tree's scope, alike on every hierarchy that holds any (on v1, cpu
+   * only for a CPU limit). */
   function cgroupsInScope(): string[] {
-    const [first, ...others] = tree.directories.map((directory) =>
-      readdirSync(directory, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory())
-        .map((entry) => entry.name)
-        .sort(),
-    );
+    const [first, ...others] = tree.directories
+      .map((directory) =>
+        readdirSync(directory, { withFileTypes: true })
+          .filter((entry) => entry.isDirectory())
+          .map((entry) => entry.name)
+          .sort(),
+      )
+      .filter((names) => names.length > 0);
     for (const names of others) assert.deepEqual(names, first);
     return first ?? [];
   }
 
-  leakFree('uses each for one action, refills, and removes those never used at close', async () => {
-    const engine = await Engine.open({
+  const recycles = (): boolean => tree.version === 1;
+
+  /** The default isolation, with `preparedAhead` cgroups kept ready. */
+  function pooledEngine(preparedAhead: number): Promise<Engine> {
+    return Engine.open({
       buildDirectory: build.path,
       isolation: { ...defaultIsolation, preparedNetworkNamespaces: 0 },
-      cgroups: { tree, limits, preparedAhead: 2 },
+      cgroups: { tree, limits, preparedAhead },
     });
+  }
+
+  leakFree('serves one action at a time, refills, and removes all at close', async () => {
+    const engine = await pooledEngine(2);
     try {
       const ahead = cgroupsInScope();
       assert.equal(ahead.length, 2, `made ahead: ${ahead}`);
@@ -317,13 +327,56 @@ describe('cgroups made ahead (namespaces mode)', { skip: needsCgroups }, () => {
         // At its cgroup namespace's root: in a cgroup of its own.
         assert.match(stdout, tree.version === 2 ? /^0::\/$/m : /^\d+:pids:\/$/m, stdout);
         await engine.settled();
-        // The action's cgroup is gone, and the pool is full again with new ones.
+        // v1: the action's cgroup is back in the pool; v2: gone, and the pool full again
+        // with a new one.
         const now = cgroupsInScope();
         assert.equal(now.length, 2, `after action ${action}: ${now}`);
         seen.push(...now);
       }
-      // Never one cgroup twice: each ready set is new but for the one not taken yet.
-      assert.equal(new Set(seen).size, 2 + 3);
+      assert.equal(new Set(seen).size, recycles() ? 2 : 2 + 3);
+    } finally {
+      await engine.close();
+    }
+    assert.deepEqual(cgroupsInScope(), []);
+  });
+
+  leakFree('accounts each action alone in a cgroup that served others', async () => {
+    const engine = await pooledEngine(1);
+    try {
+      const names = new Set<string>();
+      const run = async (script: string): Promise<ActionCgroupUsage> => {
+        names.add(cgroupsInScope().join());
+        const { usage } = await runOn(engine, actionSpec(script));
+        await engine.settled();
+        assert.ok(usage !== undefined);
+        return usage;
+      };
+      const forks = await run('while :; do sleep 1000 & done');
+      assert.ok(forks.pidsLimitHits >= 1);
+      const hog = await run(touch(128));
+      assert.equal(hog.oomKilled, true);
+      assert.ok(hog.memoryPeakBytes >= 60 * MiB);
+      const busy = await run('i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done');
+      const quiet = await run('true');
+      // Nothing of the earlier actions: no refused fork, no OOM kill, a small peak, and a
+      // fraction of the busy loop's CPU time.
+      assert.equal(quiet.pidsLimitHits, 0);
+      assert.equal(quiet.oomKilled, false);
+      assert.equal(quiet.memoryLimitHits, 0);
+      assert.ok(quiet.memoryPeakBytes < 8 * MiB, `${quiet.memoryPeakBytes}`);
+      const cpu = (usage: ActionCgroupUsage): bigint =>
+        usage.cpuUserNanoseconds + usage.cpuSystemNanoseconds;
+      assert.ok(cpu(busy) > 0n);
+      assert.ok(cpu(quiet) * 4n < cpu(busy), `${cpu(quiet)} against ${cpu(busy)}`);
+      // v1: all in the one cgroup the pool keeps.
+      if (recycles()) assert.equal(names.size, 1, [...names].join(' '));
+      // The pages of a file an action wrote stay charged to its cgroup: too many for the next
+      // action's peak (memoryLeftoverForReuseBytes), which gets a new cgroup.
+      await run('head -c 16000000 /dev/zero > kept');
+      rmSync(join(build.path, 'root/kept'));
+      const next = await run('true');
+      assert.ok(next.memoryPeakBytes < 8 * MiB, `${next.memoryPeakBytes}`);
+      if (recycles()) assert.equal(names.size, 2, [...names].join(' '));
     } finally {
       await engine.close();
     }

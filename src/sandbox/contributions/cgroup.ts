@@ -7,8 +7,8 @@
 // then a cgroup namespace rooted there so that the action sees itself at / and no cgroup
 // above it; on v2 the init then leaves it for the runner's cgroup, so that memory.oom.group's
 // kill spares it and it reports the OOM (ActionCgroup.initMoves); its usage read once the
-// action exited; killed as a whole and removed at teardown, after the result where no
-// process of the action is left. What a killed runner left is swept by serve through the
+// action exited; killed as a whole and removed at teardown, or recycled for a later action
+// (v1: PreparedCgroups.release) after the result where no process of the action is left. What a killed runner left is swept by serve through the
 // tree (CgroupTree.sweep), before the engine runs anything.
 import type { ActionCgroup, CgroupLimits, CgroupTree, CgroupUsage } from '../../cgroups/index.js';
 import { isSystemError } from '../../syscalls/index.js';
@@ -45,9 +45,19 @@ type FlatUsage = Record<string, number | bigint | boolean>;
 const pressureKeys = ['cpu', 'memory', 'io'] as const;
 
 function flatten(usage: CgroupUsage, limits: CgroupLimits): FlatUsage {
-  const { pressure, pidsPeak, ...plain } = usage;
+  const { pressure, pidsPeak } = usage;
+  // Field by field: a rest pattern's copy costs more than the rest of the usage's read.
   const flat: FlatUsage = {
-    ...plain,
+    version: usage.version,
+    memoryPeakBytes: usage.memoryPeakBytes,
+    memoryLimitHits: usage.memoryLimitHits,
+    oomEvents: usage.oomEvents,
+    oomKills: usage.oomKills,
+    pidsLimitHits: usage.pidsLimitHits,
+    cpuUserNanoseconds: usage.cpuUserNanoseconds,
+    cpuSystemNanoseconds: usage.cpuSystemNanoseconds,
+    ioReadBytes: usage.ioReadBytes,
+    ioWriteBytes: usage.ioWriteBytes,
     memoryLimitBytes: limits.memoryMaxBytes ?? 0,
     oomKilled: usage.oomKills > 0,
   };
@@ -128,12 +138,13 @@ export const cgroup: Contribution = {
         },
       },
       usage: () => flatten(action.usage(), settings.limits),
-      // Only empty directories are left once no process is: the result need not wait for
-      // their removal (the runner's fds are as before it, though).
+      // Once no process is left, the cgroup is recycled (a write and a read), or closed and
+      // its empty directories removed after the result (the runner's fds are as before it).
       teardown: ({ processesGone }) => {
-        if (!processesGone) return action.remove();
+        if (!processesGone) return settings.discard(action);
+        if (settings.recycle(action)) return;
         action.close();
-        engine.background.add(() => action.remove());
+        engine.background.add(() => settings.discard(action));
       },
     };
   },

@@ -84,7 +84,8 @@ export type CgroupResourceUsage = Message<"chrootrunner.resourceusage.CgroupReso
   pidsLimitHits: bigint;
 
   /**
-   * Most processes at once (pids.peak, Linux ≥ 6.13); 0 where the kernel keeps none.
+   * Most processes at once (pids.peak, Linux ≥ 6.13); 0 where the kernel keeps none, or, in a
+   * v1 cgroup that served earlier actions, where the action stayed below their peak.
    *
    * @generated from field: int64 pids_peak = 9;
    */
