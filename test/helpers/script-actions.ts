@@ -1,9 +1,14 @@
 // Actions that run a shell script in an engine and are read back by what they printed, for the
-// tests of what one action leaves to the next (network-reuse, hostile-fourth).
+// tests of what one action leaves to the next (network-reuse, hostile-fourth, hostile-fifth),
+// and the build directory such a suite runs them in.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import type { Engine } from '../../src/sandbox/index.js';
+import { type DirectoryHandle, openDirectory } from '../../src/syscalls/index.js';
+import { type BuildDirectory, compileStaticHelper, makeBuildDirectory } from './busybox.js';
+import { leakFree, needsRoot } from './leaks.js';
 
 export interface ScriptRun {
   /** The action's network namespace, as readlink shows it. */
@@ -53,4 +58,52 @@ export function withoutHostCounts(output: string): string {
     .replace(/ orphan \d+/, '')
     .replace(/ alloc \d+/, '')
     .replace(/ mem \d+/g, '');
+}
+
+/** A suite's build directory: made before its tests (as root only), with the C program
+ * `helperSource` compiled static into the input root as /bin/`helperName`, removed after. */
+export interface ScriptSuite {
+  readonly path: string;
+  readonly directory: DirectoryHandle;
+  /** The helper's path on the host. */
+  readonly helper: string;
+  /** A test that proves nothing is left beneath the build directory (leakFree). */
+  contained(name: string, body: () => Promise<void>): void;
+  /** runScript in this build directory. */
+  run(engine: Engine, script: string, temporaryDirectory?: string | null): Promise<ScriptRun>;
+}
+
+export function scriptSuite(prefix: string, helperSource: string, helperName: string): ScriptSuite {
+  let build: BuildDirectory | undefined;
+  let directory: DirectoryHandle | undefined;
+  before(() => {
+    if (needsRoot !== false) return;
+    build = makeBuildDirectory(prefix);
+    directory = openDirectory(build.path);
+    compileStaticHelper(helperSource, join(build.path, 'root/bin', helperName));
+  });
+  after(() => {
+    directory?.close();
+    build?.remove();
+  });
+  const made = (): BuildDirectory => {
+    if (build === undefined) throw new Error('the suite has no build directory (not root?)');
+    return build;
+  };
+  const suite: ScriptSuite = {
+    get path() {
+      return made().path;
+    },
+    get directory() {
+      made();
+      return directory as DirectoryHandle;
+    },
+    get helper() {
+      return join(made().path, 'root/bin', helperName);
+    },
+    contained: (name, body) => leakFree(name, () => suite.path, body),
+    run: (engine, script, temporaryDirectory) =>
+      runScript(engine, suite.path, script, temporaryDirectory),
+  };
+  return suite;
 }

@@ -11,44 +11,16 @@ import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
 import type { CgroupTree } from '../../src/cgroups/index.js';
 import { defaultIsolation, Engine, type IsolationSettings } from '../../src/sandbox/index.js';
-import { type DirectoryHandle, openDirectory } from '../../src/syscalls/index.js';
-import {
-  type BuildDirectory,
-  compileStaticHelper,
-  makeBuildDirectory,
-  makeFifo,
-} from '../helpers/busybox.js';
+import { makeFifo } from '../helpers/busybox.js';
 import { closeAndAssertGone, limits, needsCgroups, openTestTree } from '../helpers/cgroups.js';
 import { openEngine } from '../helpers/engine.js';
-import { leakFree, needsRoot } from '../helpers/leaks.js';
-import { runScript, type ScriptRun } from '../helpers/script-actions.js';
+import { needsRoot } from '../helpers/leaks.js';
+import { scriptSuite } from '../helpers/script-actions.js';
 
 /** The C source of this review's attack helper. */
 const fifthSource = new URL('../../../test/helpers/hostile-fifth.c', import.meta.url).pathname;
 
-let build: BuildDirectory;
-let buildDirectory: DirectoryHandle;
-
-before(() => {
-  if (needsRoot !== false) return;
-  build = makeBuildDirectory('chroot-runner-fifth-');
-  buildDirectory = openDirectory(build.path);
-  compileStaticHelper(fifthSource, join(build.path, 'root/bin/fifth'));
-});
-
-after(() => {
-  if (needsRoot !== false) return;
-  buildDirectory.close();
-  build.remove();
-});
-
-function contained(name: string, body: () => Promise<void>): void {
-  leakFree(name, () => build.path, body);
-}
-
-function runIn(engine: Engine, script: string): Promise<ScriptRun> {
-  return runScript(engine, build.path, script);
-}
+const suite = scriptSuite('chroot-runner-fifth-', fifthSource, 'fifth');
 
 /** An operator's configuration that lets actions make user namespaces of their own
  * (docs/seccomp.md), for the attacks that need every capability in a namespace. */
@@ -69,24 +41,27 @@ function names(output: string, label: string): string[] {
 }
 
 describe('a hostile action stays inside, fifth review (namespaces)', { skip: needsRoot }, () => {
-  contained('E1. the classic chroot escape climbs no higher than the input root', async () => {
-    // Without pivot_root the namespace's root is the template tmpfs under the moved input
-    // root; ".." from above a nested chroot crosses back down into the input root.
-    await using engine = await openEngine(buildDirectory, defaultIsolation);
-    const { output } = await runIn(
-      engine,
-      'echo "input $(ls / | tr "\\n" " ")"; fifth escape /tmp',
-    );
-    assert.match(output, /^chroot-inner ok\nchroot-climbed ok\n/m);
-    assert.deepEqual(names(output, 'root'), names(output, 'input'));
-    assert.match(output, /^proc-root \/$/m);
-  });
+  suite.contained(
+    'E1. the classic chroot escape climbs no higher than the input root',
+    async () => {
+      // Without pivot_root the namespace's root is the template tmpfs under the moved input
+      // root; ".." from above a nested chroot crosses back down into the input root.
+      await using engine = await openEngine(suite.directory, defaultIsolation);
+      const { output } = await suite.run(
+        engine,
+        'echo "input $(ls / | tr "\\n" " ")"; fifth escape /tmp',
+      );
+      assert.match(output, /^chroot-inner ok\nchroot-climbed ok\n/m);
+      assert.deepEqual(names(output, 'root'), names(output, 'input'));
+      assert.match(output, /^proc-root \/$/m);
+    },
+  );
 
-  contained(
+  suite.contained(
     'E2. in a nested user namespace (allowed by the operator) it mounts no proc or sysfs and unmounts nothing the runner mounted',
     async () => {
-      await using engine = await openEngine(buildDirectory, nestedAllowed);
-      const { output } = await runIn(
+      await using engine = await openEngine(suite.directory, nestedAllowed);
+      const { output } = await suite.run(
         engine,
         'echo "input $(ls / | tr "\\n" " ")"; fifth nested /tmp; grep -c chroot-runner-template /proc/self/mountinfo || true',
       );
@@ -123,7 +98,7 @@ describe('a hostile action and the recycled v1 cgroups (namespaces)', {
 
   function pooledEngine(isolation: IsolationSettings = nestedAllowed): Promise<Engine> {
     return Engine.open({
-      buildDirectory: build.path,
+      buildDirectory: suite.path,
       isolation,
       cgroups: { tree, limits, preparedAhead: 1 },
     });
@@ -143,24 +118,30 @@ describe('a hostile action and the recycled v1 cgroups (namespaces)', {
     return processes;
   }
 
-  contained('E3. a daemon it leaves is gone before its cgroup serves the next action', async () => {
-    await using engine = await pooledEngine();
-    await runIn(engine, 'setsid sleep 1000 </dev/null >/dev/null 2>&1 & sleep 1000 & echo left');
-    const after = cgroupProcesses();
-    // Recycled (one cgroup ahead and this one, or this one again): every one empty.
-    assert.ok(after.size >= 1);
-    for (const [name, listed] of after)
-      assert.ok(
-        listed.every((pids) => pids === ''),
-        name,
+  suite.contained(
+    'E3. a daemon it leaves is gone before its cgroup serves the next action',
+    async () => {
+      await using engine = await pooledEngine();
+      await suite.run(
+        engine,
+        'setsid sleep 1000 </dev/null >/dev/null 2>&1 & sleep 1000 & echo left',
       );
-  });
+      const after = cgroupProcesses();
+      // Recycled (one cgroup ahead and this one, or this one again): every one empty.
+      assert.ok(after.size >= 1);
+      for (const [name, listed] of after)
+        assert.ok(
+          listed.every((pids) => pids === ''),
+          name,
+        );
+    },
+  );
 
-  contained(
+  suite.contained(
     'E4. in a nested user and cgroup namespace it mounts the v1 hierarchies but writes none of its limits',
     async () => {
       await using engine = await pooledEngine();
-      const { output } = await runIn(engine, 'fifth cgroup /tmp');
+      const { output } = await suite.run(engine, 'fifth cgroup /tmp');
       // Mounting is the namespace owner's right; the files are the host root's, which the
       // action's uid 0 is not. freezer and devices: the namespace's root is the runner's
       // cgroup there (the action has none), a hierarchy's root without freezer.state here.
@@ -184,31 +165,31 @@ describe('a hostile action and the recycled v1 cgroups (namespaces)', {
     },
   );
 
-  contained('E5. concurrent actions never share a pooled cgroup', async () => {
+  suite.contained('E5. concurrent actions never share a pooled cgroup', async () => {
     await using engine = await pooledEngine();
     const count = 3;
     const fifos = Array.from({ length: count }, (_, index) => [
       `ready-${index}`,
       `go-${index}`,
     ]).flat();
-    for (const name of fifos) makeFifo(join(build.path, 'root', name));
+    for (const name of fifos) makeFifo(join(suite.path, 'root', name));
     try {
       const running = Array.from({ length: count }, (_, index) =>
-        runIn(engine, `: > /ready-${index}; cat /go-${index}; echo done`),
+        suite.run(engine, `: > /ready-${index}; cat /go-${index}; echo done`),
       );
       // Each resolves once its action runs, in its cgroup (joined before its first exec).
       for (let index = 0; index < count; index++) {
-        await (await open(join(build.path, 'root', `ready-${index}`), 'r')).close();
+        await (await open(join(suite.path, 'root', `ready-${index}`), 'r')).close();
       }
       const busy = [...cgroupProcesses().entries()].filter(([, listed]) => listed[0] !== '');
       assert.equal(busy.length, count, JSON.stringify(busy));
       // Each open waits for its action's reader: none is let go before it reads.
       for (let index = 0; index < count; index++) {
-        await (await open(join(build.path, 'root', `go-${index}`), 'w')).close();
+        await (await open(join(suite.path, 'root', `go-${index}`), 'w')).close();
       }
       for (const run of running) assert.equal((await run).output, 'done\n');
     } finally {
-      for (const name of fifos) rmSync(join(build.path, 'root', name));
+      for (const name of fifos) rmSync(join(suite.path, 'root', name));
     }
   });
 });

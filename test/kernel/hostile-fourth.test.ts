@@ -10,44 +10,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe } from 'node:test';
-import { defaultIsolation, type Engine, type IsolationSettings } from '../../src/sandbox/index.js';
-import { type DirectoryHandle, openDirectory } from '../../src/syscalls/index.js';
-import {
-  type BuildDirectory,
-  compileStaticHelper,
-  makeBuildDirectory,
-  makeFifo,
-  writableByActions,
-} from '../helpers/busybox.js';
+import { describe } from 'node:test';
+import { defaultIsolation, type IsolationSettings } from '../../src/sandbox/index.js';
+import { makeFifo, writableByActions } from '../helpers/busybox.js';
 import { openEngine } from '../helpers/engine.js';
-import { leakFree, needsRoot } from '../helpers/leaks.js';
-import { runScript, type ScriptRun, withoutHostCounts } from '../helpers/script-actions.js';
+import { scriptSuite, withoutHostCounts } from '../helpers/script-actions.js';
 
 /** The C source of this review's attack helper. */
 const fourthSource = new URL('../../../test/helpers/hostile-fourth.c', import.meta.url).pathname;
 
-let build: BuildDirectory;
-let buildDirectory: DirectoryHandle;
-let helper: string;
-
-before(() => {
-  if (needsRoot !== false) return;
-  build = makeBuildDirectory('chroot-runner-fourth-');
-  buildDirectory = openDirectory(build.path);
-  helper = join(build.path, 'root/bin/fourth');
-  compileStaticHelper(fourthSource, helper);
-});
-
-after(() => {
-  if (needsRoot !== false) return;
-  buildDirectory.close();
-  build.remove();
-});
-
-function contained(name: string, body: () => Promise<void>): void {
-  leakFree(name, () => build.path, body);
-}
+const suite = scriptSuite('chroot-runner-fourth-', fourthSource, 'fourth');
 
 const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamespaces: 1 };
 
@@ -55,31 +27,22 @@ const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamesp
  * listed, lo's counters. */
 const sockets = 'cat /proc/net/sockstat /proc/net/unix /proc/net/dev';
 
-/** Runs `script` in the test's build directory (runScript). */
-function runIn(
-  engine: Engine,
-  script: string,
-  temporaryDirectory: string | null = 'tmp',
-): Promise<ScriptRun> {
-  return runScript(engine, build.path, script, temporaryDirectory);
-}
-
 describe('a hostile action stays inside, fourth review (namespaces)', () => {
-  contained(
+  suite.contained(
     'F1. the TCP Fast Open key it makes without a packet survives into the next action, which cannot read it',
     async () => {
       // The premise, as the namespace's owner (root in a namespace of its own): one
       // setsockopt(TCP_FASTOPEN) makes the key, and no counter the check reads moves.
       const asOwner = execFileSync(
         'unshare',
-        ['-n', 'sh', '-c', `${helper} fastopen-set; ${helper} fastopen-read`],
+        ['-n', 'sh', '-c', `${suite.helper} fastopen-set; ${suite.helper} fastopen-read`],
         { encoding: 'utf8' },
       );
       assert.match(asOwner, /^sysctl key$/m);
-      await using engine = await openEngine(buildDirectory, oneAhead);
-      const fresh = await runIn(engine, 'fourth fastopen-read');
-      const setter = await runIn(engine, 'fourth fastopen-set');
-      const reader = await runIn(engine, 'fourth fastopen-read');
+      await using engine = await openEngine(suite.directory, oneAhead);
+      const fresh = await suite.run(engine, 'fourth fastopen-read');
+      const setter = await suite.run(engine, 'fourth fastopen-set');
+      const reader = await suite.run(engine, 'fourth fastopen-read');
       assert.equal(setter.output, 'fastopen ok\nfastopen6 ok\n');
       // Given again: the key is the namespace's only trace of the setter, past the check.
       assert.equal(setter.namespace, fresh.namespace);
@@ -92,37 +55,37 @@ describe('a hostile action stays inside, fourth review (namespaces)', () => {
     },
   );
 
-  contained(
+  suite.contained(
     'F2. unix sockets left in flight in an SCM_RIGHTS cycle are not handed to the next action',
     async () => {
-      await using engine = await openEngine(buildDirectory, oneAhead);
-      const fresh = await runIn(engine, sockets);
-      const leaver = await runIn(engine, 'fourth cycle');
+      await using engine = await openEngine(suite.directory, oneAhead);
+      const fresh = await suite.run(engine, sockets);
+      const leaver = await suite.run(engine, 'fourth cycle');
       assert.equal(leaver.output, 'cycle ok\n');
       assert.equal(leaver.namespace, fresh.namespace);
       // Counted until the collector frees them: the namespace is closed, or given again only
       // once they are gone. Either way the next action sees what a new namespace shows.
-      const next = await runIn(engine, sockets);
+      const next = await suite.run(engine, sockets);
       assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
     },
   );
 
-  contained(
+  suite.contained(
     "F3. the plan's constant part, made once per engine, carries no action's own directories into another's",
     async () => {
-      await using engine = await openEngine(buildDirectory, oneAhead);
+      await using engine = await openEngine(suite.directory, oneAhead);
       const directories = ['tmp-a', 'tmp-b'];
       for (const name of directories) {
-        mkdirSync(join(build.path, name));
-        writeFileSync(join(build.path, name, `only-${name}`), '');
-        writableByActions(join(build.path, name));
+        mkdirSync(join(suite.path, name));
+        writeFileSync(join(suite.path, name, `only-${name}`), '');
+        writableByActions(join(suite.path, name));
       }
       try {
         // With and without a temporary directory, in turn: each fragment is made by one
         // action and appended to the plans of the others with their own fds.
         const seen: string[] = [];
         for (const temporary of ['tmp-a', null, 'tmp-b', 'tmp-a', null]) {
-          const { output } = await runIn(
+          const { output } = await suite.run(
             engine,
             'ls /tmp 2>/dev/null; echo "mounted $(grep -c \' /tmp \' /proc/self/mounts)"',
             temporary,
@@ -143,26 +106,26 @@ describe('a hostile action stays inside, fourth review (namespaces)', () => {
           'mounted 0',
         ]);
       } finally {
-        for (const name of directories) rmSync(join(build.path, name), { recursive: true });
+        for (const name of directories) rmSync(join(suite.path, name), { recursive: true });
       }
     },
   );
 
-  contained(
+  suite.contained(
     "F4. /dev, one file system for the engine's actions: an flock and an inotify watch on /dev/null reach a concurrent action; /dev/shm does not",
     async () => {
-      await using engine = await openEngine(buildDirectory, oneAhead);
-      const [ready, go] = ['ready', 'go'].map((name) => join(build.path, 'root', name)) as [
+      await using engine = await openEngine(suite.directory, oneAhead);
+      const [ready, go] = ['ready', 'go'].map((name) => join(suite.path, 'root', name)) as [
         string,
         string,
       ];
       makeFifo(ready);
       makeFifo(go);
       try {
-        const holding = runIn(engine, 'fourth dev-hold /ready /go');
+        const holding = suite.run(engine, 'fourth dev-hold /ready /go');
         // Resolves once the holder holds its lock, its watch and its /dev/shm file.
         await (await open(ready, 'r')).close();
-        const probe = await runIn(engine, 'fourth dev-probe');
+        const probe = await suite.run(engine, 'fourth dev-probe');
         const gate = await open(go, 'w');
         await gate.write('go\n');
         await gate.close();

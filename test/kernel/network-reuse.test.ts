@@ -11,39 +11,20 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
-import { defaultIsolation, type Engine, type IsolationSettings } from '../../src/sandbox/index.js';
-import { type DirectoryHandle, openDirectory, openHandleCount } from '../../src/syscalls/index.js';
-import {
-  type BuildDirectory,
-  compileStaticHelper,
-  makeBuildDirectory,
-  makeFifo,
-} from '../helpers/busybox.js';
+import { defaultIsolation, type IsolationSettings } from '../../src/sandbox/index.js';
+import { openHandleCount } from '../../src/syscalls/index.js';
+import { makeFifo } from '../helpers/busybox.js';
 import { openEngine } from '../helpers/engine.js';
 import { assertNothingLeft, needsRoot, openFds, processState } from '../helpers/leaks.js';
-import { runScript, type ScriptRun, withoutHostCounts } from '../helpers/script-actions.js';
+import { scriptSuite, withoutHostCounts } from '../helpers/script-actions.js';
 
 /** The C source of the helper that does what busybox cannot. */
 const helperSource = new URL('../../../test/helpers/network-reuse.c', import.meta.url).pathname;
 
-let build: BuildDirectory;
-let buildDirectory: DirectoryHandle;
 let actionCount = 0;
-
-before(() => {
-  if (needsRoot !== false) return;
-  build = makeBuildDirectory('chroot-runner-netreuse-');
-  buildDirectory = openDirectory(build.path);
-  compileStaticHelper(helperSource, join(build.path, 'root/bin/netreuse'));
-});
-
-after(() => {
-  if (needsRoot !== false) return;
-  buildDirectory.close();
-  build.remove();
-});
+const suite = scriptSuite('chroot-runner-netreuse-', helperSource, 'netreuse');
 
 /** The network namespaces the runner holds open. */
 function heldNamespaces(): number {
@@ -56,7 +37,7 @@ function leakFree(name: string, body: () => Promise<void>): void {
     const handles = openHandleCount();
     const namespaces = heldNamespaces();
     await body();
-    assertNothingLeft(state, [build.path]);
+    assertNothingLeft(state, [suite.path]);
     assert.equal(openHandleCount(), handles, 'handles left open');
     assert.equal(heldNamespaces(), namespaces, 'network namespaces left open');
   });
@@ -65,11 +46,6 @@ function leakFree(name: string, body: () => Promise<void>): void {
 /** The default isolation with one namespace made ahead: every action of an engine settled
  * between actions gets the one the pool holds. */
 const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamespaces: 1 };
-
-/** Runs `script` in the test's build directory (runScript). */
-function runIn(engine: Engine, script: string): Promise<ScriptRun> {
-  return runScript(engine, build.path, script);
-}
 
 /** Everything of its network namespace that an action can read and a previous action could
  * have changed: counters, sockets of every kind, flow labels, multicast memberships, links,
@@ -89,10 +65,10 @@ const view = [
 describe('network namespaces reused from one action to the next', () => {
   for (const mode of ['namespaces', 'shared'] as const) {
     leakFree(`${mode}: an untouched namespace is given again, and reads as a new one`, async () => {
-      await using engine = await openEngine(buildDirectory, { ...oneAhead, mode });
-      const first = await runIn(engine, view);
-      const second = await runIn(engine, view);
-      const third = await runIn(engine, 'true');
+      await using engine = await openEngine(suite.directory, { ...oneAhead, mode });
+      const first = await suite.run(engine, view);
+      const second = await suite.run(engine, view);
+      const third = await suite.run(engine, 'true');
       assert.equal(first.preparedAhead, true);
       assert.equal(first.reused, false);
       assert.equal(second.reused, true);
@@ -121,13 +97,13 @@ describe('network namespaces reused from one action to the next', () => {
     leakFree(
       `${what}: the next action gets a new namespace, which reads as a new one`,
       async () => {
-        await using engine = await openEngine(buildDirectory, oneAhead);
-        const fresh = await runIn(engine, view);
-        const leaver = await runIn(engine, `{ ${script}; } 2>&1`);
+        await using engine = await openEngine(suite.directory, oneAhead);
+        const fresh = await suite.run(engine, view);
+        const leaver = await suite.run(engine, `{ ${script}; } 2>&1`);
         assert.match(leaver.output, reported);
         // The view's action left it untouched: the leaver had the same.
         assert.equal(leaver.namespace, fresh.namespace);
-        const next = await runIn(engine, view);
+        const next = await suite.run(engine, view);
         assert.notEqual(next.namespace, leaver.namespace);
         assert.equal(next.preparedAhead, true);
         assert.equal(next.reused, false);
@@ -139,13 +115,13 @@ describe('network namespaces reused from one action to the next', () => {
   leakFree(
     'a listener bound and closed without a packet leaves no socket to the next',
     async () => {
-      await using engine = await openEngine(buildDirectory, oneAhead);
-      const fresh = await runIn(engine, view);
-      const listener = await runIn(engine, 'netreuse listen');
+      await using engine = await openEngine(suite.directory, oneAhead);
+      const fresh = await suite.run(engine, view);
+      const listener = await suite.run(engine, 'netreuse listen');
       assert.equal(listener.output, 'listen ok\n');
       // Given again or not (a socket freed after an RCU grace period is still counted), the next
       // action sees what a new namespace shows.
-      const next = await runIn(engine, view);
+      const next = await suite.run(engine, view);
       assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
     },
   );
@@ -153,11 +129,11 @@ describe('network namespaces reused from one action to the next', () => {
   leakFree(
     'an attacker with every capability of its user namespace changes nothing of it; the next reads as a new one',
     async () => {
-      await using engine = await openEngine(buildDirectory, {
+      await using engine = await openEngine(suite.directory, {
         ...oneAhead,
         keepCapabilities: Object.keys(capabilityNumbers),
       });
-      const fresh = await runIn(engine, view);
+      const fresh = await suite.run(engine, view);
       const attempts = [
         'ip link set lo down',
         'ifconfig lo down',
@@ -172,7 +148,7 @@ describe('network namespaces reused from one action to the next', () => {
         'sysctl -w net.ipv6.conf.lo.disable_ipv6=1',
         'echo 1 > /proc/sys/net/ipv4/conf/lo/forwarding',
       ];
-      const attacker = await runIn(
+      const attacker = await suite.run(
         engine,
         `${attempts.map((attempt) => `if ${attempt} 2>/dev/null; then echo "changed: ${attempt.replaceAll('"', '')}"; fi`).join('; ')}; cat /proc/self/status | grep CapEff; netreuse attack`,
       );
@@ -185,22 +161,22 @@ describe('network namespaces reused from one action to the next', () => {
         attacker.output.replace(/^CapEff.*\n/m, ''),
         'nftables EPERM\niptables EPERM\nraw EPERM\npacket EPERM\n',
       );
-      const next = await runIn(engine, view);
+      const next = await suite.run(engine, view);
       assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
     },
   );
 
   leakFree('close closes every namespace, also one given back after it', async () => {
     const before = heldNamespaces();
-    const engine = await openEngine(buildDirectory, {
+    const engine = await openEngine(suite.directory, {
       ...defaultIsolation,
       preparedNetworkNamespaces: 2,
     });
     assert.equal(heldNamespaces(), before + 2);
-    await runIn(engine, 'true');
+    await suite.run(engine, 'true');
     // An action still running when the engine closes gives its namespace back afterwards: it
     // waits for a line on a FIFO, which the test writes once the engine is closed.
-    const gate = join(build.path, 'root', 'gate');
+    const gate = join(suite.path, 'root', 'gate');
     makeFifo(gate);
     try {
       actionCount += 1;
