@@ -1,16 +1,28 @@
-/* createNetworkNamespace(): a new network namespace with loopback up, made ahead of the
- * action that enters it (setns), so that its cost (the largest of an action's kernel work)
- * is off the event loop and off the action's path; readNetworkNamespace(): files of an
- * existing one's /proc/<tid>/net, read by a thread that entered it (setns), so that the
- * runner can tell whether an action left it as it was made. Each is done on a thread of its
- * own that
- * ends with it: unshare(CLONE_NEWNET) and setns move only the calling thread, and a thread that never
- * returns to the runner's namespace needs no way back (a runner that is root only of a user
- * namespace of its own may make one, but not setns into the host's). The thread runs at
- * SCHED_IDLE: it uses only a core that nothing else of the machine wants, and never competes
- * with the actions it prepares for (when asked: the engine's first ones are made at normal
- * priority, as nothing runs yet that they could slow down, and a busy machine would delay
- * its start-up). */
+/* A worker thread per pool of network namespaces (src/sandbox/network-namespaces.ts), fed
+ * from a queue: it makes new namespaces with loopback up (the largest of an action's kernel
+ * work, off the event loop and off the action's path) and checks whether an action left one
+ * as it was made.
+ *
+ * Making one: unshare(CLONE_NEWNET) on the worker, which stays in the namespace it made last
+ * (a runner that is root only of a user namespace of its own may make one, but not setns
+ * back into the host's). Everything the worker does in a namespace is done right after it
+ * made or entered it: loopback_up's socket, the lookups of /proc/thread-self/. It opens the
+ * namespace's /proc/net files there once and keeps them (close-on-exec, owned by the caller
+ * until the namespace is closed): a procfs net file is bound to the namespace of the
+ * directory it was opened in (proc_net.c: seq_open_net and single_open_net take the net of
+ * the file's parent entry and hold it until release), whichever namespace the reader is in
+ * later, and a read from offset 0 makes the text anew (seq_file.c: a read at 0 restarts the
+ * sequence; seq_files support pread). So a check is one pread from 0 per file, no setns and
+ * no open, compared here with the text read once the namespace was made: only what differs
+ * is made into a JS string. A file that was absent when made (snmp6 without IPv6) is looked
+ * up again by entering the namespace.
+ *
+ * The worker runs at SCHED_IDLE when the work asks for it: it uses only a core that nothing
+ * else of the machine wants, and never competes with the actions it prepares for (the
+ * engine's first namespaces are made at normal priority, as nothing runs yet that they could
+ * slow down, and a busy machine would delay its start-up). One threadsafe function delivers
+ * its results, referenced only while work is queued: an idle worker never keeps the event
+ * loop alive. The worker ends at close, or when the environment is torn down. */
 #include "errors.h"
 #include "spawn.h"
 
@@ -19,284 +31,575 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 static const char *const namespace_path = "/proc/thread-self/ns/net";
+static const char *const net_directory_path = "/proc/thread-self/net";
 
-struct network_namespace_work {
-  napi_threadsafe_function delivery;
-  napi_deferred deferred;
+/* Its name, as top and /proc/<pid>/task/<tid>/comm show it (15 characters at most). */
+static const char *const thread_name = "netns-ahead";
+
+/* What a namespace's files held once it was made: immutable, shared by its checks (a JS
+ * external, freed when collected). */
+struct made_files {
+  uint32_t count;
+  char **names;
+  /* NULL when the file could not be read (absent). */
+  char **texts;
+  size_t *lengths;
+};
+
+enum job_kind { JOB_CREATE, JOB_CHECK };
+
+struct job {
+  struct job *next;
+  enum job_kind kind;
   bool idle;
-  /* The namespace to enter and read, or -1 to make a new one (then fd is its fd). */
-  int target;
-  int fd;
-  /* Names beneath /proc/thread-self/net/, and what each held once made or entered (NULL when
-   * it could not be read: absent, as /proc/net/snmp6 without IPv6). */
-  uint32_t file_count;
-  char **files;
-  char **contents;
+  napi_deferred deferred;
+  /* JOB_CREATE: made here, handed to JS on delivery. JOB_CHECK: the namespace's, held by
+   * made_reference until delivery. */
+  struct made_files *made;
+  napi_ref made_reference;
+  /* JOB_CREATE: opened here; JOB_CHECK: the caller's, open until delivery. -1: none. */
+  int namespace_fd;
+  int *file_fds;
+  /* JOB_CHECK: per file, whether it reads as when made; else what it holds now (NULL:
+   * unreadable). */
+  bool *unchanged;
+  char **now;
+  size_t *now_lengths;
   int error;
   const char *syscall;
   const char *path;
 };
 
-static void free_work(struct network_namespace_work *work) {
-  for (uint32_t i = 0; i < work->file_count; i++) {
-    free(work->files[i]);
-    if (work->contents != NULL) free(work->contents[i]);
+struct worker {
+  napi_env env;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  /* Under lock. */
+  struct job *head, *tail;
+  bool stopping;
+  /* Main thread only. */
+  napi_threadsafe_function delivery;
+  uint32_t pending;
+  bool closed;
+  /* The external and the threadsafe function: the worker is freed with the last. */
+  int references;
+  /* The worker thread's: whether it runs at SCHED_IDLE now. */
+  bool at_idle;
+  /* A buffer for reads, grown as needed: the worker thread's. */
+  char *scratch;
+  size_t scratch_size;
+};
+
+static void free_made(struct made_files *made) {
+  if (made == NULL) return;
+  for (uint32_t i = 0; i < made->count; i++) {
+    free(made->names[i]);
+    free(made->texts[i]);
   }
-  free(work->files);
-  free(work->contents);
-  free(work);
+  free(made->names);
+  free(made->texts);
+  free(made->lengths);
+  free(made);
 }
 
-/* The whole of the file `name` beneath the directory net (procfs files have no size), or
- * NULL. */
-static char *read_net_file(int net, const char *name) {
-  int fd = (int)syscall(SYS_openat, net, name, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return NULL;
-  size_t capacity = 4096, length = 0;
-  char *text = malloc(capacity);
-  while (text != NULL) {
-    if (capacity - length < 1024) {
-      char *grown = realloc(text, capacity * 2);
-      if (grown == NULL) {
-        free(text);
-        text = NULL;
-        break;
-      }
-      text = grown;
-      capacity *= 2;
+/* Closes what a creation opened that nobody took. */
+static void close_created(struct job *job) {
+  if (job->namespace_fd >= 0) close(job->namespace_fd);
+  for (uint32_t i = 0; job->made != NULL && i < job->made->count; i++)
+    if (job->file_fds[i] >= 0) close(job->file_fds[i]);
+}
+
+static void free_job(struct job *job) {
+  uint32_t count = job->made == NULL ? 0 : job->made->count;
+  if (job->kind == JOB_CREATE) free_made(job->made);
+  for (uint32_t i = 0; job->now != NULL && i < count; i++) free(job->now[i]);
+  free(job->now);
+  free(job->now_lengths);
+  free(job->unchanged);
+  free(job->file_fds);
+  free(job);
+}
+
+static struct made_files *new_made(uint32_t count) {
+  struct made_files *made = calloc(1, sizeof *made);
+  if (made == NULL) return NULL;
+  made->names = calloc(count == 0 ? 1 : count, sizeof *made->names);
+  made->texts = calloc(count == 0 ? 1 : count, sizeof *made->texts);
+  made->lengths = calloc(count == 0 ? 1 : count, sizeof *made->lengths);
+  if (made->names == NULL || made->texts == NULL || made->lengths == NULL) {
+    free_made(made);
+    return NULL;
+  }
+  return made;
+}
+
+/* Reads the whole of fd from offset 0 into the worker's scratch buffer (procfs files have
+ * no size); its length, or -1. */
+static ssize_t read_whole(struct worker *worker, int fd) {
+  size_t length = 0;
+  for (;;) {
+    if (worker->scratch_size - length < 1024) {
+      size_t size = worker->scratch_size == 0 ? 16384 : worker->scratch_size * 2;
+      char *grown = realloc(worker->scratch, size);
+      if (grown == NULL) return -1;
+      worker->scratch = grown;
+      worker->scratch_size = size;
     }
-    ssize_t got = read(fd, text + length, capacity - length - 1);
+    ssize_t got = pread(fd, worker->scratch + length, worker->scratch_size - length - 1,
+                        (off_t)length);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      free(text);
-      text = NULL;
-    } else if (got == 0) {
-      text[length] = '\0';
-      break;
-    } else {
-      length += (size_t)got;
+    if (got < 0) return -1;
+    if (got == 0) {
+      worker->scratch[length] = '\0';
+      return (ssize_t)length;
     }
+    length += (size_t)got;
   }
-  close(fd);
-  return text;
 }
 
-/* Reads each of work's files beneath /proc/thread-self/net, looked up once. */
-static void read_net_files(struct network_namespace_work *work) {
-  int net = (int)syscall(SYS_openat, AT_FDCWD, "/proc/thread-self/net",
+/* A copy of the first length bytes of the scratch buffer, NUL-terminated, or NULL. */
+static char *copy_scratch(struct worker *worker, size_t length) {
+  char *copy = malloc(length + 1);
+  if (copy != NULL) memcpy(copy, worker->scratch, length + 1);
+  return copy;
+}
+
+/* Opens each file of made beneath the current namespace's /proc/net into fds (-1: absent)
+ * and reads it into made's texts. */
+static void open_net_files(struct worker *worker, struct made_files *made, int *fds) {
+  int net = (int)syscall(SYS_openat, AT_FDCWD, net_directory_path,
                          O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (net < 0) return;
-  for (uint32_t i = 0; i < work->file_count; i++)
-    work->contents[i] = read_net_file(net, work->files[i]);
-  close(net);
+  for (uint32_t i = 0; i < made->count; i++) {
+    fds[i] = net < 0 ? -1 : (int)syscall(SYS_openat, net, made->names[i], O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) continue;
+    ssize_t length = read_whole(worker, fds[i]);
+    if (length >= 0 && (made->texts[i] = copy_scratch(worker, (size_t)length)) != NULL)
+      made->lengths[i] = (size_t)length;
+  }
+  if (net >= 0) close(net);
 }
 
-static void make_namespace(struct network_namespace_work *work) {
+static void make_namespace(struct worker *worker, struct job *job) {
   int syscall_id;
   if (unshare(CLONE_NEWNET) < 0) {
-    work->error = errno;
-    work->syscall = "unshare";
+    job->error = errno;
+    job->syscall = "unshare";
   } else if (loopback_up(&syscall_id) < 0) {
-    work->error = errno;
-    work->syscall = spawn_syscall_name(syscall_id);
-  } else if ((work->fd = (int)syscall(SYS_openat, AT_FDCWD, namespace_path,
-                                      O_RDONLY | O_CLOEXEC)) < 0) {
-    work->error = errno;
-    work->syscall = "open";
-    work->path = namespace_path;
+    job->error = errno;
+    job->syscall = spawn_syscall_name(syscall_id);
+  } else if ((job->namespace_fd = (int)syscall(SYS_openat, AT_FDCWD, namespace_path,
+                                               O_RDONLY | O_CLOEXEC)) < 0) {
+    job->error = errno;
+    job->syscall = "open";
+    job->path = namespace_path;
   } else {
-    read_net_files(work);
+    open_net_files(worker, job->made, job->file_fds);
   }
 }
 
-static void read_namespace(struct network_namespace_work *work) {
-  if (setns(work->target, CLONE_NEWNET) < 0) {
-    work->error = errno;
-    work->syscall = "setns";
-  } else {
-    read_net_files(work);
+/* Whether a file absent when the namespace was made is absent still: looked up in the
+ * namespace itself (the worker enters it); else *now is what it holds (NULL: unreadable). */
+static bool still_absent(struct worker *worker, struct job *job, uint32_t index, char **now,
+                         size_t *now_length) {
+  if (setns(job->namespace_fd, CLONE_NEWNET) < 0) return false;
+  char path[256];
+  int length = snprintf(path, sizeof path, "%s/%s", net_directory_path, job->made->names[index]);
+  if (length < 0 || (size_t)length >= sizeof path) return false;
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  ssize_t got = read_whole(worker, fd);
+  close(fd);
+  if (got >= 0 && (*now = copy_scratch(worker, (size_t)got)) != NULL) *now_length = (size_t)got;
+  return false;
+}
+
+static void check_namespace(struct worker *worker, struct job *job) {
+  const struct made_files *made = job->made;
+  for (uint32_t i = 0; i < made->count; i++) {
+    if (job->file_fds[i] < 0) {
+      job->unchanged[i] =
+          made->texts[i] == NULL && still_absent(worker, job, i, &job->now[i], &job->now_lengths[i]);
+      continue;
+    }
+    ssize_t length = read_whole(worker, job->file_fds[i]);
+    if (length < 0) continue;
+    job->unchanged[i] = made->texts[i] != NULL && (size_t)length == made->lengths[i] &&
+                        memcmp(worker->scratch, made->texts[i], (size_t)length) == 0;
+    if (!job->unchanged[i] && (job->now[i] = copy_scratch(worker, (size_t)length)) != NULL)
+      job->now_lengths[i] = (size_t)length;
   }
 }
 
-/* Its name, as top and /proc/<pid>/task/<tid>/comm show it (15 characters at most). */
-static const char *const thread_name = "netns-ahead";
-
-static void *namespace_thread(void *data) {
-  struct network_namespace_work *work = data;
+static void *worker_main(void *data) {
+  struct worker *worker = data;
   pthread_setname_np(pthread_self(), thread_name);
-  /* Refused (a seccomp profile): the work is done at normal priority. */
-  struct sched_param idle = {.sched_priority = 0};
-  if (work->idle) (void)sched_setscheduler(0, SCHED_IDLE, &idle);
-  if (work->target < 0) {
-    make_namespace(work);
-  } else {
-    read_namespace(work);
+  for (;;) {
+    pthread_mutex_lock(&worker->lock);
+    while (worker->head == NULL && !worker->stopping) pthread_cond_wait(&worker->wake, &worker->lock);
+    struct job *job = worker->stopping ? NULL : worker->head;
+    if (job != NULL) {
+      worker->head = job->next;
+      if (worker->head == NULL) worker->tail = NULL;
+    }
+    pthread_mutex_unlock(&worker->lock);
+    if (job == NULL) break;
+    if (job->idle != worker->at_idle) {
+      /* Refused (a seccomp profile): the work is done at the priority the thread has. */
+      struct sched_param none = {.sched_priority = 0};
+      if (sched_setscheduler(0, job->idle ? SCHED_IDLE : SCHED_OTHER, &none) == 0)
+        worker->at_idle = job->idle;
+    }
+    if (job->kind == JOB_CREATE) {
+      make_namespace(worker, job);
+    } else {
+      check_namespace(worker, job);
+    }
+    /* napi_closing: the environment is going away, and its cleanup hook (which stops this
+     * thread) runs before the function is gone; nobody waits for the result. */
+    if (napi_call_threadsafe_function(worker->delivery, job, napi_tsfn_nonblocking) != napi_ok) {
+      if (job->kind == JOB_CREATE) close_created(job);
+      free_job(job);
+    }
   }
-  /* work is the main thread's once delivered: the function is released by its copy. */
-  napi_threadsafe_function delivery = work->delivery;
-  if (napi_call_threadsafe_function(delivery, work, napi_tsfn_blocking) == napi_ok) {
-    napi_release_threadsafe_function(delivery, napi_tsfn_release);
-  } else {
-    /* The environment is going away (napi_closing: the function is gone, not to be
-     * released): nobody waits for the namespace. */
-    if (work->fd >= 0) close(work->fd);
-    free_work(work);
-  }
+  free(worker->scratch);
   return NULL;
 }
 
-/* On the main thread: settles the promise. env is NULL when the environment is torn down
- * with the delivery still queued. */
-static void deliver(napi_env env, napi_value callback, void *context, void *data) {
-  (void)callback;
-  (void)context;
-  struct network_namespace_work *work = data;
-  if (env == NULL) {
-    if (work->fd >= 0) close(work->fd);
-  } else if (work->error == 0) {
-    napi_value files, result;
-    napi_create_array_with_length(env, work->file_count, &files);
-    for (uint32_t i = 0; i < work->file_count; i++) {
-      napi_value content;
-      if (work->contents[i] == NULL) {
-        napi_get_null(env, &content);
-      } else {
-        napi_create_string_latin1(env, work->contents[i], NAPI_AUTO_LENGTH, &content);
-      }
-      napi_set_element(env, files, i, content);
-    }
-    if (work->target < 0) {
-      napi_create_object(env, &result);
-      napi_set_named_property(env, result, "fd", make_int32(env, work->fd));
-      napi_set_named_property(env, result, "files", files);
-    } else {
-      result = files;
-    }
-    napi_resolve_deferred(env, work->deferred, result);
-  } else {
-    napi_value error;
-    throw_system_error(env, work->error, work->syscall, work->path);
-    napi_get_and_clear_last_exception(env, &error);
-    napi_reject_deferred(env, work->deferred, error);
-  }
-  free_work(work);
+static void release_worker(struct worker *worker) {
+  if (--worker->references > 0) return;
+  pthread_mutex_destroy(&worker->lock);
+  pthread_cond_destroy(&worker->wake);
+  free(worker);
 }
 
-/* Reads the file names of an array into work (file_count, files, contents). */
-static bool get_file_names(napi_env env, napi_value array, struct network_namespace_work *work) {
-  bool is_array;
-  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array) {
-    throw_type_error(env, "files must be an array of strings");
-    return false;
+/* Ends the worker thread (after the job under way) and frees the jobs it did not start;
+ * with env, also their references (none is left to delete at the environment's teardown). */
+static void stop_worker(struct worker *worker, napi_env env) {
+  pthread_mutex_lock(&worker->lock);
+  worker->stopping = true;
+  struct job *left = worker->head;
+  worker->head = worker->tail = NULL;
+  pthread_cond_signal(&worker->wake);
+  pthread_mutex_unlock(&worker->lock);
+  pthread_join(worker->thread, NULL);
+  while (left != NULL) {
+    struct job *next = left->next;
+    if (env != NULL && left->made_reference != NULL) napi_delete_reference(env, left->made_reference);
+    free_job(left);
+    left = next;
   }
-  uint32_t count;
-  napi_get_array_length(env, array, &count);
-  work->files = calloc(count == 0 ? 1 : count, sizeof *work->files);
-  work->contents = calloc(count == 0 ? 1 : count, sizeof *work->contents);
-  if (work->files == NULL || work->contents == NULL) {
-    throw_system_error(env, ENOMEM, "malloc", NULL);
-    return false;
+}
+
+static void cleanup_worker(void *data) {
+  struct worker *worker = data;
+  if (worker->closed) return;
+  worker->closed = true;
+  stop_worker(worker, NULL);
+}
+
+/* Stops the worker and lets go of the delivery: what the worker delivered before it stopped
+ * is still delivered. */
+static void close_worker(struct worker *worker) {
+  if (worker->closed) return;
+  worker->closed = true;
+  napi_remove_env_cleanup_hook(worker->env, cleanup_worker, worker);
+  stop_worker(worker, worker->env);
+  napi_release_threadsafe_function(worker->delivery, napi_tsfn_release);
+}
+
+static void finalize_delivery(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  release_worker(data);
+}
+
+static void finalize_worker(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct worker *worker = data;
+  close_worker(worker);
+  release_worker(worker);
+}
+
+static void finalize_made(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free_made(data);
+}
+
+static napi_value text_value(napi_env env, const char *text, size_t length) {
+  napi_value value;
+  if (text == NULL) {
+    napi_get_null(env, &value);
+  } else {
+    napi_create_string_latin1(env, text, length, &value);
   }
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value name;
-    if (napi_get_element(env, array, i, &name) != napi_ok ||
-        !get_string(env, name, &work->files[i]))
-      return false;
-    work->file_count = i + 1;
+  return value;
+}
+
+static napi_value created_value(napi_env env, struct job *job) {
+  struct made_files *made = job->made;
+  napi_value result, fds, texts, external;
+  napi_create_object(env, &result);
+  napi_create_array_with_length(env, made->count, &fds);
+  napi_create_array_with_length(env, made->count, &texts);
+  for (uint32_t i = 0; i < made->count; i++) {
+    napi_set_element(env, fds, i, make_int32(env, job->file_fds[i]));
+    napi_set_element(env, texts, i, text_value(env, made->texts[i], made->lengths[i]));
+  }
+  if (napi_create_external(env, made, finalize_made, NULL, &external) != napi_ok) return NULL;
+  job->made = NULL;
+  napi_set_named_property(env, result, "fd", make_int32(env, job->namespace_fd));
+  napi_set_named_property(env, result, "fileFds", fds);
+  napi_set_named_property(env, result, "files", texts);
+  napi_set_named_property(env, result, "made", external);
+  return result;
+}
+
+static napi_value checked_value(napi_env env, struct job *job) {
+  napi_value result, same;
+  napi_get_boolean(env, true, &same);
+  napi_create_array_with_length(env, job->made->count, &result);
+  for (uint32_t i = 0; i < job->made->count; i++)
+    napi_set_element(env, result, i,
+                     job->unchanged[i] ? same : text_value(env, job->now[i], job->now_lengths[i]));
+  return result;
+}
+
+/* On the main thread: settles the job's promise. env is NULL when the environment is torn
+ * down with the delivery still queued. */
+static void deliver(napi_env env, napi_value callback, void *context, void *data) {
+  (void)callback;
+  struct worker *worker = context;
+  struct job *job = data;
+  if (env == NULL) {
+    if (job->kind == JOB_CREATE) close_created(job);
+    free_job(job);
+    return;
+  }
+  if (--worker->pending == 0 && !worker->closed)
+    napi_unref_threadsafe_function(env, worker->delivery);
+  if (job->kind == JOB_CHECK) napi_delete_reference(env, job->made_reference);
+  napi_value result = NULL;
+  if (job->error == 0) {
+    result = job->kind == JOB_CREATE ? created_value(env, job) : checked_value(env, job);
+    if (result == NULL) job->error = ENOMEM, job->syscall = "malloc";
+  }
+  if (result != NULL) {
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    if (job->kind == JOB_CREATE) close_created(job);
+    napi_value error;
+    throw_system_error(env, job->error, job->syscall, job->path);
+    napi_get_and_clear_last_exception(env, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  free_job(job);
+}
+
+/* Queues job on the worker; returns its promise. */
+static napi_value submit(napi_env env, struct worker *worker, struct job *job) {
+  napi_value promise;
+  if (worker->closed) {
+    free_job(job);
+    return throw_type_error(env, "the network namespace worker is closed");
+  }
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+    free_job(job);
+    return NULL;
+  }
+  if (worker->pending++ == 0) napi_ref_threadsafe_function(env, worker->delivery);
+  pthread_mutex_lock(&worker->lock);
+  if (worker->tail == NULL) {
+    worker->head = job;
+  } else {
+    worker->tail->next = job;
+  }
+  worker->tail = job;
+  pthread_cond_signal(&worker->wake);
+  pthread_mutex_unlock(&worker->lock);
+  return promise;
+}
+
+static bool get_worker(napi_env env, napi_value value, struct worker **worker) {
+  if (napi_get_value_external(env, value, (void **)worker) != napi_ok) {
+    throw_type_error(env, "expected a network namespace worker");
+    return false;
   }
   return true;
 }
 
-/* Starts work on a thread of its own; returns its promise. */
-static napi_value start_work(napi_env env, struct network_namespace_work *work) {
-  napi_value promise, name;
-  napi_create_string_utf8(env, "chroot-runner:networkNamespace", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_promise(env, &work->deferred, &promise) != napi_ok ||
-      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, deliver,
-                                      &work->delivery) != napi_ok) {
-    free_work(work);
-    return NULL;
+static bool get_idle(napi_env env, napi_value value, bool *idle) {
+  if (napi_get_value_bool(env, value, idle) != napi_ok) {
+    throw_type_error(env, "idle must be a boolean");
+    return false;
   }
-  /* The thread starts with every signal blocked (as libuv's own threads do): the runner's
-   * signals are the event loop's. */
-  pthread_attr_t attributes;
-  pthread_t thread;
-  sigset_t all, original;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &original);
-  int error = pthread_attr_init(&attributes);
-  if (error == 0) {
-    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
-    error = pthread_create(&thread, &attributes, namespace_thread, work);
-    pthread_attr_destroy(&attributes);
-  }
-  pthread_sigmask(SIG_SETMASK, &original, NULL);
-  if (error != 0) {
-    napi_release_threadsafe_function(work->delivery, napi_tsfn_release);
-    work->error = error;
-    work->syscall = "pthread_create";
-    deliver(env, NULL, NULL, work);
-  }
-  return promise;
+  return true;
 }
 
-/* Reads (target, idle, files) into a new work. */
-static struct network_namespace_work *new_work(napi_env env, napi_value idle_value,
-                                               napi_value files, int target) {
-  bool idle;
-  if (napi_get_value_bool(env, idle_value, &idle) != napi_ok) {
-    throw_type_error(env, "idle must be a boolean");
-    return NULL;
+/* A new job of kind for count files; NULL after throwing. */
+static struct job *new_job(napi_env env, enum job_kind kind, bool idle, uint32_t count) {
+  struct job *job = calloc(1, sizeof *job);
+  if (job != NULL) {
+    job->kind = kind;
+    job->idle = idle;
+    job->namespace_fd = -1;
+    job->file_fds = calloc(count == 0 ? 1 : count, sizeof *job->file_fds);
+    job->unchanged = calloc(count == 0 ? 1 : count, sizeof *job->unchanged);
+    job->now = calloc(count == 0 ? 1 : count, sizeof *job->now);
+    job->now_lengths = calloc(count == 0 ? 1 : count, sizeof *job->now_lengths);
   }
-  struct network_namespace_work *work = calloc(1, sizeof *work);
-  if (work == NULL) {
+  if (job == NULL || job->file_fds == NULL || job->unchanged == NULL || job->now == NULL ||
+      job->now_lengths == NULL) {
+    if (job != NULL) free_job(job);
     throw_system_error(env, ENOMEM, "malloc", NULL);
     return NULL;
   }
-  work->idle = idle;
-  work->target = target;
-  work->fd = -1;
-  if (!get_file_names(env, files, work)) {
-    free_work(work);
+  for (uint32_t i = 0; i < count; i++) job->file_fds[i] = -1;
+  return job;
+}
+
+/* openNetworkNamespaceWorker() → worker: starts the thread that makes and checks network
+ * namespaces. */
+static napi_value js_open_worker(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct worker *worker = calloc(1, sizeof *worker);
+  if (worker == NULL) return throw_system_error(env, ENOMEM, "malloc", NULL);
+  worker->env = env;
+  worker->references = 1;
+  pthread_mutex_init(&worker->lock, NULL);
+  pthread_cond_init(&worker->wake, NULL);
+  napi_value name, external;
+  napi_create_string_utf8(env, "chroot-runner:networkNamespace", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, worker, finalize_delivery,
+                                      worker, deliver, &worker->delivery) != napi_ok) {
+    release_worker(worker);
     return NULL;
   }
-  return work;
+  worker->references++;
+  napi_unref_threadsafe_function(env, worker->delivery);
+  /* The thread starts with every signal blocked (as libuv's own threads do): the runner's
+   * signals are the event loop's. */
+  sigset_t all, original;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &original);
+  int error = pthread_create(&worker->thread, NULL, worker_main, worker);
+  pthread_sigmask(SIG_SETMASK, &original, NULL);
+  if (error != 0) {
+    worker->closed = true;
+    napi_release_threadsafe_function(worker->delivery, napi_tsfn_release);
+    release_worker(worker);
+    return throw_system_error(env, error, "pthread_create", NULL);
+  }
+  /* Added after the threadsafe function's own: run before it at teardown. */
+  napi_add_env_cleanup_hook(env, cleanup_worker, worker);
+  if (napi_create_external(env, worker, finalize_worker, NULL, &external) != napi_ok) {
+    close_worker(worker);
+    release_worker(worker);
+    return NULL;
+  }
+  return external;
 }
 
-/* createNetworkNamespace(idle, files) → Promise<{fd, files}>: an fd (close-on-exec) on a new
- * network namespace whose loopback is up, owned by the runner's user namespace, and what the
- * named files of its /proc/net then held (null: unreadable); made at SCHED_IDLE when idle. */
-static napi_value js_create_network_namespace(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+/* closeNetworkNamespaceWorker(worker): ends its thread, after the job under way; jobs not
+ * started are dropped (their promises never settle: close once nothing is pending). */
+static napi_value js_close_worker(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct worker *worker;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 2) return throw_type_error(env, "expected idle and files");
-  struct network_namespace_work *work = new_work(env, argv[0], argv[1], -1);
-  return work == NULL ? NULL : start_work(env, work);
+  if (argc < 1 || !get_worker(env, argv[0], &worker)) return NULL;
+  close_worker(worker);
+  return make_undefined(env);
 }
 
-/* readNetworkNamespace(fd, idle, files) → Promise<(string | null)[]>: what the named files
- * of the /proc/net of the network namespace fd holds, read by a thread that entered it (at
- * SCHED_IDLE when idle). fd must stay open until the promise settles. */
-static napi_value js_read_network_namespace(napi_env env, napi_callback_info info) {
+/* createNetworkNamespace(worker, idle, files) → Promise<{fd, fileFds, files, made}>: an fd
+ * (close-on-exec) on a new network namespace whose loopback is up, owned by the runner's
+ * user namespace; the named files of its /proc/net opened in it (fileFds, close-on-exec, -1
+ * where absent) and what they then held (files, null where unreadable; made, the same for
+ * checkNetworkNamespace). Made at SCHED_IDLE when idle. */
+static napi_value js_create_network_namespace(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  int32_t target;
+  struct worker *worker;
+  bool idle, is_array;
+  uint32_t count;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 3) return throw_type_error(env, "expected fd, idle and files");
-  if (!get_int32(env, argv[0], &target)) return NULL;
-  if (target < 0) return throw_type_error(env, "fd must not be negative");
-  struct network_namespace_work *work = new_work(env, argv[1], argv[2], target);
-  return work == NULL ? NULL : start_work(env, work);
+  if (argc < 3) return throw_type_error(env, "expected worker, idle and files");
+  if (!get_worker(env, argv[0], &worker) || !get_idle(env, argv[1], &idle)) return NULL;
+  if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array)
+    return throw_type_error(env, "files must be an array of strings");
+  napi_get_array_length(env, argv[2], &count);
+  struct job *job = new_job(env, JOB_CREATE, idle, count);
+  if (job == NULL) return NULL;
+  if ((job->made = new_made(count)) == NULL) {
+    free_job(job);
+    return throw_system_error(env, ENOMEM, "malloc", NULL);
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value name;
+    if (napi_get_element(env, argv[2], i, &name) != napi_ok ||
+        !get_string(env, name, &job->made->names[i])) {
+      free_job(job);
+      return NULL;
+    }
+    job->made->count = i + 1;
+  }
+  return submit(env, worker, job);
+}
+
+/* checkNetworkNamespace(worker, fd, fileFds, made, idle) → Promise<(true | string | null)[]>:
+ * per file of a namespace made by createNetworkNamespace, true where it reads as when made,
+ * else what it holds now (null: unreadable). fd and fileFds must stay open until the
+ * promise settles. */
+static napi_value js_check_network_namespace(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  struct worker *worker;
+  struct made_files *made;
+  int32_t namespace_fd;
+  bool idle, is_array;
+  uint32_t count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 5) return throw_type_error(env, "expected worker, fd, fileFds, made and idle");
+  if (!get_worker(env, argv[0], &worker) || !get_int32(env, argv[1], &namespace_fd) ||
+      !get_idle(env, argv[4], &idle))
+    return NULL;
+  if (napi_get_value_external(env, argv[3], (void **)&made) != napi_ok)
+    return throw_type_error(env, "made must be what createNetworkNamespace gave");
+  if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[2], &count) != napi_ok || count != made->count)
+    return throw_type_error(env, "fileFds must be those createNetworkNamespace gave");
+  struct job *job = new_job(env, JOB_CHECK, idle, count);
+  if (job == NULL) return NULL;
+  job->made = made;
+  job->namespace_fd = namespace_fd;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value fd;
+    if (napi_get_element(env, argv[2], i, &fd) != napi_ok ||
+        !get_int32(env, fd, &job->file_fds[i])) {
+      free_job(job);
+      return NULL;
+    }
+  }
+  if (napi_create_reference(env, argv[3], 1, &job->made_reference) != napi_ok) {
+    free_job(job);
+    return NULL;
+  }
+  return submit(env, worker, job);
 }
 
 bool register_network_namespace(napi_env env, napi_value exports) {
-  return export_function(env, exports, "createNetworkNamespace", js_create_network_namespace) &&
-         export_function(env, exports, "readNetworkNamespace", js_read_network_namespace);
+  return export_function(env, exports, "openNetworkNamespaceWorker", js_open_worker) &&
+         export_function(env, exports, "closeNetworkNamespaceWorker", js_close_worker) &&
+         export_function(env, exports, "createNetworkNamespace", js_create_network_namespace) &&
+         export_function(env, exports, "checkNetworkNamespace", js_check_network_namespace);
 }

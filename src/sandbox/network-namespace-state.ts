@@ -10,11 +10,12 @@
 // TIME_WAIT or an orphan outliving them), what outlives a socket without being one (IPv6 flow
 // labels linger), the counters that its packets, its failed sends and its route lookups move,
 // and the routes that lookups cache. Each is in one of the files read below, which the runner
-// reads from a thread that entered the namespace (no socket of its own there): a namespace
+// opened in the namespace when it made it (no socket of its own there) and reads again
+// after each action (a read from offset 0 makes a procfs net file's text anew): a namespace
 // is given again only when none of its sockets is left and every other file reads as it did
 // when the namespace was made. Anything unknown (an unreadable sockstat, a new field) makes
 // the namespace be closed: the check errs towards a new namespace.
-import type { NetworkNamespaceFiles } from '../syscalls/process.js';
+import type { NetworkNamespaceFiles, NetworkNamespaceReading } from '../syscalls/process.js';
 
 /** The files of the namespace's /proc/net that the check reads, each for what it shows. */
 export const networkNamespaceFiles: readonly string[] = [
@@ -61,11 +62,13 @@ function noSockets(sockstat: string | null | undefined): boolean {
 }
 
 /** Whether a namespace whose networkNamespaceFiles read `made` when it was made and read
- * `now` after an action is as a new one: the next action may have it. */
-export function untouched(made: NetworkNamespaceFiles, now: NetworkNamespaceFiles): boolean {
+ * `now` after an action (true: as when made) is as a new one: the next action may have it. */
+export function untouched(made: NetworkNamespaceFiles, now: NetworkNamespaceReading): boolean {
   if (made.length !== networkNamespaceFiles.length || now.length !== made.length) return false;
   // Files absent when made (snmp6 without IPv6) must still be.
-  return networkNamespaceFiles.every((name, index) =>
-    name === 'sockstat' ? noSockets(now[index]) : now[index] === made[index],
-  );
+  return networkNamespaceFiles.every((name, index) => {
+    const read = now[index];
+    const text = read === true ? made[index] : read;
+    return name === 'sockstat' ? noSockets(text) : read === true || read === made[index];
+  });
 }

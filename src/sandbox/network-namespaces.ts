@@ -9,19 +9,18 @@
 // Even off the action's path, making one (setup_net) and the kernel's cleanup of the one
 // closed (cleanup_net) cost about 0.9 ms of CPU per action here, and this VM's two cores
 // behave as one: so a namespace the action left as it was made goes back to the pool
-// instead (reuse). Once every process of the action is gone, a thread of the pool enters it
-// and reads what network-namespace-state.ts names; only a namespace found untouched is
-// given again, any other is closed and the pool refills as without reuse. While checks find
+// instead (reuse). Once every process of the action is gone, the pool's thread reads what
+// network-namespace-state.ts names, through the files it opened in the namespace when it
+// made it; only a namespace found untouched is given again, any other is closed and the pool refills as without reuse. While checks find
 // them untouched, the namespaces that actions hold count as coming back (a take starts no
 // refill), and a take that finds none ready makes the pool grow by one, up to its size + 2
 // ready. How often one namespace is given again is not bounded: each check compares it with
 // its state when made, so the hundredth action finds it as the first did.
-import type { Fd } from '../syscalls/index.js';
 import {
-  createNetworkNamespace,
-  type NetworkNamespaceFiles,
+  type MadeNetworkNamespace,
   type NetworkNamespacePriority,
-  readNetworkNamespace,
+  type NetworkNamespaceReading,
+  NetworkNamespaceWorker,
 } from '../syscalls/process.js';
 import { networkNamespaceFiles, untouched } from './network-namespace-state.js';
 
@@ -36,30 +35,26 @@ const returnedBeyondSize = 2;
 
 /** A namespace of the pool, held by one action between take and giveBack. */
 export interface PooledNetworkNamespace {
-  readonly namespace: Fd;
-  /** What networkNamespaceFiles read once it was made. */
-  readonly made: NetworkNamespaceFiles;
+  /** With networkNamespaceFiles kept open, and what they read once it was made. */
+  readonly namespace: MadeNetworkNamespace;
   /** How many actions held it before the one that took it. */
   readonly uses: number;
 }
 
-/** How the pool makes and reads namespaces (stand-ins in the unit tests). */
+/** How the pool makes and checks namespaces, one job at a time (a NetworkNamespaceWorker of
+ * its own; stand-ins in the unit tests). */
 export interface NetworkNamespaceKernel {
   create(
     priority: NetworkNamespacePriority,
     files: readonly string[],
-  ): Promise<{ namespace: Fd; files: NetworkNamespaceFiles }>;
-  read(
-    namespace: Fd,
+  ): Promise<MadeNetworkNamespace>;
+  check(
+    namespace: MadeNetworkNamespace,
     priority: NetworkNamespacePriority,
-    files: readonly string[],
-  ): Promise<NetworkNamespaceFiles>;
+  ): Promise<NetworkNamespaceReading>;
+  /** Once nothing is under way. */
+  close(): void;
 }
-
-const namespacesOfTheKernel: NetworkNamespaceKernel = {
-  create: createNetworkNamespace,
-  read: readNetworkNamespace,
-};
 
 export class NetworkNamespacePool {
   readonly #ready: PooledNetworkNamespace[] = [];
@@ -87,7 +82,7 @@ export class NetworkNamespacePool {
   constructor(
     readonly size: number,
     readonly reuse: boolean,
-    kernel: NetworkNamespaceKernel = namespacesOfTheKernel,
+    kernel: NetworkNamespaceKernel = new NetworkNamespaceWorker(),
   ) {
     this.#kernel = kernel;
     this.#returnsReused = reuse;
@@ -136,12 +131,14 @@ export class NetworkNamespacePool {
   }
 
   /** Closes the ready namespaces and those given back, and the one under way once it is made
-   * or checked; a namespace given back later is closed at once. */
+   * or checked, then the kernel's side (the pool's thread); a namespace given back later is
+   * closed at once. */
   async close(): Promise<void> {
     this.#closed = true;
     for (const pooled of this.#ready.splice(0)) pooled.namespace.close();
     for (const pooled of this.#returned.splice(0)) pooled.namespace.close();
     await this.settled();
+    this.#kernel.close();
   }
 
   /** Starts the next check (before any creation: it is cheaper and may spare one), or the
@@ -163,13 +160,13 @@ export class NetworkNamespacePool {
       return;
     }
     this.#working = this.#kernel.create(priority, networkNamespaceFiles).then(
-      ({ namespace, files }) => {
+      (namespace) => {
         this.#working = undefined;
         this.#failures = 0;
         if (this.#closed) {
           namespace.close();
         } else {
-          this.#ready.push({ namespace, made: files, uses: 0 });
+          this.#ready.push({ namespace, uses: 0 });
           this.#next(priority);
         }
       },
@@ -188,9 +185,9 @@ export class NetworkNamespacePool {
    * it; a failed read counts as touched. */
   #check(returned: PooledNetworkNamespace): void {
     this.#working = this.#kernel
-      .read(returned.namespace, 'idle', networkNamespaceFiles)
+      .check(returned.namespace, 'idle')
       .then(
-        (now) => untouched(returned.made, now),
+        (now) => untouched(returned.namespace.files, now),
         () => false,
       )
       .then((reusable) => {

@@ -292,40 +292,101 @@ export function waitReadable(fd: Fd): Promise<void> {
   return native.waitReadable(fd.fd);
 }
 
-/** How a thread that makes a network namespace is scheduled: 'idle' is SCHED_IDLE (it runs
- * only on a core that nothing else wants), where the kernel allows it. */
+/** How the thread that makes and checks network namespaces runs a job: 'idle' is
+ * SCHED_IDLE (it runs only on a core that nothing else wants), where the kernel allows it. */
 export type NetworkNamespacePriority = 'normal' | 'idle';
 
 /** What files of a network namespace's /proc/net held, in the order asked; null for one
  * that could not be read (absent: snmp6 without IPv6). */
 export type NetworkNamespaceFiles = readonly (string | null)[];
 
-/** A new network namespace with its loopback interface up, owned by the runner's user
- * namespace (needs CAP_SYS_ADMIN there), made on a thread of its own that ends with it, and
- * what the named files of its /proc/net held once it was; entering the fd (setns) puts a
- * process in it. */
-export async function createNetworkNamespace(
-  priority: NetworkNamespacePriority = 'normal',
-  files: readonly string[] = [],
-): Promise<{ namespace: Fd; files: NetworkNamespaceFiles }> {
-  const made = (await native.createNetworkNamespace(priority === 'idle', files)) as {
+/** What a check found in each file of a namespace, in the order made: true where it reads
+ * as it did when the namespace was made, else what it holds now (null: unreadable). */
+export type NetworkNamespaceReading = readonly (string | null | true)[];
+
+/** A network namespace made by a NetworkNamespaceWorker, with the files of its /proc/net
+ * that it opened there (close-on-exec) and keeps open for the namespace's checks. */
+export class MadeNetworkNamespace implements Disposable {
+  /** Entering it (setns) puts a process in it. */
+  readonly namespace: Fd;
+  /** What the files held once it was made. */
+  readonly files: NetworkNamespaceFiles;
+  /** The files kept open, in the order asked (undefined where absent). */
+  readonly #kept: readonly (Fd | undefined)[];
+  /** Their numbers (-1 where absent) and what the worker compares them with. */
+  readonly #keptFds: readonly number[];
+  readonly #made: unknown;
+
+  constructor(made: {
     fd: number;
+    fileFds: number[];
     files: NetworkNamespaceFiles;
-  };
-  return { namespace: new Fd(made.fd), files: made.files };
+    made: unknown;
+  }) {
+    this.namespace = new Fd(made.fd);
+    this.files = made.files;
+    this.#kept = made.fileFds.map((fd) => (fd < 0 ? undefined : new Fd(fd)));
+    this.#keptFds = made.fileFds;
+    this.#made = made.made;
+  }
+
+  /** The namespace's descriptor number (what a plan's child inherits and enters). */
+  get fd(): number {
+    return this.namespace.fd;
+  }
+
+  /** For NetworkNamespaceWorker.check. */
+  get kept(): { readonly fds: readonly number[]; readonly made: unknown } {
+    if (this.namespace.closed) throw new Error('network namespace used after close()');
+    return { fds: this.#keptFds, made: this.#made };
+  }
+
+  close(): void {
+    this.namespace.close();
+    for (const file of this.#kept) file?.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }
 
-/** What the named files of the network namespace's /proc/net hold, read by a thread of its
- * own that enters it (setns: needs CAP_SYS_ADMIN over its owner) and ends with it. The
- * namespace must stay open until the promise settles. */
-export async function readNetworkNamespace(
-  namespace: Fd,
-  priority: NetworkNamespacePriority,
-  files: readonly string[],
-): Promise<NetworkNamespaceFiles> {
-  return (await native.readNetworkNamespace(
-    namespace.fd,
-    priority === 'idle',
-    files,
-  )) as NetworkNamespaceFiles;
+/** A thread that makes network namespaces and checks them, one job at a time in the order
+ * asked. It never keeps the event loop alive while idle; close ends it. */
+export class NetworkNamespaceWorker {
+  readonly #worker: unknown = native.openNetworkNamespaceWorker();
+
+  /** A new network namespace with its loopback interface up, owned by the runner's user
+   * namespace (needs CAP_SYS_ADMIN there), with the named files of its /proc/net opened and
+   * read. */
+  async create(
+    priority: NetworkNamespacePriority,
+    files: readonly string[],
+  ): Promise<MadeNetworkNamespace> {
+    return new MadeNetworkNamespace(
+      await native.createNetworkNamespace(this.#worker, priority === 'idle', files),
+    );
+  }
+
+  /** What the files of a namespace it made hold now, read through the files it kept open
+   * (a file absent when made is looked up again in the namespace: setns, which needs
+   * CAP_SYS_ADMIN over its owner). The namespace must stay open until the promise settles. */
+  check(
+    made: MadeNetworkNamespace,
+    priority: NetworkNamespacePriority,
+  ): Promise<NetworkNamespaceReading> {
+    const { fds, made: files } = made.kept;
+    return native.checkNetworkNamespace(
+      this.#worker,
+      made.namespace.fd,
+      fds,
+      files,
+      priority === 'idle',
+    );
+  }
+
+  /** Ends the thread, after the job under way: call it once no promise is pending. */
+  close(): void {
+    native.closeNetworkNamespaceWorker(this.#worker);
+  }
 }

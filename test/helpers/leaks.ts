@@ -38,8 +38,8 @@ export function childProcesses(pid: number | 'self' = 'self'): number[] {
     try {
       text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
     } catch (error) {
-      // A thread that ended since the listing (the runner's network namespace threads end
-      // with their work); its children, if any, went to another thread of the process.
+      // A thread that ended since the listing (a runtime's worker); its children, if any,
+      // went to another thread of the process.
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw error;
     }

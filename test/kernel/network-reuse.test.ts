@@ -8,16 +8,23 @@
 // keeps one namespace ahead and is settled between actions, so which namespace the next
 // action gets is the pool's decision, not a race. Every test proves that nothing is left.
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { capabilityNumbers } from '../../src/sandbox/capabilities.js';
-import { defaultIsolation, type IsolationSettings } from '../../src/sandbox/index.js';
+import { defaultIsolation, type Engine, type IsolationSettings } from '../../src/sandbox/index.js';
+import { networkNamespaceFiles } from '../../src/sandbox/network-namespace-state.js';
 import { openHandleCount } from '../../src/syscalls/index.js';
 import { makeFifo } from '../helpers/busybox.js';
 import { openEngine } from '../helpers/engine.js';
-import { assertNothingLeft, needsRoot, openFds, processState } from '../helpers/leaks.js';
+import {
+  assertNothingLeft,
+  childProcesses,
+  needsRoot,
+  openFds,
+  processState,
+} from '../helpers/leaks.js';
 import { scriptSuite, withoutHostCounts } from '../helpers/script-actions.js';
 
 /** The C source of the helper that does what busybox cannot. */
@@ -29,6 +36,26 @@ const suite = scriptSuite('chroot-runner-netreuse-', helperSource, 'netreuse');
 /** The network namespaces the runner holds open. */
 function heldNamespaces(): number {
   return [...openFds().values()].filter((target) => target.startsWith('net:[')).length;
+}
+
+/** The files of network namespaces' /proc/net that the runner holds open (kept by the pool
+ * for its checks), by name. */
+function heldNetFiles(): string[] {
+  return [...openFds().values()]
+    .filter((target) => /^\/proc\/\d+\/task\/\d+\/net\/[^/]+$/.test(target))
+    .map((target) => target.replace(/^.*\//, ''))
+    .sort();
+}
+
+/** The runner's threads named as the pool's worker is. */
+function poolThreads(): number {
+  return readdirSync('/proc/self/task').filter((task) => {
+    try {
+      return readFileSync(`/proc/self/task/${task}/comm`, 'utf8') === 'netns-ahead\n';
+    } catch {
+      return false;
+    }
+  }).length;
 }
 
 function leakFree(name: string, body: () => Promise<void>): void {
@@ -163,6 +190,83 @@ describe('network namespaces reused from one action to the next', () => {
       );
       const next = await suite.run(engine, view);
       assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
+    },
+  );
+
+  /** Where the fds of every process of a running action point, as the host sees them (the
+   * runner's descendants: its init and the shell beneath it), with pipe numbers and the
+   * action's own file names left out. */
+  async function fdsOfARunningAction(engine: Engine): Promise<string[]> {
+    const gate = join(suite.path, 'root', 'gate');
+    makeFifo(gate);
+    try {
+      actionCount += 1;
+      const running = engine.run({
+        inputRoot: 'root',
+        arguments: ['sh', '-c', 'read line < /gate'],
+        environment: { PATH: '/bin' },
+        workingDirectory: '',
+        stdoutPath: `netreuse-${actionCount}.out`,
+        stderrPath: `netreuse-${actionCount}.err`,
+      });
+      // Resolves once the action opened the FIFO: it is running, and waits for the line.
+      const writer = await open(gate, 'w');
+      const targets: string[] = [];
+      const pending = childProcesses();
+      while (pending.length > 0) {
+        const pid = pending.pop() as number;
+        pending.push(...childProcesses(pid));
+        for (const target of openFds(pid).values()) {
+          targets.push(target.replace(/\[\d+\]$/, '').replace(/\/netreuse-\d+\./, '/netreuse.'));
+        }
+      }
+      await writer.write('go\n');
+      await writer.close();
+      assert.equal((await running).exitCode, 0);
+      await engine.settled();
+      return targets.sort();
+    } finally {
+      rmSync(gate);
+    }
+  }
+
+  leakFree(
+    'the files kept open for the checks reach no action: no extra fd in its processes, none of them',
+    async () => {
+      await using engine = await openEngine(suite.directory, oneAhead);
+      // The pool holds its namespace's files open, those of the check.
+      assert.deepEqual(heldNetFiles(), [...networkNamespaceFiles].sort());
+      await suite.run(engine, 'true');
+      const pooled = await fdsOfARunningAction(engine);
+      assert.ok(pooled.length > 0);
+      for (const target of pooled) assert.doesNotMatch(target, /\/net\/|^net:/);
+      // As many as in an action whose namespace was not made ahead, pointing at the same.
+      await using unpooled = await openEngine(suite.directory, {
+        ...defaultIsolation,
+        preparedNetworkNamespaces: 0,
+      });
+      assert.deepEqual(pooled, await fdsOfARunningAction(unpooled));
+    },
+  );
+
+  leakFree(
+    'close ends the pool’s thread and closes its namespaces and their kept files',
+    async () => {
+      const threads = poolThreads();
+      const files = heldNetFiles().length;
+      const engine = await openEngine(suite.directory, {
+        ...defaultIsolation,
+        preparedNetworkNamespaces: 2,
+      });
+      assert.equal(poolThreads(), threads + 1);
+      assert.equal(heldNetFiles().length, files + 2 * networkNamespaceFiles.length);
+      await suite.run(engine, 'true');
+      await suite.run(engine, 'netreuse timewait');
+      await engine.close();
+      // Joined at close: no thread, fd or namespace of the engine is left (leakFree counts the
+      // fds and namespaces too).
+      assert.equal(poolThreads(), threads);
+      assert.equal(heldNetFiles().length, files);
     },
   );
 

@@ -437,29 +437,36 @@ describe('mount API wrappers', { skip: needsRoot }, () => {
 describe('network namespaces made on a thread of their own', { skip: needsRoot }, () => {
   test('root only of a user namespace of its own makes one, and no thread is left in it', async () => {
     // Root of a user namespace of its own (0 mapped to 0) may unshare a network namespace
-    // (it belongs to that user namespace) but not setns back into the host's: the thread
-    // that made it ends instead (a pool thread that had to return got EPERM, and one that
-    // could not was an abort). Each of the runner's other threads is still in its own
-    // namespace; the one that made it (named netns-ahead) may still be ending.
+    // (it belongs to that user namespace) but not setns back into the host's: the worker
+    // that made it stays in it, and ends at close (joined). Each of the runner's other
+    // threads is still in its own namespace throughout; after close none is named
+    // netns-ahead.
     const script =
-      `const { createNetworkNamespace } = await import(${JSON.stringify(
+      `const { NetworkNamespaceWorker } = await import(${JSON.stringify(
         new URL('../../src/syscalls/process.js', import.meta.url).href,
       )});` +
       "const { readdirSync, readFileSync, readlinkSync } = await import('node:fs');" +
       "const own = readlinkSync('/proc/self/ns/net');" +
+      "const threads = () => readdirSync('/proc/self/task').map((task) => {" +
+      '  try {' +
+      "    const comm = readFileSync('/proc/self/task/' + task + '/comm', 'utf8');" +
+      "    const namespace = readlinkSync('/proc/self/task/' + task + '/ns/net');" +
+      "    return comm === 'netns-ahead\\n' ? 'worker' : namespace;" +
+      '  } catch { return own; } });' +
+      'const worker = new NetworkNamespaceWorker();' +
       "for (const priority of ['normal', 'idle']) {" +
-      '  const made = await createNetworkNamespace(priority);' +
-      "  const target = readlinkSync('/proc/self/fd/' + made.namespace.fd);" +
-      "  const threads = readdirSync('/proc/self/task').map((task) => {" +
-      '    try {' +
-      "      const comm = readFileSync('/proc/self/task/' + task + '/comm', 'utf8');" +
-      "      const namespace = readlinkSync('/proc/self/task/' + task + '/ns/net');" +
-      "      return comm === 'netns-ahead\\n' ? own : namespace;" +
-      '    } catch { return own; } });' +
-      '  made.namespace.close();' +
+      "  const made = await worker.create(priority, ['dev']);" +
+      "  const target = readlinkSync('/proc/self/fd/' + made.fd);" +
+      "  const others = threads().filter((namespace) => namespace !== 'worker');" +
+      '  made.close();' +
       "  console.log(target !== own && target.startsWith('net:[') ? 'made' : target," +
-      "    threads.every((namespace) => namespace === own) ? 'threads home' : threads);" +
-      '}';
+      "    others.every((namespace) => namespace === own) ? 'threads home' : others);" +
+      '}' +
+      'worker.close();' +
+      "console.log(threads().every((namespace) => namespace === own) ? 'worker gone' : threads());" +
+      // A worker never closed keeps nothing alive once idle: the process ends by itself (the
+      // test times out otherwise), its thread stopped at the environment's teardown.
+      "(await new NetworkNamespaceWorker().create('idle', ['dev'])).close();";
     const child = spawn(
       'unshare',
       ['--user', '--map-root-user', process.execPath, '--input-type=module', '-e', script],
@@ -476,6 +483,6 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
     const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
     assert.equal(signal, null, `the process was killed: ${output}`);
     assert.equal(code, 0, output);
-    assert.equal(output, 'made threads home\nmade threads home\n');
+    assert.equal(output, 'made threads home\nmade threads home\nworker gone\n');
   });
 });

@@ -8,10 +8,10 @@ import {
   type NetworkNamespaceKernel,
   NetworkNamespacePool,
 } from '../../src/sandbox/network-namespaces.js';
-import type { Fd } from '../../src/syscalls/index.js';
 import type {
-  NetworkNamespaceFiles,
+  MadeNetworkNamespace,
   NetworkNamespacePriority,
+  NetworkNamespaceReading,
 } from '../../src/syscalls/process.js';
 
 /** What a stand-in namespace's files read: `sockets` sockets, and counters at `packets`. */
@@ -28,39 +28,50 @@ function files(sockets: number, packets: number): string[] {
 function standInCreations() {
   const settlers: {
     priority: NetworkNamespacePriority;
-    resolve: (made: { namespace: Fd; files: NetworkNamespaceFiles }) => void;
+    resolve: (made: MadeNetworkNamespace) => void;
     reject: (error: Error) => void;
   }[] = [];
   const reads: {
     id: number;
-    resolve: (files: NetworkNamespaceFiles) => void;
+    resolve: (files: NetworkNamespaceReading) => void;
     reject: (error: Error) => void;
   }[] = [];
   const closed: number[] = [];
   let made = 0;
+  /** Whether the pool closed its kernel (its thread). */
+  let kernelClosed = false;
   const kernel: NetworkNamespaceKernel = {
     create: (priority) =>
       new Promise((resolve, reject) => {
         settlers.push({ priority, resolve, reject });
       }),
-    read: (namespace) =>
+    check: (namespace) =>
       new Promise((resolve, reject) => {
         reads.push({ id: (namespace as unknown as { id: number }).id, resolve, reject });
       }),
+    close: () => {
+      assert.equal(settlers.length + reads.length, 0, 'the kernel closed with work under way');
+      kernelClosed = true;
+    },
   };
-  const namespace = (): Fd => {
+  /** A stand-in namespace, whose files read as a new one's. */
+  const namespace = (): MadeNetworkNamespace => {
     const id = made++;
-    return { id, close: () => closed.push(id) } as unknown as Fd;
+    return {
+      id,
+      files: files(0, 0),
+      close: () => closed.push(id),
+    } as unknown as MadeNetworkNamespace;
   };
   /** Settles the creation under way with a new namespace, once the pool has started it. */
   const land = async () => {
     const [settler] = settlers.splice(0);
     assert.ok(settler !== undefined, 'no creation under way');
-    settler.resolve({ namespace: namespace(), files: files(0, 0) });
+    settler.resolve(namespace());
     return settler.priority;
   };
   /** Settles the check under way with what the namespace's files read now; its id. */
-  const check = (now: NetworkNamespaceFiles) => {
+  const check = (now: NetworkNamespaceReading) => {
     const [read] = reads.splice(0);
     assert.ok(read !== undefined, 'no check under way');
     read.resolve(now);
@@ -68,7 +79,17 @@ function standInCreations() {
   };
   /** Lets every pending reaction of the pool run. */
   const turn = () => new Promise((resolve) => setImmediate(resolve));
-  return { kernel, settlers, reads, closed, namespace, land, check, turn };
+  return {
+    kernel,
+    settlers,
+    reads,
+    closed,
+    namespace,
+    land,
+    check,
+    turn,
+    kernelClosed: () => kernelClosed,
+  };
 }
 
 /** A pool of one over stand-ins, filled. */
@@ -116,8 +137,11 @@ describe('NetworkNamespacePool', () => {
     // settled waits for the whole refill, not only the creation under way when it was called.
     await settled;
     assert.equal(creations.settlers.length, 0);
+    assert.equal(creations.kernelClosed(), false);
     await pool.close();
     assert.deepEqual(creations.closed.sort(), [2, 3]);
+    // Its thread ends with it, once nothing is under way.
+    assert.equal(creations.kernelClosed(), true);
   });
 
   it('settled resolves at once when nothing is under way', async () => {
@@ -168,9 +192,11 @@ describe('NetworkNamespacePool', () => {
     // Every microtask has run by the time setImmediate's callback does.
     const afterMicrotasks = new Promise((resolve) => setImmediate(() => resolve('pending')));
     assert.equal(await Promise.race([closing.then(() => 'closed'), afterMicrotasks]), 'pending');
+    assert.equal(creations.kernelClosed(), false);
     await creations.land();
     await closing;
     assert.deepEqual(creations.closed, [0]);
+    assert.equal(creations.kernelClosed(), true);
     // Closed: nothing more is made.
     assert.equal(pool.take(), undefined);
     assert.equal(creations.settlers.length, 0);

@@ -18,8 +18,8 @@ import { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
 import { cwd, PlanBuilder, runnerStep, type Slot } from '../../src/sandbox/plan.js';
 import { PreparedCgroups } from '../../src/sandbox/prepared-cgroups.js';
 import type { ActionSpec, IsolationMode } from '../../src/sandbox/types.js';
-import { constants, type DirectoryHandle, Fd } from '../../src/syscalls/index.js';
-import { cloneIntoCgroup } from '../../src/syscalls/process.js';
+import { constants, type DirectoryHandle } from '../../src/syscalls/index.js';
+import { cloneIntoCgroup, MadeNetworkNamespace } from '../../src/syscalls/process.js';
 import { limits } from '../helpers/cgroups.js';
 import { decode, outline, planFor, standInAction, standInHost } from '../helpers/plans.js';
 
@@ -171,8 +171,10 @@ describe('ordering rules', () => {
     for (const mode of ['namespaces', 'shared'] as const) {
       // A real handle on a made-up number, never entered: only its number is read.
       const pool = new NetworkNamespacePool(1, false, {
-        create: async () => ({ namespace: new Fd(184), files: [] }),
-        read: async () => [],
+        create: async () =>
+          new MadeNetworkNamespace({ fd: 184, fileFds: [], files: [], made: undefined }),
+        check: async () => [],
+        close: () => {},
       });
       await pool.fill();
       const plan = planFor(mode, { networkNamespaces: pool });
