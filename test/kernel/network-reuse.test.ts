@@ -193,10 +193,12 @@ describe('network namespaces reused from one action to the next', () => {
     },
   );
 
-  /** Where the fds of every process of a running action point, as the host sees them (the
-   * runner's descendants: its init and the shell beneath it), with pipe numbers and the
-   * action's own file names left out. */
-  async function fdsOfARunningAction(engine: Engine): Promise<string[]> {
+  /** Runs an action that waits for a line on a FIFO, and `whileRunning` once it is running
+   * (it opened the FIFO); then writes the line and returns the action's result. */
+  async function gatedAction(
+    engine: Engine,
+    whileRunning: () => Promise<void> | void,
+  ): ReturnType<Engine['run']> {
     const gate = join(suite.path, 'root', 'gate');
     makeFifo(gate);
     try {
@@ -209,9 +211,23 @@ describe('network namespaces reused from one action to the next', () => {
         stdoutPath: `netreuse-${actionCount}.out`,
         stderrPath: `netreuse-${actionCount}.err`,
       });
-      // Resolves once the action opened the FIFO: it is running, and waits for the line.
+      // Resolves once the action opened the FIFO: it is running.
       const writer = await open(gate, 'w');
-      const targets: string[] = [];
+      await whileRunning();
+      await writer.write('go\n');
+      await writer.close();
+      return await running;
+    } finally {
+      rmSync(gate);
+    }
+  }
+
+  /** Where the fds of every process of a running action point, as the host sees them (the
+   * runner's descendants: its init and the shell beneath it), with pipe numbers and the
+   * action's own file names left out. */
+  async function fdsOfARunningAction(engine: Engine): Promise<string[]> {
+    const targets: string[] = [];
+    const result = await gatedAction(engine, () => {
       const pending = childProcesses();
       while (pending.length > 0) {
         const pid = pending.pop() as number;
@@ -220,14 +236,10 @@ describe('network namespaces reused from one action to the next', () => {
           targets.push(target.replace(/\[\d+\]$/, '').replace(/\/netreuse-\d+\./, '/netreuse.'));
         }
       }
-      await writer.write('go\n');
-      await writer.close();
-      assert.equal((await running).exitCode, 0);
-      await engine.settled();
-      return targets.sort();
-    } finally {
-      rmSync(gate);
-    }
+    });
+    assert.equal(result.exitCode, 0);
+    await engine.settled();
+    return targets.sort();
   }
 
   leakFree(
@@ -280,29 +292,9 @@ describe('network namespaces reused from one action to the next', () => {
     await suite.run(engine, 'true');
     // An action still running when the engine closes gives its namespace back afterwards: it
     // waits for a line on a FIFO, which the test writes once the engine is closed.
-    const gate = join(suite.path, 'root', 'gate');
-    makeFifo(gate);
-    try {
-      actionCount += 1;
-      const running = engine.run({
-        inputRoot: 'root',
-        arguments: ['sh', '-c', 'read line < /gate'],
-        environment: { PATH: '/bin' },
-        workingDirectory: '',
-        stdoutPath: `netreuse-${actionCount}.out`,
-        stderrPath: `netreuse-${actionCount}.err`,
-      });
-      // Resolves once the action opened the FIFO: it is running.
-      const writer = await open(gate, 'w');
-      await engine.close();
-      await writer.write('go\n');
-      await writer.close();
-      const result = await running;
-      assert.equal(result.exitCode, 0);
-      assert.equal(result.usage?.network?.preparedAhead, true);
-    } finally {
-      rmSync(gate);
-    }
+    const result = await gatedAction(engine, () => engine.close());
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.usage?.network?.preparedAhead, true);
     assert.equal(heldNamespaces(), before);
   });
 });
