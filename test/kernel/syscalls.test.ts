@@ -3,10 +3,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { listMounts, sweepMounts } from '../../src/mounts/index.js';
 import {
   constants,
@@ -484,5 +493,36 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
     assert.equal(signal, null, `the process was killed: ${output}`);
     assert.equal(code, 0, output);
     assert.equal(output, 'made threads home\nmade threads home\nworker gone\n');
+  });
+
+  test('a worker never closed ends with the environment that opened it (a worker_thread)', async () => {
+    const threads = () =>
+      readdirSync('/proc/self/task').filter((task) => {
+        try {
+          return readFileSync(`/proc/self/task/${task}/comm`, 'utf8') === 'netns-ahead\n';
+        } catch {
+          return false;
+        }
+      }).length;
+    const before = threads();
+    // CommonJS (a worker's eval), so the module is imported in an async function.
+    const script =
+      '(async () => {' +
+      `const { NetworkNamespaceWorker } = await import(${JSON.stringify(
+        new URL('../../src/syscalls/process.js', import.meta.url).href,
+      )});` +
+      "const { parentPort } = require('node:worker_threads');" +
+      "const made = await new NetworkNamespaceWorker().create('idle', ['dev']);" +
+      'made.close();' +
+      "parentPort.postMessage('made');" +
+      '})();';
+    const thread = new Worker(script, { eval: true });
+    const [message] = (await once(thread, 'message')) as [string];
+    assert.equal(message, 'made');
+    assert.equal(threads(), before + 1);
+    // The environment's teardown stops and joins its thread before 'exit'.
+    const [code] = (await once(thread, 'exit')) as [number];
+    assert.equal(code, 0);
+    assert.equal(threads(), before);
   });
 });
