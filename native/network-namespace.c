@@ -17,10 +17,10 @@
  * is made into a JS string. A file that was absent when made (snmp6 without IPv6) is looked
  * up again by entering the namespace.
  *
- * The worker does a job at SCHED_IDLE when it asks for it (set_idle): it uses only a core
- * that nothing else of the machine wants, and never competes with the actions it prepares
- * for (the engine's first namespaces are made at normal priority, as nothing runs yet that
- * they could slow down, and a busy machine would delay its start-up). One threadsafe function delivers
+ * The worker runs at SCHED_IDLE when the work asks for it: it uses only a core that nothing
+ * else of the machine wants, and never competes with the actions it prepares for (the
+ * engine's first namespaces are made at normal priority, as nothing runs yet that they could
+ * slow down, and a busy machine would delay its start-up). One threadsafe function delivers
  * its results, referenced only while work is queued: an idle worker never keeps the event
  * loop alive. The worker ends at close, or when the environment is torn down. */
 #include "errors.h"
@@ -238,17 +238,6 @@ static void check_namespace(struct worker *worker, struct job *job) {
   }
 }
 
-/* Runs the thread at SCHED_IDLE or at normal priority. It waits for work at normal priority:
- * a SCHED_IDLE thread that is woken on a busy machine waits for an idle core before it even
- * starts, and checks then landed too late for the next action about three times as often as
- * with threads started anew (1000 actions at a load average of 11-16). */
-static void set_idle(struct worker *worker, bool idle) {
-  if (idle == worker->at_idle) return;
-  /* Refused (a seccomp profile): the work is done at the priority the thread has. */
-  struct sched_param none = {.sched_priority = 0};
-  if (sched_setscheduler(0, idle ? SCHED_IDLE : SCHED_OTHER, &none) == 0) worker->at_idle = idle;
-}
-
 static void *worker_main(void *data) {
   struct worker *worker = data;
   pthread_setname_np(pthread_self(), thread_name);
@@ -262,13 +251,22 @@ static void *worker_main(void *data) {
     }
     pthread_mutex_unlock(&worker->lock);
     if (job == NULL) break;
-    set_idle(worker, job->idle);
+    /* It stays at SCHED_IDLE while it waits, too: woken at normal priority, it took the
+     * event loop's core from it at each check (engine medians 3-5 % above those of a worker
+     * that waits at SCHED_IDLE, interleaved, at a load average of 11-13). Under such load an
+     * idle worker starts later, and more checks land after the next take (about 8 in 1000
+     * actions instead of 3): those actions make their own namespace. */
+    if (job->idle != worker->at_idle) {
+      /* Refused (a seccomp profile): the work is done at the priority the thread has. */
+      struct sched_param none = {.sched_priority = 0};
+      if (sched_setscheduler(0, job->idle ? SCHED_IDLE : SCHED_OTHER, &none) == 0)
+        worker->at_idle = job->idle;
+    }
     if (job->kind == JOB_CREATE) {
       make_namespace(worker, job);
     } else {
       check_namespace(worker, job);
     }
-    set_idle(worker, false);
     /* napi_closing: the environment is going away, and its cleanup hook (which stops this
      * thread) runs before the function is gone; nobody waits for the result. */
     if (napi_call_threadsafe_function(worker->delivery, job, napi_tsfn_nonblocking) != napi_ok) {
