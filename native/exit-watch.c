@@ -10,13 +10,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-enum { MAX_STATUS_WORDS = 256 };
-
 struct exit_watch {
   uv_poll_t poll;
   napi_env env;
   napi_deferred deferred;
-  napi_ref resource;
+  /* The caller's report array (errors.h), also the async resource of the callback. */
+  napi_ref report;
   napi_async_context async_context;
   pid_t pid;
   int status_fd;
@@ -24,38 +23,21 @@ struct exit_watch {
 
 static void free_watch(uv_handle_t *handle) { free(handle->data); }
 
-static void set_number(napi_env env, napi_value object, const char *name, int32_t number) {
-  napi_set_named_property(env, object, name, make_int32(env, number));
-}
-
-static napi_value exit_result(napi_env env, struct exit_watch *watch, int status) {
-  napi_value result, records, buffer, null;
-  napi_get_null(env, &null);
-  napi_create_object(env, &result);
-  if (WIFEXITED(status)) {
-    set_number(env, result, "exitCode", WEXITSTATUS(status));
-    napi_set_named_property(env, result, "signal", null);
-  } else {
-    napi_set_named_property(env, result, "exitCode", null);
-    set_number(env, result, "signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  }
-  /* The init's records, written before it exited: pairs of int32 (kind, value), as one
-   * Int32Array (one copy, not an element each). */
-  int32_t words[MAX_STATUS_WORDS];
+/* Fills the report: whether the process exited (1) or was killed (0), its exit code or signal,
+ * and the words the init wrote to its status pipe before it exited, pairs of int32 (kind,
+ * value): their count, then the words. */
+static void fill_report(struct exit_watch *watch, int32_t *words, int status) {
+  words[0] = WIFEXITED(status);
+  words[1] = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   ssize_t length = 0;
   if (watch->status_fd >= 0) {
     do {
-      length = read(watch->status_fd, words, sizeof words);
+      length = read(watch->status_fd, words + REPORT_HEADER_WORDS,
+                    REPORT_STATUS_WORDS * sizeof(int32_t));
     } while (length < 0 && errno == EINTR);
     if (length < 0) length = 0;
   }
-  size_t count = (size_t)length / sizeof(int32_t);
-  void *data;
-  napi_create_arraybuffer(env, count * sizeof(int32_t), &data, &buffer);
-  if (count > 0) memcpy(data, words, count * sizeof(int32_t));
-  napi_create_typedarray(env, napi_int32_array, count, buffer, 0, &records);
-  napi_set_named_property(env, result, "records", records);
-  return result;
+  words[2] = (int32_t)((size_t)length / sizeof(int32_t));
 }
 
 static void on_exit_readable(uv_poll_t *poll, int uv_status, int events) {
@@ -80,36 +62,38 @@ static void on_exit_readable(uv_poll_t *poll, int uv_status, int events) {
 
   napi_handle_scope handle_scope;
   napi_callback_scope callback_scope;
-  napi_value resource, outcome;
+  napi_value report, outcome;
   napi_open_handle_scope(env, &handle_scope);
-  napi_get_reference_value(env, watch->resource, &resource);
+  napi_get_reference_value(env, watch->report, &report);
   /* A callback scope makes Node run the promise's continuations when it closes. */
-  napi_open_callback_scope(env, resource, watch->async_context, &callback_scope);
+  napi_open_callback_scope(env, report, watch->async_context, &callback_scope);
   if (err != 0) {
     throw_system_error(env, err, uv_status == 0 ? "wait4" : "uv_poll", NULL);
     napi_get_and_clear_last_exception(env, &outcome);
     napi_reject_deferred(env, watch->deferred, outcome);
   } else {
-    napi_resolve_deferred(env, watch->deferred, exit_result(env, watch, status));
+    int32_t *words = report_words(env, report);
+    if (words != NULL) fill_report(watch, words, status);
+    napi_resolve_deferred(env, watch->deferred, make_undefined(env));
   }
   napi_close_callback_scope(env, callback_scope);
   napi_async_destroy(env, watch->async_context);
-  napi_delete_reference(env, watch->resource);
+  napi_delete_reference(env, watch->report);
   napi_close_handle_scope(env, handle_scope);
 }
 
-/* watchExit(pidfd, pid, statusFd) → Promise<{ exitCode, signal, records }>: waits for the
- * process to exit (uv_poll on its pidfd), reaps it and reads what it wrote to the status
- * pipe. The caller keeps
- * ownership of both fds and must not close them before the promise settles. */
+/* watchExit(pidfd, pid, statusFd, report) → Promise<undefined>: waits for the process to exit
+ * (uv_poll on its pidfd), reaps it and reads what it wrote to the status pipe, into `report`
+ * (fill_report). The caller keeps ownership of both fds and must not close them before the
+ * promise settles. */
 static napi_value js_watch_exit(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 3) return throw_type_error(env, "watchExit(pidfd, pid, statusFd)");
+  if (argc < 4) return throw_type_error(env, "watchExit(pidfd, pid, statusFd, report)");
   int32_t pidfd, pid, status_fd;
   if (!get_int32(env, argv[0], &pidfd) || !get_int32(env, argv[1], &pid) ||
-      !get_int32(env, argv[2], &status_fd))
+      !get_int32(env, argv[2], &status_fd) || report_words(env, argv[3]) == NULL)
     return NULL;
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
@@ -124,11 +108,10 @@ static napi_value js_watch_exit(napi_env env, napi_callback_info info) {
     return throw_system_error(env, -uv_result, "uv_poll_init", NULL);
   }
   watch->poll.data = watch;
-  napi_value promise, resource, name;
-  napi_create_object(env, &resource);
+  napi_value promise, name;
   napi_create_string_utf8(env, "chroot-runner:watchExit", NAPI_AUTO_LENGTH, &name);
-  napi_create_reference(env, resource, 1, &watch->resource);
-  napi_async_init(env, resource, name, &watch->async_context);
+  napi_create_reference(env, argv[3], 1, &watch->report);
+  napi_async_init(env, argv[3], name, &watch->async_context);
   napi_create_promise(env, &watch->deferred, &promise);
   uv_result = uv_poll_start(&watch->poll, UV_READABLE, on_exit_readable);
   if (uv_result != 0) {
@@ -137,7 +120,7 @@ static napi_value js_watch_exit(napi_env env, napi_callback_info info) {
     napi_get_and_clear_last_exception(env, &error);
     napi_reject_deferred(env, watch->deferred, error);
     napi_async_destroy(env, watch->async_context);
-    napi_delete_reference(env, watch->resource);
+    napi_delete_reference(env, watch->report);
     uv_close((uv_handle_t *)&watch->poll, free_watch);
   }
   return promise;
@@ -163,6 +146,8 @@ static napi_value js_pidfd_send_signal(napi_env env, napi_callback_info info) {
 }
 
 bool register_exit_watch(napi_env env, napi_value exports) {
-  return export_function(env, exports, "watchExit", js_watch_exit) &&
+  return napi_set_named_property(env, exports, "reportWords", make_int32(env, REPORT_WORDS)) ==
+             napi_ok &&
+         export_function(env, exports, "watchExit", js_watch_exit) &&
          export_function(env, exports, "pidfdSendSignal", js_pidfd_send_signal);
 }
