@@ -119,6 +119,18 @@ bool get_optional_string(napi_env env, napi_value value, char **out) {
   return get_string(env, value, out);
 }
 
+int32_t *report_words(napi_env env, napi_value value) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_int32_array || length < REPORT_WORDS) {
+    throw_type_error(env, "expected an Int32Array of reportWords words");
+    return NULL;
+  }
+  return data;
+}
+
 napi_value make_int32(napi_env env, int32_t value) {
   napi_value result;
   napi_create_int32(env, value, &result);

@@ -24,6 +24,18 @@ bool get_string(napi_env env, napi_value value, char **out);
 /* Like get_string, but undefined and null give *out == NULL. */
 bool get_optional_string(napi_env env, napi_value value, char **out);
 
+/* What spawn and watchExit report goes into an Int32Array of the caller's, REPORT_WORDS long
+ * (exported as reportWords): filled in place, it costs less than an object made and filled
+ * through Node-API, where V8's runtime adds each property. Longer than the 64 bytes that V8
+ * keeps on its heap, so that finding its contents copies nothing. */
+enum {
+  REPORT_HEADER_WORDS = 3,
+  REPORT_STATUS_WORDS = 256,
+  REPORT_WORDS = REPORT_HEADER_WORDS + REPORT_STATUS_WORDS,
+};
+/* The words of a report array; NULL after throwing a TypeError. */
+int32_t *report_words(napi_env env, napi_value value);
+
 napi_value make_int32(napi_env env, int32_t value);
 napi_value make_undefined(napi_env env);
 

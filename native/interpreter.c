@@ -407,22 +407,18 @@ static int run_step(struct spawn_context *ctx, const int32_t *step, int *syscall
     case OP_AWAIT_ID_MAPS: {
       /* The user namespace just unshared has no ids yet: only a process of the runner's user
        * namespace holding CAP_SETUID may map ids other than its own. Tell the runner, which
-       * writes them (spawn.c), and wait for its errno. */
-      int fd = slot_fd(ctx, a);
-      const char ready = 1;
-      *syscall_id = SYS_ID_WRITE;
-      if (syscall(SYS_write, fd, &ready, 1) != 1) return -1;
-      int32_t reply;
-      *syscall_id = SYS_ID_READ;
-      long got = syscall(SYS_read, fd, &reply, sizeof reply);
-      if (got < 0) return -1;
-      if (got != (long)sizeof reply) {
-        errno = EPIPE;
-        return -1;
+       * writes them (spawn.c's serve_id_maps), and wait for its errno. */
+      __atomic_store_n(&ctx->id_maps_state, ID_MAPS_REQUESTED, __ATOMIC_RELEASE);
+      *syscall_id = SYS_ID_FUTEX;
+      if (futex_wake(&ctx->id_maps_state) < 0) return -1;
+      while (__atomic_load_n(&ctx->id_maps_state, __ATOMIC_ACQUIRE) == ID_MAPS_REQUESTED) {
+        if (futex_wait(&ctx->id_maps_state, ID_MAPS_REQUESTED, NULL) < 0 && errno != EAGAIN &&
+            errno != EINTR)
+          return -1;
       }
-      if (reply == 0) return 0;
+      if (ctx->id_maps_errno == 0) return 0;
       *syscall_id = SYS_ID_WRITE;
-      errno = reply;
+      errno = ctx->id_maps_errno;
       return -1;
     }
     case OP_EXIT:

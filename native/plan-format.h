@@ -40,7 +40,7 @@
   X(SETSID, setsid)                     /* -: a new session, no controlling terminal */     \
   X(JOIN_SESSION_KEYRING, joinSessionKeyring) /* -: a new anonymous session keyring */       \
   X(SECCOMP, seccomp)                   /* -: loads plan.seccompProgram (after NO_NEW_PRIVS) */ \
-  X(AWAIT_ID_MAPS, awaitIdMaps)         /* sync slot; uid_map, gid_map: the runner writes them */ \
+  X(AWAIT_ID_MAPS, awaitIdMaps)         /* uid_map, gid_map: the runner writes them */         \
   X(BECOME_NAMESPACE_OWNER, becomeNamespaceOwner) /* uid, gid: real and effective ids */   \
   X(EXIT, exit)                         /* -: the child exits with 0 instead of exec'ing */
 

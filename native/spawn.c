@@ -22,7 +22,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <linux/capability.h>
-#include <sys/socket.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,6 +82,7 @@ static pid_t clone_child(struct spawn_context *ctx, int flags, int *pidfd) {
     struct clone_args args = {
         .flags = (uint64_t)(uint32_t)flags | CLONE_PIDFD | CLONE_INTO_CGROUP,
         .pidfd = (uint64_t)(uintptr_t)pidfd,
+        .child_tid = (uint64_t)(uintptr_t)&ctx->id_maps_state,
         .exit_signal = SIGCHLD,
         .stack = (uint64_t)(uintptr_t)ctx->stack,
         .stack_size = CHILD_STACK_SIZE,
@@ -94,7 +95,7 @@ static pid_t clone_child(struct spawn_context *ctx, int flags, int *pidfd) {
   }
 #endif
   return clone(plan_child_main, (char *)ctx->stack + CHILD_STACK_SIZE,
-               flags | CLONE_PIDFD | SIGCHLD, ctx, pidfd);
+               flags | CLONE_PIDFD | SIGCHLD, ctx, pidfd, NULL, &ctx->id_maps_state);
 }
 
 /* ---- The parent side. ---- */
@@ -126,29 +127,37 @@ static int write_id_map(pid_t pid, const char *name, const char *content) {
   return result;
 }
 
-static ssize_t read_retrying(int fd, void *buffer, size_t length) {
-  ssize_t got;
-  while ((got = read(fd, buffer, length)) < 0 && errno == EINTR) {
+/* Waits while the id maps' handshake is in `state` (the word may change meanwhile); returns
+ * the state it found. The waits are bounded: a child that dumps core leaves the word as it
+ * was (the kernel clears it at any other exit), so each timeout asks its pidfd whether it
+ * has exited. */
+static uint32_t await_id_maps_change(struct spawn_context *ctx, uint32_t state, int pidfd) {
+  const struct timespec bound = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+  uint32_t now;
+  while ((now = __atomic_load_n(&ctx->id_maps_state, __ATOMIC_ACQUIRE)) == state) {
+    if (futex_wait(&ctx->id_maps_state, state, &bound) < 0 && errno == ETIMEDOUT) {
+      struct pollfd exited = {.fd = pidfd, .events = POLLIN};
+      if (poll(&exited, 1, 0) == 1) return ID_MAPS_DONE;
+    }
   }
-  return got;
+  return now;
 }
 
 /* The runner's side of OP_AWAIT_ID_MAPS: when the child asks, writes its id maps and answers
- * with the errno (0: written); then waits until the child exec'ed or exited, which closes
- * its CLOEXEC end: only then is the shared memory (stack, context) the runner's again, as
- * after a vfork. */
-static void serve_id_maps(const struct spawn_context *ctx, pid_t pid, int sync_fd) {
+ * with the errno (0: written); then waits until the child exec'ed or exited: only then is the
+ * shared memory (stack, context) the runner's again, as after a vfork. */
+static void serve_id_maps(struct spawn_context *ctx, pid_t pid, int pidfd) {
   const int32_t *step = ctx->steps + (size_t)ctx->id_maps_step * PLAN_STEP_WIDTH;
-  char request;
-  if (read_retrying(sync_fd, &request, 1) == 1) {
+  uint32_t state = await_id_maps_change(ctx, ID_MAPS_RUNNING, pidfd);
+  if (state == ID_MAPS_REQUESTED) {
     int32_t reply = write_id_map(pid, "uid_map", ctx->strings[step[6]]);
     if (reply == 0) reply = write_id_map(pid, "gid_map", ctx->strings[step[7]]);
-    while (write(sync_fd, &reply, sizeof reply) < 0 && errno == EINTR) {
-    }
+    ctx->id_maps_errno = reply;
+    state = ID_MAPS_ANSWERED;
+    __atomic_store_n(&ctx->id_maps_state, state, __ATOMIC_RELEASE);
+    futex_wake(&ctx->id_maps_state);
   }
-  char rest[16];
-  while (read_retrying(sync_fd, rest, sizeof rest) > 0) {
-  }
+  while (state != ID_MAPS_DONE) state = await_id_maps_change(ctx, state, pidfd);
 }
 
 /* The thread's ids and capabilities, to put back after a clone made as other ids. */
@@ -194,7 +203,6 @@ static void spawn_execute(napi_env env, void *data) {
   (void)env;
   struct spawn_context *ctx = data;
   int pipe_fds[2] = {-1, -1};
-  int sync_fds[2] = {-1, -1};
   if (ctx->status_slot >= 0) {
     if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
       ctx->clone_errno = errno;
@@ -203,15 +211,7 @@ static void spawn_execute(napi_env env, void *data) {
     ctx->slots[ctx->status_slot] = pipe_fds[1];
   }
   const bool maps = ctx->id_maps_step >= 0;
-  if (maps) {
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_fds) < 0) {
-      ctx->clone_errno = errno;
-      if (pipe_fds[0] >= 0) close(pipe_fds[0]);
-      if (pipe_fds[1] >= 0) close(pipe_fds[1]);
-      return;
-    }
-    ctx->slots[ctx->steps[(size_t)ctx->id_maps_step * PLAN_STEP_WIDTH + 1]] = sync_fds[1];
-  }
+  if (maps) ctx->id_maps_state = ID_MAPS_RUNNING;
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
@@ -221,17 +221,17 @@ static void spawn_execute(napi_env env, void *data) {
   int owner_errno =
       owner ? become_clone_owner(ctx->clone_owner_uid, ctx->clone_owner_gid, &saved) : 0;
   /* Without CLONE_VFORK when the runner must act while the child waits (serve_id_maps waits
-   * for the exec instead); CLONE_VM either way, so the clone costs the same. */
+   * for the exec instead, which clears the child tid word); CLONE_VM either way, so the clone
+   * costs the same. */
+  const int wait_flag = maps ? CLONE_CHILD_CLEARTID : CLONE_VFORK;
   pid_t pid = owner_errno != 0
                   ? -1
-                  : clone_child(ctx, CLONE_VM | (maps ? 0 : CLONE_VFORK) | ctx->clone_flags, &pidfd);
+                  : clone_child(ctx, CLONE_VM | wait_flag | ctx->clone_flags, &pidfd);
   int clone_errno = owner_errno != 0 ? owner_errno : errno;
   if (owner && owner_errno == 0) restore_clone_owner(&saved);
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   if (pipe_fds[1] >= 0) close(pipe_fds[1]);
-  if (sync_fds[1] >= 0) close(sync_fds[1]);
-  if (maps && pid >= 0) serve_id_maps(ctx, pid, sync_fds[0]);
-  if (sync_fds[0] >= 0) close(sync_fds[0]);
+  if (maps && pid >= 0) serve_id_maps(ctx, pid, pidfd);
   if (pid < 0) {
     ctx->clone_errno = clone_errno;
     if (pipe_fds[0] >= 0) close(pipe_fds[0]);
@@ -288,28 +288,48 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
   } else if (ctx->failed_step >= 0) {
     napi_reject_deferred(env, ctx->deferred, step_error(env, ctx));
   } else if (ctx->exited) {
-    napi_value slots, buffer;
+    napi_value buffer;
     void *data;
-    napi_create_object(env, &result);
     napi_create_arraybuffer(env, ctx->slot_count * sizeof(int32_t), &data, &buffer);
     if (ctx->slot_count > 0) memcpy(data, ctx->slots, ctx->slot_count * sizeof(int32_t));
-    napi_create_typedarray(env, napi_int32_array, ctx->slot_count, buffer, 0, &slots);
-    napi_set_named_property(env, result, "slots", slots);
+    napi_create_typedarray(env, napi_int32_array, ctx->slot_count, buffer, 0, &result);
     napi_resolve_deferred(env, ctx->deferred, result);
   } else {
-    napi_create_object(env, &result);
-    napi_set_named_property(env, result, "pid", make_int32(env, ctx->pid));
-    napi_set_named_property(env, result, "pidfd", make_int32(env, ctx->pidfd));
-    napi_set_named_property(env, result, "statusFd", make_int32(env, ctx->status_read_fd));
-    napi_resolve_deferred(env, ctx->deferred, result);
+    napi_value report;
+    napi_get_reference_value(env, ctx->report, &report);
+    int32_t *words = report_words(env, report);
+    if (words != NULL) {
+      words[0] = ctx->pid;
+      words[1] = ctx->pidfd;
+      words[2] = ctx->status_read_fd;
+    }
+    napi_resolve_deferred(env, ctx->deferred, make_undefined(env));
   }
+  napi_delete_reference(env, ctx->report);
   napi_delete_async_work(env, ctx->work);
   free_context(ctx);
 }
 
-static bool get_property(napi_env env, napi_value object, const char *name, napi_value *out) {
-  return napi_get_named_property(env, object, name, out) == napi_ok;
-}
+/* spawn's arguments: the plan's fields by position (src/syscalls/process.ts passes them), as
+ * reading each by name would cost a string table lookup. */
+enum spawn_argument {
+  ARG_STEPS,
+  ARG_STRINGS,
+  ARG_SLOTS,
+  ARG_GROUPS,
+  ARG_SECCOMP_PROGRAM,
+  ARG_ARGV_START,
+  ARG_ARGV_COUNT,
+  ARG_ENVP_START,
+  ARG_ENVP_COUNT,
+  ARG_CLONE_FLAGS,
+  ARG_CLONE_OWNER_UID,
+  ARG_CLONE_OWNER_GID,
+  ARG_CGROUP_FD,
+  ARG_STATUS_SLOT,
+  ARG_REPORT,
+  SPAWN_ARGUMENT_COUNT
+};
 
 /* Copies an Int32Array (one memcpy: a plan has a thousand numbers). */
 static bool get_int32_array(napi_env env, napi_value value, int32_t **out, size_t *count) {
@@ -360,12 +380,10 @@ static bool get_strings(napi_env env, napi_value value, struct spawn_context *ct
 }
 
 /* A NULL-terminated vector of `count` strings of the table from `first` on. */
-static bool get_string_vector(napi_env env, napi_value plan, const char *first_name,
-                              const char *count_name, struct spawn_context *ctx, char ***out) {
-  napi_value value;
+static bool get_string_vector(napi_env env, const napi_value *args, enum spawn_argument first_at,
+                              struct spawn_context *ctx, char ***out) {
   int32_t first, count;
-  if (!get_property(env, plan, first_name, &value) || !get_int32(env, value, &first) ||
-      !get_property(env, plan, count_name, &value) || !get_int32(env, value, &count))
+  if (!get_int32(env, args[first_at], &first) || !get_int32(env, args[first_at + 1], &count))
     return false;
   if (first < 0 || count < 0 || (size_t)first + (size_t)count > ctx->string_count) {
     throw_type_error(env, "a string vector of the plan is out of range");
@@ -403,14 +421,11 @@ static bool get_seccomp_program(napi_env env, napi_value value, struct spawn_con
   return true;
 }
 
-static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) {
-  napi_value value;
+static bool read_plan(napi_env env, const napi_value *args, struct spawn_context *ctx) {
   size_t count;
 
-  if (!get_property(env, plan, "strings", &value) || !get_strings(env, value, ctx)) return false;
-  if (!get_property(env, plan, "steps", &value) ||
-      !get_int32_array(env, value, &ctx->steps, &count))
-    return false;
+  if (!get_strings(env, args[ARG_STRINGS], ctx)) return false;
+  if (!get_int32_array(env, args[ARG_STEPS], &ctx->steps, &count)) return false;
   if (count % PLAN_STEP_WIDTH != 0) {
     throw_type_error(env, "plan.steps must hold whole steps");
     return false;
@@ -432,8 +447,7 @@ static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) 
     }
   }
   int32_t *numbers;
-  if (!get_property(env, plan, "slots", &value) || !get_int32_array(env, value, &numbers, &count))
-    return false;
+  if (!get_int32_array(env, args[ARG_SLOTS], &numbers, &count)) return false;
   ctx->slots = numbers;
   ctx->slot_count = count;
   ctx->initial_slots = malloc((count + 1) * sizeof(int));
@@ -442,19 +456,15 @@ static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) 
     return false;
   }
   if (count > 0) memcpy(ctx->initial_slots, numbers, count * sizeof(int));
-  if (!get_property(env, plan, "groups", &value) || !get_int32_array(env, value, &numbers, &count))
-    return false;
+  if (!get_int32_array(env, args[ARG_GROUPS], &numbers, &count)) return false;
   ctx->groups = (gid_t *)numbers;
   ctx->group_count = count;
-  if (!get_string_vector(env, plan, "argvStart", "argvCount", ctx, &ctx->argv) ||
-      !get_string_vector(env, plan, "envpStart", "envpCount", ctx, &ctx->envp))
+  if (!get_string_vector(env, args, ARG_ARGV_START, ctx, &ctx->argv) ||
+      !get_string_vector(env, args, ARG_ENVP_START, ctx, &ctx->envp))
     return false;
-  if (!get_property(env, plan, "cloneFlags", &value) || !get_int32(env, value, &ctx->clone_flags))
-    return false;
-  if (!get_property(env, plan, "cloneOwnerUid", &value) ||
-      !get_int32(env, value, &ctx->clone_owner_uid) ||
-      !get_property(env, plan, "cloneOwnerGid", &value) ||
-      !get_int32(env, value, &ctx->clone_owner_gid))
+  if (!get_int32(env, args[ARG_CLONE_FLAGS], &ctx->clone_flags) ||
+      !get_int32(env, args[ARG_CLONE_OWNER_UID], &ctx->clone_owner_uid) ||
+      !get_int32(env, args[ARG_CLONE_OWNER_GID], &ctx->clone_owner_gid))
     return false;
   /* Only for a new user namespace: the child holds no capability of the runner's then. */
   if ((ctx->clone_owner_uid < 0) != (ctx->clone_owner_gid < 0) ||
@@ -462,47 +472,40 @@ static bool read_plan(napi_env env, napi_value plan, struct spawn_context *ctx) 
     throw_type_error(env, "plan.cloneOwnerUid and cloneOwnerGid go together, with CLONE_NEWUSER");
     return false;
   }
-  if (!get_property(env, plan, "seccompProgram", &value) || !get_seccomp_program(env, value, ctx))
-    return false;
-  if (!get_property(env, plan, "statusSlot", &value) || !get_int32(env, value, &ctx->status_slot))
-    return false;
+  if (!get_seccomp_program(env, args[ARG_SECCOMP_PROGRAM], ctx)) return false;
+  if (!get_int32(env, args[ARG_STATUS_SLOT], &ctx->status_slot)) return false;
   if (ctx->status_slot >= (int)ctx->slot_count) {
     throw_type_error(env, "plan.statusSlot is out of range");
     return false;
   }
-  if (!get_property(env, plan, "cgroupFd", &value) || !get_int32(env, value, &ctx->cgroup_fd))
-    return false;
+  if (!get_int32(env, args[ARG_CGROUP_FD], &ctx->cgroup_fd)) return false;
   if (ctx->cgroup_fd >= 0 && clone_into_cgroup_errno() != 0) {
     throw_type_error(env, "plan.cgroupFd: this runner cannot clone into a cgroup");
     return false;
   }
-  if (ctx->id_maps_step >= 0) {
-    const int32_t sync_slot = ctx->steps[(size_t)ctx->id_maps_step * PLAN_STEP_WIDTH + 1];
-    /* With CLONE_FILES the runner's close of the child's end would close it for both. */
-    if (sync_slot < 0 || (size_t)sync_slot >= ctx->slot_count || sync_slot == ctx->status_slot ||
-        (ctx->clone_flags & CLONE_FILES)) {
-      throw_type_error(env, "the id maps' sync slot is out of range, or shared (CLONE_FILES)");
-      return false;
-    }
-  }
   return true;
 }
 
-/* spawn(plan) → Promise<{ pid, pidfd, statusFd }>, or <{ slots }> when the plan ended with
+/* spawn(steps, strings, slots, groups, seccompProgram, argvStart, argvCount, envpStart,
+ * envpCount, cloneFlags, cloneOwnerUid, cloneOwnerGid, cgroupFd, statusSlot, report) →
+ * Promise<undefined> once the child exec'd, its pid, pidfd and status pipe's read end (-1 for
+ * none) in the first words of `report`; or <Int32Array> of the slots when the plan ended with
  * OP_EXIT; rejects with a system error carrying `step` when a step of the plan failed in the
  * child. */
 static napi_value js_spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = SPAWN_ARGUMENT_COUNT;
+  napi_value argv[SPAWN_ARGUMENT_COUNT];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 1) return throw_type_error(env, "spawn(plan) needs a plan");
+  if (argc < SPAWN_ARGUMENT_COUNT) {
+    return throw_type_error(env, "spawn needs every field of a plan and a report array");
+  }
   struct spawn_context *ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL) return throw_system_error(env, ENOMEM, "malloc", NULL);
   ctx->failed_step = -1;
   ctx->id_maps_step = -1;
   ctx->pidfd = -1;
   ctx->status_read_fd = -1;
-  if (!read_plan(env, argv[0], ctx)) {
+  if (!read_plan(env, argv, ctx)) {
     free_context(ctx);
     return NULL;
   }
@@ -513,10 +516,16 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
   }
   napi_value promise, name;
   napi_create_string_utf8(env, "chroot-runner:spawn", NAPI_AUTO_LENGTH, &name);
+  if (report_words(env, argv[ARG_REPORT]) == NULL ||
+      napi_create_reference(env, argv[ARG_REPORT], 1, &ctx->report) != napi_ok) {
+    free_context(ctx);
+    return NULL;
+  }
   if (napi_create_promise(env, &ctx->deferred, &promise) != napi_ok ||
       napi_create_async_work(env, NULL, name, spawn_execute, spawn_complete, ctx, &ctx->work) !=
           napi_ok ||
       napi_queue_async_work(env, ctx->work) != napi_ok) {
+    napi_delete_reference(env, ctx->report);
     free_context(ctx);
     return NULL;
   }

@@ -10,7 +10,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 /* The system calls a step can fail in, for errors: X(ID, "name"). */
 #define SPAWN_SYSCALLS(X)                                                                   \
@@ -23,8 +27,8 @@
   X(SETRESUID, "setresuid") X(PRCTL, "prctl") X(SOCKET, "socket") X(IOCTL, "ioctl")        \
   X(CLOSE_RANGE, "close_range") X(EXECVEAT, "execveat") X(WRITE, "write")                  \
   X(FSTAT, "fstat") X(MKNODAT, "mknodat") X(SETNS, "setns") X(SETSID, "setsid")     \
-  X(KEYCTL, "keyctl") X(SECCOMP, "seccomp") X(READ, "read") X(SETFSUID, "setfsuid")      \
-  X(PPOLL, "ppoll")                                                                         \
+  X(KEYCTL, "keyctl") X(SECCOMP, "seccomp") X(SETFSUID, "setfsuid")                   \
+  X(PPOLL, "ppoll") X(FUTEX, "futex")                                                       \
   X(BADSLOT, "slot")
 
 enum syscall_id {
@@ -56,6 +60,11 @@ struct spawn_context {
   /* The plan's OP_AWAIT_ID_MAPS step, or -1: its child cannot be a vfork child, since the
    * runner must write the maps while the child waits. */
   int id_maps_step;
+  /* That step's handshake, in the memory the child shares until its exec or exit: futex
+   * words, so that no fd pair is made for it. The state is also the clone's child tid word
+   * (CLONE_CHILD_CLEARTID), which the kernel clears at that exec or exit. */
+  volatile uint32_t id_maps_state;
+  volatile int32_t id_maps_errno;
   /* Written by the child (the memory is shared until exec or exit): the step that failed,
    * or that the child reached OP_EXIT. */
   volatile int failed_step;
@@ -71,7 +80,28 @@ struct spawn_context {
   void *stack;
   napi_async_work work;
   napi_deferred deferred;
+  napi_ref report; /* the caller's report array (errors.h) */
 };
+
+/* The states of spawn_context.id_maps_state. */
+enum id_maps_state {
+  ID_MAPS_DONE = 0,      /* the child exec'd or exited (the kernel cleared the word) */
+  ID_MAPS_RUNNING = 1,   /* set by the runner before the clone */
+  ID_MAPS_REQUESTED = 2, /* the child unshared its user namespace and waits for its maps */
+  ID_MAPS_ANSWERED = 3,  /* the runner wrote them, or failed to: id_maps_errno says */
+};
+
+/* FUTEX_WAIT and FUTEX_WAKE on a word of memory the runner and the child share: not private
+ * futexes, as the kernel's wake at the exec or exit of a CLONE_CHILD_CLEARTID child is not
+ * one. Raw syscalls: the child may call no libc function that touches thread state. */
+static inline long futex_wait(volatile uint32_t *word, uint32_t value,
+                              const struct timespec *timeout) {
+  return syscall(SYS_futex, word, FUTEX_WAIT, value, timeout, NULL, 0);
+}
+
+static inline long futex_wake(volatile uint32_t *word) {
+  return syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
 
 /* Brings the current network namespace's loopback interface up; -1 with errno and
  * *syscall_id the call that failed. Async-signal-safe: the child's OP_LOOPBACK_UP, and

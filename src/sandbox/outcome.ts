@@ -7,10 +7,15 @@ import { ActionError, type ActionResult } from './types.js';
 
 const { records: Record, usageRecords } = planFormat;
 
-/** The usage field of each usage record kind. */
-const usageFields = new Map(
-  Object.entries(usageRecords).map(([field, kind]) => [kind, field as InitUsageRecord]),
-);
+/** The usage fields in their records' order, and each record kind's place among them: the
+ * values of one action's records go into an array at those places. */
+const usageFields = Object.keys(usageRecords) as InitUsageRecord[];
+const usagePlaces: (number | undefined)[] = [];
+for (const [place, field] of usageFields.entries()) usagePlaces[usageRecords[field]] = place;
+const placeOf = Object.fromEntries(usageFields.map((field, place) => [field, place])) as Record<
+  InitUsageRecord,
+  number
+>;
 
 const signalNames = new Map<number, string>(
   Object.entries(osConstants.signals).map(([name, number]) => [number, name.replace(/^SIG/, '')]),
@@ -49,17 +54,25 @@ function startFailure(errno: number, program: string): ActionError {
   );
 }
 
+/** A timeval as nanoseconds: its microseconds are exact as a number (below 2^53 for any
+ * int32 of seconds), so one BigInt is made, not four. */
 function nanoseconds(seconds: number, microseconds: number): bigint {
-  return BigInt(seconds) * 1_000_000_000n + BigInt(microseconds) * 1000n;
+  return BigInt(seconds * 1_000_000 + microseconds) * 1000n;
 }
 
 /** How the action ended, from the init's records. */
 export function outcome(exit: ProcessExit, program: string): Omit<ActionResult, 'timings'> {
   let ended: Pick<ActionResult, 'exitCode' | 'terminationSignal'> | undefined;
-  const usage = new Map<InitUsageRecord, number>();
+  const usage = new Array<number>(usageFields.length).fill(0);
   for (let i = 0; i + 1 < exit.records.length; i += 2) {
     const kind = exit.records[i] ?? 0;
     const value = exit.records[i + 1] ?? 0;
+    // Most records are usage.
+    const place = usagePlaces[kind];
+    if (place !== undefined) {
+      usage[place] = value;
+      continue;
+    }
     if (kind === Record.execFailed) throw startFailure(value, program);
     if (kind === Record.initFailed) {
       throw new ActionError(
@@ -77,8 +90,6 @@ export function outcome(exit: ProcessExit, program: string): Omit<ActionResult, 
     if (kind === Record.signaled) {
       ended = { exitCode: null, terminationSignal: signalNames.get(value) ?? String(value) };
     }
-    const field = usageFields.get(kind);
-    if (field !== undefined) usage.set(field, value);
   }
   if (ended === undefined) {
     const how =
@@ -90,7 +101,7 @@ export function outcome(exit: ProcessExit, program: string): Omit<ActionResult, 
       `The action's init ${how} without reporting the action's status`,
     );
   }
-  const field = (name: InitUsageRecord): number => usage.get(name) ?? 0;
+  const field = (name: InitUsageRecord): number => usage[placeOf[name]] ?? 0;
   return {
     ...ended,
     resourceUsage: {

@@ -42,7 +42,7 @@ const slotArguments: Readonly<Record<PlanOperation, number>> = {
   setsid: 0,
   joinSessionKeyring: 0,
   seccomp: 0,
-  awaitIdMaps: 0b1,
+  awaitIdMaps: 0,
   becomeNamespaceOwner: 0,
   exit: 0,
 };
@@ -479,9 +479,9 @@ export class PlanBuilder {
   /** Waits until the runner wrote `uidMap` and `gidMap` (/proc's format) as the id maps of
    * the user namespace the child just unshared, as only a process of the runner's user
    * namespace may map ids other than its own. The child then cannot be a vfork child: the
-   * runner waits for its exec on a socket instead (native/spawn.c). Once per plan. */
+   * runner waits for its exec on a futex word instead (native/spawn.c). Once per plan. */
   awaitIdMaps(info: StepInfo, uidMap: string, gidMap: string): void {
-    this.#add(info, Op.awaitIdMaps, [this.#newSlot()], uidMap, gidMap);
+    this.#add(info, Op.awaitIdMaps, [], uidMap, gidMap);
   }
 
   /** Writes `content` to the existing file `path` beneath `base` in one write. */

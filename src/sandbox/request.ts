@@ -5,6 +5,7 @@ import {
   constants,
   type DirectoryHandle,
   type Fd,
+  type FileStatus,
   fstat,
   isSystemError,
   openat2,
@@ -78,6 +79,19 @@ export function openTemporaryDirectory(
   return openActionDirectory(buildDirectory, 'temporary directory', path);
 }
 
+/** The build directory's identity, by handle: what an open fd refers to cannot change, and
+ * an action compares both its input root and its temporary directory with it. */
+const buildDirectoryIdentities = new WeakMap<DirectoryHandle, FileStatus>();
+
+function buildDirectoryIdentity(buildDirectory: DirectoryHandle): FileStatus {
+  let identity = buildDirectoryIdentities.get(buildDirectory);
+  if (identity === undefined) {
+    identity = fstat(buildDirectory);
+    buildDirectoryIdentities.set(buildDirectory, identity);
+  }
+  return identity;
+}
+
 /** A directory of the action's own beneath the build directory: never the build directory
  * itself (".", "a/..", or a symlink to "."), which would hand the action every other action's
  * files. Compared by inode, so that no spelling gets past it. */
@@ -94,7 +108,7 @@ function openActionDirectory(
     throw openFailure(field, path, error);
   }
   const opened = fstat(directory);
-  const build = fstat(buildDirectory);
+  const build = buildDirectoryIdentity(buildDirectory);
   if (
     opened.ino === build.ino &&
     opened.devMajor === build.devMajor &&

@@ -237,24 +237,53 @@ export function isStepError(error: unknown): error is StepError {
   return error instanceof Error && typeof (error as StepError).step === 'number';
 }
 
+/** The length of the Int32Array that the addon writes what a spawn or an exit reports into
+ * (native/errors.h). */
+const reportWords = native.reportWords as number;
+
+/** Hands the plan to the addon, its fields by position: the addon reading each by name would
+ * cost a string table lookup (native/spawn.c). */
+function nativeSpawn(plan: SpawnPlan, report: Int32Array): Promise<unknown> {
+  return native.spawn(
+    plan.steps,
+    plan.strings,
+    plan.slots,
+    plan.groups,
+    plan.seccompProgram,
+    plan.argvStart,
+    plan.argvCount,
+    plan.envpStart,
+    plan.envpCount,
+    plan.cloneFlags,
+    plan.cloneOwnerUid,
+    plan.cloneOwnerGid,
+    plan.cgroupFd,
+    plan.statusSlot,
+    report,
+  );
+}
+
 /** Runs the plan in a new child and resolves once it has exec'd; rejects with a StepError
  * (the child has then been reaped) or a clone error (syscall 'clone', or 'clone3' for a plan
  * with a cgroupFd). */
 export async function spawn(plan: SpawnPlan): Promise<SpawnedProcess> {
-  const { pid, pidfd, statusFd } = (await native.spawn(plan)) as {
-    pid: number;
-    pidfd: number;
-    statusFd: number;
+  const report = new Int32Array(reportWords);
+  await nativeSpawn(plan, report);
+  const statusFd = report[2] ?? -1;
+  return {
+    pid: report[0] ?? -1,
+    pidfd: new Fd(report[1] ?? -1),
+    statusPipe: statusFd >= 0 ? new Fd(statusFd) : undefined,
   };
-  return { pid, pidfd: new Fd(pidfd), statusPipe: statusFd >= 0 ? new Fd(statusFd) : undefined };
 }
 
 /** Runs a plan that shares the runner's fd table (CLONE_FILES) and ends with the exit step,
  * for what it leaves there; resolves with its slots once the child has exited (it has been
  * reaped). The caller owns every fd the steps opened. On a StepError those were closed. */
 export async function runInRunnerFdTable(plan: SpawnPlan): Promise<Int32Array> {
-  const { slots } = (await native.spawn(plan)) as { slots?: Int32Array };
-  if (slots === undefined) throw new TypeError('a plan run for its fds must end with exit');
+  const slots = await nativeSpawn(plan, new Int32Array(reportWords));
+  if (!(slots instanceof Int32Array))
+    throw new TypeError('a plan run for its fds must end with exit');
   return slots;
 }
 
@@ -267,12 +296,21 @@ export interface ProcessExit {
 
 /** Resolves when the process exits (uv_poll on its pidfd: no thread, no blocking), after
  * reaping it. Neither fd may be closed before the promise settles. */
-export function watchExit(
+export async function watchExit(
   pidfd: Fd,
   pid: number,
   statusPipe: Fd | undefined,
 ): Promise<ProcessExit> {
-  return native.watchExit(pidfd.fd, pid, statusPipe?.fd ?? -1);
+  const report = new Int32Array(reportWords);
+  await native.watchExit(pidfd.fd, pid, statusPipe?.fd ?? -1, report);
+  // Whether it exited, its exit code or signal, the status words' count, then the words.
+  const exited = report[0] === 1;
+  const value = report[1] ?? 0;
+  return {
+    exitCode: exited ? value : null,
+    signal: exited ? null : value,
+    records: report.subarray(3, 3 + (report[2] ?? 0)),
+  };
 }
 
 /** pidfd_send_signal(2); false when the process has already exited. */
