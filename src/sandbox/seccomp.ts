@@ -4,7 +4,7 @@
 // before it execs the init. docs/seccomp.md lists every entry with its reason.
 import { constants as osConstants } from 'node:os';
 import { type CompiledFilter, compileSeccompFilter } from '../syscalls/process.js';
-import { withoutAlwaysTakenComparisons } from './seccomp-program.js';
+import { shortenedProgram } from './seccomp-program.js';
 
 const { EPERM, ENOSYS } = osConstants.errno;
 
@@ -211,14 +211,14 @@ export function libseccompFilter(settings: SeccompSettings): CompiledFilter {
 
 const compiled = new Map<string, CompiledFilter>();
 
-/** The filter of `settings` (enabled), compiled on first use, without the comparisons that
- * always hold (seccomp-program.ts): throws as libseccompFilter does. */
+/** The filter of `settings` (enabled), compiled on first use and shortened
+ * (seccomp-program.ts): throws as libseccompFilter does. */
 export function compiledSeccompFilter(settings: SeccompSettings): CompiledFilter {
   const key = [...settings.allow].sort().join(',');
   let filter = compiled.get(key);
   if (filter === undefined) {
     const exported = libseccompFilter(settings);
-    filter = { ...exported, program: withoutAlwaysTakenComparisons(exported.program) };
+    filter = { ...exported, program: shortenedProgram(exported.program) };
     compiled.set(key, filter);
   }
   return filter;
