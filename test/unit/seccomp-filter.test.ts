@@ -5,6 +5,7 @@
 // load's cost: it must stay short.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { describe, it } from 'node:test';
 import {
   compiledSeccompFilter,
@@ -13,6 +14,7 @@ import {
   seccompEntryNames,
 } from '../../src/sandbox/seccomp.js';
 import { shortenedProgram } from '../../src/sandbox/seccomp-program.js';
+import { x32SystemCalls } from '../../src/syscalls/process.js';
 
 const architectures = { x86_64: 0xc000003e, i386: 0x40000003 };
 /** Beyond the highest syscall number of either (x86_64's is 467 on 6.18). */
@@ -174,6 +176,24 @@ describe('the seccomp filter at load', { skip: process.arch !== 'x64' && 'x86_64
       // The list walked 40–60 comparisons for most numbers.
       assert.ok(Math.max(...paths) <= 16, `${name}: longest path ${Math.max(...paths)}`);
     }
+  });
+
+  it('answers x32 calls with ENOSYS where the kernel runs none, and filters them where it does', () => {
+    const program = compiledSeccompFilter(defaultSeccomp).program;
+    const args = [0n, 0o4755n, 0o4755n, 0o4755n, 0n, 0n];
+    const actions = new Set(
+      Array.from({ length: 1024 }, (_, nr) => {
+        const result = runFilter(program, {
+          arch: architectures.x86_64,
+          nr: 0x40000000 + nr,
+          args,
+        });
+        return 'action' in result ? result.action : undefined;
+      }),
+    );
+    const enosys = 0x50000 | osConstants.errno.ENOSYS;
+    if (x32SystemCalls()) assert.ok(actions.has(0x7fff0000) && actions.size > 1, `${[...actions]}`);
+    else assert.deepEqual([...actions], [enosys]);
   });
 
   it('is shorter than libseccomp exports it, and every syscall gets what libseccomp decided', () => {
