@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* libseccomp's stable ABI (seccomp.h of libseccomp 2.x): declared here, not included. */
@@ -25,8 +27,10 @@ struct scmp_arg_cmp {
 #define SCMP_ACT_ALLOW 0x7fff0000U
 #define SCMP_ACT_ERRNO(x) (0x00050000U | ((x)&0x0000ffffU))
 #define SCMP_ERROR_SYSCALL (-1) /* __NR_SCMP_ERROR */
-/* enum scmp_filter_attr's SCMP_FLTATR_CTL_OPTIMIZE (libseccomp 2.5): 2 sorts each
+/* enum scmp_filter_attr: SCMP_FLTATR_ACT_BADARCH, the action for a call of an architecture
+ * the filter does not cover; SCMP_FLTATR_CTL_OPTIMIZE (libseccomp 2.5): 2 sorts each
  * architecture's syscall numbers into a binary tree instead of a list. */
+#define SCMP_FLTATR_ACT_BADARCH 2
 #define SCMP_FLTATR_CTL_OPTIMIZE 8
 
 struct libseccomp {
@@ -66,7 +70,7 @@ static bool load_library(void) {
   };
   if (loaded.init == NULL || loaded.release == NULL || loaded.arch_add == NULL ||
       loaded.arch_resolve_name == NULL || loaded.syscall_resolve_name == NULL ||
-      loaded.rule_add_array == NULL || loaded.export_bpf == NULL) {
+      loaded.rule_add_array == NULL || loaded.export_bpf == NULL || loaded.attr_set == NULL) {
     library_error = "libseccomp.so.2 lacks a function chroot-runner needs";
     dlclose(handle);
     return false;
@@ -153,26 +157,35 @@ static napi_value read_program(napi_env env, int fd) {
   return buffer;
 }
 
-/* compileSeccompFilter({ architectures, rules }) → { program: Buffer, unknown: string[],
- * tree: boolean }: every syscall allowed but those of `rules`, which fail with their errno;
- * tree says whether the syscall numbers are a binary tree (libseccomp 2.5+). Throws ELIBACC
- * (with libseccomp's loader message) when libseccomp is missing. */
+/* compileSeccompFilter({ architectures, rules, otherArchitectureErrno }) → { program: Buffer,
+ * unknown: string[], tree: boolean }: every syscall allowed but those of `rules`, which fail
+ * with their errno, and those of any other architecture, which fail with
+ * otherArchitectureErrno; tree says whether the syscall numbers are a binary tree (libseccomp
+ * 2.5+). Throws ELIBACC (with libseccomp's loader message) when libseccomp is missing. */
 static napi_value js_compile_seccomp_filter(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], architectures, rules;
+  napi_value argv[1], architectures, rules, value;
+  int32_t other_errno;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   if (argc < 1 || !get_named(env, argv[0], "architectures", &architectures) ||
-      !get_named(env, argv[0], "rules", &rules))
-    return throw_type_error(env, "compileSeccompFilter({ architectures, rules })");
+      !get_named(env, argv[0], "rules", &rules) ||
+      !get_named(env, argv[0], "otherArchitectureErrno", &value) ||
+      napi_get_value_int32(env, value, &other_errno) != napi_ok)
+    return throw_type_error(env,
+                            "compileSeccompFilter({ architectures, rules, otherArchitectureErrno })");
   if (!load_library()) return throw_system_error(env, ELIBACC, "dlopen", library_error);
   scmp_filter_ctx filter = library.init(SCMP_ACT_ALLOW);
   if (filter == NULL) return throw_system_error(env, ENOMEM, "seccomp_init", NULL);
+  int set = library.attr_set(filter, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ERRNO((uint32_t)other_errno));
+  if (set < 0) {
+    library.release(filter);
+    return throw_system_error(env, -set, "seccomp_attr_set", "SCMP_FLTATR_ACT_BADARCH");
+  }
   /* At every load the kernel runs the program for each syscall number of the native and the
    * compat architecture (seccomp_cache_prepare, 5.11+), and the list's length was most of an
    * action's filter load: the tree shortens every path to a few comparisons. A libseccomp
    * before 2.5 refuses the attribute, and emits the list. */
-  bool tree = library.attr_set != NULL &&
-              library.attr_set(filter, SCMP_FLTATR_CTL_OPTIMIZE, 2) == 0;
+  bool tree = library.attr_set(filter, SCMP_FLTATR_CTL_OPTIMIZE, 2) == 0;
   napi_value result = NULL, unknown;
   int fd = -1;
   uint32_t count;
@@ -234,6 +247,29 @@ done:
   return result;
 }
 
+/* x32SystemCalls() → whether this kernel runs x32 system calls (x86_64 numbers with bit 30,
+ * CONFIG_X86_X32_ABI): a child makes one (getpid) and exits 0 if it ran. In a child, since a
+ * seccomp filter the runner runs under may kill the caller instead (then x32 is no more open
+ * to actions than to the runner). */
+static napi_value js_x32_system_calls(napi_env env, napi_callback_info info) {
+  (void)info;
+  bool runs = false;
+#ifdef __x86_64__
+  pid_t child = fork();
+  if (child < 0) return throw_system_error(env, errno, "fork", NULL);
+  if (child == 0) _exit(syscall(0x40000000L | SYS_getpid) > 0 ? 0 : 1);
+  int status;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return throw_system_error(env, errno, "waitpid", NULL);
+  }
+  runs = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+#endif
+  napi_value result;
+  napi_get_boolean(env, runs, &result);
+  return result;
+}
+
 bool register_seccomp(napi_env env, napi_value exports) {
-  return export_function(env, exports, "compileSeccompFilter", js_compile_seccomp_filter);
+  return export_function(env, exports, "compileSeccompFilter", js_compile_seccomp_filter) &&
+         export_function(env, exports, "x32SystemCalls", js_x32_system_calls);
 }

@@ -1,9 +1,14 @@
-// One pass over the classic BPF program that libseccomp exports. Every action's filter load
-// converts, JIT-compiles and later frees each instruction of it (docs/seccomp.md), and
-// libseccomp (2.5 and 2.6) compares both 32-bit halves of a 64-bit argument even where the
-// rule's mask leaves the upper half out (its db.c: "TODO: handle the case were either hi or
-// lo isn't needed"): `ld [upper half]; and #0; jeq #0` always takes its true branch. This
-// drops those triples and sends each jump to one where it would always have gone on to.
+// Rewrites of the classic BPF program that libseccomp exports, each deciding every system
+// call as before, in fewer instructions: every action's filter load converts and JIT-compiles
+// each instruction of it (docs/seccomp.md). The program is read as a graph (every jump of a
+// seccomp program goes forward), rewritten, and laid out again in its original order.
+//  - libseccomp (2.5 and 2.6) compares both 32-bit halves of a 64-bit argument even where the
+//    rule's mask leaves the upper half out (its db.c: "TODO: handle the case were either hi or
+//    lo isn't needed"): `ld [upper half]; and #0; jeq #0` always takes its true branch.
+//  - A rule's `(arg & bit) == bit` is `and #bit; jeq #bit`: for a single bit that is
+//    `jset #bit`, which leaves the loaded value in the accumulator, so a following load of
+//    the same word goes, and a `jset` whose false branch is another `jset` to the same place
+//    tests both masks at once (S_ISUID or S_ISGID, O_CREAT or O_TMPFILE).
 
 /** Classic BPF opcodes that libseccomp emits (linux/filter.h). */
 const Code = {
@@ -27,101 +32,237 @@ const knownCodes: ReadonlySet<number> = new Set(Object.values(Code));
 
 const instructionSize = 8;
 
-interface Instruction {
+/** An instruction with its successors as absolute indices: `next` for those that fall
+ * through (ld, and) and for ja, `whenTrue`/`whenFalse` for conditional jumps. */
+interface Node {
   code: number;
+  k: number;
+  next: number;
   whenTrue: number;
   whenFalse: number;
-  k: number;
 }
 
-function decode(program: Buffer): Instruction[] {
-  const instructions: Instruction[] = [];
+function decode(program: Buffer): Node[] {
+  const nodes: Node[] = [];
   for (let at = 0; at + instructionSize <= program.length; at += instructionSize) {
-    instructions.push({
-      code: program.readUInt16LE(at),
-      whenTrue: program.readUInt8(at + 2),
-      whenFalse: program.readUInt8(at + 3),
-      k: program.readUInt32LE(at + 4),
+    const index = at / instructionSize;
+    const code = program.readUInt16LE(at);
+    const k = program.readUInt32LE(at + 4);
+    nodes.push({
+      code,
+      k,
+      next: code === Code.jump ? index + 1 + k : index + 1,
+      whenTrue: index + 1 + program.readUInt8(at + 2),
+      whenFalse: index + 1 + program.readUInt8(at + 3),
     });
   }
-  return instructions;
+  return nodes;
 }
 
-/** The indices instruction `index` may continue at. */
-function successors(instructions: readonly Instruction[], index: number): number[] {
-  const { code, whenTrue, whenFalse, k } = instructions[index] as Instruction;
-  if (code === Code.return) return [];
-  if (code === Code.jump) return [index + 1 + k];
-  if (conditionalJumps.has(code)) return [index + 1 + whenTrue, index + 1 + whenFalse];
-  return [index + 1];
+function successors(node: Node): number[] {
+  if (node.code === Code.return) return [];
+  if (conditionalJumps.has(node.code)) return [node.whenTrue, node.whenFalse];
+  return [node.next];
 }
 
-/** `program` without the comparisons that always hold; `program` itself when it has none, or
- * holds anything this pass does not know. */
-export function withoutAlwaysTakenComparisons(program: Buffer): Buffer {
-  const instructions = decode(program);
-  if (instructions.some((instruction) => !knownCodes.has(instruction.code))) return program;
-  const entered = new Set<number>();
-  for (let index = 0; index < instructions.length; index++) {
-    for (const next of successors(instructions, index)) if (next !== index + 1) entered.add(next);
+/** Replaces the successor `from` of `node` by `to`. */
+function retarget(node: Node, from: number, to: number): void {
+  if (conditionalJumps.has(node.code)) {
+    if (node.whenTrue === from) node.whenTrue = to;
+    if (node.whenFalse === from) node.whenFalse = to;
+  } else if (node.next === from) {
+    node.next = to;
   }
-  /** Start of a dropped triple → where its jump always goes. */
-  const skipTo = new Map<number, number>();
-  for (let index = 0; index + 2 < instructions.length; index++) {
-    const [load, and, compare] = instructions.slice(index, index + 3) as [
-      Instruction,
-      Instruction,
-      Instruction,
-    ];
+}
+
+/** The program as a graph of its reachable instructions, rewritten in place. */
+class ProgramGraph {
+  readonly nodes: Map<number, Node>;
+
+  constructor(nodes: readonly Node[]) {
+    this.nodes = new Map(nodes.map((node, index) => [index, node]));
+  }
+
+  predecessors(): Map<number, number[]> {
+    const result = new Map<number, number[]>();
+    for (const [index, node] of this.nodes) {
+      for (const next of new Set(successors(node))) {
+        result.set(next, [...(result.get(next) ?? []), index]);
+      }
+    }
+    return result;
+  }
+
+  /** Sends every edge into `index` to `to`, and drops `index`. */
+  bypass(index: number, to: number): void {
+    for (const node of this.nodes.values()) retarget(node, index, to);
+    this.nodes.delete(index);
+  }
+
+  /** Drops what no path from the first instruction reaches any more. */
+  dropUnreachable(): void {
+    const reached = new Set<number>([0]);
+    for (const index of [...this.nodes.keys()].sort((a, b) => a - b)) {
+      const node = this.nodes.get(index) as Node;
+      if (!reached.has(index)) this.nodes.delete(index);
+      else for (const next of successors(node)) reached.add(next);
+    }
+  }
+
+  /** Whether the accumulator is dead at `index`: it loads a word or returns a constant. */
+  overwritesAccumulator(index: number): boolean {
+    const code = this.nodes.get(index)?.code;
+    return code === Code.loadWord || code === Code.return;
+  }
+
+  /** The word offset each instruction is entered with in the accumulator, where every path
+   * agrees (jumps leave it as it is); undefined where it is not a loaded word. */
+  loadedWords(): Map<number, number | undefined> {
+    const entering = new Map<number, number | undefined>();
+    const predecessors = this.predecessors();
+    for (const index of [...this.nodes.keys()].sort((a, b) => a - b)) {
+      const words = (predecessors.get(index) ?? []).map((from) => {
+        const node = this.nodes.get(from) as Node;
+        if (node.code === Code.loadWord) return node.k;
+        return conditionalJumps.has(node.code) || node.code === Code.jump
+          ? entering.get(from)
+          : undefined;
+      });
+      const [first] = words;
+      entering.set(index, index !== 0 && words.every((word) => word === first) ? first : undefined);
+    }
+    return entering;
+  }
+
+  /** Lays the instructions out in their original order; undefined where that cannot encode
+   * the graph (a fall-through no longer reaching its successor, a jump past 255). */
+  encode(): Buffer | undefined {
+    const order = [...this.nodes.keys()].sort((a, b) => a - b);
+    const position = new Map(order.map((index, at) => [index, at]));
+    const output = Buffer.alloc(order.length * instructionSize);
+    for (const [at, index] of order.entries()) {
+      const node = this.nodes.get(index) as Node;
+      const offset = (target: number) => {
+        const to = position.get(target);
+        return to === undefined ? -1 : to - at - 1;
+      };
+      let whenTrue = 0;
+      let whenFalse = 0;
+      let k = node.k;
+      if (node.code === Code.jump) {
+        k = offset(node.next);
+        if (k < 0) return undefined;
+      } else if (conditionalJumps.has(node.code)) {
+        whenTrue = offset(node.whenTrue);
+        whenFalse = offset(node.whenFalse);
+        if (whenTrue < 0 || whenFalse < 0 || whenTrue > 0xff || whenFalse > 0xff) return undefined;
+      } else if (node.code !== Code.return && offset(node.next) !== 0) {
+        return undefined;
+      }
+      const byte = at * instructionSize;
+      output.writeUInt16LE(node.code, byte);
+      output.writeUInt8(whenTrue, byte + 2);
+      output.writeUInt8(whenFalse, byte + 3);
+      output.writeUInt32LE(k >>> 0, byte + 4);
+    }
+    return output;
+  }
+}
+
+/** Drops `ld; and #0; jeq #0` triples (always true) entered only at their load, where the
+ * accumulator is dead at the true branch. */
+function dropAlwaysTakenComparisons(graph: ProgramGraph): void {
+  const predecessors = graph.predecessors();
+  for (const [index, load] of [...graph.nodes].sort(([a], [b]) => a - b)) {
+    const and = graph.nodes.get(load.next);
+    const compare = and === undefined ? undefined : graph.nodes.get(and.next);
     if (
+      !graph.nodes.has(index) ||
       load.code !== Code.loadWord ||
-      and.code !== Code.and ||
+      and?.code !== Code.and ||
       and.k !== 0 ||
-      compare.code !== Code.jumpIfEqual ||
+      compare?.code !== Code.jumpIfEqual ||
       compare.k !== 0 ||
-      entered.has(index + 1) ||
-      entered.has(index + 2)
+      predecessors.get(load.next)?.length !== 1 ||
+      predecessors.get(and.next)?.length !== 1 ||
+      !graph.overwritesAccumulator(compare.whenTrue)
     )
       continue;
-    const target = index + 3 + compare.whenTrue;
-    // The accumulator (0 after the triple) must be dead where the jump lands.
-    const landing = instructions[target]?.code;
-    if (landing !== Code.loadWord && landing !== Code.return) continue;
-    skipTo.set(index, target);
-    index += 2;
+    const target = compare.whenTrue;
+    graph.nodes.delete(and.next);
+    graph.nodes.delete(load.next);
+    graph.bypass(index, target);
   }
-  if (skipTo.size === 0) return program;
-  const resolve = (index: number): number => {
-    let at = index;
-    for (let next = skipTo.get(at); next !== undefined; next = skipTo.get(at)) at = next;
-    return at;
-  };
-  const dropped = new Set<number>();
-  for (const start of skipTo.keys()) for (let i = 0; i < 3; i++) dropped.add(start + i);
-  const newIndex = new Map<number, number>();
-  for (let index = 0; index < instructions.length; index++) {
-    if (!dropped.has(index)) newIndex.set(index, newIndex.size);
+}
+
+/** `and #bit; jeq #bit` as `jset #bit`, where the `and` is entered only from its load and the
+ * accumulator is dead at both branches (it then holds the loaded word, not its bit). */
+function testBitsWithJset(graph: ProgramGraph): void {
+  const predecessors = graph.predecessors();
+  for (const [index, and] of graph.nodes) {
+    const compare = graph.nodes.get(and.next);
+    const [from] = predecessors.get(index) ?? [];
+    if (
+      and.code !== Code.and ||
+      and.k === 0 ||
+      (and.k & (and.k - 1)) !== 0 ||
+      compare?.code !== Code.jumpIfEqual ||
+      compare.k !== and.k ||
+      predecessors.get(index)?.length !== 1 ||
+      predecessors.get(and.next)?.length !== 1 ||
+      graph.nodes.get(from as number)?.code !== Code.loadWord ||
+      !graph.overwritesAccumulator(compare.whenTrue) ||
+      !graph.overwritesAccumulator(compare.whenFalse)
+    )
+      continue;
+    compare.code = Code.jumpIfAnyBit;
+    graph.bypass(index, and.next);
   }
-  const output = Buffer.alloc(newIndex.size * instructionSize);
-  for (const [index, at] of newIndex) {
-    const instruction = { ...(instructions[index] as Instruction) };
-    const offset = (target: number) => (newIndex.get(resolve(target)) as number) - at - 1;
-    if (successors(instructions, index).length === 1 && instruction.code !== Code.jump) {
-      // Falls through: into a dropped triple only where that goes on to the next kept one.
-      if (newIndex.get(resolve(index + 1)) !== at + 1) return program;
-    } else if (instruction.code === Code.jump) {
-      instruction.k = offset(index + 1 + instruction.k);
-    } else if (conditionalJumps.has(instruction.code)) {
-      instruction.whenTrue = offset(index + 1 + instruction.whenTrue);
-      instruction.whenFalse = offset(index + 1 + instruction.whenFalse);
-      // A jump sent past a dropped triple may no longer reach: keep libseccomp's program.
-      if (instruction.whenTrue > 0xff || instruction.whenFalse > 0xff) return program;
+}
+
+/** Drops each load of the word that the accumulator already holds on every path into it. */
+function dropRepeatedLoads(graph: ProgramGraph): void {
+  const entering = graph.loadedWords();
+  for (const [index, node] of [...graph.nodes]) {
+    if (node.code === Code.loadWord && entering.get(index) === node.k) {
+      graph.bypass(index, node.next);
     }
-    const byte = at * instructionSize;
-    output.writeUInt16LE(instruction.code, byte);
-    output.writeUInt8(instruction.whenTrue, byte + 2);
-    output.writeUInt8(instruction.whenFalse, byte + 3);
-    output.writeUInt32LE(instruction.k, byte + 4);
   }
-  return output;
+}
+
+/** `jset #a → T : next`, next `jset #b → T : F` (the accumulator unchanged between them):
+ * `jset #a|b → T : F`. */
+function mergeBitTests(graph: ProgramGraph): boolean {
+  let merged = false;
+  for (const node of graph.nodes.values()) {
+    for (;;) {
+      const next = graph.nodes.get(node.whenFalse);
+      if (
+        node.code !== Code.jumpIfAnyBit ||
+        next?.code !== Code.jumpIfAnyBit ||
+        next.whenTrue !== node.whenTrue
+      )
+        break;
+      node.k = (node.k | next.k) >>> 0;
+      node.whenFalse = next.whenFalse;
+      merged = true;
+    }
+  }
+  return merged;
+}
+
+/** `program` rewritten as above; `program` itself when nothing applies, or it holds anything
+ * these rewrites do not know. */
+export function shortenedProgram(program: Buffer): Buffer {
+  const nodes = decode(program);
+  if (nodes.some((node) => !knownCodes.has(node.code))) return program;
+  const graph = new ProgramGraph(nodes);
+  dropAlwaysTakenComparisons(graph);
+  testBitsWithJset(graph);
+  for (let merged = true; merged; ) {
+    dropRepeatedLoads(graph);
+    merged = mergeBitTests(graph);
+    graph.dropUnreachable();
+  }
+  return graph.nodes.size < nodes.length ? (graph.encode() ?? program) : program;
 }

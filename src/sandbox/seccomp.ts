@@ -3,8 +3,8 @@
 // configuration with libseccomp (native/seccomp.c) and loaded by the child of a spawn right
 // before it execs the init. docs/seccomp.md lists every entry with its reason.
 import { constants as osConstants } from 'node:os';
-import { type CompiledFilter, compileSeccompFilter } from '../syscalls/process.js';
-import { withoutAlwaysTakenComparisons } from './seccomp-program.js';
+import { type CompiledFilter, compileSeccompFilter, x32SystemCalls } from '../syscalls/process.js';
+import { shortenedProgram } from './seccomp-program.js';
 
 const { EPERM, ENOSYS } = osConstants.errno;
 
@@ -184,9 +184,11 @@ export interface SeccompSettings {
 export const defaultSeccomp: SeccompSettings = { enabled: true, allow: [] };
 
 /** The other architectures whose system calls a process of this one can make (int 0x80,
- * x32): the filter covers them too, or they would bypass it. */
+ * x32): the filter covers them too, or they would bypass it. x32 only where the kernel runs
+ * its calls: elsewhere they fail with ENOSYS, as the filter's answer to any architecture it
+ * does not cover, and its rules would be a fifth of the program (docs/seccomp.md). */
 function architectures(): string[] {
-  if (process.arch === 'x64') return ['x86_64', 'x86', 'x32'];
+  if (process.arch === 'x64') return ['x86_64', 'x86', ...(x32SystemCalls() ? ['x32'] : [])];
   if (process.arch === 'arm64') return ['aarch64', 'arm'];
   return [];
 }
@@ -206,19 +208,23 @@ export function libseccompFilter(settings: SeccompSettings): CompiledFilter {
           [argument, maskedEqual, mask, expected] as [number, number, bigint, bigint],
       ),
     }));
-  return compileSeccompFilter({ architectures: architectures(), rules });
+  return compileSeccompFilter({
+    architectures: architectures(),
+    rules,
+    otherArchitectureErrno: ENOSYS,
+  });
 }
 
 const compiled = new Map<string, CompiledFilter>();
 
-/** The filter of `settings` (enabled), compiled on first use, without the comparisons that
- * always hold (seccomp-program.ts): throws as libseccompFilter does. */
+/** The filter of `settings` (enabled), compiled on first use and shortened
+ * (seccomp-program.ts): throws as libseccompFilter does. */
 export function compiledSeccompFilter(settings: SeccompSettings): CompiledFilter {
   const key = [...settings.allow].sort().join(',');
   let filter = compiled.get(key);
   if (filter === undefined) {
     const exported = libseccompFilter(settings);
-    filter = { ...exported, program: withoutAlwaysTakenComparisons(exported.program) };
+    filter = { ...exported, program: shortenedProgram(exported.program) };
     compiled.set(key, filter);
   }
   return filter;

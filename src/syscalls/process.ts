@@ -207,13 +207,23 @@ export const seccompLibrary = {
 } as const;
 
 /** Compiles a filter that allows everything but `rules` (each failing with its errno), for
- * the native architecture and `architectures` (libseccomp's names). Throws ELIBACC when
- * libseccomp.so.2 cannot be loaded. */
+ * the native architecture and `architectures` (libseccomp's names); a call of any other
+ * architecture fails with `otherArchitectureErrno`. Throws ELIBACC when libseccomp.so.2
+ * cannot be loaded. */
 export function compileSeccompFilter(policy: {
   readonly architectures: readonly string[];
   readonly rules: readonly SeccompRule[];
+  readonly otherArchitectureErrno: number;
 }): CompiledFilter {
   return native.compileSeccompFilter(policy) as CompiledFilter;
+}
+
+let x32Support: boolean | undefined;
+
+/** Whether this kernel runs x32 system calls (x86_64 only; asked once, in a child). */
+export function x32SystemCalls(): boolean {
+  x32Support ??= native.x32SystemCalls() as boolean;
+  return x32Support;
 }
 
 export interface SpawnedProcess {

@@ -472,6 +472,31 @@ for (const mode of modes) {
     );
 
     contained(
+      'x32 calls: refused where the kernel runs them, ENOSYS as on the host where it runs none',
+      {},
+      async () => {
+        // The filter covers x32 only where the kernel runs its calls (x32SystemCalls):
+        // elsewhere any x32 call fails ENOSYS, which is what the kernel itself answers.
+        const onHostGetpid = onHost(['x32-getpid']).trim();
+        const stdout = await run(
+          spec(
+            mode,
+            actionDirectory(),
+            'cp /bin/review /a; review x32-getpid; review x32-setuid-bit /a; ls -l /a',
+          ),
+        );
+        const [getpid, fchmodat] = stdout.split('\n');
+        assert.equal(getpid, onHostGetpid, stdout);
+        assert.equal(
+          fchmodat,
+          onHostGetpid === 'x32-getpid ok' ? 'x32-refused EPERM' : 'x32-refused ENOSYS',
+          stdout,
+        );
+        assert.doesNotMatch(stdout, /^-rws/m, stdout);
+      },
+    );
+
+    contained(
       'cannot set the host’s clock, shield itself from the OOM killer or raise its priorities',
       {},
       async () => {

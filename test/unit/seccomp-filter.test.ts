@@ -5,6 +5,7 @@
 // load's cost: it must stay short.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { describe, it } from 'node:test';
 import {
   compiledSeccompFilter,
@@ -12,7 +13,8 @@ import {
   libseccompFilter,
   seccompEntryNames,
 } from '../../src/sandbox/seccomp.js';
-import { withoutAlwaysTakenComparisons } from '../../src/sandbox/seccomp-program.js';
+import { shortenedProgram } from '../../src/sandbox/seccomp-program.js';
+import { x32SystemCalls } from '../../src/syscalls/process.js';
 
 const architectures = { x86_64: 0xc000003e, i386: 0x40000003 };
 /** Beyond the highest syscall number of either (x86_64's is 467 on 6.18). */
@@ -25,6 +27,21 @@ interface SeccompData {
   readonly args?: readonly bigint[];
 }
 
+const words = new WeakMap<readonly bigint[], number[]>();
+
+/** The arguments as the filter reads them: each one's lower, then upper 32 bits. */
+function wordsOf(args: readonly bigint[]): number[] {
+  let result = words.get(args);
+  if (result === undefined) {
+    result = args.flatMap((argument) => [
+      Number(argument & 0xffffffffn),
+      Number((argument >> 32n) & 0xffffffffn),
+    ]);
+    words.set(args, result);
+  }
+  return result;
+}
+
 /** Runs `program` as the kernel does, for the instructions that libseccomp emits: the action
  * it returns and the instructions run, or `reads: 'argument'` where it loads an argument that
  * `data` does not have (at load the kernel cannot know the outcome, and runs the filter at each
@@ -35,49 +52,48 @@ function runFilter(
 ): { action: number; steps: number } | { reads: 'argument' } {
   let accumulator = 0;
   let pc = 0;
+  const argumentWords = data.args === undefined ? undefined : wordsOf(data.args);
   for (let steps = 1; ; steps++) {
     const at = pc * 8;
     const code = program.readUInt16LE(at);
-    const [whenTrue = 0, whenFalse = 0] = [program[at + 2], program[at + 3]];
     const k = program.readUInt32LE(at + 4);
-    const jump = (condition: boolean) => {
-      pc += 1 + (condition ? whenTrue : whenFalse);
-    };
+    let condition: boolean;
     switch (code) {
       case 0x20: // ld [k]: nr (0), arch (4), ip (8), then each argument's low and high half
         if (k === 0 || k === 4) {
           accumulator = k === 0 ? data.nr : data.arch;
         } else {
-          const argument = data.args?.[(k - 16) >> 3];
-          if (argument === undefined) return { reads: 'argument' };
-          accumulator = Number((k & 4 ? argument >> 32n : argument) & 0xffffffffn);
+          const word = argumentWords?.[(k - 16) >> 2];
+          if (word === undefined) return { reads: 'argument' };
+          accumulator = word;
         }
         pc++;
-        break;
+        continue;
       case 0x54: // and #k
         accumulator = (accumulator & k) >>> 0;
         pc++;
-        break;
+        continue;
       case 0x05: // ja
         pc += 1 + k;
-        break;
-      case 0x15: // jeq
-        jump(accumulator === k);
-        break;
-      case 0x25: // jgt
-        jump(accumulator > k);
-        break;
-      case 0x35: // jge
-        jump(accumulator >= k);
-        break;
-      case 0x45: // jset
-        jump((accumulator & k) !== 0);
-        break;
+        continue;
       case 0x06: // ret
         return { action: k, steps };
+      case 0x15: // jeq
+        condition = accumulator === k;
+        break;
+      case 0x25: // jgt
+        condition = accumulator > k;
+        break;
+      case 0x35: // jge
+        condition = accumulator >= k;
+        break;
+      case 0x45: // jset
+        condition = (accumulator & k) !== 0;
+        break;
       default:
         throw new Error(`instruction 0x${code.toString(16)} at ${pc}`);
     }
+    pc += 1 + (program[at + (condition ? 2 : 3)] as number);
   }
 }
 
@@ -91,6 +107,48 @@ function pathAtLoad(program: Buffer, arch: number, nr: number): number | undefin
 function libseccompMinorVersion(): number | undefined {
   const match = /libseccomp\.so\.2\.(\d+)\.\d+/.exec(readFileSync('/proc/self/maps', 'utf8'));
   return match === null ? undefined : Number(match[1]);
+}
+
+/** The values that `programs` compare arguments with, and the unions of the masks they test,
+ * in each argument they read alone and (with `pairs`) in every ordered pair of them, with the
+ * upper halves clear and set: what a rule's conditions can tell apart, so that two programs
+ * that agree on these agree on all. */
+function argumentVectors(programs: readonly Buffer[], pairs: boolean): bigint[][] {
+  const values = new Set([0, 0xffffffff]);
+  const masks = new Set<number>();
+  const read = new Set<number>();
+  for (const program of programs) {
+    let argumentLoaded = false;
+    for (let at = 0; at < program.length; at += 8) {
+      const code = program.readUInt16LE(at);
+      const k = program.readUInt32LE(at + 4);
+      if (code === 0x20) {
+        argumentLoaded = k >= 16;
+        if (argumentLoaded) read.add((k - 16) >> 3);
+      } else if (argumentLoaded && code !== 0x06) {
+        values.add(k);
+        if (code === 0x54 || code === 0x45) masks.add(k);
+      }
+    }
+  }
+  const words = new Set(values);
+  for (const a of masks) for (const b of masks) words.add((a | b) >>> 0);
+  const vectors: bigint[][] = [];
+  for (const first of read) {
+    for (const second of pairs ? read : [first]) {
+      for (const a of words) {
+        for (const b of second === first ? [a] : values) {
+          for (const high of [0n, 0xffffffffn << 32n]) {
+            const args = Array<bigint>(6).fill(0n);
+            args[first] = high | BigInt(a);
+            args[second] = high | BigInt(b);
+            vectors.push(args);
+          }
+        }
+      }
+    }
+  }
+  return vectors;
 }
 
 describe('the seccomp filter at load', { skip: process.arch !== 'x64' && 'x86_64 only' }, () => {
@@ -120,7 +178,25 @@ describe('the seccomp filter at load', { skip: process.arch !== 'x64' && 'x86_64
     }
   });
 
-  it('drops only comparisons that always hold: every syscall gets what libseccomp decided', () => {
+  it('answers x32 calls with ENOSYS where the kernel runs none, and filters them where it does', () => {
+    const program = compiledSeccompFilter(defaultSeccomp).program;
+    const args = [0n, 0o4755n, 0o4755n, 0o4755n, 0n, 0n];
+    const actions = new Set(
+      Array.from({ length: 1024 }, (_, nr) => {
+        const result = runFilter(program, {
+          arch: architectures.x86_64,
+          nr: 0x40000000 + nr,
+          args,
+        });
+        return 'action' in result ? result.action : undefined;
+      }),
+    );
+    const enosys = 0x50000 | osConstants.errno.ENOSYS;
+    if (x32SystemCalls()) assert.ok(actions.has(0x7fff0000) && actions.size > 1, `${[...actions]}`);
+    else assert.deepEqual([...actions], [enosys]);
+  });
+
+  it('is shorter than libseccomp exports it, and every syscall gets what libseccomp decided', () => {
     const other = 0xc00000b7; // aarch64: neither architecture, libseccomp's bad-arch action
     const x32 = 0x40000000;
     for (const allow of [[], ...seccompEntryNames.map((name) => [name])]) {
@@ -128,33 +204,9 @@ describe('the seccomp filter at load', { skip: process.arch !== 'x64' && 'x86_64
       const exported = libseccompFilter(settings).program;
       const program = compiledSeccompFilter(settings).program;
       assert.ok(program.length < exported.length, `allowing ${allow}: nothing dropped`);
-      assert.deepEqual(withoutAlwaysTakenComparisons(program), program);
-      // Argument values from the program's own constants, and their halves swapped.
-      const constants = [0, 0xffffffff];
-      for (let at = 4; at < exported.length; at += 8) constants.push(exported.readUInt32LE(at));
-      let seed = 0x9e3779b9;
-      const random = (n: number) => {
-        seed ^= seed << 13;
-        seed ^= seed >>> 17;
-        seed ^= seed << 5;
-        return (seed >>> 0) % n;
-      };
-      const pick = () => BigInt(constants[random(constants.length)] as number);
-      const vectors: bigint[][] = [];
-      for (let argument = 0; argument < 6; argument++) {
-        for (const low of constants) {
-          for (const high of [0n, 0xffffffffn]) {
-            const args = Array<bigint>(6).fill(0n);
-            args[argument] = (high << 32n) | BigInt(low);
-            vectors.push(args);
-          }
-        }
-      }
-      for (let i = 0; i < 500; i++) {
-        vectors.push(
-          Array.from({ length: 6 }, () => ((random(2) ? pick() : 0n) << 32n) | pick() | pick()),
-        );
-      }
+      assert.deepEqual(shortenedProgram(program), program);
+      // Every pair of arguments for the default policy; each argument alone for the others.
+      const vectors = argumentVectors([exported, program], allow.length === 0);
       const numbers = Array.from({ length: 512 }, (_, nr) => nr);
       const cases = [
         ...numbers.map((nr) => ({ arch: architectures.x86_64, nr })),
@@ -169,9 +221,97 @@ describe('the seccomp filter at load', { skip: process.arch !== 'x64' && 'x86_64
           const expected = runFilter(exported, { arch, nr, args });
           const actual = runFilter(program, { arch, nr, args });
           assert.ok('action' in expected && 'action' in actual);
-          assert.equal(actual.action, expected.action, `arch ${arch} nr ${nr} args ${args}`);
+          if (actual.action !== expected.action) {
+            assert.fail(
+              `arch ${arch} nr ${nr} args ${args}: ${actual.action}, not ${expected.action}`,
+            );
+          }
         }
       }
     }
+  });
+});
+
+/** A classic BPF program from [code, whenTrue, whenFalse, k] tuples. */
+function assemble(instructions: readonly (readonly [number, number, number, number])[]): Buffer {
+  const program = Buffer.alloc(instructions.length * 8);
+  for (const [index, [code, whenTrue, whenFalse, k]] of instructions.entries()) {
+    program.writeUInt16LE(code, index * 8);
+    program.writeUInt8(whenTrue, index * 8 + 2);
+    program.writeUInt8(whenFalse, index * 8 + 3);
+    program.writeUInt32LE(k, index * 8 + 4);
+  }
+  return program;
+}
+
+describe('shortening a seccomp program', () => {
+  const [load, and, jeq, jset, ret] = [0x20, 0x54, 0x15, 0x45, 0x06];
+  const [allow, refuse] = [0x7fff0000, 0x50001];
+  const modeArgument = 16 + 8 * 2;
+
+  it('tests single bits with jset, once per word, and both bits of a rule pair at once', () => {
+    const program = assemble([
+      [load, 0, 0, modeArgument],
+      [and, 0, 0, 0o4000],
+      [jeq, 3, 0, 0o4000],
+      [load, 0, 0, modeArgument],
+      [and, 0, 0, 0o2000],
+      [jeq, 0, 1, 0o2000],
+      [ret, 0, 0, refuse],
+      [ret, 0, 0, allow],
+    ]);
+    const shortened = shortenedProgram(program);
+    assert.deepEqual(
+      shortened,
+      assemble([
+        [load, 0, 0, modeArgument],
+        [jset, 0, 1, 0o6000],
+        [ret, 0, 0, refuse],
+        [ret, 0, 0, allow],
+      ]),
+    );
+    const action = (filter: Buffer, mode: number) => {
+      const args = [0n, 0n, BigInt(mode), 0n, 0n, 0n];
+      const result = runFilter(filter, { nr: 0, arch: architectures.x86_64, args });
+      return 'action' in result ? result.action : undefined;
+    };
+    for (const mode of [0, 0o4000, 0o2000, 0o6000, 0o1777, 0o7777]) {
+      assert.equal(action(shortened, mode), action(program, mode), `mode ${mode.toString(8)}`);
+    }
+  });
+
+  it('keeps a mask of several bits, where any bit is not every bit', () => {
+    const program = assemble([
+      [load, 0, 0, modeArgument],
+      [and, 0, 0, 0o6000],
+      [jeq, 0, 1, 0o6000],
+      [ret, 0, 0, refuse],
+      [ret, 0, 0, allow],
+    ]);
+    assert.deepEqual(shortenedProgram(program), program);
+  });
+
+  it('keeps an and whose result a later instruction reads', () => {
+    const program = assemble([
+      [load, 0, 0, modeArgument],
+      [and, 0, 0, 0o4000],
+      [jeq, 1, 0, 0o4000],
+      [jeq, 0, 1, 0],
+      [ret, 0, 0, refuse],
+      [ret, 0, 0, allow],
+    ]);
+    assert.deepEqual(shortenedProgram(program), program);
+  });
+
+  it('leaves a program with an instruction it does not know as it is', () => {
+    const program = assemble([
+      [load, 0, 0, modeArgument],
+      [0x74, 0, 0, 1], // rsh #1
+      [and, 0, 0, 0o4000],
+      [jeq, 0, 1, 0o4000],
+      [ret, 0, 0, refuse],
+      [ret, 0, 0, allow],
+    ]);
+    assert.deepEqual(shortenedProgram(program), program);
   });
 });
