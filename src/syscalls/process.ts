@@ -304,8 +304,8 @@ export interface ProcessExit {
   readonly records: ArrayLike<number>;
 }
 
-/** Resolves when the process exits (uv_poll on its pidfd: no thread, no blocking), after
- * reaping it. Neither fd may be closed before the promise settles. */
+/** Resolves when the process exits (its pidfd in the addon's epoll instance, polled by the
+ * event loop: no thread, no blocking), after reaping it. Neither fd may be closed before the promise settles. */
 export async function watchExit(
   pidfd: Fd,
   pid: number,
