@@ -1,6 +1,6 @@
 import { compiledSeccompFilter, defaultSeccomp } from '../../sandbox/seccomp.js';
 import { isSystemError } from '../../syscalls/index.js';
-import { type CompiledFilter, seccompLibrary } from '../../syscalls/process.js';
+import { type CompiledFilter, seccompLibrary, x32SystemCalls } from '../../syscalls/process.js';
 import { type DoctorCheck, ok, unavailable } from '../check.js';
 
 /** The actions' seccomp filter (chrootRunner.seccomp, on by default) is compiled with
@@ -30,6 +30,10 @@ export const libseccomp: DoctorCheck = {
         // Before 2.5 the syscall numbers are a list, which the kernel walks for every number
         // at each action's load (docs/seccomp.md).
         ...(tree ? [] : ['this libseccomp cannot sort the syscalls into a tree: slower loads']),
+        // docs/seccomp.md: x32 is filtered only where the kernel runs x32 calls.
+        ...(process.arch === 'x64' && !x32SystemCalls()
+          ? ['this kernel runs no x32 calls: they fail ENOSYS, and the filter leaves x32 out']
+          : []),
       ].join('; '),
     );
   },
