@@ -8,7 +8,8 @@
 //  - A rule's `(arg & bit) == bit` is `and #bit; jeq #bit`: for a single bit that is
 //    `jset #bit`, which leaves the loaded value in the accumulator, so a following load of
 //    the same word goes, and a `jset` whose false branch is another `jset` to the same place
-//    tests both masks at once (S_ISUID or S_ISGID, O_CREAT or O_TMPFILE).
+//    tests both masks at once (S_ISUID or S_ISGID); two flag tests that each lead to the same
+//    question about the mode are one (O_TMPFILE or O_CREAT).
 
 /** Classic BPF opcodes that libseccomp emits (linux/filter.h). */
 const Code = {
@@ -251,6 +252,47 @@ function mergeBitTests(graph: ProgramGraph): boolean {
   return merged;
 }
 
+/** The `ld [k]; jset #mask` pair that `index` starts, as [k, mask, its jset]. */
+function loadAndTest(graph: ProgramGraph, index: number): [number, number, Node] | undefined {
+  const load = graph.nodes.get(index);
+  const test = load?.code === Code.loadWord ? graph.nodes.get(load.next) : undefined;
+  return test?.code === Code.jumpIfAnyBit ? [load?.k as number, test.k, test] : undefined;
+}
+
+/** `jset #a → (M & m ? R : C) : C` with C = `W & b ? (M & m ? R : F) : F`, at an instruction
+ * entered with the word W: `jset #a|b → (M & m ? R : F) : F`. Where W & a, both ask M & m, and
+ * where that fails C can only go on to F (M & m fails again); so F must not read the
+ * accumulator (it may now hold M where it held W). O_CREAT or O_TMPFILE, then the mode's
+ * set-id bits, in one test each. */
+function mergeRepeatedTests(graph: ProgramGraph): boolean {
+  const entering = graph.loadedWords();
+  let merged = false;
+  for (const [index, node] of graph.nodes) {
+    const word = entering.get(index);
+    const first = loadAndTest(graph, node.whenTrue);
+    const again = loadAndTest(graph, node.whenFalse);
+    if (node.code !== Code.jumpIfAnyBit || word === undefined || !first || !again) continue;
+    const [, , onWord] = again;
+    const second = loadAndTest(graph, onWord.whenTrue);
+    if (
+      again[0] !== word ||
+      first[2].whenFalse !== node.whenFalse ||
+      second === undefined ||
+      second[0] !== first[0] ||
+      second[1] !== first[1] ||
+      second[2].whenTrue !== first[2].whenTrue ||
+      second[2].whenFalse !== onWord.whenFalse ||
+      !graph.overwritesAccumulator(onWord.whenFalse)
+    )
+      continue;
+    node.k = (node.k | onWord.k) >>> 0;
+    node.whenTrue = onWord.whenTrue;
+    node.whenFalse = onWord.whenFalse;
+    merged = true;
+  }
+  return merged;
+}
+
 /** `program` rewritten as above; `program` itself when nothing applies, or it holds anything
  * these rewrites do not know. */
 export function shortenedProgram(program: Buffer): Buffer {
@@ -262,6 +304,8 @@ export function shortenedProgram(program: Buffer): Buffer {
   for (let merged = true; merged; ) {
     dropRepeatedLoads(graph);
     merged = mergeBitTests(graph);
+    graph.dropUnreachable();
+    merged = mergeRepeatedTests(graph) || merged;
     graph.dropUnreachable();
   }
   return graph.nodes.size < nodes.length ? (graph.encode() ?? program) : program;

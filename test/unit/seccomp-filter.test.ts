@@ -248,6 +248,17 @@ describe('shortening a seccomp program', () => {
   const [load, and, jeq, jset, ret] = [0x20, 0x54, 0x15, 0x45, 0x06];
   const [allow, refuse] = [0x7fff0000, 0x50001];
   const modeArgument = 16 + 8 * 2;
+  /** `mode & (S_ISUID | S_ISGID) ? refuse : allow`, as the rewrites leave it. */
+  const modeTest = [
+    [load, 0, 0, modeArgument],
+    [jset, 0, 1, 0o6000],
+    [ret, 0, 0, refuse],
+    [ret, 0, 0, allow],
+  ] as const;
+  const actionOn = (program: Buffer, args: readonly bigint[]) => {
+    const result = runFilter(program, { nr: 0, arch: architectures.x86_64, args });
+    return 'action' in result ? result.action : undefined;
+  };
 
   it('tests single bits with jset, once per word, and both bits of a rule pair at once', () => {
     const program = assemble([
@@ -261,22 +272,41 @@ describe('shortening a seccomp program', () => {
       [ret, 0, 0, allow],
     ]);
     const shortened = shortenedProgram(program);
+    assert.deepEqual(shortened, assemble(modeTest));
+    for (const mode of [0, 0o4000, 0o2000, 0o6000, 0o1777, 0o7777]) {
+      const args = [0n, 0n, BigInt(mode), 0n, 0n, 0n];
+      assert.equal(actionOn(shortened, args), actionOn(program, args), `mode ${mode.toString(8)}`);
+    }
+  });
+
+  it('asks once for a mode that two flags each lead to (O_TMPFILE or O_CREAT, then set-id bits)', () => {
+    const flagsArgument = 16 + 8 * 1;
+    const program = assemble([
+      [load, 0, 0, flagsArgument],
+      [jset, 0, 2, 0o20000000],
+      [load, 0, 0, modeArgument],
+      [jset, 4, 0, 0o6000],
+      [load, 0, 0, flagsArgument],
+      [jset, 0, 3, 0o100],
+      [load, 0, 0, modeArgument],
+      [jset, 0, 1, 0o6000],
+      [ret, 0, 0, refuse],
+      [ret, 0, 0, allow],
+    ]);
+    const shortened = shortenedProgram(program);
     assert.deepEqual(
       shortened,
-      assemble([
-        [load, 0, 0, modeArgument],
-        [jset, 0, 1, 0o6000],
-        [ret, 0, 0, refuse],
-        [ret, 0, 0, allow],
-      ]),
+      assemble([[load, 0, 0, flagsArgument], [jset, 0, 3, 0o20000100], ...modeTest]),
     );
-    const action = (filter: Buffer, mode: number) => {
-      const args = [0n, 0n, BigInt(mode), 0n, 0n, 0n];
-      const result = runFilter(filter, { nr: 0, arch: architectures.x86_64, args });
-      return 'action' in result ? result.action : undefined;
-    };
-    for (const mode of [0, 0o4000, 0o2000, 0o6000, 0o1777, 0o7777]) {
-      assert.equal(action(shortened, mode), action(program, mode), `mode ${mode.toString(8)}`);
+    for (const flags of [0, 0o100, 0o20000000, 0o20000100, 0o2]) {
+      for (const mode of [0, 0o4000, 0o2000, 0o755]) {
+        const args = [0n, BigInt(flags), BigInt(mode), 0n, 0n, 0n];
+        assert.equal(
+          actionOn(shortened, args),
+          actionOn(program, args),
+          `flags ${flags.toString(8)} mode ${mode.toString(8)}`,
+        );
+      }
     }
   });
 
