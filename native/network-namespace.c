@@ -206,15 +206,29 @@ static void make_namespace(struct worker *worker, struct job *job) {
 }
 
 /* Whether a file absent when the namespace was made is absent still: looked up in the
- * namespace itself (the worker enters it); else *now is what it holds (NULL: unreadable). */
+ * namespace itself (the worker enters it); else *now is what it holds (NULL: unreadable).
+ * A failed lookup fails the check (job->error): it counts as touched. */
 static bool still_absent(struct worker *worker, struct job *job, uint32_t index, char **now,
                          size_t *now_length) {
-  if (setns(job->namespace_fd, CLONE_NEWNET) < 0) return false;
+  if (setns(job->namespace_fd, CLONE_NEWNET) < 0) {
+    job->error = errno;
+    job->syscall = "setns";
+    return false;
+  }
   char path[256];
   int length = snprintf(path, sizeof path, "%s/%s", net_directory_path, job->made->names[index]);
-  if (length < 0 || (size_t)length >= sizeof path) return false;
+  if (length < 0 || (size_t)length >= sizeof path) {
+    job->error = ENAMETOOLONG;
+    job->syscall = "open";
+    return false;
+  }
   int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT;
+  if (fd < 0 && errno == ENOENT) return true;
+  if (fd < 0) {
+    job->error = errno;
+    job->syscall = "open";
+    return false;
+  }
   ssize_t got = read_whole(worker, fd);
   close(fd);
   if (got >= 0 && (*now = copy_scratch(worker, (size_t)got)) != NULL) *now_length = (size_t)got;
@@ -223,10 +237,10 @@ static bool still_absent(struct worker *worker, struct job *job, uint32_t index,
 
 static void check_namespace(struct worker *worker, struct job *job) {
   const struct made_files *made = job->made;
-  for (uint32_t i = 0; i < made->count; i++) {
+  for (uint32_t i = 0; i < made->count && job->error == 0; i++) {
     if (job->file_fds[i] < 0) {
-      job->unchanged[i] =
-          made->texts[i] == NULL && still_absent(worker, job, i, &job->now[i], &job->now_lengths[i]);
+      job->unchanged[i] = made->texts[i] == NULL &&
+                          still_absent(worker, job, i, &job->now[i], &job->now_lengths[i]);
       continue;
     }
     ssize_t length = read_whole(worker, job->file_fds[i]);
@@ -243,7 +257,8 @@ static void *worker_main(void *data) {
   pthread_setname_np(pthread_self(), thread_name);
   for (;;) {
     pthread_mutex_lock(&worker->lock);
-    while (worker->head == NULL && !worker->stopping) pthread_cond_wait(&worker->wake, &worker->lock);
+    while (worker->head == NULL && !worker->stopping)
+      pthread_cond_wait(&worker->wake, &worker->lock);
     struct job *job = worker->stopping ? NULL : worker->head;
     if (job != NULL) {
       worker->head = job->next;
@@ -297,7 +312,8 @@ static void stop_worker(struct worker *worker, napi_env env) {
   pthread_join(worker->thread, NULL);
   while (left != NULL) {
     struct job *next = left->next;
-    if (env != NULL && left->made_reference != NULL) napi_delete_reference(env, left->made_reference);
+    if (env != NULL && left->made_reference != NULL)
+      napi_delete_reference(env, left->made_reference);
     free_job(left);
     left = next;
   }

@@ -1,7 +1,7 @@
 // The typed syscall façade against the real kernel: handles, path resolution beneath a
 // handle, statx, node creation, and the mount API's thin wrappers with their error shapes.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
   mkdirSync,
@@ -51,6 +51,8 @@ import {
   umount2,
   unlinkat,
 } from '../../src/syscalls/index.js';
+import { NetworkNamespaceWorker } from '../../src/syscalls/process.js';
+import { busyboxPath } from '../helpers/busybox.js';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
 
 let root: string;
@@ -493,6 +495,38 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
     assert.equal(signal, null, `the process was killed: ${output}`);
     assert.equal(code, 0, output);
     assert.equal(output, 'made threads home\nmade threads home\nworker gone\n');
+  });
+
+  test('a check reads the files kept open anew: what a process left in the namespace shows, an absent file stays absent', async () => {
+    const worker = new NetworkNamespaceWorker();
+    try {
+      const made = await worker.create('normal', ['dev', 'snmp', 'no-such-file']);
+      try {
+        assert.equal(made.files[2], null);
+        assert.match(made.files[0] ?? '', /^ +lo: +0 +0 /m);
+        assert.deepEqual(await worker.check(made, 'idle'), [true, true, true]);
+        // A connection refused over lo, by a process that entered the namespace: packets on
+        // lo and TCP counters, read through the files opened when it was made.
+        const entered = spawnSync('nsenter', [
+          `--net=/proc/${process.pid}/fd/${made.fd}`,
+          busyboxPath,
+          'sh',
+          '-c',
+          `${busyboxPath} nc 127.0.0.1 9 </dev/null; true`,
+        ]);
+        assert.equal(entered.status, 0, String(entered.stderr));
+        const [dev, snmp, absent] = await worker.check(made, 'idle');
+        assert.equal(absent, true);
+        assert.equal(typeof dev, 'string');
+        assert.doesNotMatch(String(dev), /^ +lo: +0 +0 /m);
+        assert.equal(typeof snmp, 'string');
+        assert.notEqual(snmp, made.files[1]);
+      } finally {
+        made.close();
+      }
+    } finally {
+      worker.close();
+    }
   });
 
   test('a worker never closed ends with the environment that opened it (a worker_thread)', async () => {
