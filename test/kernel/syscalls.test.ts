@@ -3,15 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
@@ -53,7 +45,13 @@ import {
 } from '../../src/syscalls/index.js';
 import { NetworkNamespaceWorker } from '../../src/syscalls/process.js';
 import { busyboxPath } from '../helpers/busybox.js';
-import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
+import {
+  assertNothingLeft,
+  needsRoot,
+  type ProcessState,
+  processState,
+  threadsNamed,
+} from '../helpers/leaks.js';
 
 let root: string;
 let state: ProcessState;
@@ -446,6 +444,11 @@ describe('mount API wrappers', { skip: needsRoot }, () => {
 });
 
 describe('network namespaces made on a thread of their own', { skip: needsRoot }, () => {
+  /** A line of a script run apart (a child process, a worker_thread) that imports the worker. */
+  const importWorker = `const { NetworkNamespaceWorker } = await import(${JSON.stringify(
+    new URL('../../src/syscalls/process.js', import.meta.url).href,
+  )});`;
+
   test('root only of a user namespace of its own makes one, and no thread is left in it', async () => {
     // Root of a user namespace of its own (0 mapped to 0) may unshare a network namespace
     // (it belongs to that user namespace) but not setns back into the host's: the worker
@@ -453,9 +456,7 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
     // threads is still in its own namespace throughout; after close none is named
     // netns-ahead.
     const script =
-      `const { NetworkNamespaceWorker } = await import(${JSON.stringify(
-        new URL('../../src/syscalls/process.js', import.meta.url).href,
-      )});` +
+      importWorker +
       "const { readdirSync, readFileSync, readlinkSync } = await import('node:fs');" +
       "const own = readlinkSync('/proc/self/ns/net');" +
       "const threads = () => readdirSync('/proc/self/task').map((task) => {" +
@@ -530,30 +531,24 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
   });
 
   test('a worker never closed ends with the environment that opened it (a worker_thread)', async () => {
-    const threads = () =>
-      readdirSync('/proc/self/task').filter((task) => {
-        try {
-          return readFileSync(`/proc/self/task/${task}/comm`, 'utf8') === 'netns-ahead\n';
-        } catch {
-          return false;
-        }
-      }).length;
+    const threads = () => threadsNamed('netns-ahead');
     const before = threads();
     // CommonJS (a worker's eval), so the module is imported in an async function.
     const script =
       '(async () => {' +
-      `const { NetworkNamespaceWorker } = await import(${JSON.stringify(
-        new URL('../../src/syscalls/process.js', import.meta.url).href,
-      )});` +
+      importWorker +
       "const { parentPort } = require('node:worker_threads');" +
       "const made = await new NetworkNamespaceWorker().create('idle', ['dev']);" +
       'made.close();' +
+      // Alive until told to end: then its event loop is empty, and the environment ends.
+      "parentPort.once('message', () => parentPort.close());" +
       "parentPort.postMessage('made');" +
       '})();';
     const thread = new Worker(script, { eval: true });
     const [message] = (await once(thread, 'message')) as [string];
     assert.equal(message, 'made');
     assert.equal(threads(), before + 1);
+    thread.postMessage('end');
     // The environment's teardown stops and joins its thread before 'exit'.
     const [code] = (await once(thread, 'exit')) as [number];
     assert.equal(code, 0);
