@@ -230,8 +230,9 @@ export class Engine {
     let host: HostResources | undefined;
     try {
       host = HostResources.open();
+      const unprivilegedActionIds = strategy.unprivilegedActionIds(isolation, host);
       const [prepared] = await Promise.all([
-        strategy.prepare({ filesystems: isolation.filesystems, host }),
+        strategy.prepare({ filesystems: isolation.filesystems, host, unprivilegedActionIds }),
         networkNamespaces?.fill(),
         cgroups?.fill(),
       ]);
@@ -247,6 +248,7 @@ export class Engine {
           settings: isolation,
           strategy,
           host,
+          unprivilegedActionIds,
           inputRootClaims: new Set(),
           ...(cgroups === undefined ? {} : { cgroups }),
           ...(networkNamespaces === undefined ? {} : { networkNamespaces }),
@@ -378,6 +380,7 @@ export class Engine {
           host,
           files,
           prepared: this.#prepared,
+          unprivilegedActionIds: this.#context.unprivilegedActionIds,
           strategy,
           resources: resources.resources,
           program,
