@@ -1,6 +1,7 @@
-/* createNetworkNamespace(): a new network namespace with loopback up, made ahead of the
- * action that enters it (setns), so that its cost (the largest of an action's kernel work)
- * is off the event loop and off the action's path; readNetworkNamespace(): files of an
+/* createNetworkNamespace(): a new network namespace with loopback up (and, when asked, a
+ * detached sysfs of it, which keeps its sysfs superblock for the actions that mount one),
+ * made ahead of the action that enters it (setns), so that its cost (the largest of an
+ * action's kernel work) is off the event loop and off the action's path; readNetworkNamespace(): files of an
  * existing one's /proc/<tid>/net, read by a thread that entered it (setns), so that the
  * runner can tell whether an action left it as it was made. Each is done on a thread of its
  * own that
@@ -21,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,6 +35,9 @@ struct network_namespace_work {
   /* The namespace to enter and read, or -1 to make a new one (then fd is its fd). */
   int target;
   int fd;
+  /* Whether to mount a sysfs of the new namespace too, and its detached mount (or -1). */
+  bool with_sysfs;
+  int sysfs;
   /* Names beneath /proc/thread-self/net/, and what each held once made or entered (NULL when
    * it could not be read: absent, as /proc/net/snmp6 without IPv6). */
   uint32_t file_count;
@@ -97,6 +102,20 @@ static void read_net_files(struct network_namespace_work *work) {
   close(net);
 }
 
+/* A detached read-only mount of a sysfs of the calling thread's network namespace, or -1
+ * where it is refused (each action mounts its own then, as without it). */
+static int mount_sysfs(void) {
+  int fs = fsopen("sysfs", FSOPEN_CLOEXEC);
+  if (fs < 0) return -1;
+  int mount = -1;
+  if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0) {
+    mount = fsmount(fs, FSMOUNT_CLOEXEC,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  }
+  close(fs);
+  return mount;
+}
+
 static void make_namespace(struct network_namespace_work *work) {
   int syscall_id;
   if (unshare(CLONE_NEWNET) < 0) {
@@ -111,6 +130,7 @@ static void make_namespace(struct network_namespace_work *work) {
     work->syscall = "open";
     work->path = namespace_path;
   } else {
+    if (work->with_sysfs) work->sysfs = mount_sysfs();
     read_net_files(work);
   }
 }
@@ -146,6 +166,7 @@ static void *namespace_thread(void *data) {
     /* The environment is going away (napi_closing: the function is gone, not to be
      * released): nobody waits for the namespace. */
     if (work->fd >= 0) close(work->fd);
+    if (work->sysfs >= 0) close(work->sysfs);
     free_work(work);
   }
   return NULL;
@@ -159,6 +180,7 @@ static void deliver(napi_env env, napi_value callback, void *context, void *data
   struct network_namespace_work *work = data;
   if (env == NULL) {
     if (work->fd >= 0) close(work->fd);
+    if (work->sysfs >= 0) close(work->sysfs);
   } else if (work->error == 0) {
     napi_value files, result;
     napi_create_array_with_length(env, work->file_count, &files);
@@ -174,6 +196,7 @@ static void deliver(napi_env env, napi_value callback, void *context, void *data
     if (work->target < 0) {
       napi_create_object(env, &result);
       napi_set_named_property(env, result, "fd", make_int32(env, work->fd));
+      napi_set_named_property(env, result, "sysfs", make_int32(env, work->sysfs));
       napi_set_named_property(env, result, "files", files);
     } else {
       result = files;
@@ -262,6 +285,7 @@ static struct network_namespace_work *new_work(napi_env env, napi_value idle_val
   work->idle = idle;
   work->target = target;
   work->fd = -1;
+  work->sysfs = -1;
   if (!get_file_names(env, files, work)) {
     free_work(work);
     return NULL;
@@ -269,15 +293,22 @@ static struct network_namespace_work *new_work(napi_env env, napi_value idle_val
   return work;
 }
 
-/* createNetworkNamespace(idle, files) → Promise<{fd, files}>: an fd (close-on-exec) on a new
- * network namespace whose loopback is up, owned by the runner's user namespace, and what the
- * named files of its /proc/net then held (null: unreadable); made at SCHED_IDLE when idle. */
+/* createNetworkNamespace(idle, files, sysfs) → Promise<{fd, files, sysfs}>: an fd
+ * (close-on-exec) on a new network namespace whose loopback is up, owned by the runner's user
+ * namespace, and what the named files of its /proc/net then held (null: unreadable); made at
+ * SCHED_IDLE when idle. With sysfs, also a detached read-only mount of a sysfs of it (-1
+ * where refused). */
 static napi_value js_create_network_namespace(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
+  bool with_sysfs;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 2) return throw_type_error(env, "expected idle and files");
+  if (argc < 3) return throw_type_error(env, "expected idle, files and sysfs");
+  if (napi_get_value_bool(env, argv[2], &with_sysfs) != napi_ok) {
+    return throw_type_error(env, "sysfs must be a boolean");
+  }
   struct network_namespace_work *work = new_work(env, argv[0], argv[1], -1);
+  if (work != NULL) work->with_sysfs = with_sysfs;
   return work == NULL ? NULL : start_work(env, work);
 }
 

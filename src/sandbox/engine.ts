@@ -31,7 +31,7 @@ import { HostResources } from './host.js';
 import { failure, type LaunchOutcome, launchProbe } from './launch-probe.js';
 import type { IsolationStrategy, PreparedMode } from './modes/mode.js';
 import { isolationStrategy } from './modes/registry.js';
-import { NetworkNamespacePool } from './network-namespaces.js';
+import { NetworkNamespacePool, namespacesWithSysfs } from './network-namespaces.js';
 import { outcome } from './outcome.js';
 import { PlanBuilder, runnerStep, SetupError } from './plan.js';
 import { PreparedCgroups } from './prepared-cgroups.js';
@@ -216,7 +216,14 @@ export class Engine {
     const preparedAhead = isolation.preparedNetworkNamespaces ?? 0;
     const networkNamespaces =
       strategy.actionUserNamespace && isolation.network && preparedAhead > 0
-        ? new NetworkNamespacePool(preparedAhead, isolation.actionUserNamespace !== undefined)
+        ? new NetworkNamespacePool(
+            preparedAhead,
+            isolation.actionUserNamespace !== undefined,
+            // Where actions mount a sysfs of their namespace (namespaces mode).
+            strategy.specialMounts === 'action' && isolation.filesystems.sys
+              ? namespacesWithSysfs
+              : undefined,
+          )
         : undefined;
     const cgroups =
       options.cgroups === undefined

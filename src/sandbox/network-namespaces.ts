@@ -41,6 +41,14 @@ export interface PooledNetworkNamespace {
   readonly made: NetworkNamespaceFiles;
   /** How many actions held it before the one that took it. */
   readonly uses: number;
+  /** A detached mount of a sysfs of it, held while the namespace is (namespacesWithSysfs). */
+  readonly sysfs?: Fd;
+}
+
+/** Closes a namespace of the pool and what it holds. */
+function closePooled(pooled: PooledNetworkNamespace): void {
+  pooled.namespace.close();
+  pooled.sysfs?.close();
 }
 
 /** How the pool makes and reads namespaces (stand-ins in the unit tests). */
@@ -48,7 +56,7 @@ export interface NetworkNamespaceKernel {
   create(
     priority: NetworkNamespacePriority,
     files: readonly string[],
-  ): Promise<{ namespace: Fd; files: NetworkNamespaceFiles }>;
+  ): Promise<{ namespace: Fd; files: NetworkNamespaceFiles; sysfs?: Fd }>;
   read(
     namespace: Fd,
     priority: NetworkNamespacePriority,
@@ -58,6 +66,16 @@ export interface NetworkNamespaceKernel {
 
 const namespacesOfTheKernel: NetworkNamespaceKernel = {
   create: createNetworkNamespace,
+  read: readNetworkNamespace,
+};
+
+/** Namespaces that each hold a sysfs of their own, for actions that mount one inside
+ * (namespaces mode): a sysfs superblock is one per network namespace, made by the first mount
+ * and torn down with the last, so every action's fresh sysfs is then that superblock again,
+ * with the dentries of the names its masks look up already there, rather than one made and
+ * destroyed per action. The held mount is detached and read-only, and no action sees it. */
+export const namespacesWithSysfs: NetworkNamespaceKernel = {
+  create: (priority, files) => createNetworkNamespace(priority, files, true),
   read: readNetworkNamespace,
 };
 
@@ -126,7 +144,7 @@ export class NetworkNamespacePool {
   giveBack(taken: PooledNetworkNamespace, processesGone: boolean): void {
     this.#held--;
     if (this.#closed || !this.reuse || !processesGone) {
-      taken.namespace.close();
+      closePooled(taken);
       // One fewer than the pool counted on.
       if (this.reuse && !processesGone) this.#returnsReused = false;
     } else {
@@ -139,8 +157,8 @@ export class NetworkNamespacePool {
    * or checked; a namespace given back later is closed at once. */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const pooled of this.#ready.splice(0)) pooled.namespace.close();
-    for (const pooled of this.#returned.splice(0)) pooled.namespace.close();
+    for (const pooled of this.#ready.splice(0)) closePooled(pooled);
+    for (const pooled of this.#returned.splice(0)) closePooled(pooled);
     await this.settled();
   }
 
@@ -163,13 +181,19 @@ export class NetworkNamespacePool {
       return;
     }
     this.#working = this.#kernel.create(priority, networkNamespaceFiles).then(
-      ({ namespace, files }) => {
+      ({ namespace, files, sysfs }) => {
         this.#working = undefined;
         this.#failures = 0;
+        const pooled = {
+          namespace,
+          made: files,
+          uses: 0,
+          ...(sysfs === undefined ? {} : { sysfs }),
+        };
         if (this.#closed) {
-          namespace.close();
+          closePooled(pooled);
         } else {
-          this.#ready.push({ namespace, made: files, uses: 0 });
+          this.#ready.push(pooled);
           this.#next(priority);
         }
       },
@@ -199,7 +223,7 @@ export class NetworkNamespacePool {
         if (reusable && !this.#closed && this.#ready.length < this.size + returnedBeyondSize) {
           this.#ready.push({ ...returned, uses: returned.uses + 1 });
         } else {
-          returned.namespace.close();
+          closePooled(returned);
         }
         this.#next('idle');
       });

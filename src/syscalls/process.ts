@@ -303,16 +303,22 @@ export type NetworkNamespaceFiles = readonly (string | null)[];
 /** A new network namespace with its loopback interface up, owned by the runner's user
  * namespace (needs CAP_SYS_ADMIN there), made on a thread of its own that ends with it, and
  * what the named files of its /proc/net held once it was; entering the fd (setns) puts a
- * process in it. */
+ * process in it. With `sysfs`, also a detached read-only mount of a sysfs of it (absent where
+ * the kernel refuses one). */
 export async function createNetworkNamespace(
   priority: NetworkNamespacePriority = 'normal',
   files: readonly string[] = [],
-): Promise<{ namespace: Fd; files: NetworkNamespaceFiles }> {
-  const made = (await native.createNetworkNamespace(priority === 'idle', files)) as {
+  sysfs = false,
+): Promise<{ namespace: Fd; files: NetworkNamespaceFiles; sysfs?: Fd }> {
+  const made = (await native.createNetworkNamespace(priority === 'idle', files, sysfs)) as {
     fd: number;
     files: NetworkNamespaceFiles;
+    sysfs: number;
   };
-  return { namespace: new Fd(made.fd), files: made.files };
+  const namespace = new Fd(made.fd);
+  return made.sysfs < 0
+    ? { namespace, files: made.files }
+    : { namespace, files: made.files, sysfs: new Fd(made.sysfs) };
 }
 
 /** What the named files of the network namespace's /proc/net hold, read by a thread of its

@@ -3,7 +3,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
@@ -42,6 +50,7 @@ import {
   umount2,
   unlinkat,
 } from '../../src/syscalls/index.js';
+import { createNetworkNamespace } from '../../src/syscalls/process.js';
 import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
 
 let root: string;
@@ -477,5 +486,22 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
     assert.equal(signal, null, `the process was killed: ${output}`);
     assert.equal(code, 0, output);
     assert.equal(output, 'made threads home\nmade threads home\n');
+  });
+  test('with sysfs, a detached read-only sysfs of the new namespace comes with it', async () => {
+    const made = await createNetworkNamespace('normal', [], true);
+    try {
+      assert.ok(made.sysfs !== undefined, 'no sysfs');
+      const at = `/proc/self/fd/${made.sysfs.fd}`;
+      // Its own interfaces (loopback only), not the runner's; read-only.
+      assert.deepEqual(readdirSync(`${at}/class/net`), ['lo']);
+      assert.ok(readdirSync('/sys/class/net').length > 1, 'the host has only loopback');
+      assert.throws(() => writeFileSync(`${at}/kernel/profiling`, '1'), { code: 'EROFS' });
+      const without = await createNetworkNamespace('normal', []);
+      without.namespace.close();
+      assert.equal(without.sysfs, undefined);
+    } finally {
+      made.namespace.close();
+      made.sysfs?.close();
+    }
   });
 });

@@ -28,7 +28,7 @@ function files(sockets: number, packets: number): string[] {
 function standInCreations() {
   const settlers: {
     priority: NetworkNamespacePriority;
-    resolve: (made: { namespace: Fd; files: NetworkNamespaceFiles }) => void;
+    resolve: (made: { namespace: Fd; files: NetworkNamespaceFiles; sysfs?: Fd }) => void;
     reject: (error: Error) => void;
   }[] = [];
   const reads: {
@@ -247,6 +247,39 @@ describe('NetworkNamespacePool', () => {
       await pool.close();
       assert.deepEqual(creations.closed, [0, 1]);
     }
+  });
+
+  it('a sysfs made with a namespace is kept while it is given again and closed with it', async () => {
+    const creations = standInCreations();
+    const pool = new NetworkNamespacePool(1, true, creations.kernel);
+    const filled = pool.fill();
+    const [settler] = creations.settlers.splice(0);
+    assert.ok(settler !== undefined);
+    // Namespace 0, its sysfs 1.
+    settler.resolve({
+      namespace: creations.namespace(),
+      files: files(0, 0),
+      sysfs: creations.namespace(),
+    });
+    await filled;
+    const taken = pool.take();
+    assert.equal((taken?.sysfs as unknown as { id: number } | undefined)?.id, 1);
+    if (taken === undefined) return;
+    pool.giveBack(taken, true);
+    assert.equal(creations.check(files(0, 0)), 0);
+    await creations.turn();
+    assert.deepEqual(creations.closed, []);
+    const again = pool.take();
+    assert.equal(again?.sysfs, taken.sysfs);
+    if (again === undefined) return;
+    // Touched: closed, with its sysfs.
+    pool.giveBack(again, true);
+    creations.check(files(1, 0));
+    await creations.turn();
+    assert.deepEqual(creations.closed, [0, 1]);
+    await creations.land();
+    await pool.close();
+    assert.deepEqual(creations.closed, [0, 1, 2]);
   });
 
   it('reuse: the pool grows on a miss and keeps at most its size and two beyond it ready; close closes what comes back later', async () => {
