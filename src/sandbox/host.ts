@@ -81,11 +81,14 @@ function onlyOwnerRootMay(status: Stats, bits: number): boolean {
 
 /** Whether the kernel's entry at `path`, and with `beneath` everything in it on the same
  * filesystem, is owned by uid 0 and grants group and others none of `bits`. Symlinks are
- * passed over: what they point to is judged where it is. */
-function rootOnly(path: string, bits: number, beneath: boolean): boolean {
+ * passed over: what they point to is judged where it is. Only the entry of the filesystem
+ * mounted at `filesystem` counts: one mounted over it (a container runtime's mask of the
+ * runner's /proc) says nothing of the kernel's. */
+function rootOnly(path: string, filesystem: string, bits: number, beneath: boolean): boolean {
   let top: Stats;
   try {
     top = lstatSync(path);
+    if (top.dev !== lstatSync(filesystem).dev) return false;
   } catch {
     return false;
   }
@@ -138,9 +141,9 @@ function hostRootOnlyEntries(present: ReadonlySet<string>): ReadonlySet<string> 
       .filter((entry) => present.has(entry.at) && entry.permissionsOfItsOwn !== true)
       .filter((entry) =>
         entry.source.kind === 'masked'
-          ? rootOnly(`/${entry.at}`, anyAccess, false)
+          ? rootOnly(`/${entry.at}`, `/${entry.enabledBy}`, anyAccess, false)
           : entry.source.kind === 'readOnlyOverItself' &&
-            rootOnly(`/${entry.at}`, writeAccess, true),
+            rootOnly(`/${entry.at}`, `/${entry.enabledBy}`, writeAccess, true),
       )
       .map((entry) => entry.at),
   );

@@ -14,6 +14,7 @@ import {
   readFileSync,
   readlinkSync,
   symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -498,6 +499,38 @@ for (const mode of modes) {
         assert.equal(stdout, '', stdout);
       },
     );
+
+    // This file runs in a private mount namespace of its own: the runner's /proc changes here.
+    if (mode === 'namespaces')
+      contained(
+        'R5. a file of the runner’s /proc covered by another mount keeps its mask: only the kernel’s own entry is judged',
+        {},
+        async () => {
+          const path = '/proc/timer_list';
+          assert.ok(existsSync(path), 'this kernel has no /proc/timer_list');
+          // Root-only as the kernel's is, but not the kernel's: it tells nothing of that one.
+          const cover = join(suite.build.path, 'cover');
+          writeFileSync(cover, '', { mode: 0o400 });
+          execFileSync('mount', ['--bind', cover, path]);
+          try {
+            const host = HostResources.open();
+            const judged = host.hostRootOnlyEntries.has('proc/timer_list');
+            host.close();
+            assert.equal(judged, false, 'the cover was taken for the kernel’s entry');
+            const stdout = await run(
+              spec(
+                mode,
+                actionDirectory(),
+                `grep -q " ${path} ro," /proc/self/mountinfo || echo "unmasked ${path}"`,
+              ),
+            );
+            assert.equal(stdout, '', stdout);
+          } finally {
+            execFileSync('umount', [path]);
+            unlinkSync(cover);
+          }
+        },
+      );
 
     contained(
       'R6. a RunRequest cannot hand it the whole build directory as /tmp or as its root',
