@@ -1,7 +1,8 @@
 /* createNetworkNamespace(): a new network namespace with loopback up (and, when asked, a
  * detached sysfs of it, which keeps its sysfs superblock for the actions that mount one),
  * made ahead of the action that enters it (setns), so that its cost (the largest of an
- * action's kernel work) is off the event loop and off the action's path; readNetworkNamespace(): files of an
+ * action's kernel work) is off the event loop and off the action's path;
+ * readNetworkNamespace(): files of an
  * existing one's /proc/<tid>/net, read by a thread that entered it (setns), so that the
  * runner can tell whether an action left it as it was made. Each is done on a thread of its
  * own that
