@@ -1,7 +1,8 @@
 /* A worker thread per pool of network namespaces (src/sandbox/network-namespaces.ts), fed
  * from a queue: it makes new namespaces with loopback up (the largest of an action's kernel
- * work, off the event loop and off the action's path) and checks whether an action left one
- * as it was made.
+ * work, off the event loop and off the action's path; and, when asked, a detached sysfs of
+ * each, which keeps its sysfs superblock for the actions that mount one) and checks whether
+ * an action left one as it was made.
  *
  * Making one: unshare(CLONE_NEWNET) on the worker, which stays in the namespace it made last
  * (a runner that is root only of a user namespace of its own may make one, but not setns
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -59,6 +61,10 @@ struct job {
   struct job *next;
   enum job_kind kind;
   bool idle;
+  /* JOB_CREATE: whether to mount a sysfs of the new namespace too, and its detached mount
+   * (or -1). */
+  bool with_sysfs;
+  int sysfs;
   napi_deferred deferred;
   /* JOB_CREATE: made here, handed to JS on delivery. JOB_CHECK: the namespace's, held by
    * made_reference until delivery. */
@@ -113,6 +119,7 @@ static void free_made(struct made_files *made) {
 /* Closes what a creation opened that nobody took. */
 static void close_created(struct job *job) {
   if (job->namespace_fd >= 0) close(job->namespace_fd);
+  if (job->sysfs >= 0) close(job->sysfs);
   for (uint32_t i = 0; job->made != NULL && i < job->made->count; i++)
     if (job->file_fds[i] >= 0) close(job->file_fds[i]);
 }
@@ -187,6 +194,20 @@ static void open_net_files(struct worker *worker, struct made_files *made, int *
   if (net >= 0) close(net);
 }
 
+/* A detached read-only mount of a sysfs of the calling thread's network namespace, or -1
+ * where it is refused (each action mounts its own then, as without it). */
+static int mount_sysfs(void) {
+  int fs = fsopen("sysfs", FSOPEN_CLOEXEC);
+  if (fs < 0) return -1;
+  int mount = -1;
+  if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0) {
+    mount = fsmount(fs, FSMOUNT_CLOEXEC,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  }
+  close(fs);
+  return mount;
+}
+
 static void make_namespace(struct worker *worker, struct job *job) {
   int syscall_id;
   if (unshare(CLONE_NEWNET) < 0) {
@@ -201,6 +222,7 @@ static void make_namespace(struct worker *worker, struct job *job) {
     job->syscall = "open";
     job->path = namespace_path;
   } else {
+    if (job->with_sysfs) job->sysfs = mount_sysfs();
     open_net_files(worker, job->made, job->file_fds);
   }
 }
@@ -379,6 +401,7 @@ static napi_value created_value(napi_env env, struct job *job) {
   if (napi_create_external(env, made, finalize_made, NULL, &external) != napi_ok) return NULL;
   job->made = NULL;
   napi_set_named_property(env, result, "fd", make_int32(env, job->namespace_fd));
+  napi_set_named_property(env, result, "sysfs", make_int32(env, job->sysfs));
   napi_set_named_property(env, result, "fileFds", fds);
   napi_set_named_property(env, result, "files", texts);
   napi_set_named_property(env, result, "made", external);
@@ -473,6 +496,7 @@ static struct job *new_job(napi_env env, enum job_kind kind, bool idle, uint32_t
     job->kind = kind;
     job->idle = idle;
     job->namespace_fd = -1;
+    job->sysfs = -1;
     job->file_fds = calloc(count == 0 ? 1 : count, sizeof *job->file_fds);
     job->unchanged = calloc(count == 0 ? 1 : count, sizeof *job->unchanged);
     job->now = calloc(count == 0 ? 1 : count, sizeof *job->now);
@@ -542,25 +566,29 @@ static napi_value js_close_worker(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-/* createNetworkNamespace(worker, idle, files) → Promise<{fd, fileFds, files, made}>: an fd
- * (close-on-exec) on a new network namespace whose loopback is up, owned by the runner's
- * user namespace; the named files of its /proc/net opened in it (fileFds, close-on-exec, -1
- * where absent) and what they then held (files, null where unreadable; made, the same for
- * checkNetworkNamespace). Made at SCHED_IDLE when idle. */
+/* createNetworkNamespace(worker, idle, files, sysfs) → Promise<{fd, sysfs, fileFds, files,
+ * made}>: an fd (close-on-exec) on a new network namespace whose loopback is up, owned by the
+ * runner's user namespace; with sysfs, a detached read-only mount of a sysfs of it (-1 where
+ * refused or not asked); the named files of its /proc/net opened in it (fileFds,
+ * close-on-exec, -1 where absent) and what they then held (files, null where unreadable;
+ * made, the same for checkNetworkNamespace). Made at SCHED_IDLE when idle. */
 static napi_value js_create_network_namespace(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   struct worker *worker;
-  bool idle, is_array;
+  bool idle, is_array, with_sysfs;
   uint32_t count;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 3) return throw_type_error(env, "expected worker, idle and files");
+  if (argc < 4) return throw_type_error(env, "expected worker, idle, files and sysfs");
   if (!get_worker(env, argv[0], &worker) || !get_idle(env, argv[1], &idle)) return NULL;
+  if (napi_get_value_bool(env, argv[3], &with_sysfs) != napi_ok)
+    return throw_type_error(env, "sysfs must be a boolean");
   if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array)
     return throw_type_error(env, "files must be an array of strings");
   napi_get_array_length(env, argv[2], &count);
   struct job *job = new_job(env, JOB_CREATE, idle, count);
   if (job == NULL) return NULL;
+  job->with_sysfs = with_sysfs;
   if ((job->made = new_made(count)) == NULL) {
     free_job(job);
     return throw_system_error(env, ENOMEM, "malloc", NULL);

@@ -56,6 +56,16 @@ export interface NetworkNamespaceKernel {
   close(): void;
 }
 
+/** A kernel whose namespaces each hold a sysfs of their own, for actions that mount one
+ * inside (namespaces mode): a sysfs superblock is one per network namespace, made by the
+ * first mount and torn down with the last, so every action's fresh sysfs is then that
+ * superblock again, with the dentries of the names its masks look up already there, rather
+ * than one made and destroyed per action. The held mount is detached and read-only, and no
+ * action sees it; it is closed with its namespace. */
+export function namespacesWithSysfs(): NetworkNamespaceKernel {
+  return new NetworkNamespaceWorker({ sysfs: true });
+}
+
 export class NetworkNamespacePool {
   readonly #ready: PooledNetworkNamespace[] = [];
   /** Given back, waiting for their check. */

@@ -3,7 +3,15 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
@@ -553,5 +561,30 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
     const [code] = (await once(thread, 'exit')) as [number];
     assert.equal(code, 0);
     assert.equal(threads(), before);
+  });
+  test('with sysfs, a detached read-only sysfs of the new namespace comes with it, closed with it', async () => {
+    const withSysfs = new NetworkNamespaceWorker({ sysfs: true });
+    const without = new NetworkNamespaceWorker();
+    try {
+      const made = await withSysfs.create('normal', []);
+      try {
+        assert.ok(made.sysfs !== undefined, 'no sysfs');
+        const at = `/proc/self/fd/${made.sysfs.fd}`;
+        // Its own interfaces (loopback only), not the runner's; read-only.
+        assert.deepEqual(readdirSync(`${at}/class/net`), ['lo']);
+        assert.ok(readdirSync('/sys/class/net').length > 1, 'the host has only loopback');
+        assert.throws(() => writeFileSync(`${at}/kernel/profiling`, '1'), { code: 'EROFS' });
+        const plain = await without.create('normal', []);
+        plain.close();
+        assert.equal(plain.sysfs, undefined);
+      } finally {
+        made.close();
+      }
+      // Closed with its namespace (afterEach counts the fds).
+      assert.equal(made.sysfs.closed, true);
+    } finally {
+      withSysfs.close();
+      without.close();
+    }
   });
 });
