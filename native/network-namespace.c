@@ -1,7 +1,8 @@
 /* A worker thread per pool of network namespaces (src/sandbox/network-namespaces.ts), fed
  * from a queue: it makes new namespaces with loopback up (the largest of an action's kernel
- * work, off the event loop and off the action's path) and checks whether an action left one
- * as it was made.
+ * work, off the event loop and off the action's path; and, when asked, a detached sysfs of
+ * each, which keeps its sysfs superblock for the actions that mount one) and checks whether
+ * an action left one as it was made.
  *
  * Making one: unshare(CLONE_NEWNET) on the worker, which stays in the namespace it made last
  * (a runner that is root only of a user namespace of its own may make one, but not setns
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -59,6 +61,10 @@ struct job {
   struct job *next;
   enum job_kind kind;
   bool idle;
+  /* JOB_CREATE: whether to mount a sysfs of the new namespace too, and its detached mount
+   * (or -1). */
+  bool with_sysfs;
+  int sysfs;
   napi_deferred deferred;
   /* JOB_CREATE: made here, handed to JS on delivery. JOB_CHECK: the namespace's, held by
    * made_reference until delivery. */
@@ -113,6 +119,7 @@ static void free_made(struct made_files *made) {
 /* Closes what a creation opened that nobody took. */
 static void close_created(struct job *job) {
   if (job->namespace_fd >= 0) close(job->namespace_fd);
+  if (job->sysfs >= 0) close(job->sysfs);
   for (uint32_t i = 0; job->made != NULL && i < job->made->count; i++)
     if (job->file_fds[i] >= 0) close(job->file_fds[i]);
 }
@@ -187,6 +194,20 @@ static void open_net_files(struct worker *worker, struct made_files *made, int *
   if (net >= 0) close(net);
 }
 
+/* A detached read-only mount of a sysfs of the calling thread's network namespace, or -1
+ * where it is refused (each action mounts its own then, as without it). */
+static int mount_sysfs(void) {
+  int fs = fsopen("sysfs", FSOPEN_CLOEXEC);
+  if (fs < 0) return -1;
+  int mount = -1;
+  if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0) {
+    mount = fsmount(fs, FSMOUNT_CLOEXEC,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  }
+  close(fs);
+  return mount;
+}
+
 static void make_namespace(struct worker *worker, struct job *job) {
   int syscall_id;
   if (unshare(CLONE_NEWNET) < 0) {
@@ -201,20 +222,35 @@ static void make_namespace(struct worker *worker, struct job *job) {
     job->syscall = "open";
     job->path = namespace_path;
   } else {
+    if (job->with_sysfs) job->sysfs = mount_sysfs();
     open_net_files(worker, job->made, job->file_fds);
   }
 }
 
 /* Whether a file absent when the namespace was made is absent still: looked up in the
- * namespace itself (the worker enters it); else *now is what it holds (NULL: unreadable). */
+ * namespace itself (the worker enters it); else *now is what it holds (NULL: unreadable).
+ * A failed lookup fails the check (job->error): it counts as touched. */
 static bool still_absent(struct worker *worker, struct job *job, uint32_t index, char **now,
                          size_t *now_length) {
-  if (setns(job->namespace_fd, CLONE_NEWNET) < 0) return false;
+  if (setns(job->namespace_fd, CLONE_NEWNET) < 0) {
+    job->error = errno;
+    job->syscall = "setns";
+    return false;
+  }
   char path[256];
   int length = snprintf(path, sizeof path, "%s/%s", net_directory_path, job->made->names[index]);
-  if (length < 0 || (size_t)length >= sizeof path) return false;
+  if (length < 0 || (size_t)length >= sizeof path) {
+    job->error = ENAMETOOLONG;
+    job->syscall = "open";
+    return false;
+  }
   int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT;
+  if (fd < 0 && errno == ENOENT) return true;
+  if (fd < 0) {
+    job->error = errno;
+    job->syscall = "open";
+    return false;
+  }
   ssize_t got = read_whole(worker, fd);
   close(fd);
   if (got >= 0 && (*now = copy_scratch(worker, (size_t)got)) != NULL) *now_length = (size_t)got;
@@ -223,10 +259,10 @@ static bool still_absent(struct worker *worker, struct job *job, uint32_t index,
 
 static void check_namespace(struct worker *worker, struct job *job) {
   const struct made_files *made = job->made;
-  for (uint32_t i = 0; i < made->count; i++) {
+  for (uint32_t i = 0; i < made->count && job->error == 0; i++) {
     if (job->file_fds[i] < 0) {
-      job->unchanged[i] =
-          made->texts[i] == NULL && still_absent(worker, job, i, &job->now[i], &job->now_lengths[i]);
+      job->unchanged[i] = made->texts[i] == NULL &&
+                          still_absent(worker, job, i, &job->now[i], &job->now_lengths[i]);
       continue;
     }
     ssize_t length = read_whole(worker, job->file_fds[i]);
@@ -243,7 +279,8 @@ static void *worker_main(void *data) {
   pthread_setname_np(pthread_self(), thread_name);
   for (;;) {
     pthread_mutex_lock(&worker->lock);
-    while (worker->head == NULL && !worker->stopping) pthread_cond_wait(&worker->wake, &worker->lock);
+    while (worker->head == NULL && !worker->stopping)
+      pthread_cond_wait(&worker->wake, &worker->lock);
     struct job *job = worker->stopping ? NULL : worker->head;
     if (job != NULL) {
       worker->head = job->next;
@@ -297,7 +334,8 @@ static void stop_worker(struct worker *worker, napi_env env) {
   pthread_join(worker->thread, NULL);
   while (left != NULL) {
     struct job *next = left->next;
-    if (env != NULL && left->made_reference != NULL) napi_delete_reference(env, left->made_reference);
+    if (env != NULL && left->made_reference != NULL)
+      napi_delete_reference(env, left->made_reference);
     free_job(left);
     left = next;
   }
@@ -363,6 +401,7 @@ static napi_value created_value(napi_env env, struct job *job) {
   if (napi_create_external(env, made, finalize_made, NULL, &external) != napi_ok) return NULL;
   job->made = NULL;
   napi_set_named_property(env, result, "fd", make_int32(env, job->namespace_fd));
+  napi_set_named_property(env, result, "sysfs", make_int32(env, job->sysfs));
   napi_set_named_property(env, result, "fileFds", fds);
   napi_set_named_property(env, result, "files", texts);
   napi_set_named_property(env, result, "made", external);
@@ -457,6 +496,7 @@ static struct job *new_job(napi_env env, enum job_kind kind, bool idle, uint32_t
     job->kind = kind;
     job->idle = idle;
     job->namespace_fd = -1;
+    job->sysfs = -1;
     job->file_fds = calloc(count == 0 ? 1 : count, sizeof *job->file_fds);
     job->unchanged = calloc(count == 0 ? 1 : count, sizeof *job->unchanged);
     job->now = calloc(count == 0 ? 1 : count, sizeof *job->now);
@@ -526,25 +566,29 @@ static napi_value js_close_worker(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-/* createNetworkNamespace(worker, idle, files) → Promise<{fd, fileFds, files, made}>: an fd
- * (close-on-exec) on a new network namespace whose loopback is up, owned by the runner's
- * user namespace; the named files of its /proc/net opened in it (fileFds, close-on-exec, -1
- * where absent) and what they then held (files, null where unreadable; made, the same for
- * checkNetworkNamespace). Made at SCHED_IDLE when idle. */
+/* createNetworkNamespace(worker, idle, files, sysfs) → Promise<{fd, sysfs, fileFds, files,
+ * made}>: an fd (close-on-exec) on a new network namespace whose loopback is up, owned by the
+ * runner's user namespace; with sysfs, a detached read-only mount of a sysfs of it (-1 where
+ * refused or not asked); the named files of its /proc/net opened in it (fileFds,
+ * close-on-exec, -1 where absent) and what they then held (files, null where unreadable;
+ * made, the same for checkNetworkNamespace). Made at SCHED_IDLE when idle. */
 static napi_value js_create_network_namespace(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   struct worker *worker;
-  bool idle, is_array;
+  bool idle, is_array, with_sysfs;
   uint32_t count;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 3) return throw_type_error(env, "expected worker, idle and files");
+  if (argc < 4) return throw_type_error(env, "expected worker, idle, files and sysfs");
   if (!get_worker(env, argv[0], &worker) || !get_idle(env, argv[1], &idle)) return NULL;
+  if (napi_get_value_bool(env, argv[3], &with_sysfs) != napi_ok)
+    return throw_type_error(env, "sysfs must be a boolean");
   if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array)
     return throw_type_error(env, "files must be an array of strings");
   napi_get_array_length(env, argv[2], &count);
   struct job *job = new_job(env, JOB_CREATE, idle, count);
   if (job == NULL) return NULL;
+  job->with_sysfs = with_sysfs;
   if ((job->made = new_made(count)) == NULL) {
     free_job(job);
     return throw_system_error(env, ENOMEM, "malloc", NULL);

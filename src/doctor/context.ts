@@ -70,7 +70,12 @@ async function isolationProbe(strategy: IsolationStrategy): Promise<LaunchOutcom
   let prepared: PreparedMode | undefined;
   try {
     host = HostResources.open();
-    prepared = await strategy.prepare({ filesystems: defaultIsolation.filesystems, host });
+    const unprivilegedActionIds = strategy.unprivilegedActionIds(defaultIsolation, host);
+    prepared = await strategy.prepare({
+      filesystems: defaultIsolation.filesystems,
+      host,
+      unprivilegedActionIds,
+    });
     const context: IsolationContext = {
       spec: {
         inputRoot: '',
@@ -84,6 +89,7 @@ async function isolationProbe(strategy: IsolationStrategy): Promise<LaunchOutcom
       host,
       files: { inputRoot, stdout: undefined, stderr: undefined, temporaryDirectory: undefined },
       prepared,
+      unprivilegedActionIds,
     };
     const plan = new PlanBuilder();
     try {

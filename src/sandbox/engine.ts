@@ -31,7 +31,7 @@ import { HostResources } from './host.js';
 import { failure, type LaunchOutcome, launchProbe } from './launch-probe.js';
 import type { IsolationStrategy, PreparedMode } from './modes/mode.js';
 import { isolationStrategy } from './modes/registry.js';
-import { NetworkNamespacePool } from './network-namespaces.js';
+import { NetworkNamespacePool, namespacesWithSysfs } from './network-namespaces.js';
 import { outcome } from './outcome.js';
 import { PlanBuilder, runnerStep, SetupError } from './plan.js';
 import { PreparedCgroups } from './prepared-cgroups.js';
@@ -216,7 +216,14 @@ export class Engine {
     const preparedAhead = isolation.preparedNetworkNamespaces ?? 0;
     const networkNamespaces =
       strategy.actionUserNamespace && isolation.network && preparedAhead > 0
-        ? new NetworkNamespacePool(preparedAhead, isolation.actionUserNamespace !== undefined)
+        ? new NetworkNamespacePool(
+            preparedAhead,
+            isolation.actionUserNamespace !== undefined,
+            // Where actions mount a sysfs of their namespace (namespaces mode).
+            strategy.specialMounts === 'action' && isolation.filesystems.sys
+              ? namespacesWithSysfs()
+              : undefined,
+          )
         : undefined;
     const cgroups =
       options.cgroups === undefined
@@ -230,8 +237,9 @@ export class Engine {
     let host: HostResources | undefined;
     try {
       host = HostResources.open();
+      const unprivilegedActionIds = strategy.unprivilegedActionIds(isolation, host);
       const [prepared] = await Promise.all([
-        strategy.prepare({ filesystems: isolation.filesystems, host }),
+        strategy.prepare({ filesystems: isolation.filesystems, host, unprivilegedActionIds }),
         networkNamespaces?.fill(),
         cgroups?.fill(),
       ]);
@@ -247,6 +255,7 @@ export class Engine {
           settings: isolation,
           strategy,
           host,
+          unprivilegedActionIds,
           inputRootClaims: new Set(),
           ...(cgroups === undefined ? {} : { cgroups }),
           ...(networkNamespaces === undefined ? {} : { networkNamespaces }),
@@ -378,6 +387,7 @@ export class Engine {
           host,
           files,
           prepared: this.#prepared,
+          unprivilegedActionIds: this.#context.unprivilegedActionIds,
           strategy,
           resources: resources.resources,
           program,

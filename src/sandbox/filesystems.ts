@@ -18,28 +18,44 @@ import type { SpecialFilesystems } from './types.js';
 
 const directory = constants.O_PATH | constants.O_DIRECTORY;
 
+/** Whose special mounts are planned: an engine's settings, on its host, for actions whose ids
+ * are or are not unprivileged (IsolationStrategy.unprivilegedActionIds). */
+export interface SpecialMountsSubject {
+  readonly filesystems: SpecialFilesystems;
+  readonly host: HostResources;
+  readonly unprivilegedActionIds: boolean;
+}
+
 /** The entries of the table that these settings provide and this host's kernel has (no mask
- * nor read-only bind of what it lacks). */
+ * nor read-only bind of what it lacks), but for actions whose ids are never the host's uid 0
+ * (`unprivilegedActionIds`) none over what the kernel refuses them anyway
+ * (HostResources.hostRootOnlyEntries). */
 export function plannedSpecialMounts(
   filesystems: SpecialFilesystems,
   host: HostResources,
+  unprivilegedActionIds: boolean,
 ): readonly SpecialMount[] {
-  const byHost = planned.get(filesystems) ?? new WeakMap<HostResources, SpecialMount[]>();
+  const byHost = planned.get(filesystems) ?? new WeakMap<HostResources, SpecialMount[][]>();
   planned.set(filesystems, byHost);
-  let entries = byHost.get(host);
+  const answers = byHost.get(host) ?? [];
+  byHost.set(host, answers);
+  const index = unprivilegedActionIds ? 1 : 0;
+  let entries = answers[index];
   if (entries === undefined) {
     entries = enabledSpecialMounts(filesystems).filter(
       (entry) =>
-        !kernelEntryKinds.has(entry.source.kind) || host.presentKernelEntries.has(entry.at),
+        !kernelEntryKinds.has(entry.source.kind) ||
+        (host.presentKernelEntries.has(entry.at) &&
+          !(unprivilegedActionIds && host.hostRootOnlyEntries.has(entry.at))),
     );
-    byHost.set(host, entries);
+    answers[index] = entries;
   }
   return entries;
 }
 
-/** plannedSpecialMounts' answers, by the engine's settings and host: the same for every
- * action. */
-const planned = new WeakMap<SpecialFilesystems, WeakMap<HostResources, SpecialMount[]>>();
+/** plannedSpecialMounts' answers, by the engine's settings and host, and whether its
+ * actions' ids are unprivileged (index 1) or not (0): the same for every action. */
+const planned = new WeakMap<SpecialFilesystems, WeakMap<HostResources, SpecialMount[][]>>();
 
 /** The step that opens a mountpoint of the input root: its failure is the request's. */
 export function mountpointStep(path: string): StepInfo {
@@ -113,12 +129,13 @@ export interface MountTemplates {
 
 /** The templates for actions with these settings on this host: their names in the template
  * namespace. */
-export function mountTemplates(
-  filesystems: SpecialFilesystems,
-  host: HostResources,
-): MountTemplates {
+export function mountTemplates({
+  filesystems,
+  host,
+  unprivilegedActionIds,
+}: SpecialMountsSubject): MountTemplates {
   const masks = new Map(
-    plannedSpecialMounts(filesystems, host)
+    plannedSpecialMounts(filesystems, host, unprivilegedActionIds)
       .filter((entry) => entry.source.kind === 'masked')
       .map((entry) => [entry.at, `masked-${entry.at.replaceAll('/', '-')}`]),
   );
@@ -134,7 +151,7 @@ export function planMountTemplates(
   plan: PlanBuilder,
   tmpfs: Slot,
   templates: MountTemplates,
-  { filesystems, host }: { filesystems: SpecialFilesystems; host: HostResources },
+  { filesystems, host, unprivilegedActionIds }: SpecialMountsSubject,
 ): void {
   const info = runnerStep('make the special mounts that actions copy');
   let directoryMask: string | undefined;
@@ -162,7 +179,7 @@ export function planMountTemplates(
   }
   const { dev } = templates;
   if (dev === undefined) return;
-  const entries = plannedSpecialMounts(filesystems, host).filter(
+  const entries = plannedSpecialMounts(filesystems, host, unprivilegedActionIds).filter(
     (entry) => entry.enabledBy === 'dev',
   );
   const clones: HostClones = {
@@ -210,6 +227,7 @@ export function planHostClones(
   host: HostResources,
   temporaryDirectory: Slot | undefined,
   filesystems: SpecialFilesystems,
+  unprivilegedActionIds: boolean,
   templates: MountTemplates | undefined,
 ): HostClones {
   const deviceNodes = new Map<string, DeviceNodeSource>();
@@ -230,7 +248,7 @@ export function planHostClones(
     temporary = plan.openTree(info, temporaryDirectory, '', constants.OPEN_TREE_CLONE);
   }
   const fileMasks = planFileMaskClones(
-    plannedSpecialMounts(filesystems, host).filter(
+    plannedSpecialMounts(filesystems, host, unprivilegedActionIds).filter(
       (entry) => templates?.masks.has(entry.at) !== true,
     ),
     cloneDevNullByHandle(plan, host),
@@ -263,6 +281,7 @@ export function planUserNamespaceClones(
   host: HostResources,
   temporaryDirectory: TemporaryDirectoryLocation | undefined,
   filesystems: SpecialFilesystems,
+  unprivilegedActionIds: boolean,
   bindSys: boolean,
 ): HostClones {
   const deviceNodes = new Map<string, DeviceNodeSource>();
@@ -294,8 +313,9 @@ export function planUserNamespaceClones(
     plan.sameInode(info, found, plan.inherit(temporaryDirectory.fd.fd));
     temporary = plan.openTree(info, found, '', constants.OPEN_TREE_CLONE);
   }
-  const fileMasks = planFileMaskClones(plannedSpecialMounts(filesystems, host), (info) =>
-    plan.openTree(info, cwd, '/dev/null', constants.OPEN_TREE_CLONE),
+  const fileMasks = planFileMaskClones(
+    plannedSpecialMounts(filesystems, host, unprivilegedActionIds),
+    (info) => plan.openTree(info, cwd, '/dev/null', constants.OPEN_TREE_CLONE),
   );
   return {
     deviceNodes,
@@ -463,10 +483,11 @@ export function planSpecialFilesystems(
   clones: HostClones,
   host: HostResources,
   filesystems: SpecialFilesystems,
+  unprivilegedActionIds: boolean,
 ): void {
   planEntries(
     plan,
-    plannedSpecialMounts(filesystems, host),
+    plannedSpecialMounts(filesystems, host, unprivilegedActionIds),
     (entry) =>
       plan.open(mountpointStep(`/${entry.at}`), root, entry.at, {
         flags: directory,
@@ -486,8 +507,9 @@ export function planProc(
   target: Slot,
   host: HostResources,
   filesystems: SpecialFilesystems,
+  unprivilegedActionIds: boolean,
 ): void {
-  const proc = plannedSpecialMounts(filesystems, host).filter(
+  const proc = plannedSpecialMounts(filesystems, host, unprivilegedActionIds).filter(
     (entry) => entry.enabledBy === 'proc',
   );
   const fileMasks = planFileMaskClones(proc, cloneDevNullByHandle(plan, host));

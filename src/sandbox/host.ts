@@ -1,7 +1,8 @@
 // What every action needs from the host, opened once by the Engine and closed with it: the
 // device nodes of /dev, /dev/null for stdin, the init executable, a pidfd of the runner
-// itself, and which of the table's masks this kernel has. No per-action opens.
-import { existsSync, readFileSync } from 'node:fs';
+// itself, and which of the table's masks this kernel has (and which of those only its uid 0
+// may use). No per-action opens.
+import { existsSync, lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { constants, type Fd, fstat, openat2 } from '../syscalls/index.js';
 import { initExecutablePath } from '../syscalls/native.js';
 import { pidfdOpen } from '../syscalls/process.js';
@@ -73,6 +74,81 @@ function presentKernelEntries(): ReadonlySet<string> {
   );
 }
 
+/** Whether `status` is owned by uid 0 and grants its group and others none of `bits`. */
+function onlyOwnerRootMay(status: Stats, bits: number): boolean {
+  return status.uid === 0 && (status.mode & bits) === 0;
+}
+
+/** Whether the kernel's entry at `path`, and with `beneath` everything in it on the same
+ * filesystem, is owned by uid 0 and grants group and others none of `bits`. Symlinks are
+ * passed over: what they point to is judged where it is. Only the entry of the filesystem
+ * mounted at `filesystem` counts: one mounted over it (a container runtime's mask of the
+ * runner's /proc) says nothing of the kernel's. */
+function rootOnly(path: string, filesystem: string, bits: number, beneath: boolean): boolean {
+  let top: Stats;
+  try {
+    top = lstatSync(path);
+    if (top.dev !== lstatSync(filesystem).dev) return false;
+  } catch {
+    return false;
+  }
+  const walk = (at: string, status: Stats): boolean => {
+    if (status.isSymbolicLink()) return true;
+    if (!onlyOwnerRootMay(status, bits)) return false;
+    if (!beneath || !status.isDirectory()) return true;
+    let names: string[];
+    try {
+      names = readdirSync(at);
+    } catch {
+      return false;
+    }
+    return names.every((name) => {
+      const below = `${at}/${name}`;
+      let child: Stats;
+      try {
+        child = lstatSync(below);
+      } catch {
+        // Gone meanwhile (a process's entry): nothing to judge.
+        return true;
+      }
+      // Another filesystem mounted there on the host is not in the action's fresh one.
+      return child.dev !== status.dev || walk(below, child);
+    });
+  };
+  return walk(path, top);
+}
+
+/** Group and others' read, write and search bits; their write bits. */
+const anyAccess = 0o077;
+const writeAccess = 0o022;
+
+/** The places of the table's masks and read-only binds whose kernel entry only the host's
+ * uid 0 may use, as the runner's /proc and /sys show them: owned by uid 0 and granting its
+ * group and others nothing of what the entry stands against (reading or writing a masked
+ * file, or entering a masked directory; writing anything beneath a read-only bind). The
+ * kernel decides who may use them by owner and mode alone (generic_permission: procfs's
+ * entries and kernfs have no permission handler granting more; the sysctls do, and are
+ * never counted: SpecialMount.permissionsOfItsOwn), and grants a capability over an inode
+ * only where its owner and group are mapped in the holder's user namespace
+ * (capable_wrt_inode_uidgid). So an action in a user namespace of its own whose ids are
+ * other host ids than uid 0 is refused these whatever capabilities it holds there; its
+ * group ids do not matter (no group bit is set). Several need init-namespace capabilities
+ * besides (kcore CAP_SYS_RAWIO). Judged on this kernel's own modes: one whose modes grant
+ * more keeps the mask. */
+function hostRootOnlyEntries(present: ReadonlySet<string>): ReadonlySet<string> {
+  return new Set(
+    specialMounts
+      .filter((entry) => present.has(entry.at) && entry.permissionsOfItsOwn !== true)
+      .filter((entry) =>
+        entry.source.kind === 'masked'
+          ? rootOnly(`/${entry.at}`, `/${entry.enabledBy}`, anyAccess, false)
+          : entry.source.kind === 'readOnlyOverItself' &&
+            rootOnly(`/${entry.at}`, `/${entry.enabledBy}`, writeAccess, true),
+      )
+      .map((entry) => entry.at),
+  );
+}
+
 const CAP_SETGID = 6n;
 const CAP_SETUID = 7n;
 const CAP_MKNOD = 27n;
@@ -106,6 +182,9 @@ export class HostResources {
   /** The places of the table's masks and read-only binds this kernel has
    * (presentKernelEntries): the others are not planned. */
   readonly presentKernelEntries: ReadonlySet<string>;
+  /** Those of them that only the host's uid 0 may use (hostRootOnlyEntries): not planned for
+   * actions whose ids are never the host's uid 0 (IsolationStrategy.unprivilegedActionIds). */
+  readonly hostRootOnlyEntries: ReadonlySet<string>;
 
   private constructor(
     deviceNodes: ReadonlyMap<string, DeviceNode>,
@@ -117,6 +196,7 @@ export class HostResources {
     this.makesDeviceNodes = holdsCapabilities(CAP_MKNOD);
     this.mapsAnyIds = holdsCapabilities(CAP_SETUID, CAP_SETGID);
     this.presentKernelEntries = presentKernelEntries();
+    this.hostRootOnlyEntries = hostRootOnlyEntries(this.presentKernelEntries);
     this.devNull = devNull;
     this.init = init;
     this.runnerPidfd = runnerPidfd;

@@ -1,6 +1,6 @@
 // Network namespaces made ahead of the actions that enter them: making one is the largest
 // item of an action's kernel work (0.4–0.9 ms here), and it depends on nothing of the
-// request. The pool makes them one at a time on a thread of their own, and refills after a
+// request. The pool makes them one at a time on a thread of its own, and refills after a
 // take at SCHED_IDLE, so that a refill only uses a core that the actions (and everything
 // else on the machine) leave idle. An action that finds the pool empty gets a namespace of
 // its clone instead, as without a pool: it never waits. Each namespace is held by one action
@@ -11,10 +11,10 @@
 // behave as one: so a namespace the action left as it was made goes back to the pool
 // instead (reuse). Once every process of the action is gone, the pool's thread reads what
 // network-namespace-state.ts names, through the files it opened in the namespace when it
-// made it; only a namespace found untouched is given again, any other is closed and the pool refills as without reuse. While checks find
-// them untouched, the namespaces that actions hold count as coming back (a take starts no
-// refill), and a take that finds none ready makes the pool grow by one, up to its size + 2
-// ready. How often one namespace is given again is not bounded: each check compares it with
+// made it; only a namespace found untouched is given again, any other is closed and the
+// pool refills as without reuse. While checks find them untouched, the namespaces that
+// actions hold count as coming back (a take starts no refill), and a take that finds none
+// ready makes the pool grow by one, up to its size + 2 ready. How often one namespace is given again is not bounded: each check compares it with
 // its state when made, so the hundredth action finds it as the first did.
 import {
   type MadeNetworkNamespace,
@@ -54,6 +54,16 @@ export interface NetworkNamespaceKernel {
   ): Promise<NetworkNamespaceReading>;
   /** Once nothing is under way. */
   close(): void;
+}
+
+/** A kernel whose namespaces each hold a sysfs of their own, for actions that mount one
+ * inside (namespaces mode): a sysfs superblock is one per network namespace, made by the
+ * first mount and torn down with the last, so every action's fresh sysfs is then that
+ * superblock again, with the dentries of the names its masks look up already there, rather
+ * than one made and destroyed per action. The held mount is detached and read-only, and no
+ * action sees it; it is closed with its namespace. */
+export function namespacesWithSysfs(): NetworkNamespaceKernel {
+  return new NetworkNamespaceWorker({ sysfs: true });
 }
 
 export class NetworkNamespacePool {

@@ -41,6 +41,13 @@ export interface SpecialMount {
   /** Inside a fresh filesystem: the mode of the directory (or file, for a node) made for
    * it. Top-level entries go on the input root's own mountpoints instead. */
   readonly createMode?: number;
+  /** A mask or read-only bind over what the kernel lets in by handlers of its own rather
+   * than by the owner and mode of its inodes: the sysctls, writable by whoever holds a
+   * capability over the namespace a setting belongs to (the action's own user namespace's
+   * user.* limits, a network or IPC namespace that the action's user namespace owns), and
+   * by anyone where the table says 0666 (kernel.ns_last_pid). Made whatever the action's
+   * ids (HostResources.hostRootOnlyEntries judges the others by owner and mode). */
+  readonly permissionsOfItsOwn?: true;
 }
 
 /** The device nodes of an action's /dev, from the host's. */
@@ -116,6 +123,7 @@ export const specialMounts: readonly SpecialMount[] = [
       enabledBy: 'proc',
       source: { kind: 'readOnlyOverItself' },
       attributes: kernelFiles,
+      ...(name === 'sys' ? { permissionsOfItsOwn: true } : {}),
     }),
   ),
   ...maskedProcFiles.map((name) => masked(`proc/${name}`, 'file')),

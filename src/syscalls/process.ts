@@ -353,10 +353,14 @@ export type NetworkNamespaceFiles = readonly (string | null)[];
 export type NetworkNamespaceReading = readonly (string | null | true)[];
 
 /** A network namespace made by a NetworkNamespaceWorker, with the files of its /proc/net
- * that it opened there (close-on-exec) and keeps open for the namespace's checks. */
+ * that it opened there (close-on-exec) and keeps open for the namespace's checks, and the
+ * sysfs of it that the worker was asked to hold. */
 export class MadeNetworkNamespace implements Disposable {
   /** Entering it (setns) puts a process in it. */
   readonly namespace: Fd;
+  /** A detached read-only mount of a sysfs of it, held while the namespace is (absent where
+   * not asked for, or refused by the kernel). */
+  readonly sysfs: Fd | undefined;
   /** What the files held once it was made. */
   readonly files: NetworkNamespaceFiles;
   /** The files kept open, in the order asked (undefined where absent). */
@@ -367,11 +371,14 @@ export class MadeNetworkNamespace implements Disposable {
 
   constructor(made: {
     fd: number;
+    /** -1: none. */
+    sysfs: number;
     fileFds: number[];
     files: NetworkNamespaceFiles;
     made: unknown;
   }) {
     this.namespace = new Fd(made.fd);
+    this.sysfs = made.sysfs < 0 ? undefined : new Fd(made.sysfs);
     this.files = made.files;
     this.#kept = made.fileFds.map((fd) => (fd < 0 ? undefined : new Fd(fd)));
     this.#keptFds = made.fileFds;
@@ -391,6 +398,7 @@ export class MadeNetworkNamespace implements Disposable {
 
   close(): void {
     this.namespace.close();
+    this.sysfs?.close();
     for (const file of this.#kept) file?.close();
   }
 
@@ -403,6 +411,12 @@ export class MadeNetworkNamespace implements Disposable {
  * asked. It never keeps the event loop alive while idle; close ends it. */
 export class NetworkNamespaceWorker {
   readonly #worker: unknown = native.openNetworkNamespaceWorker();
+  readonly #sysfs: boolean;
+
+  /** sysfs: whether each namespace made holds a sysfs of its own (MadeNetworkNamespace). */
+  constructor({ sysfs = false }: { sysfs?: boolean } = {}) {
+    this.#sysfs = sysfs;
+  }
 
   /** A new network namespace with its loopback interface up, owned by the runner's user
    * namespace (needs CAP_SYS_ADMIN there), with the named files of its /proc/net opened and
@@ -412,7 +426,7 @@ export class NetworkNamespaceWorker {
     files: readonly string[],
   ): Promise<MadeNetworkNamespace> {
     return new MadeNetworkNamespace(
-      await native.createNetworkNamespace(this.#worker, priority === 'idle', files),
+      await native.createNetworkNamespace(this.#worker, priority === 'idle', files, this.#sysfs),
     );
   }
 

@@ -48,6 +48,18 @@ export function childProcesses(pid: number | 'self' = 'self'): number[] {
   return children.sort((a, b) => a - b);
 }
 
+/** How many threads of this process have the name `comm` (as /proc/<tid>/comm shows it). */
+export function threadsNamed(comm: string): number {
+  return readdirSync('/proc/self/task').filter((task) => {
+    try {
+      return readFileSync(`/proc/self/task/${task}/comm`, 'utf8') === `${comm}\n`;
+    } catch {
+      // A thread that ended since the listing.
+      return false;
+    }
+  }).length;
+}
+
 /** Files that the runtime opens for a moment on its own threads, whatever the test does: glibc
  * reads overcommit_memory once, the first time a thread's malloc arena shrinks (shrink_heap). */
 const transientRuntimeFiles = new Set(['/proc/sys/vm/overcommit_memory']);

@@ -25,6 +25,20 @@ function standIn(fd: number): Fd {
   return { fd } as unknown as Fd;
 }
 
+/** The places that Linux 6.18's modes leave to its uid 0 (root-owned, nothing for group and
+ * others; beneath the read-only binds, nothing writable but by the owner). */
+export const standInHostRootOnly: readonly string[] = [
+  'proc/sysrq-trigger',
+  'proc/irq',
+  'proc/bus',
+  'proc/fs',
+  'proc/kcore',
+  'proc/kpagecgroup',
+  'proc/kpagecount',
+  'proc/kpageflags',
+  'proc/timer_list',
+];
+
 export function standInHost(makesDeviceNodes = true, mapsAnyIds = false): HostResources {
   return {
     deviceNodes: new Map(
@@ -44,6 +58,8 @@ export function standInHost(makesDeviceNodes = true, mapsAnyIds = false): HostRe
         .filter((entry) => kernelEntryKinds.has(entry.source.kind))
         .map((entry) => entry.at),
     ),
+    // Of which only its uid 0 may use those that Linux 6.18 makes so.
+    hostRootOnlyEntries: new Set(standInHostRootOnly),
   } as unknown as HostResources;
 }
 
@@ -64,6 +80,8 @@ export interface PlanOptions {
    * (the one that needs no root to prepare), from this pool when given. */
   readonly resources?: readonly ActionResource[];
   readonly networkNamespaces?: NetworkNamespacePool;
+  /** The engine's IsolationStrategy.unprivilegedActionIds; the mode's own answer by default. */
+  readonly unprivilegedActionIds?: boolean;
 }
 
 /** The engine's plan for one action, as Engine.run builds it. */
@@ -94,6 +112,9 @@ export function planFor(mode: IsolationSettings['mode'], options: PlanOptions = 
     options.resources ??
     (network.appliesTo(engine) ? [network.prepare({ engine, spec, files })] : []);
   const host = options.host ?? standInHost();
+  const unprivilegedActionIds =
+    options.unprivilegedActionIds ?? strategy.unprivilegedActionIds(settings, host);
+  const subject = { filesystems: settings.filesystems, host, unprivilegedActionIds };
   return buildPlan({
     spec,
     settings,
@@ -102,8 +123,9 @@ export function planFor(mode: IsolationSettings['mode'], options: PlanOptions = 
     // A real handle on a made-up number, never closed: the template's fd is only read.
     prepared:
       mode === 'namespaces'
-        ? new TemplateNamespace(new Fd(183), mountTemplates(settings.filesystems, host))
+        ? new TemplateNamespace(new Fd(183), mountTemplates(subject))
         : nothingPrepared,
+    unprivilegedActionIds,
     strategy,
     resources,
     program: '/bin/sh',

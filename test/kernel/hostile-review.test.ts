@@ -14,6 +14,7 @@ import {
   readFileSync,
   readlinkSync,
   symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -21,7 +22,9 @@ import { join } from 'node:path';
 import { before, describe } from 'node:test';
 import { populateBusyboxRoot } from '../../src/cli/busybox-root.js';
 import { defaultIsolation } from '../../src/sandbox/defaults.js';
+import { HostResources } from '../../src/sandbox/host.js';
 import type { ActionError } from '../../src/sandbox/index.js';
+import { specialMounts } from '../../src/sandbox/special-mounts.js';
 import { RunnerClient } from '../../src/server/client.js';
 import { makeFifo } from '../helpers/busybox.js';
 import { openEngine, runAction } from '../helpers/engine.js';
@@ -305,6 +308,8 @@ for (const mode of modes) {
       async () => {
         // runc's and containerd's masked paths, plus the physical page files and key-users,
         // which they leave to a dropped CAP_SYS_ADMIN; what a kernel lacks is not asked for.
+        // Masked, or refused by the kernel where only the host's root may read them and the
+        // action's ids are never it (the next cases).
         const files = [
           '/proc/kpageflags',
           '/proc/kpagecount',
@@ -414,6 +419,118 @@ for (const mode of modes) {
         assert.equal(stdout, '', stdout);
       },
     );
+
+    contained(
+      'R5. the host root’s files left unmasked are refused to its uid 0: no read, write or chmod',
+      {},
+      async () => {
+        // What the engine does not mask or bind read-only, since its actions' ids are never
+        // the host's uid 0 (IsolationStrategy.unprivilegedActionIds): the kernel must refuse
+        // each, by owner and mode, whatever capabilities the action holds in its namespace.
+        const host = HostResources.open();
+        const skipped = [...host.hostRootOnlyEntries].map((at) => `/${at}`);
+        host.close();
+        for (const path of ['/proc/kpageflags', '/proc/timer_list', '/proc/irq']) {
+          if (existsSync(path)) assert.ok(skipped.includes(path), `${path} is masked`);
+        }
+        assert.ok(skipped.length > 0, 'this kernel has no file only its root may use');
+        const masked = new Set(
+          specialMounts.filter((entry) => entry.source.kind === 'masked').map((e) => `/${e.at}`),
+        );
+        const stdout = await run(
+          spec(
+            mode,
+            actionDirectory(),
+            [
+              // EACCES or EPERM from the kernel's checks, not EROFS (a mount) nor ENOENT.
+              'refused() { case "$1" in *"Permission denied"*|*"Operation not permitted"*) ;; *) echo "$2: $1";; esac; }',
+              ...skipped.map(
+                (path) => `grep -q " ${path} " /proc/self/mountinfo && echo "mounted ${path}"`,
+              ),
+              ...skipped
+                .filter((path) => masked.has(path))
+                .map(
+                  (path) =>
+                    `out=$(head -c 1 ${path} 2>&1 >/dev/null) && echo "read ${path}" || refused "$out" "read ${path}"; ` +
+                    `out=$( (: >> ${path}) 2>&1) && echo "wrote ${path}" || refused "$out" "write ${path}"`,
+                ),
+              // Beneath a place bound read-only elsewhere: every file and directory.
+              ...skipped
+                .filter((path) => !masked.has(path))
+                .map(
+                  (path) =>
+                    `for f in $(find ${path} ! -type l); do ` +
+                    // procfs makes no file in a directory (ENOENT, as the host's root): its
+                    // attributes and files are what is left to attack.
+                    'if [ ! -d "$f" ]; then out=$( (: >> "$f") 2>&1) && echo "wrote $f" || refused "$out" "write $f"; fi; ' +
+                    'out=$(chmod "$(stat -c %a "$f")" "$f" 2>&1) && echo "chmod $f" || refused "$out" "chmod $f"; ' +
+                    'done',
+                ),
+              'true',
+            ].join('\n'),
+          ),
+        );
+        assert.equal(stdout, '', stdout);
+      },
+    );
+
+    contained(
+      'R5. where its uid 0 may be the host’s root (no user namespace per action), those files stay masked or read-only',
+      {},
+      async () => {
+        const host = HostResources.open();
+        const kept = [...host.hostRootOnlyEntries].map((at) => `/${at}`);
+        host.close();
+        assert.ok(kept.length > 0, 'this kernel has no file only its root may use');
+        const { actionUserNamespace: _, ...withoutUserNamespace } = defaultIsolation;
+        const stdout = await run(
+          spec(
+            mode,
+            actionDirectory(),
+            [
+              ...kept.map(
+                (path) => `grep -q " ${path} ro," /proc/self/mountinfo || echo "unmasked ${path}"`,
+              ),
+              'true',
+            ].join('; '),
+            { isolation: { ...withoutUserNamespace, mode } },
+          ),
+        );
+        assert.equal(stdout, '', stdout);
+      },
+    );
+
+    // This file runs in a private mount namespace of its own: the runner's /proc changes here.
+    if (mode === 'namespaces')
+      contained(
+        'R5. a file of the runner’s /proc covered by another mount keeps its mask: only the kernel’s own entry is judged',
+        {},
+        async () => {
+          const path = '/proc/timer_list';
+          assert.ok(existsSync(path), 'this kernel has no /proc/timer_list');
+          // Root-only as the kernel's is, but not the kernel's: it tells nothing of that one.
+          const cover = join(suite.build.path, 'cover');
+          writeFileSync(cover, '', { mode: 0o400 });
+          execFileSync('mount', ['--bind', cover, path]);
+          try {
+            const host = HostResources.open();
+            const judged = host.hostRootOnlyEntries.has('proc/timer_list');
+            host.close();
+            assert.equal(judged, false, 'the cover was taken for the kernel’s entry');
+            const stdout = await run(
+              spec(
+                mode,
+                actionDirectory(),
+                `grep -q " ${path} ro," /proc/self/mountinfo || echo "unmasked ${path}"`,
+              ),
+            );
+            assert.equal(stdout, '', stdout);
+          } finally {
+            execFileSync('umount', [path]);
+            unlinkSync(cover);
+          }
+        },
+      );
 
     contained(
       'R6. a RunRequest cannot hand it the whole build directory as /tmp or as its root',

@@ -77,10 +77,11 @@ const int80Refusals = [
 ];
 
 /** Masks of every kind this kernel has: files (a clone of /dev/null) and directories (an
- * empty tmpfs), in /proc and in /sys. */
+ * empty tmpfs), in /proc and in /sys; world-readable, so masked for every action (the host
+ * root's own files, such as /proc/kcore, are refused instead: hostile-review's R5). */
 const masks = [
   '/proc/keys',
-  '/proc/kcore',
+  '/proc/key-users',
   '/sys/kernel/vmcoreinfo',
   '/proc/acpi',
   '/sys/firmware',

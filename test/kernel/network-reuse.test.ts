@@ -8,7 +8,7 @@
 // keeps one namespace ahead and is settled between actions, so which namespace the next
 // action gets is the pool's decision, not a race. Every test proves that nothing is left.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -24,6 +24,7 @@ import {
   needsRoot,
   openFds,
   processState,
+  threadsNamed,
 } from '../helpers/leaks.js';
 import { scriptSuite, withoutHostCounts } from '../helpers/script-actions.js';
 
@@ -48,15 +49,7 @@ function heldNetFiles(): string[] {
 }
 
 /** The runner's threads named as the pool's worker is. */
-function poolThreads(): number {
-  return readdirSync('/proc/self/task').filter((task) => {
-    try {
-      return readFileSync(`/proc/self/task/${task}/comm`, 'utf8') === 'netns-ahead\n';
-    } catch {
-      return false;
-    }
-  }).length;
-}
+const poolThreads = () => threadsNamed('netns-ahead');
 
 function leakFree(name: string, body: () => Promise<void>): void {
   it(name, { skip: needsRoot, timeout: 60_000 }, async () => {

@@ -1,7 +1,7 @@
 // The typed syscall façade against the real kernel: handles, path resolution beneath a
 // handle, statx, node creation, and the mount API's thin wrappers with their error shapes.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
   mkdirSync,
@@ -51,7 +51,15 @@ import {
   umount2,
   unlinkat,
 } from '../../src/syscalls/index.js';
-import { assertNothingLeft, needsRoot, type ProcessState, processState } from '../helpers/leaks.js';
+import { NetworkNamespaceWorker } from '../../src/syscalls/process.js';
+import { busyboxPath } from '../helpers/busybox.js';
+import {
+  assertNothingLeft,
+  needsRoot,
+  type ProcessState,
+  processState,
+  threadsNamed,
+} from '../helpers/leaks.js';
 
 let root: string;
 let state: ProcessState;
@@ -444,6 +452,11 @@ describe('mount API wrappers', { skip: needsRoot }, () => {
 });
 
 describe('network namespaces made on a thread of their own', { skip: needsRoot }, () => {
+  /** A line of a script run apart (a child process, a worker_thread) that imports the worker. */
+  const importWorker = `const { NetworkNamespaceWorker } = await import(${JSON.stringify(
+    new URL('../../src/syscalls/process.js', import.meta.url).href,
+  )});`;
+
   test('root only of a user namespace of its own makes one, and no thread is left in it', async () => {
     // Root of a user namespace of its own (0 mapped to 0) may unshare a network namespace
     // (it belongs to that user namespace) but not setns back into the host's: the worker
@@ -451,9 +464,7 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
     // threads is still in its own namespace throughout; after close none is named
     // netns-ahead.
     const script =
-      `const { NetworkNamespaceWorker } = await import(${JSON.stringify(
-        new URL('../../src/syscalls/process.js', import.meta.url).href,
-      )});` +
+      importWorker +
       "const { readdirSync, readFileSync, readlinkSync } = await import('node:fs');" +
       "const own = readlinkSync('/proc/self/ns/net');" +
       "const threads = () => readdirSync('/proc/self/task').map((task) => {" +
@@ -495,34 +506,85 @@ describe('network namespaces made on a thread of their own', { skip: needsRoot }
     assert.equal(output, 'made threads home\nmade threads home\nworker gone\n');
   });
 
+  test('a check reads the files kept open anew: what a process left in the namespace shows, an absent file stays absent', async () => {
+    const worker = new NetworkNamespaceWorker();
+    try {
+      const made = await worker.create('normal', ['dev', 'snmp', 'no-such-file']);
+      try {
+        assert.equal(made.files[2], null);
+        assert.match(made.files[0] ?? '', /^ +lo: +0 +0 /m);
+        assert.deepEqual(await worker.check(made, 'idle'), [true, true, true]);
+        // A connection refused over lo, by a process that entered the namespace: packets on
+        // lo and TCP counters, read through the files opened when it was made.
+        const entered = spawnSync('nsenter', [
+          `--net=/proc/${process.pid}/fd/${made.fd}`,
+          busyboxPath,
+          'sh',
+          '-c',
+          `${busyboxPath} nc 127.0.0.1 9 </dev/null; true`,
+        ]);
+        assert.equal(entered.status, 0, String(entered.stderr));
+        const [dev, snmp, absent] = await worker.check(made, 'idle');
+        assert.equal(absent, true);
+        assert.equal(typeof dev, 'string');
+        assert.doesNotMatch(String(dev), /^ +lo: +0 +0 /m);
+        assert.equal(typeof snmp, 'string');
+        assert.notEqual(snmp, made.files[1]);
+      } finally {
+        made.close();
+      }
+    } finally {
+      worker.close();
+    }
+  });
+
   test('a worker never closed ends with the environment that opened it (a worker_thread)', async () => {
-    const threads = () =>
-      readdirSync('/proc/self/task').filter((task) => {
-        try {
-          return readFileSync(`/proc/self/task/${task}/comm`, 'utf8') === 'netns-ahead\n';
-        } catch {
-          return false;
-        }
-      }).length;
+    const threads = () => threadsNamed('netns-ahead');
     const before = threads();
     // CommonJS (a worker's eval), so the module is imported in an async function.
     const script =
       '(async () => {' +
-      `const { NetworkNamespaceWorker } = await import(${JSON.stringify(
-        new URL('../../src/syscalls/process.js', import.meta.url).href,
-      )});` +
+      importWorker +
       "const { parentPort } = require('node:worker_threads');" +
       "const made = await new NetworkNamespaceWorker().create('idle', ['dev']);" +
       'made.close();' +
+      // Alive until told to end: then its event loop is empty, and the environment ends.
+      "parentPort.once('message', () => parentPort.close());" +
       "parentPort.postMessage('made');" +
       '})();';
     const thread = new Worker(script, { eval: true });
     const [message] = (await once(thread, 'message')) as [string];
     assert.equal(message, 'made');
     assert.equal(threads(), before + 1);
+    thread.postMessage('end');
     // The environment's teardown stops and joins its thread before 'exit'.
     const [code] = (await once(thread, 'exit')) as [number];
     assert.equal(code, 0);
     assert.equal(threads(), before);
+  });
+  test('with sysfs, a detached read-only sysfs of the new namespace comes with it, closed with it', async () => {
+    const withSysfs = new NetworkNamespaceWorker({ sysfs: true });
+    const without = new NetworkNamespaceWorker();
+    try {
+      const made = await withSysfs.create('normal', []);
+      try {
+        assert.ok(made.sysfs !== undefined, 'no sysfs');
+        const at = `/proc/self/fd/${made.sysfs.fd}`;
+        // Its own interfaces (loopback only), not the runner's; read-only.
+        assert.deepEqual(readdirSync(`${at}/class/net`), ['lo']);
+        assert.ok(readdirSync('/sys/class/net').length > 1, 'the host has only loopback');
+        assert.throws(() => writeFileSync(`${at}/kernel/profiling`, '1'), { code: 'EROFS' });
+        const plain = await without.create('normal', []);
+        plain.close();
+        assert.equal(plain.sysfs, undefined);
+      } finally {
+        made.close();
+      }
+      // Closed with its namespace (afterEach counts the fds).
+      assert.equal(made.sysfs.closed, true);
+    } finally {
+      withSysfs.close();
+      without.close();
+    }
   });
 });

@@ -143,6 +143,30 @@ describe('chroot-runner run --isolation rootless, as uid 65534 without capabilit
     assert.equal(result.stdout, 'done\n');
   });
 
+  leakFree(
+    'reads and writes none of the host root’s files it gets unmasked (kpage files, timer_list, /proc/irq)',
+    () => {
+      // Its ids are the runner's, never the host's uid 0: these go unmasked (only their owner may
+      // use them) and the kernel refuses them, as the action's capabilities cover no unmapped owner.
+      const files = ['/proc/kpageflags', '/proc/kpagecount', '/proc/timer_list'].filter((path) => {
+        const status = statSync(path, { throwIfNoEntry: false });
+        return status !== undefined && status.uid === 0 && (status.mode & 0o077) === 0;
+      });
+      assert.ok(files.length > 0, 'this kernel has none of them root-only');
+      const result = runScript(
+        [
+          ...[...files, '/proc/irq'].map(
+            (path) => `grep -q " ${path} " /proc/self/mountinfo && echo "mounted ${path}"`,
+          ),
+          ...files.map((path) => `head -c 1 ${path} >/dev/null 2>&1 && echo "read ${path}"`),
+          '(: >> /proc/irq/default_smp_affinity) 2>/dev/null && echo "wrote /proc/irq"',
+          'echo done',
+        ].join('\n'),
+      );
+      assert.equal(result.stdout, 'done\n');
+    },
+  );
+
   leakFree('a program that cannot be found exits 127', () => {
     const result = runRootless([], ['missing']);
     assert.equal(result.status, 127);

@@ -13,15 +13,23 @@ import {
   userNamespace,
 } from '../../src/sandbox/contributions/user-namespace.js';
 import { defaultActionUserNamespace, defaultIsolation } from '../../src/sandbox/defaults.js';
+import { mountTemplates } from '../../src/sandbox/filesystems.js';
 import { isolationModes, isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import { NetworkNamespacePool } from '../../src/sandbox/network-namespaces.js';
 import { cwd, PlanBuilder, runnerStep, type Slot } from '../../src/sandbox/plan.js';
 import { PreparedCgroups } from '../../src/sandbox/prepared-cgroups.js';
-import type { ActionSpec, IsolationMode } from '../../src/sandbox/types.js';
+import type { ActionSpec, IsolationMode, IsolationSettings } from '../../src/sandbox/types.js';
 import { constants, type DirectoryHandle } from '../../src/syscalls/index.js';
 import { cloneIntoCgroup, MadeNetworkNamespace } from '../../src/syscalls/process.js';
 import { limits } from '../helpers/cgroups.js';
-import { decode, outline, planFor, standInAction, standInHost } from '../helpers/plans.js';
+import {
+  decode,
+  outline,
+  planFor,
+  standInAction,
+  standInHost,
+  standInHostRootOnly,
+} from '../helpers/plans.js';
 
 const golden = (mode: string) =>
   new URL(`../../../test/unit/golden/plan-${mode}.txt`, import.meta.url);
@@ -172,7 +180,7 @@ describe('ordering rules', () => {
       // A real handle on a made-up number, never entered: only its number is read.
       const pool = new NetworkNamespacePool(1, false, {
         create: async () =>
-          new MadeNetworkNamespace({ fd: 184, fileFds: [], files: [], made: undefined }),
+          new MadeNetworkNamespace({ fd: 184, sysfs: -1, fileFds: [], files: [], made: undefined }),
         check: async () => [],
         close: () => {},
       });
@@ -511,5 +519,72 @@ describe('PlanBuilder', () => {
     const plan = new PlanBuilder();
     plan.exec(runnerStep('execute'), plan.inherit(3), ['true'], []);
     assert.throws(() => plan.fragment(), TypeError);
+  });
+});
+
+describe("masks of what the kernel refuses the action's ids", () => {
+  const host = standInHost();
+  const masksAndBinds = (steps: ReturnType<typeof decode>) =>
+    steps
+      .filter((step) => step.op === 'moveMount' && /^(mask|bind \/proc)/.test(step.description))
+      .map((step) => step.description);
+  const skipped = standInHostRootOnly.map((at) => new RegExp(` /${at} `));
+  const covers = (descriptions: string[], place: RegExp) =>
+    descriptions.some((description) => place.test(`${description} `));
+
+  it('are skipped only where every action has a user namespace whose ids are not the host root', () => {
+    const { actionUserNamespace: _, ...withoutRange } = defaultIsolation;
+    const rangeFromZero = { ...defaultActionUserNamespace, firstHostId: 0 };
+    const cases: [IsolationMode, IsolationSettings, boolean, boolean][] = [
+      ['namespaces', defaultIsolation, false, true],
+      ['shared', defaultIsolation, false, true],
+      ['namespaces', withoutRange, false, false],
+      ['shared', withoutRange, false, false],
+      ['namespaces', { ...defaultIsolation, actionUserNamespace: rangeFromZero }, false, false],
+      // A runner that maps any ids maps the action's to the range; one that cannot, or
+      // without a range, to its own uid.
+      ['rootless', defaultIsolation, true, true],
+      ['rootless', withoutRange, true, process.getuid?.() !== 0],
+      ['rootless', defaultIsolation, false, process.getuid?.() !== 0],
+      ['none', defaultIsolation, false, false],
+    ];
+    for (const [mode, settings, mapsAnyIds, expected] of cases) {
+      const answer = isolationStrategy(mode).unprivilegedActionIds(
+        { ...settings, mode },
+        standInHost(true, mapsAnyIds),
+      );
+      assert.equal(answer, expected, `${mode} ${JSON.stringify(settings.actionUserNamespace)}`);
+    }
+  });
+
+  it('namespaces mode: none over the host root-only files with the default user namespace, all without it', () => {
+    const unprivileged = masksAndBinds(decode(planFor('namespaces', { host })));
+    const privileged = masksAndBinds(
+      decode(planFor('namespaces', { host, unprivilegedActionIds: false })),
+    );
+    for (const place of skipped) {
+      assert.ok(!covers(unprivileged, place), `${place} made`);
+      assert.ok(covers(privileged, place), `${place} not made`);
+    }
+    // What others may read or write keeps its mount, and /proc/sys always.
+    for (const kept of [
+      '/proc/sys',
+      '/proc/keys',
+      '/proc/key-users',
+      '/proc/acpi',
+      '/sys/firmware',
+    ]) {
+      assert.ok(covers(unprivileged, new RegExp(` ${kept} `)), kept);
+    }
+    assert.equal(privileged.length - unprivileged.length, standInHostRootOnly.length);
+  });
+
+  it('namespaces mode: no template of a mask the actions never get', () => {
+    const subject = { filesystems: defaultIsolation.filesystems, host };
+    const unprivileged = mountTemplates({ ...subject, unprivilegedActionIds: true });
+    const privileged = mountTemplates({ ...subject, unprivilegedActionIds: false });
+    assert.ok(privileged.masks.has('proc/kpageflags'));
+    assert.ok(!unprivileged.masks.has('proc/kpageflags'));
+    assert.ok(unprivileged.masks.has('proc/keys'));
   });
 });

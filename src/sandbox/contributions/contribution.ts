@@ -20,6 +20,8 @@ export interface EngineContext {
   readonly settings: IsolationSettings;
   readonly strategy: IsolationStrategy;
   readonly host: HostResources;
+  /** IsolationStrategy.unprivilegedActionIds for these settings and host. */
+  readonly unprivilegedActionIds: boolean;
   /** Input roots held by running actions, by device and inode, shared by every action of
    * the engine. */
   readonly inputRootClaims: Set<string>;

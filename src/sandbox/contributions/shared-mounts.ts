@@ -118,6 +118,7 @@ class SharedMounts implements ActionResource {
     host: EngineContext['host'],
     temporaryDirectory: DirectoryHandle | undefined,
     filesystems: SpecialFilesystems,
+    unprivilegedActionIds: boolean,
   ): void {
     const root = step(runnerStep('bind the input root nosuid,nodev'), () =>
       mountat(inputRoot, '.', inputRootBind(inputRoot)),
@@ -125,7 +126,7 @@ class SharedMounts implements ActionResource {
     this.#mounts.push(root);
     this.root = root;
     const made = new Map<string, Mount>();
-    for (const entry of plannedSpecialMounts(filesystems, host)) {
+    for (const entry of plannedSpecialMounts(filesystems, host, unprivilegedActionIds)) {
       const parentAt = parentOf(entry);
       const parent = parentAt === undefined ? root : made.get(parentAt);
       // Beneath /proc: bound and masked by the child, once it mounted the procfs.
@@ -174,7 +175,8 @@ class SharedMounts implements ActionResource {
       made.set(entry.at, mount);
       if (entry.at === 'proc') {
         this.plan = {
-          filesystems: (plan) => planProc(plan, plan.inherit(mount.fd), host, filesystems),
+          filesystems: (plan) =>
+            planProc(plan, plan.inherit(mount.fd), host, filesystems, unprivilegedActionIds),
         };
       }
     }
@@ -257,6 +259,7 @@ export const sharedMounts: Contribution = {
         engine.host,
         files.temporaryDirectory,
         engine.settings.filesystems,
+        engine.unprivilegedActionIds,
       );
     } catch (error) {
       try {

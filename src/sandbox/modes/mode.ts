@@ -2,10 +2,11 @@
 // know about one. A mode is one file of this folder and one line of registry.ts; nothing
 // outside this folder asks a mode's name.
 import type { HostIdRange } from '../contributions/user-namespace.js';
+import type { SpecialMountsSubject } from '../filesystems.js';
 import type { HostResources } from '../host.js';
 import type { PlanBuilder, Slot } from '../plan.js';
 import type { RequestFiles } from '../request.js';
-import type { ActionSpec, Credentials, IsolationSettings, SpecialFilesystems } from '../types.js';
+import type { ActionSpec, Credentials, IsolationSettings } from '../types.js';
 import type { HostFindings, Requirement } from './requirements.js';
 
 /** What a mode's part of the plan gets. */
@@ -19,6 +20,8 @@ export interface IsolationContext {
   /** The action's slot of actionUserNamespace's range, for a mode whose clone makes the user
    * namespace (userNamespaceByClone); absent where none was claimed. */
   readonly hostIds?: HostIdRange;
+  /** IsolationStrategy.unprivilegedActionIds for the engine's settings and host. */
+  readonly unprivilegedActionIds: boolean;
 }
 
 /** What a mode's plan leaves for the common steps after it. */
@@ -35,11 +38,9 @@ export interface PlannedRoot {
   readonly credentials?: Credentials;
 }
 
-/** What a mode's prepare() makes things for: the engine's special filesystems, on its host. */
-export interface PrepareSubject {
-  readonly filesystems: SpecialFilesystems;
-  readonly host: HostResources;
-}
+/** What a mode's prepare() makes things for: the engine's special filesystems, on its host,
+ * for its actions' ids. */
+export type PrepareSubject = SpecialMountsSubject;
 
 /** What a mode holds for the engine's lifetime. */
 export interface PreparedMode {
@@ -70,6 +71,13 @@ export interface IsolationStrategy {
    * of actionUserNamespace's range (IsolationContext.hostIds) when the runner may map any
    * ids (HostResources.mapsAnyIds), and owned by that slot's uid 0. */
   readonly userNamespaceByClone: boolean;
+  /** Whether every action of an engine with these settings on this host runs in a user
+   * namespace of its own whose ids are host ids other than uid 0 (its uid 0 too): the kernel
+   * then refuses it the host root's files that grant others nothing, whatever capabilities
+   * it holds there, and the table's masks and read-only binds of those are not made
+   * (HostResources.hostRootOnlyEntries). Decided once per engine; false where an action may
+   * be the host's uid 0 (no user namespace, or one mapping 0 to 0). */
+  unprivilegedActionIds(settings: IsolationSettings, host: HostResources): boolean;
   /** Where the special mounts are made: in the action's own mount namespace by the child
    * ('action'), in the runner's by mountat ('runner': shared-mode mounts, swept at
    * start-up), or not at all ('none'). */
@@ -93,4 +101,11 @@ export interface IsolationStrategy {
   requirements(findings: HostFindings): readonly Requirement[];
   /** A shell command that succeeds in a probe action of this mode (doctor --probe). */
   readonly probeScript: string;
+}
+
+/** Modes whose child unshares the action's user namespace (contributions/user-namespace.ts):
+ * its ids are the range's, above firstHostId, or the request's other than 0, mapped to
+ * themselves; without a range they are the host's own. */
+export function unprivilegedWithRange(settings: IsolationSettings): boolean {
+  return (settings.actionUserNamespace?.firstHostId ?? 0) > 0;
 }

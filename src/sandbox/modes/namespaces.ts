@@ -23,7 +23,13 @@ import type { HostResources } from '../host.js';
 import { launchProbe } from '../launch-probe.js';
 import { cwd, PlanBuilder, type PlanFragment, runnerStep, type Slot } from '../plan.js';
 import { ActionError, type SpecialFilesystems } from '../types.js';
-import type { IsolationStrategy, PlannedRoot, PreparedMode, PrepareSubject } from './mode.js';
+import {
+  type IsolationStrategy,
+  type PlannedRoot,
+  type PreparedMode,
+  type PrepareSubject,
+  unprivilegedWithRange,
+} from './mode.js';
 import {
   dropsBoundingSet,
   launcherRequirements,
@@ -63,8 +69,7 @@ export async function createTemplateMountNamespace(
   // pivot_root wants an attached mount: stacked on the cwd, in this private copy only. The
   // templates need it attached too (before Linux 6.15 no mount is attached on a detached one).
   plan.moveMount(info, tmpfs, cwd);
-  const templates =
-    subject === undefined ? undefined : mountTemplates(subject.filesystems, subject.host);
+  const templates = subject === undefined ? undefined : mountTemplates(subject);
   if (subject !== undefined && templates !== undefined) {
     planMountTemplates(plan, tmpfs, templates, subject);
   }
@@ -103,6 +108,7 @@ async function templatesReachable(namespace: Fd, templates: MountTemplates): Pro
 interface RootFragment {
   readonly host: HostResources;
   readonly filesystems: SpecialFilesystems;
+  readonly unprivilegedActionIds: boolean;
   readonly temporary: boolean;
   readonly fragment: PlanFragment;
   /** The action's root, a slot of the fragment. */
@@ -124,27 +130,38 @@ export class TemplateNamespace implements PreparedMode {
 
   /** The mode's steps for an action with these settings, made once. */
   rootFragment(
-    host: HostResources,
-    filesystems: SpecialFilesystems,
+    { host, filesystems, unprivilegedActionIds }: PrepareSubject,
     temporary: boolean,
   ): RootFragment {
-    const made = this.#roots.find(
-      (root) =>
-        root.host === host && root.filesystems === filesystems && root.temporary === temporary,
-    );
+    const same = (other: RootFragment): boolean =>
+      other.host === host &&
+      other.filesystems === filesystems &&
+      other.unprivilegedActionIds === unprivilegedActionIds;
+    const made = this.#roots.find((root) => same(root) && root.temporary === temporary);
     if (made !== undefined) return made;
     const plan = new PlanBuilder();
     const inputRoot = plan.parameter();
     const temporaryDirectory = temporary ? plan.parameter() : undefined;
-    const clones = planHostClones(plan, host, temporaryDirectory, filesystems, this.templates);
+    const clones = planHostClones(
+      plan,
+      host,
+      temporaryDirectory,
+      filesystems,
+      unprivilegedActionIds,
+      this.templates,
+    );
     const root = planRootInEmptyNamespace(plan, inputRoot, this.fd());
-    planSpecialFilesystems(plan, root, clones, host, filesystems);
-    const fragment = { host, filesystems, temporary, fragment: plan.fragment(), root };
+    planSpecialFilesystems(plan, root, clones, host, filesystems, unprivilegedActionIds);
+    const fragment = {
+      host,
+      filesystems,
+      unprivilegedActionIds,
+      temporary,
+      fragment: plan.fragment(),
+      root,
+    };
     // An engine has one host and one setting: what another call made is not kept.
-    this.#roots = [
-      ...this.#roots.filter((other) => other.host === host && other.filesystems === filesystems),
-      fragment,
-    ];
+    this.#roots = [...this.#roots.filter(same), fragment];
     return fragment;
   }
 
@@ -233,6 +250,7 @@ export const namespacesMode: IsolationStrategy = {
   killSignal: osConstants.signals.SIGKILL,
   actionUserNamespace: true,
   userNamespaceByClone: false,
+  unprivilegedActionIds: unprivilegedWithRange,
   pivotsIntoRoot: true,
   specialMounts: 'action',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
@@ -257,12 +275,15 @@ export const namespacesMode: IsolationStrategy = {
       );
     }
   },
-  plan(plan, { settings, host, files, prepared }) {
+  plan(plan, { settings, host, files, prepared, unprivilegedActionIds }) {
     planNamespaces(plan);
     if (!(prepared instanceof TemplateNamespace))
       throw new TypeError('namespaces mode is not prepared');
     const temporary = files.temporaryDirectory;
-    const made = prepared.rootFragment(host, settings.filesystems, temporary !== undefined);
+    const made = prepared.rootFragment(
+      { host, filesystems: settings.filesystems, unprivilegedActionIds },
+      temporary !== undefined,
+    );
     const fds = temporary === undefined ? [files.inputRoot.fd] : [files.inputRoot.fd, temporary.fd];
     const root = plan.append(made.fragment, fds)(made.root);
     return { root, enter: coverInto(root) };

@@ -13,6 +13,8 @@ export const noneMode: IsolationStrategy = {
   killSignal: osConstants.signals.SIGTERM,
   actionUserNamespace: false,
   userNamespaceByClone: false,
+  // No user namespace: the action's ids are the host's.
+  unprivilegedActionIds: () => false,
   pivotsIntoRoot: false,
   specialMounts: 'none',
   temporaryDirectoryInside: () => false,

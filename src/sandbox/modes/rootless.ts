@@ -20,7 +20,7 @@ import {
   type IsolationSettings,
   type UserNamespaceIds,
 } from '../types.js';
-import { type IsolationStrategy, nothingPrepared } from './mode.js';
+import { type IsolationStrategy, nothingPrepared, unprivilegedWithRange } from './mode.js';
 import { pivotInto, planNamespaces } from './namespaces.js';
 import { launcherRequirements, mountApi, needCheck } from './requirements.js';
 
@@ -102,11 +102,17 @@ export const rootlessMode: IsolationStrategy = {
   killSignal: osConstants.signals.SIGKILL,
   actionUserNamespace: false,
   userNamespaceByClone: true,
+  // Its uid 0 is the slot's first host id, or the runner's own uid: the host's root only
+  // where the runner is root and maps itself.
+  unprivilegedActionIds: (settings, host) =>
+    host.mapsAnyIds && settings.actionUserNamespace !== undefined
+      ? unprivilegedWithRange(settings)
+      : runnerIds().uid !== 0,
   pivotsIntoRoot: true,
   specialMounts: 'action',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
   prepare: async () => nothingPrepared,
-  plan(plan, { spec, settings, host, files, hostIds }) {
+  plan(plan, { spec, settings, host, files, hostIds, unprivilegedActionIds }) {
     // The network namespace too, owned by the action's user namespace (not the network
     // contribution's: an unprivileged runner can make none that its child could enter).
     planNamespaces(plan, constants.CLONE_NEWUSER | (settings.network ? constants.CLONE_NEWNET : 0));
@@ -137,6 +143,7 @@ export const rootlessMode: IsolationStrategy = {
       host,
       temporaryDirectoryLocation(files.temporaryDirectory),
       settings.filesystems,
+      unprivilegedActionIds,
       !settings.network,
     );
     // pivot_root needs a mount point: bind the input root (now the cwd) onto itself. The
@@ -156,7 +163,7 @@ export const rootlessMode: IsolationStrategy = {
     if (range !== undefined) {
       plan.setCredentials(runnerStep("become the user namespace's root"), 0, 0, []);
     }
-    planSpecialFilesystems(plan, root, clones, host, settings.filesystems);
+    planSpecialFilesystems(plan, root, clones, host, settings.filesystems, unprivilegedActionIds);
     // The runner's own ids, mapped, are the credentials; ids of the range are switched to.
     return {
       root,

@@ -6,7 +6,7 @@
 import { constants as osConstants } from 'node:os';
 import { constants } from '../../syscalls/index.js';
 import { runnerStep } from '../plan.js';
-import { type IsolationStrategy, nothingPrepared } from './mode.js';
+import { type IsolationStrategy, nothingPrepared, unprivilegedWithRange } from './mode.js';
 import {
   dropsBoundingSet,
   launcherRequirements,
@@ -23,6 +23,7 @@ export const sharedMode: IsolationStrategy = {
   killSignal: osConstants.signals.SIGKILL,
   actionUserNamespace: true,
   userNamespaceByClone: false,
+  unprivilegedActionIds: unprivilegedWithRange,
   pivotsIntoRoot: false,
   specialMounts: 'runner',
   temporaryDirectoryInside: (settings) => settings.filesystems.tmp,
