@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { before, describe } from 'node:test';
 import { defaultIsolation } from '../../src/sandbox/defaults.js';
 import { HostResources } from '../../src/sandbox/host.js';
+import type { Engine } from '../../src/sandbox/index.js';
 import { isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import { specialMounts } from '../../src/sandbox/special-mounts.js';
-import { openEngine } from '../helpers/engine.js';
+import { type ActionSpec, openEngine } from '../helpers/engine.js';
 import { ownMountNamespace } from '../helpers/hostile.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
 import { needsRoot } from '../helpers/leaks.js';
@@ -60,6 +61,13 @@ const entriesBeneath = (places: readonly string[]): string =>
  * (and `files`), by xargs (hundreds beneath /proc/irq). */
 const writeAttack = (places: readonly string[], files: readonly string[]): string =>
   `{ ${entriesBeneath(places)}; ${files.map((file) => `echo ${file}`).join('; ') || 'true'}; } | xargs masks write`;
+
+/** Runs `action` on `engine` rather than on one of its own (it must exit 0): its stdout. */
+async function runOn(engine: Engine, action: ActionSpec): Promise<string> {
+  const { buildDirectory: _, isolation: __, ...request } = action;
+  assert.equal((await engine.run(request)).exitCode, 0);
+  return readFileSync(join(suite.build.path, action.stdoutPath), 'utf8');
+}
 
 for (const mode of modes) {
   describe(`a hostile action in ${mode} mode, against the masks left out`, () => {
@@ -198,16 +206,15 @@ describe('the judgement of the host’s entries, once per engine', () => {
         actionDirectory(),
         `masks read ${file}; masks write ${affinity}`,
       );
-      const { buildDirectory: _, isolation: __, ...request } = action;
+      let stdout: string;
       try {
         chmodSync(file, 0o444);
         chmodSync(affinity, 0o646);
-        await engine.run(request);
+        stdout = await runOn(engine, action);
       } finally {
         chmodSync(file, modes[0] ?? 0o400);
         chmodSync(affinity, modes[1] ?? 0o644);
       }
-      const stdout = readFileSync(join(suite.build.path, action.stdoutPath), 'utf8');
       assert.equal(stdout, '', stdout);
     },
   );
@@ -234,9 +241,7 @@ describe('the judgement of the host’s entries, once per engine', () => {
           execFileSync('umount', [directory]);
           covered = false;
           const action = spec('namespaces', actionDirectory(), `masks write ${affinity}`);
-          const { buildDirectory: _, isolation: __, ...request } = action;
-          assert.equal((await engine.run(request)).exitCode, 0);
-          const stdout = readFileSync(join(suite.build.path, action.stdoutPath), 'utf8');
+          const stdout = await runOn(engine, action);
           assert.equal(stdout, '', stdout);
         } finally {
           if (covered) execFileSync('umount', [directory]);
@@ -256,14 +261,6 @@ describe('the sysfs held per network namespace (namespaces mode)', () => {
         ...defaultIsolation,
         mode: 'namespaces',
       });
-      const request = (script: string) => {
-        const {
-          buildDirectory: _,
-          isolation: __,
-          ...action
-        } = spec('namespaces', actionDirectory(), script);
-        return action;
-      };
       const attack = [
         // Only stdio and ls's own directory: no fd of the runner's.
         '[ "$(ls /proc/self/fd | wc -l)" -le 4 ] || { echo fds; ls -l /proc/self/fd; }',
@@ -278,10 +275,7 @@ describe('the sysfs held per network namespace (namespaces mode)', () => {
       const look = 'ls /sys/class/net; cat /sys/class/net/lo/mtu';
       const outputs: string[] = [];
       for (const script of [attack, look]) {
-        const action = request(script);
-        const result = await engine.run(action);
-        assert.equal(result.exitCode, 0);
-        outputs.push(readFileSync(join(suite.build.path, action.stdoutPath), 'utf8'));
+        outputs.push(await runOn(engine, spec('namespaces', actionDirectory(), script)));
       }
       assert.deepEqual(outputs, ['', 'lo\n65536\n']);
     },
