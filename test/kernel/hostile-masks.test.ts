@@ -14,6 +14,7 @@ import { HostResources } from '../../src/sandbox/host.js';
 import type { Engine } from '../../src/sandbox/index.js';
 import { isolationStrategy } from '../../src/sandbox/modes/registry.js';
 import { specialMounts } from '../../src/sandbox/special-mounts.js';
+import { compileStaticHelper } from '../helpers/busybox.js';
 import { type ActionSpec, openEngine } from '../helpers/engine.js';
 import { ownMountNamespace } from '../helpers/hostile.js';
 import { HostileActions } from '../helpers/hostile-actions.js';
@@ -34,7 +35,7 @@ const { contained, actionDirectory, spec, run } = suite;
 before(() => {
   if (needsRoot !== false) return;
   masksHelper = join(suite.build.path, 'masks');
-  execFileSync('gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', masksHelper, source]);
+  compileStaticHelper(source, masksHelper);
 });
 
 const maskedKinds = new Set(
