@@ -82,8 +82,9 @@ function onlyOwnerRootMay(status: Stats, bits: number): boolean {
 /** Whether the kernel's entry at `path`, and with `beneath` everything in it on the same
  * filesystem, is owned by uid 0 and grants group and others none of `bits`. Symlinks are
  * passed over: what they point to is judged where it is. Only the entry of the filesystem
- * mounted at `filesystem` counts: one mounted over it (a container runtime's mask of the
- * runner's /proc) says nothing of the kernel's. */
+ * mounted at `filesystem` counts: one mounted over it or anywhere beneath it (a container
+ * runtime's mask of the runner's /proc, nfsd at /proc/fs/nfsd) says nothing of the kernel's,
+ * so the place is not judged. */
 function rootOnly(path: string, filesystem: string, bits: number, beneath: boolean): boolean {
   let top: Stats;
   try {
@@ -111,8 +112,9 @@ function rootOnly(path: string, filesystem: string, bits: number, beneath: boole
         // Gone meanwhile (a process's entry): nothing to judge.
         return true;
       }
-      // Another filesystem mounted there on the host is not in the action's fresh one.
-      return child.dev !== status.dev || walk(below, child);
+      // Another filesystem mounted there on the host hides the kernel's entry beneath,
+      // which the action's fresh one has: unjudged, the place keeps its mount.
+      return child.dev === status.dev && walk(below, child);
     });
   };
   return walk(path, top);
