@@ -2,12 +2,18 @@
  * policy refuses, made through each entry point an x86_64 process has (syscall, int 0x80 as
  * i386, syscall with bit 30 as x32), with arguments that the kernel would refuse otherwise
  * (a bad fd, a NULL pointer), so that "EPERM" is the filter's answer and anything else means
- * the call reached the kernel. One line per attempt: "<call> <entry> <errno name|ok>". */
+ * the call reached the kernel. One line per attempt: "<call> <entry> <errno name|ok>".
+ * "inflight" and "flowlabels" leave state in the network namespace for the next action. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/in6.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define X32_BIT 0x40000000L
@@ -47,7 +53,74 @@ struct call {
 /* socketcall's arguments, in the static binary's low memory (int 0x80 takes 32-bit pointers). */
 static uint32_t vsock_arguments[3] = {40 /* AF_VSOCK */, 1 /* SOCK_STREAM */, 0};
 
-int main(void) {
+/* Sockets that no process holds when the action ends: a unix socketpair whose ends, a TCP
+ * listener on 127.0.0.1 and a socket bound to an abstract name are sent over the pair to
+ * itself (SCM_RIGHTS) and closed: they stay in flight until the unix garbage collector
+ * finds the cycle, after the action's PID 1 is gone. No packet. */
+static void in_flight(void) {
+  int pair[2];
+  int result = socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair);
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(7357),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (result == 0) result = bind(listener, (struct sockaddr *)&address, sizeof address);
+  if (result == 0) result = listen(listener, 1);
+  int named = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un name = {.sun_family = AF_UNIX, .sun_path = "\0chroot-runner-sixth"};
+  if (result == 0)
+    result = bind(named, (struct sockaddr *)&name, sizeof(sa_family_t) + 1 + strlen(name.sun_path + 1));
+  if (result == 0) result = listen(named, 1);
+  int fds[4] = {pair[0], pair[1], listener, named};
+  char control[CMSG_SPACE(sizeof fds)];
+  memset(control, 0, sizeof control);
+  char byte = 'x';
+  struct iovec data = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr message = {.msg_iov = &data, .msg_iovlen = 1, .msg_control = control,
+                           .msg_controllen = sizeof control};
+  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(header), fds, sizeof fds);
+  if (result == 0) result = (int)sendmsg(pair[0], &message, 0) == 1 ? 0 : -1;
+  if (result == 0) result = (int)sendmsg(pair[1], &message, 0) == 1 ? 0 : -1;
+  report("inflight", "sent", result);
+  for (int i = 0; i < 4; i++) close(fds[i]);
+}
+
+/* As many IPv6 flow labels as an unprivileged process may hold (32 per socket, up to a
+ * quarter of the kernel's 4096), each lingering 60 s after its socket: ip6_flowlabel then
+ * reads tens of kilobytes, more than one read of the check's first buffer. */
+static void flow_labels(void) {
+  int made = 0;
+  for (int s = 0; s < 64; s++) {
+    int sock = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    for (int i = 0; sock >= 0 && i < 32; i++) {
+      struct in6_flowlabel_req request;
+      memset(&request, 0, sizeof request);
+      request.flr_dst = in6addr_loopback;
+      request.flr_label = htonl(0x10000 + (uint32_t)(s * 32 + i));
+      request.flr_action = IPV6_FL_A_GET;
+      request.flr_share = IPV6_FL_S_EXCL;
+      request.flr_flags = IPV6_FL_F_CREATE;
+      request.flr_linger = 60;
+      if (setsockopt(sock, IPPROTO_IPV6, IPV6_FLOWLABEL_MGR, &request, sizeof request) == 0)
+        made++;
+    }
+    if (sock >= 0) close(sock);
+  }
+  printf("flowlabels %d\n", made);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "inflight") == 0) {
+    in_flight();
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "flowlabels") == 0) {
+    flow_labels();
+    return 0;
+  }
   const long clone_newuser = 0x10000000, tiocsti = 0x5412, tioclinux = 0x541c;
   const long o_creat = 0100, o_tmpfile = 020000000, s_isuid = 04000, s_isgid = 02000;
   const struct call calls[] = {

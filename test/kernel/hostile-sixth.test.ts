@@ -7,7 +7,7 @@
 // others were tried and held, kept so that they stay held.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { defaultIsolation } from '../../src/sandbox/index.js';
+import { defaultIsolation, type IsolationSettings } from '../../src/sandbox/index.js';
 import {
   compiledSeccompFilter,
   defaultSeccomp,
@@ -16,7 +16,7 @@ import {
 import { x32SystemCalls } from '../../src/syscalls/process.js';
 import { openEngine } from '../helpers/engine.js';
 import { needsRoot } from '../helpers/leaks.js';
-import { scriptSuite } from '../helpers/script-actions.js';
+import { networkView, scriptSuite, withoutHostCounts } from '../helpers/script-actions.js';
 
 /** The C source of this review's attack helper. */
 const sixthSource = new URL('../../../test/helpers/hostile-sixth.c', import.meta.url).pathname;
@@ -144,4 +144,44 @@ describe("the rewritten seccomp program against libseccomp's", { skip: onX64 }, 
     assert.deepEqual(differing, []);
     assert.ok(program.length < exported.length);
   });
+});
+
+/** One namespace made ahead: an engine settled between actions gives each the pool's. */
+const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamespaces: 1 };
+
+describe('a hostile action and the network namespace checks through files kept open', {
+  skip: needsRoot,
+}, () => {
+  suite.contained(
+    'G1. sockets left in flight (SCM_RIGHTS in a unix cycle) after PID 1 exits: the next action finds none of them',
+    async () => {
+      await using engine = await openEngine(suite.directory, oneAhead);
+      const fresh = await suite.run(engine, networkView);
+      const leaver = await suite.run(engine, 'sixth inflight');
+      assert.match(leaver.output, /^inflight sent ok$/m);
+      assert.equal(leaver.namespace, fresh.namespace);
+      // Given again only if the collector freed them before the check; either way the next
+      // reads as a new namespace (no socket, the port and the abstract name free).
+      const next = await suite.run(engine, networkView);
+      assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
+    },
+  );
+
+  suite.contained(
+    'G2. 2048 lingering flow labels (ip6_flowlabel of 150 kB, read in several preads): the next action gets a new namespace, and the pool goes on',
+    async () => {
+      await using engine = await openEngine(suite.directory, oneAhead);
+      const fresh = await suite.run(engine, networkView);
+      const leaver = await suite.run(engine, 'sixth flowlabels; wc -c </proc/net/ip6_flowlabel');
+      const [, made = '0', size = '0'] = /^flowlabels (\d+)\n\s*(\d+)$/m.exec(leaver.output) ?? [];
+      assert.ok(Number(made) > 1000 && Number(size) > 65536, leaver.output);
+      const next = await suite.run(engine, networkView);
+      assert.notEqual(next.namespace, leaver.namespace);
+      assert.equal(next.reused, false);
+      assert.equal(withoutHostCounts(next.output), withoutHostCounts(fresh.output));
+      // The pool's thread survived the long read: it made the next namespace ahead.
+      const after = await suite.run(engine, 'true');
+      assert.equal(after.preparedAhead, true);
+    },
+  );
 });
