@@ -185,3 +185,26 @@ describe('a hostile action and the network namespace checks through files kept o
     },
   );
 });
+
+describe('a hostile action and the id maps written through the futex handshake', {
+  skip: needsRoot,
+}, () => {
+  suite.contained(
+    'H1. 32 actions at once, each spawning a busy tree: each finds its own user namespace mapped to an id range of its own',
+    async () => {
+      await using engine = await openEngine(suite.directory, defaultIsolation);
+      const script =
+        'for i in 1 2 3 4; do (while :; do :; done) & done; cat /proc/self/uid_map /proc/self/gid_map; kill $(jobs -p)';
+      const runs = await Promise.all(Array.from({ length: 32 }, () => suite.run(engine, script)));
+      // Each running action has an id range of its own, the same for uids and gids: maps
+      // written for another action's child would repeat a range, or split one.
+      const ranges = runs.map(({ output }) => {
+        const [uids = '', gids = ''] = output.split('\n');
+        assert.match(uids, /^ +0 +\d+ +\d+$/);
+        assert.equal(gids, uids);
+        return uids;
+      });
+      assert.equal(new Set(ranges).size, runs.length, `ranges ${ranges}`);
+    },
+  );
+});
