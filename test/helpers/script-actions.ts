@@ -52,6 +52,21 @@ export async function runScript(
   };
 }
 
+/** Everything of its network namespace that an action can read and a previous action could
+ * have changed: counters, sockets of every kind, flow labels, multicast memberships, links,
+ * addresses, routes and a few sysctls. All from /proc, read with cat: a tool that opens a
+ * socket (ip, ifconfig) would itself leave the namespace touched until the socket is freed.
+ * The host's own counts in sockstat (orphans, allocated sockets, memory) are left out. */
+export const networkView = [
+  'for file in dev snmp snmp6 netstat sockstat sockstat6 tcp tcp6 udp udp6 raw raw6 unix ' +
+    'packet icmp icmp6 ip6_flowlabel rt6_stats igmp igmp6 mcfilter mcfilter6 dev_mcast ' +
+    'anycast6 xfrm_stat route ipv6_route fib_trie if_inet6 arp ip_tables_names ' +
+    'ip6_tables_names; do echo "== $file"; cat /proc/net/$file; done',
+  'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/lo/forwarding ' +
+    '/proc/sys/net/ipv6/conf/lo/disable_ipv6 /proc/sys/net/core/somaxconn ' +
+    '/proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_local_port_range',
+].join('; ');
+
 /** sockstat without the host's own counts (orphans, allocated sockets, memory). */
 export function withoutHostCounts(output: string): string {
   return output

@@ -26,7 +26,7 @@ import {
   processState,
   threadsNamed,
 } from '../helpers/leaks.js';
-import { scriptSuite, withoutHostCounts } from '../helpers/script-actions.js';
+import { scriptSuite, networkView as view, withoutHostCounts } from '../helpers/script-actions.js';
 
 /** The C source of the helper that does what busybox cannot. */
 const helperSource = new URL('../../../test/helpers/network-reuse.c', import.meta.url).pathname;
@@ -66,21 +66,6 @@ function leakFree(name: string, body: () => Promise<void>): void {
 /** The default isolation with one namespace made ahead: every action of an engine settled
  * between actions gets the one the pool holds. */
 const oneAhead: IsolationSettings = { ...defaultIsolation, preparedNetworkNamespaces: 1 };
-
-/** Everything of its network namespace that an action can read and a previous action could
- * have changed: counters, sockets of every kind, flow labels, multicast memberships, links,
- * addresses, routes and a few sysctls. All from /proc, read with cat: a tool that opens a
- * socket (ip, ifconfig) would itself leave the namespace touched until the socket is freed.
- * The host's own counts in sockstat (orphans, allocated sockets, memory) are left out. */
-const view = [
-  'for file in dev snmp snmp6 netstat sockstat sockstat6 tcp tcp6 udp udp6 raw raw6 unix ' +
-    'packet icmp icmp6 ip6_flowlabel rt6_stats igmp igmp6 mcfilter mcfilter6 dev_mcast ' +
-    'anycast6 xfrm_stat route ipv6_route fib_trie if_inet6 arp ip_tables_names ' +
-    'ip6_tables_names; do echo "== $file"; cat /proc/net/$file; done',
-  'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/lo/forwarding ' +
-    '/proc/sys/net/ipv6/conf/lo/disable_ipv6 /proc/sys/net/core/somaxconn ' +
-    '/proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_local_port_range',
-].join('; ');
 
 describe('network namespaces reused from one action to the next', () => {
   for (const mode of ['namespaces', 'shared'] as const) {
