@@ -113,9 +113,9 @@ static void on_watcher_readable(uv_poll_t *poll, int uv_status, int events) {
 }
 
 /* watchExit(pidfd, pid, statusFd, report) → Promise<undefined>: waits for the process to exit
- * (its pidfd in the exit watcher), reaps it and reads what it wrote to the status pipe, into `report`
- * (fill_report). The caller keeps ownership of both fds and must not close them before the
- * promise settles. */
+ * (its pidfd in the exit watcher), reaps it and reads what it wrote to the status pipe, into
+ * `report` (fill_report). The caller keeps ownership of both fds and must not close them
+ * before the promise settles. */
 static napi_value js_watch_exit(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];

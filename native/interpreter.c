@@ -125,8 +125,9 @@ static bool root_is_rootfs(void) {
 }
 
 /* The new root (the cwd, a mount's root) is moved over "/" and chrooted into, as switch_root
- * does: namespaces mode's way into the action's root, and where pivot_root cannot. The old root stays, covered: every path and ".." start
- * in the new root ("..", from the root of the mount on "/", steps back down into it), and
+ * does: namespaces mode's way into the action's root, and where pivot_root cannot. The old
+ * root stays, covered: every path and ".." start in the new root ("..", from the root of the
+ * mount on "/", steps back down into it), and
  * uncovering it would take unmounting or moving the new root, which needs CAP_SYS_ADMIN over
  * the mount namespace, never kept; copies in a nested user namespace are locked together
  * (MNT_LOCKED). */

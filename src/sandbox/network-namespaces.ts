@@ -14,8 +14,9 @@
 // made it; only a namespace found untouched is given again, any other is closed and the
 // pool refills as without reuse. While checks find them untouched, the namespaces that
 // actions hold count as coming back (a take starts no refill), and a take that finds none
-// ready makes the pool grow by one, up to its size + 2 ready. How often one namespace is given again is not bounded: each check compares it with
-// its state when made, so the hundredth action finds it as the first did.
+// ready makes the pool grow by one, up to its size + 2 ready. How often one namespace is
+// given again is not bounded: each check compares it with its state when made, so the
+// hundredth action finds it as the first did.
 import {
   type MadeNetworkNamespace,
   type NetworkNamespacePriority,

@@ -305,7 +305,8 @@ export interface ProcessExit {
 }
 
 /** Resolves when the process exits (its pidfd in the addon's epoll instance, polled by the
- * event loop: no thread, no blocking), after reaping it. Neither fd may be closed before the promise settles. */
+ * event loop: no thread, no blocking), after reaping it. Neither fd may be closed before the
+ * promise settles. */
 export async function watchExit(
   pidfd: Fd,
   pid: number,

@@ -37,9 +37,6 @@ import { hostUser } from '../helpers/unprivileged.js';
 // The host these tests compare before and after is this file's alone.
 await ownMountNamespace(import.meta.url);
 
-// The host these tests compare before and after is this file's alone.
-await ownMountNamespace(import.meta.url);
-
 type Mode = 'namespaces' | 'shared' | 'rootless';
 const modes: readonly Mode[] = ['namespaces', 'shared', 'rootless'];
 
